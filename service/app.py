@@ -1,0 +1,74 @@
+"""The composition root: builds the aiohttp application from settings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from . import __version__
+from .cache import CacheUnavailable, DiskCache
+from .handlers import ORIGINALS, PIPELINE_VERSION, RENDERS, SETTINGS, healthz, picture
+from .middleware import json_errors, request_ids
+from .pipeline import configure_libvips, libvips_version
+from .settings import Settings
+from .sources import OriginalsDirectory
+from .workers import RenderService
+
+log = logging.getLogger(__name__)
+
+_HOUSEKEEPING_SECONDS = 1.0
+
+
+def pipeline_version(settings: Settings) -> str:
+    """Everything besides the request that shapes an output: a change to any
+    of these must never serve an old render."""
+    quality = ",".join(f"{fmt.value}={q}" for fmt, q in sorted(settings.quality.items(), key=str))
+    return (
+        f"image-factory {__version__}; libvips {libvips_version()}; "
+        f"max-output {settings.max_output_size}; avif-effort {settings.avif_effort}; q {quality}"
+    )
+
+
+def create_app(settings: Settings) -> web.Application:
+    configure_libvips()
+    app = web.Application(middlewares=[request_ids, json_errors])
+    app[SETTINGS] = settings
+    app[ORIGINALS] = OriginalsDirectory(
+        settings.originals, max_source_bytes=settings.max_source_bytes
+    )
+    app[PIPELINE_VERSION] = pipeline_version(settings)
+    app.cleanup_ctx.append(_render_service)
+    app.router.add_get("/picture/{path:.+}", picture)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def _render_service(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    cache = DiskCache(settings.cache_dir, settings.cache_max_bytes)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, cache.open)
+    except (OSError, CacheUnavailable) as error:
+        # Serve uncached rather than not at all; the cache reconnects on use.
+        log.warning("cache directory %s unusable at start: %s", settings.cache_dir, error)
+    renders = RenderService(cache, concurrency=settings.concurrency, queue=settings.queue)
+    app[RENDERS] = renders
+    housekeeping = asyncio.create_task(_housekeeping(renders))
+    yield
+    housekeeping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await housekeeping
+    await asyncio.get_running_loop().run_in_executor(None, renders.close)
+    await asyncio.get_running_loop().run_in_executor(None, cache.close)
+
+
+async def _housekeeping(renders: RenderService) -> None:
+    """Batch-write cache recency and sweep uncached renders, once a second."""
+    while True:
+        await asyncio.sleep(_HOUSEKEEPING_SECONDS)
+        await renders.io(renders.cache.flush)
+        await renders.io(renders.sweep_spill)

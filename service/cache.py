@@ -1,0 +1,429 @@
+"""The on-disk LRU cache of rendered images.
+
+Layout under the cache directory::
+
+    index.sqlite3    which entries exist, their size, format and last use
+    objects/ab/<key> the rendered files, named by their key's digest
+    tmp/<random>     renders being written, each flock()ed by its writer
+
+Why SQLite in WAL mode for the index: several worker processes, and several
+service instances, share one directory. The bound and the LRU order are
+properties of the whole directory, so the bookkeeping needs a transaction
+that every process honours; SQLite gives that with a file lock and survives
+``kill -9`` at any instant. The files themselves stay plain files, so a hit
+is served with sendfile and never passes through SQLite's pages.
+
+Atomicity: a render is written under ``tmp/``, then renamed into ``objects/``
+inside the same write transaction that records it, and eviction unlinks
+inside its transaction too: a rename and an unlink of one key never
+interleave across processes. A crash leaves at worst an unrecorded file
+(adopted at the next start), a recorded file that is gone (dropped when
+missed), or a temporary file (removed once no process holds its lock).
+
+Recency: a hit only notes the time in memory; the notes are written in one
+batch (every second, and before any eviction in this process), so a hit costs
+no disk write.
+
+Every method here blocks; the caller runs them off the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .formats import OutputFormat
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    last_access REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_by_recency ON entries (last_access);
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    bytes INTEGER NOT NULL,
+    entries INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals (id, bytes, entries) VALUES (0, 0, 0);
+"""
+
+
+class CacheUnavailable(Exception):
+    """The cache directory cannot be used right now (full, gone, unwritable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedFile:
+    path: str
+    format: OutputFormat
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    bytes: int
+    entries: int
+
+
+class TempFile:
+    """A file being written in the cache's ``tmp/``; locked while open."""
+
+    def __init__(self, path: str, descriptor: int) -> None:
+        self.path = path
+        self.descriptor = descriptor
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+        self.close()
+
+    def close(self) -> None:
+        if self.descriptor >= 0:
+            os.close(self.descriptor)
+            self.descriptor = -1
+
+
+class DiskCache:
+    """A size-bounded LRU of files, shared safely between processes."""
+
+    def __init__(self, directory: str, max_bytes: int) -> None:
+        self.directory = os.path.abspath(directory)
+        self.max_bytes = max_bytes
+        self._objects = os.path.join(self.directory, "objects")
+        self._tmp = os.path.join(self.directory, "tmp")
+        self._index_path = os.path.join(self.directory, "index.sqlite3")
+        self._lock = threading.Lock()  # one connection, used from pool threads
+        self._db: sqlite3.Connection | None = None
+        self._pending_touches: dict[str, float] = {}
+        self._known: dict[str, CachedFile] = {}  # this process's view of hits
+        self.evictions = 0
+
+    # -- lifecycle -------------------------------------------------------
+
+    def open(self) -> None:
+        """Create or reopen the directory; clean up after crashed writers."""
+        with self._lock:
+            self._connect()
+            self._remove_stale_temporaries()
+            self._reconcile()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                with contextlib.suppress(sqlite3.Error, OSError):
+                    self._flush_touches()
+                self._db.close()
+                self._db = None
+
+    def _connect(self) -> None:
+        os.makedirs(self._objects, exist_ok=True)
+        os.makedirs(self._tmp, exist_ok=True)
+        db = sqlite3.connect(
+            self._index_path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a crash of the process loses nothing; a power
+        # cut may lose the last transactions, which only costs re-renders.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    def _database(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self._connect()
+            except (OSError, sqlite3.Error) as error:
+                raise CacheUnavailable(str(error)) from error
+        assert self._db is not None
+        return self._db
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._database()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- reads -----------------------------------------------------------
+
+    def lookup(self, key: str) -> CachedFile | None:
+        """The entry for ``key`` if one is recorded (the file may since have
+        been evicted by another process: opening it tells)."""
+        known = self._known.get(key)
+        if known is not None:
+            return known
+        with self._lock:
+            try:
+                row = (
+                    self._database()
+                    .execute("SELECT size, format FROM entries WHERE key = ?", (key,))
+                    .fetchone()
+                )
+            except sqlite3.Error as error:
+                self._drop_connection()
+                raise CacheUnavailable(str(error)) from error
+        if row is None:
+            return None
+        entry = CachedFile(self._object_path(key), OutputFormat(row[1]), row[0])
+        self._known[key] = entry
+        return entry
+
+    def open_entry(self, key: str) -> tuple[CachedFile, int] | None:
+        """Open the entry for reading: its record and an open descriptor, or
+        None when there is no whole entry. Notes the hit for recency."""
+        entry = self.lookup(key)
+        if entry is None:
+            return None
+        try:
+            descriptor = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.forget(key)
+            return None
+        if os.fstat(descriptor).st_size != entry.size:
+            # Not the file that was recorded: never serve a partial one.
+            os.close(descriptor)
+            self.forget(key)
+            return None
+        self._pending_touches[key] = time.time()
+        return entry, descriptor
+
+    def forget(self, key: str) -> None:
+        """Drop what this process believes about ``key`` (it went missing)."""
+        self._known.pop(key, None)
+        self._pending_touches.pop(key, None)
+        with (
+            self._lock,
+            contextlib.suppress(sqlite3.Error, CacheUnavailable),
+            self._transaction() as db,
+        ):
+            path = self._object_path(key)
+            if not os.path.exists(path):
+                self._delete_rows(db, [key])
+
+    def stats(self) -> CacheStats:
+        with self._lock:
+            try:
+                row = (
+                    self._database()
+                    .execute("SELECT bytes, entries FROM totals WHERE id = 0")
+                    .fetchone()
+                )
+            except sqlite3.Error as error:
+                self._drop_connection()
+                raise CacheUnavailable(str(error)) from error
+        return CacheStats(bytes=row[0], entries=row[1])
+
+    # -- writes ----------------------------------------------------------
+
+    def new_temp(self) -> TempFile:
+        """A fresh, locked file in ``tmp/`` to render into."""
+        path = os.path.join(self._tmp, secrets.token_hex(12))
+        try:
+            os.makedirs(self._tmp, exist_ok=True)
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise CacheUnavailable(str(error)) from error
+        # The lock tells a restarting process that this writer is alive.
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        return TempFile(path, descriptor)
+
+    def commit(self, key: str, temp: TempFile, output_format: OutputFormat) -> CachedFile:
+        """Move a finished render into place and record it, evicting the
+        least recently used entries beyond the bound."""
+        size = os.fstat(temp.descriptor).st_size
+        final = self._object_path(key)
+        if size > self.max_bytes:
+            raise CacheUnavailable(
+                f"a {size}-byte render does not fit a {self.max_bytes}-byte cache"
+            )
+        victims: list[str] = []
+        with self._lock:
+            try:
+                self._flush_touches()
+                with self._transaction() as db:
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.rename(temp.path, final)
+                    self._record(db, key, size, output_format.value, time.time())
+                    victims = self._evict(db)
+            except (OSError, sqlite3.Error) as error:
+                self._drop_connection()
+                raise CacheUnavailable(str(error)) from error
+        temp.close()
+        for victim in victims:
+            self._known.pop(victim, None)
+        entry = CachedFile(final, output_format, size)
+        self._known[key] = entry
+        return entry
+
+    def flush(self) -> None:
+        """Write the batched recency notes (called about once a second)."""
+        with self._lock:
+            try:
+                self._flush_touches()
+            except (OSError, sqlite3.Error, CacheUnavailable) as error:
+                log.warning("cache: could not record recency: %s", error)
+                self._drop_connection()
+
+    # -- internals (caller holds self._lock) -----------------------------
+
+    def _object_path(self, key: str) -> str:
+        return os.path.join(self._objects, key[:2], key)
+
+    def _record(
+        self, db: sqlite3.Connection, key: str, size: int, fmt: str, last_access: float
+    ) -> None:
+        previous = db.execute("SELECT size FROM entries WHERE key = ?", (key,)).fetchone()
+        db.execute(
+            "INSERT INTO entries (key, size, format, last_access) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET size = excluded.size, format = excluded.format, "
+            "last_access = excluded.last_access",
+            (key, size, fmt, last_access),
+        )
+        added_entries = 0 if previous else 1
+        added_bytes = size - (previous[0] if previous else 0)
+        db.execute(
+            "UPDATE totals SET bytes = bytes + ?, entries = entries + ? WHERE id = 0",
+            (added_bytes, added_entries),
+        )
+
+    def _evict(self, db: sqlite3.Connection) -> list[str]:
+        (total,) = db.execute("SELECT bytes FROM totals WHERE id = 0").fetchone()
+        victims: list[str] = []
+        if total <= self.max_bytes:
+            return victims
+        rows = db.execute("SELECT key, size FROM entries ORDER BY last_access, key")
+        for key, size in rows:
+            if total <= self.max_bytes:
+                break
+            victims.append(key)
+            total -= size
+        for key in victims:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._object_path(key))
+        self._delete_rows(db, victims)
+        self.evictions += len(victims)
+        return victims
+
+    def _delete_rows(self, db: sqlite3.Connection, keys: list[str]) -> None:
+        for key in keys:
+            row = db.execute("DELETE FROM entries WHERE key = ? RETURNING size", (key,)).fetchone()
+            if row is not None:
+                db.execute(
+                    "UPDATE totals SET bytes = bytes - ?, entries = entries - 1 WHERE id = 0",
+                    (row[0],),
+                )
+
+    def _flush_touches(self) -> None:
+        if not self._pending_touches:
+            return
+        touches, self._pending_touches = self._pending_touches, {}
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE entries SET last_access = max(last_access, ?) WHERE key = ?",
+                [(when, key) for key, when in touches.items()],
+            )
+
+    def _drop_connection(self) -> None:
+        """After an error, reconnect on next use (the directory may be back)."""
+        self._known.clear()
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+    def _remove_stale_temporaries(self) -> None:
+        """Remove temporary files whose writer has died (its lock is gone)."""
+        with os.scandir(self._tmp) as entries:
+            for item in entries:
+                try:
+                    descriptor = os.open(item.path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue
+                try:
+                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer holds it
+                finally:
+                    os.close(descriptor)
+                with contextlib.suppress(OSError):
+                    os.unlink(item.path)
+
+    def _reconcile(self) -> None:
+        """Make the index and the files agree after a crash: adopt unrecorded
+        files, drop records whose file is gone, then enforce the bound."""
+        db = self._database()
+        recorded = {key: size for key, size in db.execute("SELECT key, size FROM entries")}
+        on_disk: dict[str, int] = {}
+        with os.scandir(self._objects) as shards:
+            for shard in shards:
+                if not shard.is_dir(follow_symlinks=False):
+                    continue
+                with os.scandir(shard.path) as files:
+                    for item in files:
+                        if item.name in recorded:
+                            on_disk[item.name] = recorded[item.name]
+                        else:
+                            on_disk[item.name] = item.stat(follow_symlinks=False).st_size
+        missing = [key for key in recorded if key not in on_disk]
+        unrecorded = [key for key in on_disk if key not in recorded]
+        if not missing and not unrecorded:
+            with self._transaction() as txn:
+                self.evictions += len(self._evict(txn))
+            return
+        with self._transaction() as txn:
+            self._delete_rows(txn, missing)
+            for key in unrecorded:
+                fmt = _sniff_format(self._object_path(key))
+                if fmt is None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self._object_path(key))
+                    continue
+                # Unknown recency: treat adopted files as the oldest.
+                self._record(txn, key, on_disk[key], fmt.value, 0.0)
+            self._evict(txn)
+        log.info(
+            "cache: reconciled %d unrecorded files and %d missing entries",
+            len(unrecorded),
+            len(missing),
+        )
+
+
+_MAGIC = (
+    (b"\xff\xd8\xff", OutputFormat.JPEG),
+    (b"\x89PNG\r\n\x1a\n", OutputFormat.PNG),
+    (b"GIF8", OutputFormat.GIF),
+)
+
+
+def _sniff_format(path: str) -> OutputFormat | None:
+    """The format of a file found without a record (adopted after a crash)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    for magic, fmt in _MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return OutputFormat.WEBP
+    if head[4:12] in (b"ftypavif", b"ftypavis"):
+        return OutputFormat.AVIF
+    return None

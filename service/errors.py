@@ -1,0 +1,51 @@
+"""Errors that carry their HTTP status and a message that is safe to show.
+
+    ServiceError (500, never raised on purpose: a bug)
+    ├── BadRequest (400)            a parameter is malformed, unknown or repeated
+    ├── NotFound (404)              no such original, or a path that leaves the root
+    ├── UnprocessableImage (422)    the original cannot be decoded or is refused
+    │   └── SourceTooLarge (422)    over the pixel, byte or frame limits
+    ├── Overloaded (503)            the render queue is full
+    └── RenderTimeout (504)         a render ran past its deadline
+
+The message is one line for the client; detail for operators goes to the log.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every error the service answers with a status of its own."""
+
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ServiceError):
+    status = 400
+
+
+class NotFound(ServiceError):
+    status = 404
+
+    def __init__(self, message: str = "no such image") -> None:
+        super().__init__(message)
+
+
+class UnprocessableImage(ServiceError):
+    status = 422
+
+
+class SourceTooLarge(UnprocessableImage):
+    pass
+
+
+class Overloaded(ServiceError):
+    status = 503
+
+
+class RenderTimeout(ServiceError):
+    status = 504

@@ -1,0 +1,81 @@
+"""HTTP handlers: /picture/<path>, /healthz."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from .formats import OutputFormat
+from .keys import variant_key
+from .negotiate import negotiate_format
+from .pipeline import RenderRequest
+from .responses import DescriptorResponse
+from .settings import Settings
+from .sources import OriginalsDirectory
+from .spec import RequestSpec, parse_spec
+from .workers import RenderService
+
+SETTINGS = web.AppKey("settings", Settings)
+ORIGINALS = web.AppKey("originals", OriginalsDirectory)
+RENDERS = web.AppKey("renders", RenderService)
+PIPELINE_VERSION = web.AppKey("pipeline_version", str)
+
+
+async def picture(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    settings = app[SETTINGS]
+    renders = app[RENDERS]
+    spec = parse_spec(request.query.items(), max_output_size=settings.max_output_size)
+    output_format = spec.format
+    if spec.auto_format:
+        output_format = negotiate_format(request.headers.get("Accept", ""))
+    original = await renders.io(app[ORIGINALS].resolve, request.match_info["path"])
+    key = variant_key(
+        pipeline_version=app[PIPELINE_VERSION],
+        original=original,
+        spec=spec,
+        output_format=output_format,
+        quality=settings.quality,
+    )
+    headers = CIMultiDict[str]()
+    headers["ETag"] = key.etag
+    headers["Cache-Control"] = f"public, max-age={settings.max_age}"
+    if spec.auto_format:
+        headers["Vary"] = "Accept"
+    if _etag_matches(request.headers.get("If-None-Match"), key.etag):
+        return web.Response(status=304, headers=headers)
+    served = await renders.fetch(
+        key.digest, original, _render_request(settings, spec, output_format)
+    )
+    headers["Content-Type"] = served.format.media_type
+    headers["X-Cache"] = "HIT" if served.hit else "MISS"
+    return DescriptorResponse(served.descriptor, served.size, headers)
+
+
+def _render_request(
+    settings: Settings, spec: RequestSpec, output_format: OutputFormat | None
+) -> RenderRequest:
+    quality = dict(settings.quality)
+    if spec.quality is not None:
+        quality = dict.fromkeys(quality, spec.quality)
+    return RenderRequest(
+        width=spec.width,
+        height=spec.height,
+        format=output_format,
+        quality=quality,
+        background=spec.background,
+        max_output_size=settings.max_output_size,
+        max_source_pixels=settings.max_source_pixels,
+        avif_effort=settings.avif_effort,
+    )
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if header is None:
+        return False
+    candidates = {item.strip().removeprefix("W/") for item in header.split(",")}
+    return etag in candidates or "*" in candidates
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})

@@ -1,0 +1,59 @@
+"""Request ids and the mapping of errors to JSON responses."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
+
+
+def error_response(status: int, message: str) -> web.Response:
+    response = web.json_response({"status": status, "error": message}, status=status)
+    if status >= 500:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Echo a well-formed X-Request-Id, or make one; every response has it."""
+    sent = request.headers.get("X-Request-Id", "")
+    request_id = sent if _SAFE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        error.headers["X-Request-Id"] = request_id
+        raise
+    response.headers["X-Request-Id"] = request_id
+    return response
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Our errors and aiohttp's (404 route, 405) become one-line JSON bodies."""
+    try:
+        return await handler(request)
+    except ServiceError as error:
+        return error_response(error.status, error.message)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        response = error_response(error.status, error.reason.lower())
+        if "Allow" in error.headers:
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
+    except Exception:
+        # A bug: log the traceback for us, never show it to the client.
+        log.exception("unhandled error for %s %s", request.method, request.path)
+        return error_response(500, "internal error")

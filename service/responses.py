@@ -1,0 +1,69 @@
+"""A response that sends an already-open file with sendfile (zero-copy).
+
+aiohttp's ``FileResponse`` takes a path and opens it itself, which races with
+eviction by another process, and it sets its own ETag from the file's mtime;
+ours is the cache key's. This class sends the descriptor we already hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.helpers import must_be_empty_body
+from multidict import CIMultiDict
+
+_FALLBACK_CHUNK = 256 * 1024
+
+
+class DescriptorResponse(web.StreamResponse):
+    """Sends ``size`` bytes of ``descriptor``; closes the descriptor after."""
+
+    def __init__(self, descriptor: int, size: int, headers: CIMultiDict[str]) -> None:
+        super().__init__(status=200, headers=headers)
+        self._file = os.fdopen(descriptor, "rb")
+        self.content_length = size
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        try:
+            writer = await super().prepare(request)
+            count = self.content_length or 0
+            if count and not must_be_empty_body(request.method, self.status):
+                assert writer is not None
+                await self._send(request, writer, count)
+            return writer
+        finally:
+            self._file.close()
+
+    async def _send(
+        self, request: web.BaseRequest, writer: AbstractStreamWriter, count: int
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        transport = request.transport
+        if transport is None:
+            raise ConnectionResetError("connection lost")
+        try:
+            await loop.sendfile(transport, self._file, 0, count)
+        except NotImplementedError:  # e.g. TLS transports: copy in chunks
+            offset = 0
+            while offset < count:
+                chunk = await loop.run_in_executor(
+                    None,
+                    os.pread,
+                    self._file.fileno(),
+                    min(_FALLBACK_CHUNK, count - offset),
+                    offset,
+                )
+                if not chunk:
+                    break
+                await writer.write(chunk)
+                offset += len(chunk)
+        await super().write_eof()
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        # The body went out through sendfile; nothing more to write.
+        with contextlib.suppress(ConnectionResetError):
+            await super().write_eof(data)

@@ -1,0 +1,209 @@
+"""Service settings from command-line flags and ``IMAGE_FACTORY_*`` variables.
+
+A flag overrides its variable; every problem is collected into one
+``SettingsError`` so a user fixes them all at once, before the port is bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from .formats import FORMAT_NAMES, OutputFormat
+from .units import parse_byte_size
+
+ENV_PREFIX = "IMAGE_FACTORY_"
+
+# Per-format defaults for q (see the README for how they were chosen).
+DEFAULT_QUALITY: dict[OutputFormat, int] = {
+    OutputFormat.JPEG: 80,
+    OutputFormat.WEBP: 80,
+    OutputFormat.AVIF: 55,
+    OutputFormat.PNG: 100,  # lossless: q does not apply
+    OutputFormat.GIF: 100,  # lossless: q does not apply
+}
+
+
+class SettingsError(Exception):
+    """One or more flags or variables are invalid; the message lists them."""
+
+
+def bundled_samples() -> str:
+    return str(resources.files("service") / "samples")
+
+
+def default_cache_dir(environ: Mapping[str, str]) -> str:
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "image-factory")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    originals: str = field(default_factory=bundled_samples)
+    cache_dir: str = field(default_factory=lambda: default_cache_dir(os.environ))
+    cache_max_bytes: int = 2**30
+    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    queue: int = 64
+    max_source_pixels: int = 100_000_000
+    max_output_size: int = 4096
+    max_source_bytes: int = 100_000_000
+    max_age: int = 86400
+    quality: dict[OutputFormat, int] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
+    avif_effort: int = 2
+    log_format: str = "text"
+    print_examples: bool = False
+
+    @classmethod
+    def from_sources(cls, argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+        """Parse flags over environment variables; raise SettingsError."""
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        problems: list[str] = []
+        values: dict[str, Any] = {}
+        for spec in _OPTIONS:
+            raw = getattr(args, spec.dest)
+            origin = spec.flag
+            if raw is None:
+                raw = environ.get(spec.env)
+                origin = spec.env
+            if raw is None:
+                continue
+            try:
+                values[spec.dest] = spec.convert(raw)
+            except ValueError as error:
+                problems.append(f"{origin}: {error}")
+        if problems:
+            raise SettingsError("; ".join(problems))
+        values["print_examples"] = bool(args.print_examples)
+        settings = cls(**values)
+        settings._check_paths(problems)
+        if problems:
+            raise SettingsError("; ".join(problems))
+        return settings
+
+    def _check_paths(self, problems: list[str]) -> None:
+        if not os.path.isdir(self.originals):
+            problems.append(f"--originals: {self.originals!r} is not a directory")
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    flag: str
+    dest: str
+    convert: Callable[[str], Any]
+    help: str
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+
+def _positive_int(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    if not text.strip().isascii() or not text.strip().isdigit():
+        raise ValueError(f"must be a whole number, got {text!r}")
+    return int(text.strip())
+
+
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be a port number from 0 to 65535, got {text!r}")
+    return value
+
+
+def _byte_size(text: str) -> int:
+    value = parse_byte_size(text)
+    if value < 1:
+        raise ValueError(f"must be at least 1 byte, got {text!r}")
+    return value
+
+
+def _directory(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return os.path.abspath(os.path.expanduser(text))
+
+
+def _host(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _quality_list(text: str) -> dict[OutputFormat, int]:
+    quality = dict(DEFAULT_QUALITY)
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        fmt = FORMAT_NAMES.get(name.strip().lower())
+        if not sep or fmt is None or not fmt.uses_quality:
+            raise ValueError(f"expected e.g. jpeg=80,webp=80,avif=55, got {item.strip()!r}")
+        number = _integer(value)
+        if not 1 <= number <= 100:
+            raise ValueError(f"quality for {name.strip()} must be from 1 to 100, got {value!r}")
+        quality[fmt] = number
+    return quality
+
+
+def _effort(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 9:
+        raise ValueError(f"must be from 0 (fastest) to 9 (smallest), got {text!r}")
+    return value
+
+
+def _log_format(text: str) -> str:
+    if text not in ("text", "json"):
+        raise ValueError(f"must be text or json, got {text!r}")
+    return text
+
+
+_OPTIONS = (
+    _Option("--host", "host", _host, "address to listen on (default 127.0.0.1)"),
+    _Option("--port", "port", _port, "port to listen on (default 8080)"),
+    _Option("--originals", "originals", _directory, "directory of originals (default: samples)"),
+    _Option("--cache-dir", "cache_dir", _directory, "disk cache directory (default: per user)"),
+    _Option("--cache-max-bytes", "cache_max_bytes", _byte_size, "cache bound (default 1GiB)"),
+    _Option("--concurrency", "concurrency", _positive_int, "renders at once (default: CPUs)"),
+    _Option("--queue", "queue", _integer, "renders waiting before 503 (default 64)"),
+    _Option(
+        "--max-source-pixels", "max_source_pixels", _positive_int, "largest original (100000000)"
+    ),
+    _Option("--max-output-size", "max_output_size", _positive_int, "largest width/height (4096)"),
+    _Option("--max-source-bytes", "max_source_bytes", _byte_size, "largest original file (100MB)"),
+    _Option("--max-age", "max_age", _integer, "Cache-Control max-age in seconds (86400)"),
+    _Option("--quality", "quality", _quality_list, "per-format q, e.g. jpeg=80,webp=80,avif=55"),
+    _Option("--avif-effort", "avif_effort", _effort, "AVIF encoder effort 0-9 (default 2)"),
+    _Option("--log-format", "log_format", _log_format, "text or json (default text)"),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # noqa: ANN401 - argparse's signature
+        raise SettingsError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="image-factory",
+        description="Resize and re-encode images on the fly. Every flag has an "
+        "IMAGE_FACTORY_* environment variable; the flag wins.",
+    )
+    for option in _OPTIONS:
+        parser.add_argument(option.flag, dest=option.dest, default=None, help=option.help)
+    parser.add_argument(
+        "--print-examples", action="store_true", help="print example URLs on start-up"
+    )
+    return parser

@@ -1,0 +1,93 @@
+"""Find originals under the originals directory, and nowhere else.
+
+Every path that leaves the root is "not found": ``..`` segments (however they
+were encoded: the router hands us the decoded path), absolute paths, hidden
+segments, symlinks resolving outside, and anything that is not a regular file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from .errors import NotFound, SourceTooLarge
+
+# O_NONBLOCK: opening a FIFO that slipped in after the check must not hang a worker.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """A resolved original and the identity that keys its renders."""
+
+    relative: str  # the path under the root, '/'-separated
+    path: str  # the real, absolute path
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @property
+    def identity(self) -> str:
+        """Changes whenever the file is replaced or rewritten."""
+        return f"{self.relative}\0{self.size}\0{self.mtime_ns}\0{self.inode}"
+
+
+class OriginalsDirectory:
+    """The confined root that originals are read from."""
+
+    def __init__(self, root: str, *, max_source_bytes: int) -> None:
+        self.root = os.path.realpath(root)
+        self.max_source_bytes = max_source_bytes
+
+    def resolve(self, url_path: str) -> Original:
+        """The original at ``url_path`` (already percent-decoded), or NotFound."""
+        segments = url_path.split("/")
+        for segment in segments:
+            if not segment or segment.startswith(".") or "\0" in segment or "\\" in segment:
+                raise NotFound()
+        real = os.path.realpath(os.path.join(self.root, *segments))
+        if os.path.commonpath((real, self.root)) != self.root or real == self.root:
+            raise NotFound()
+        relative = os.path.relpath(real, self.root)
+        if any(part.startswith(".") for part in relative.split(os.sep)):
+            raise NotFound()  # a symlink that lands on a hidden file
+        try:
+            info = os.stat(real)
+        except (OSError, ValueError):
+            raise NotFound() from None
+        if not stat.S_ISREG(info.st_mode):
+            raise NotFound()
+        if info.st_size > self.max_source_bytes:
+            raise SourceTooLarge(
+                f"the original is {info.st_size} bytes, over the limit of {self.max_source_bytes}"
+            )
+        return Original(
+            relative=relative.replace(os.sep, "/"),
+            path=real,
+            size=info.st_size,
+            mtime_ns=info.st_mtime_ns,
+            inode=info.st_ino,
+        )
+
+
+class OriginalChanged(Exception):
+    """The file on disk is no longer the one the request was keyed on."""
+
+
+def open_original(original: Original) -> int:
+    """Open the resolved original, checking it is still the same file."""
+    try:
+        descriptor = os.open(original.path, _OPEN_FLAGS)
+    except OSError:
+        raise OriginalChanged() from None
+    info = os.fstat(descriptor)
+    if (
+        not stat.S_ISREG(info.st_mode)
+        or info.st_size != original.size
+        or info.st_mtime_ns != original.mtime_ns
+        or info.st_ino != original.inode
+    ):
+        os.close(descriptor)
+        raise OriginalChanged()
+    return descriptor

@@ -1,0 +1,209 @@
+"""Where renders run: a bounded thread pool, a bounded queue, coalescing.
+
+A render never runs on the event loop. At most ``concurrency`` run at once,
+at most ``queue`` more wait; beyond that a request is answered 503 at once.
+Concurrent requests for one missing variant share one render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .cache import CacheUnavailable, DiskCache, TempFile
+from .errors import Overloaded, ServiceError
+from .formats import OutputFormat
+from .pipeline import RenderRequest, render
+from .sources import Original, OriginalChanged, open_original
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Renders that could not be cached are kept this long for the requests that
+# waited on them, then removed.
+_UNCACHED_GRACE_SECONDS = 60.0
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFile:
+    """A finished render on disk: in the cache, or in the uncached spill."""
+
+    path: str
+    format: OutputFormat
+    cached: bool
+
+
+@dataclass(slots=True)
+class Served:
+    """An open file ready to be sent, and how it was obtained."""
+
+    descriptor: int
+    size: int
+    format: OutputFormat
+    hit: bool
+    render_seconds: float | None = None
+
+
+class OriginalChangedError(ServiceError):
+    status = 503
+
+
+class RenderService:
+    """Owns the render pool, the in-flight table and the cache handle."""
+
+    def __init__(self, cache: DiskCache, *, concurrency: int, queue: int) -> None:
+        self.cache = cache
+        self.concurrency = concurrency
+        self.capacity = concurrency + queue
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="render")
+        self._in_flight: dict[str, asyncio.Future[RenderedFile]] = {}
+        self._admitted = 0  # renders running or waiting for a thread
+        self.renders = 0
+        self.cache_failures = 0
+        self._spill = tempfile.mkdtemp(prefix="image-factory-uncached-")
+
+    async def io(self, function: Callable[..., T], *args: object) -> T:
+        """Run small blocking file work (stat, open, SQLite) off the loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+    async def fetch(self, key: str, original: Original, request: RenderRequest) -> Served:
+        """The variant ``key`` as an open file: from the cache, or rendered."""
+        for _ in range(_ATTEMPTS):
+            served = await self.io(self._open_cached, key)
+            if served is not None:
+                return served
+            rendered, render_seconds = await self._render_once(key, original, request)
+            served = await self.io(self._open_rendered, rendered)
+            if served is not None:
+                served.render_seconds = render_seconds
+                return served
+            # Evicted by another process between the commit and our open
+            # (only with a cache far smaller than its traffic): go again.
+        raise Overloaded("the cache is too small for the current traffic, try again")
+
+    async def _render_once(
+        self, key: str, original: Original, request: RenderRequest
+    ) -> tuple[RenderedFile, float | None]:
+        shared = self._in_flight.get(key)
+        if shared is not None:
+            return await asyncio.shield(shared), None
+        if self._admitted >= self.capacity:
+            raise Overloaded("the render queue is full, try again shortly")
+        future: asyncio.Future[RenderedFile] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        self._admitted += 1
+        started = time.perf_counter()
+        try:
+            rendered = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._render_to_file, key, original, request
+            )
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # mark retrieved: waiters may be none
+            raise
+        else:
+            future.set_result(rendered)
+        finally:
+            self._admitted -= 1
+            del self._in_flight[key]
+        self.renders += 1
+        return rendered, time.perf_counter() - started
+
+    def _render_to_file(self, key: str, original: Original, request: RenderRequest) -> RenderedFile:
+        """In a pool thread: render into a temporary file, then publish it."""
+        try:
+            source = open_original(original)
+        except OriginalChanged:
+            raise OriginalChangedError(
+                "the original changed during the request, try again"
+            ) from None
+        try:
+            temp, cached = self._new_temp()
+            try:
+                result = render(request, source, temp.descriptor)
+            except BaseException:
+                temp.discard()
+                raise
+        finally:
+            os.close(source)
+        if cached:
+            try:
+                entry = self.cache.commit(key, temp, result.format)
+            except CacheUnavailable as error:
+                self._note_cache_failure(error)
+            else:
+                return RenderedFile(entry.path, result.format, cached=True)
+            try:
+                # Copy from the open descriptor: the cache directory (and the
+                # temporary file's name with it) may be gone.
+                spilled = self._spill_copy(temp.descriptor)
+            finally:
+                temp.discard()
+            return RenderedFile(spilled, result.format, cached=False)
+        temp.close()
+        return RenderedFile(temp.path, result.format, cached=False)
+
+    def _new_temp(self) -> tuple[TempFile, bool]:
+        try:
+            return self.cache.new_temp(), True
+        except CacheUnavailable as error:
+            self._note_cache_failure(error)
+        descriptor, path = tempfile.mkstemp(dir=self._spill)
+        return TempFile(path, descriptor), False
+
+    def _spill_copy(self, descriptor: int) -> str:
+        out, path = tempfile.mkstemp(dir=self._spill)
+        try:
+            size = os.fstat(descriptor).st_size
+            offset = 0
+            while offset < size:
+                offset += os.sendfile(out, descriptor, offset, size - offset)
+        finally:
+            os.close(out)
+        return path
+
+    def _note_cache_failure(self, error: CacheUnavailable) -> None:
+        self.cache_failures += 1
+        log.warning("cache unavailable, serving uncached: %s", error)
+
+    def _open_cached(self, key: str) -> Served | None:
+        try:
+            found = self.cache.open_entry(key)
+        except CacheUnavailable as error:
+            self._note_cache_failure(error)
+            return None
+        if found is None:
+            return None
+        entry, descriptor = found
+        return Served(descriptor, entry.size, entry.format, hit=True)
+
+    def _open_rendered(self, rendered: RenderedFile) -> Served | None:
+        try:
+            descriptor = os.open(rendered.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        return Served(descriptor, os.fstat(descriptor).st_size, rendered.format, hit=False)
+
+    def sweep_spill(self) -> None:
+        """Remove uncached renders once their waiters have had them."""
+        deadline = time.time() - _UNCACHED_GRACE_SECONDS
+        with os.scandir(self._spill) as entries:
+            for item in entries:
+                with contextlib.suppress(OSError):
+                    if item.stat().st_mtime < deadline:
+                        os.unlink(item.path)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(self._spill, ignore_errors=True)
