@@ -144,7 +144,7 @@ def _thumbnail(request: RenderRequest, header: pyvips.Image, descriptor: int) ->
             height=box[1],
             size="down",
             option_string=_LOAD_OPTIONS,
-            export_profile="srgb",
+            output_profile="srgb",  # libvips also calls it export_profile
         )
     # size="down": thumbnail upscales by default; we never do.
     return pyvips.Image.thumbnail_source(

@@ -1,0 +1,115 @@
+"""Shared fixtures: a real app on loopback over a real originals directory
+and a real disk cache in a temporary directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from hypothesis import settings as hypothesis_settings
+from PIL import Image
+
+from service.app import create_app
+from service.settings import Settings
+
+# Shared 2-core machines: per-example deadlines only measure the noise.
+hypothesis_settings.register_profile("ci", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("ci")
+
+TESTS = Path(__file__).parent
+CORPUS = TESTS / "corpus" / "conformance"
+SAMPLES = TESTS.parent / "service" / "samples"
+
+Client = TestClient[web.Request, web.Application]
+MakeClient = Callable[..., Awaitable[Client]]
+
+
+@dataclass(frozen=True)
+class CorpusImage:
+    name: str
+    expected: str
+    width: int  # as stored, before orientation; per frame for animations
+    height: int
+
+    @property
+    def path(self) -> Path:
+        return CORPUS / self.name
+
+    @property
+    def may_be_refused(self) -> bool:
+        """The manifest allows a clean 415/422 for this one."""
+        return "415" in self.expected or "422" in self.expected
+
+
+def corpus_images() -> list[CorpusImage]:
+    with open(CORPUS / "MANIFEST.tsv", newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    return [
+        CorpusImage(row["file"], row["expected behaviour"], int(row["width"]), int(row["height"]))
+        for row in rows
+    ]
+
+
+@pytest.fixture
+def originals(tmp_path: Path) -> Path:
+    """A fresh originals directory holding the whole corpus and the samples."""
+    root = tmp_path / "originals"
+    shutil.copytree(CORPUS, root)
+    for sample in SAMPLES.iterdir():
+        shutil.copy(sample, root / sample.name)
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, originals: Path) -> Settings:
+    return Settings(
+        originals=str(originals),
+        cache_dir=str(tmp_path / "cache"),
+        concurrency=2,
+    )
+
+
+@pytest.fixture
+async def make_client(
+    aiohttp_client: Callable[..., Awaitable[Client]], settings: Settings
+) -> MakeClient:
+    async def make(**overrides: object) -> Client:
+        return await aiohttp_client(create_app(replace(settings, **overrides)))  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: MakeClient) -> Client:
+    return await make_client()
+
+
+def decode(body: bytes) -> Image.Image:
+    """Decode a response body with Pillow (independent of libvips)."""
+    image = Image.open(io.BytesIO(body))
+    image.load()
+    return image
+
+
+def upright_size(path: Path) -> tuple[int, int]:
+    """The original's display size: EXIF orientations 5-8 swap the axes."""
+    import pyvips  # noqa: PLC0415 - only the tests that need it pay for it
+
+    header = pyvips.Image.new_from_file(os.fspath(path), access="sequential")
+    orientation = header.get("orientation") if "orientation" in header.get_fields() else 1
+    width, height = header.width, header.height
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def original_has_alpha(path: Path) -> bool:
+    import pyvips  # noqa: PLC0415
+
+    return bool(pyvips.Image.new_from_file(os.fspath(path), access="sequential").hasalpha())

@@ -1,0 +1,89 @@
+"""The command as a user runs it: a real process on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import decode
+
+STARTUP_SECONDS = 30
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the service exited during start-up"
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)  # polling a condition with a deadline, not a fixed wait
+    raise AssertionError("the service did not become healthy")
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "IMAGE_FACTORY_CACHE_DIR": str(tmp_path / "cache")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "service", "--port", str(port), "--print-examples"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as process:
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(base, process)
+            yield base
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=30)
+        assert b"Traceback" not in output, output.decode(errors="replace")
+
+
+def test_serves_a_resized_webp_of_a_sample(service: str) -> None:
+    """What `make run` promises: the samples, resized, on loopback."""
+    url = f"{service}/picture/retina.jpg?scalex=800&encoding=webp"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.headers["Content-Type"] == "image/webp"
+        image = decode(response.read())
+    assert image.format == "WEBP"
+    assert image.size == (800, 800)
+
+
+def test_bad_flag_exits_before_binding_the_port() -> None:
+    """A bad value is a one-line error and exit code 2, not a bind attempt."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "service", "--port", str(port), "--max-output-size", "big"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "--max-output-size" in lines[0]
+    assert "address" not in result.stderr.lower()

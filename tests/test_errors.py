@@ -1,0 +1,210 @@
+"""The contract's error table: every row, through the real server."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import Client, MakeClient
+from .rawhttp import RawResponse, raw_request
+
+
+async def send(client: Client, target: str, method: str = "GET") -> RawResponse:
+    assert client.server.host is not None
+    assert client.server.port is not None
+    return await raw_request(client.server.host, client.server.port, target, method)
+
+
+def assert_json_error(response: RawResponse, status: int, *mentions: str) -> None:
+    assert response.status == status, response.body
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["status"] == status
+    message = str(body["error"])
+    assert "\n" not in message
+    assert "Traceback" not in message
+    for mention in mentions:
+        assert mention in message, message
+    assert response.headers.get("x-request-id")
+
+
+BAD_PARAMETERS = [
+    ("scalex=NaN", "scalex"),
+    ("scalex=nan", "scalex"),
+    ("w=inf", "w"),
+    ("w=Infinity", "w"),
+    ("w=-1", "w"),
+    ("w=%2B5", "w"),  # +5: a sign
+    ("w=abc", "w"),
+    ("w=1e309", "w"),
+    ("w=1e3", "w"),
+    ("w=0x10", "w"),
+    ("w=1_000", "w"),
+    ("w=%20800", "w"),  # leading space
+    ("w=%D9%A1%D9%A0", "w"),  # Arabic-Indic digits, which int() accepts
+    ("w=", "w"),
+    ("w=0", "w"),
+    ("w=0.4", "w"),  # rounds to 0
+    ("scaley=4097", "scaley"),  # beyond --max-output-size
+    ("h=2049&dpr=2", "h"),  # beyond it after dpr
+    ("h=" + "9" * 400, "h"),
+    ("encoding=bmp", "encoding"),
+    ("format=tiff", "format"),
+    ("format=jpeg%5Bshrink%3D8%5D", "format"),  # a libvips option string
+    ("q=0", "q"),
+    ("q=101", "q"),
+    ("q=80.5", "q"),
+    ("quality=-5", "quality"),
+    ("dpr=5", "dpr"),
+    ("dpr=0.5", "dpr"),
+    ("bg=red", "bg"),
+    ("bg=fffff", "bg"),
+    ("w=10&w=20", "w"),
+    ("w=10&scalex=20", "scalex"),
+    ("format=png&encoding=png", "encoding"),
+    ("size=10", "size"),
+    ("W=10", "W"),
+]
+
+
+@pytest.mark.parametrize(("query", "name"), BAD_PARAMETERS)
+async def test_malformed_parameter_is_a_400_naming_it(
+    client: Client, query: str, name: str
+) -> None:
+    """Each malformed, out-of-range, duplicated or unknown parameter is a 400."""
+    response = await send(client, f"/picture/retina.jpg?{query}")
+    assert_json_error(response, 400, name)
+
+
+NOT_FOUND_TARGETS = [
+    "/picture/missing.jpg",
+    "/picture/../service/samples/retina.jpg",
+    "/picture/%2e%2e/outside.jpg",
+    "/picture/%2E%2E%2Foutside.jpg",
+    "/picture/sub/..%2f..%2foutside.jpg",
+    "/picture/%2Fetc%2Fpasswd",
+    "/picture//etc/passwd",
+    "/picture/escape-link.jpg",  # symlink to a file outside the root
+    "/picture/escape-dir/outside.jpg",  # symlinked directory outside the root
+    "/picture/sub",  # a directory
+    "/picture/.hidden.jpg",
+    "/picture/sub/.hidden.jpg",
+    "/picture/fifo.jpg",
+    "/picture/retina.jpg%00.png",
+    "/picture/nul%00",
+]
+
+
+@pytest.fixture
+def tricky_originals(originals: Path, tmp_path: Path) -> Path:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "outside.jpg").write_bytes((originals / "retina.jpg").read_bytes())
+    (originals / "escape-link.jpg").symlink_to(outside / "outside.jpg")
+    (originals / "escape-dir").symlink_to(outside)
+    (originals / "sub").mkdir()
+    (originals / ".hidden.jpg").write_bytes((originals / "retina.jpg").read_bytes())
+    (originals / "sub" / ".hidden.jpg").write_bytes((originals / "retina.jpg").read_bytes())
+    os.mkfifo(originals / "fifo.jpg")
+    (originals / "inside-link.jpg").symlink_to(originals / "rocket.jpg")
+    return originals
+
+
+@pytest.mark.parametrize("target", NOT_FOUND_TARGETS)
+async def test_paths_outside_the_originals_are_404(
+    tricky_originals: Path, make_client: MakeClient, target: str
+) -> None:
+    """Missing files and every escape from the root answer 404, never content."""
+    client = await make_client()
+    response = await send(client, target)
+    assert_json_error(response, 404)
+
+
+async def test_symlink_inside_the_root_is_served(
+    tricky_originals: Path, make_client: MakeClient
+) -> None:
+    """A symlink that stays inside the originals directory is an ordinary original."""
+    client = await make_client()
+    response = await client.get("/picture/inside-link.jpg?w=50")
+    assert response.status == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+async def test_other_methods_are_405(client: Client, method: str) -> None:
+    """Only GET and HEAD are served."""
+    response = await send(client, "/picture/retina.jpg", method=method)
+    assert_json_error(response, 405)
+    assert "GET" in response.headers["allow"]
+
+
+async def test_head_has_the_headers_and_no_body(client: Client) -> None:
+    """HEAD answers as GET would, without the body."""
+    get = await client.get("/picture/retina.jpg?w=100")
+    head = await client.head("/picture/retina.jpg?w=100")
+    assert head.status == 200
+    assert await head.read() == b""
+    assert head.headers["Content-Length"] == get.headers["Content-Length"]
+    assert head.headers["Content-Type"] == "image/jpeg"
+
+
+UNPROCESSABLE = {
+    "empty.png": b"",
+    "text.png": b"this is a text file, not a png\n",
+    "matrix.png": b"2 2\n1 2\n3 4\n",  # libvips' matrix format: must not load
+    "random.jpg": bytes(range(256)) * 64,
+    "csv.jpg": b"1,2,3\n4,5,6\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNPROCESSABLE))
+async def test_undecodable_originals_are_422(
+    originals: Path, make_client: MakeClient, name: str
+) -> None:
+    """Non-images, whatever their extension says, are a 422."""
+    (originals / name).write_bytes(UNPROCESSABLE[name])
+    client = await make_client()
+    response = await send(client, f"/picture/{name}?w=50")
+    assert_json_error(response, 422)
+
+
+@pytest.mark.parametrize(("source", "cut"), [("retina.jpg", 0.5), ("chelsea.png", 0.6)])
+async def test_truncated_originals_are_422_not_grey(
+    originals: Path, make_client: MakeClient, source: str, cut: float
+) -> None:
+    """A truncated JPEG or PNG is an error, not a half-grey image."""
+    data = (originals / source).read_bytes()
+    name = "truncated-" + source
+    (originals / name).write_bytes(data[: int(len(data) * cut)])
+    client = await make_client()
+    response = await send(client, f"/picture/{name}?w=50")
+    assert_json_error(response, 422)
+
+
+async def test_svg_is_refused_by_default(client: Client) -> None:
+    """SVG is off unless enabled: a 422, detected from content."""
+    response = await send(client, "/picture/svg_logo.svg?w=50")
+    assert_json_error(response, 422)
+
+
+async def test_late_failing_decoder_never_sends_a_200(client: Client) -> None:
+    """HEIC opens but fails mid-decode: the answer is a clean 422."""
+    response = await send(client, "/picture/heic_hevc.heif?w=50")
+    assert_json_error(response, 422)
+
+
+async def test_unknown_route_is_a_json_404(client: Client) -> None:
+    response = await send(client, "/nothing-here")
+    assert_json_error(response, 404)
+
+
+async def test_refusals_leave_the_cache_intact(client: Client, originals: Path) -> None:
+    """Bad requests do not disturb a cached entry."""
+    first = await client.get("/picture/retina.jpg?w=120")
+    body = await first.read()
+    for target in ("/picture/retina.jpg?w=abc", "/picture/../x", "/picture/svg_logo.svg"):
+        await send(client, target)
+    again = await client.get("/picture/retina.jpg?w=120")
+    assert again.headers["X-Cache"] == "HIT"
+    assert await again.read() == body

@@ -1,0 +1,120 @@
+"""Response headers: caching, negotiation, request ids, health."""
+
+from __future__ import annotations
+
+from .conftest import Client, decode
+
+
+async def test_second_request_is_a_cache_hit_with_the_same_bytes(client: Client) -> None:
+    first = await client.get("/picture/retina.jpg?scalex=300&encoding=webp")
+    second = await client.get("/picture/retina.jpg?w=300&format=webp")
+    assert first.headers["X-Cache"] == "MISS"
+    assert second.headers["X-Cache"] == "HIT"
+    assert await first.read() == await second.read()
+    assert first.headers["ETag"] == second.headers["ETag"]
+
+
+async def test_etag_is_strong_and_if_none_match_gives_304(client: Client) -> None:
+    response = await client.get("/picture/retina.jpg?w=200")
+    etag = response.headers["ETag"]
+    assert etag.startswith('"')
+    assert not etag.startswith("W/")
+    assert response.headers["Cache-Control"] == "public, max-age=86400"
+    again = await client.get("/picture/retina.jpg?w=200", headers={"If-None-Match": etag})
+    assert again.status == 304
+    assert await again.read() == b""
+    assert again.headers["ETag"] == etag
+
+
+async def test_different_variants_have_different_etags(client: Client) -> None:
+    first = await client.get("/picture/retina.jpg?w=200")
+    second = await client.get("/picture/retina.jpg?w=201")
+    assert first.headers["ETag"] != second.headers["ETag"]
+
+
+async def test_format_auto_negotiates_and_varies(client: Client) -> None:
+    """AVIF when listed, else WebP, else the original's format; Vary: Accept."""
+    cases = {
+        "image/avif,image/webp,*/*": "image/avif",
+        "image/webp,*/*": "image/webp",
+        "image/*,*/*;q=0.8": "image/jpeg",
+    }
+    etags = set()
+    for accept, expected in cases.items():
+        response = await client.get(
+            "/picture/rocket.jpg?w=100&format=auto", headers={"Accept": accept}
+        )
+        assert response.status == 200
+        assert response.content_type == expected
+        assert response.headers["Vary"] == "Accept"
+        decode(await response.read())
+        etags.add(response.headers["ETag"])
+    assert len(etags) == 3  # each negotiated format is its own cache entry
+
+
+async def test_explicit_format_does_not_vary(client: Client) -> None:
+    response = await client.get("/picture/rocket.jpg?w=100&format=webp")
+    assert "Vary" not in response.headers
+
+
+async def test_request_id_is_echoed_or_made(client: Client) -> None:
+    echoed = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+    assert echoed.headers["X-Request-Id"] == "abc-123"
+    made = await client.get("/picture/missing.jpg")
+    assert len(made.headers["X-Request-Id"]) == 32
+    unsafe = await client.get("/healthz", headers={"X-Request-Id": "bad id <script>"})
+    assert unsafe.headers["X-Request-Id"] != "bad id <script>"
+
+
+async def test_healthz(client: Client) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert (await response.json())["status"] == "ok"
+
+
+async def test_no_size_keeps_the_original_size(client: Client) -> None:
+    response = await client.get("/picture/retina.jpg")
+    assert decode(await response.read()).size == (1411, 1411)
+
+
+async def test_no_size_is_capped_by_max_output_size(make_client: object) -> None:
+    client = await make_client(max_output_size=500)  # type: ignore[operator]
+    response = await client.get("/picture/retina.jpg")
+    assert decode(await response.read()).size == (500, 500)
+
+
+async def test_never_upscales(client: Client) -> None:
+    response = await client.get("/picture/chelsea.png?w=4000&h=4000")
+    assert decode(await response.read()).size == (451, 300)
+
+
+async def test_width_alone_constrains_width_only(client: Client) -> None:
+    response = await client.get("/picture/chelsea.png?w=200")
+    assert decode(await response.read()).size == (200, 133)
+    response = await client.get("/picture/chelsea.png?h=100")
+    assert decode(await response.read()).size == (150, 100)
+
+
+async def test_metadata_is_stripped_and_colour_is_srgb(client: Client) -> None:
+    """rocket.jpg embeds an Adobe ICC profile: converted, then dropped."""
+    response = await client.get("/picture/rocket.jpg?w=300")
+    image = decode(await response.read())
+    assert image.info.get("icc_profile") is None
+    assert "exif" not in image.info
+
+
+async def test_alpha_is_flattened_onto_white_for_jpeg(client: Client) -> None:
+    response = await client.get("/picture/png_rgba_small.png?format=jpeg")
+    image = decode(await response.read()).convert("RGB")
+    assert image.getpixel((0, 0)) == (255, 255, 255)  # a transparent corner
+    kept = decode(await (await client.get("/picture/png_rgba_small.png?format=png")).read())
+    assert kept.mode == "RGBA"
+    assert kept.getpixel((0, 0))[3] == 0  # type: ignore[index]
+
+
+async def test_bg_colours_the_flattened_background(client: Client) -> None:
+    response = await client.get("/picture/png_rgba_small.png?format=jpeg&bg=ff0000")
+    red, green, blue = decode(await response.read()).convert("RGB").getpixel((0, 0))  # type: ignore[misc]
+    assert red > 240
+    assert green < 15
+    assert blue < 15

@@ -1,0 +1,80 @@
+"""Flags and environment variables, validated before anything is bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.formats import OutputFormat
+from service.settings import Settings, SettingsError
+from service.units import parse_byte_size
+
+from .conftest import SAMPLES
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1GiB", 2**30),
+        ("500MB", 500 * 10**6),
+        ("2gib", 2 * 2**30),
+        ("123", 123),
+        ("1.5kB", 1500),
+        ("10 KiB", 10240),
+        ("0.5GiB", 2**29),
+    ],
+)
+def test_byte_sizes(text: str, expected: int) -> None:
+    assert parse_byte_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "GiB", "-1", "1XB", "1e3", "1,000"])
+def test_bad_byte_sizes(text: str) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_byte_size(text)
+
+
+def test_flags_override_environment() -> None:
+    environ = {"IMAGE_FACTORY_PORT": "9000", "IMAGE_FACTORY_CACHE_MAX_BYTES": "2GiB"}
+    settings = Settings.from_sources(["--port", "9001"], environ)
+    assert settings.port == 9001
+    assert settings.cache_max_bytes == 2 * 2**30
+
+
+def test_defaults_serve_the_bundled_samples() -> None:
+    settings = Settings.from_sources([], {})
+    assert settings.originals == str(SAMPLES)
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8080
+    assert settings.cache_max_bytes == 2**30
+    assert settings.quality[OutputFormat.JPEG] == 80
+
+
+def test_quality_list_merges_onto_defaults() -> None:
+    settings = Settings.from_sources(["--quality", "webp=70, avif=40"], {})
+    assert settings.quality[OutputFormat.WEBP] == 70
+    assert settings.quality[OutputFormat.AVIF] == 40
+    assert settings.quality[OutputFormat.JPEG] == 80
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    environ = {"IMAGE_FACTORY_CONCURRENCY": "0", "IMAGE_FACTORY_QUALITY": "jpeg=200"}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_sources(["--port", "http", "--cache-max-bytes", "lots"], environ)
+    message = str(caught.value)
+    for name in (
+        "--port",
+        "--cache-max-bytes",
+        "IMAGE_FACTORY_CONCURRENCY",
+        "IMAGE_FACTORY_QUALITY",
+    ):
+        assert name in message
+
+
+def test_unknown_flag_is_an_error() -> None:
+    with pytest.raises(SettingsError, match="--colour"):
+        Settings.from_sources(["--colour", "red"], {})
+
+
+def test_missing_originals_directory_is_an_error(tmp_path: object) -> None:
+    with pytest.raises(SettingsError, match="--originals"):
+        Settings.from_sources(["--originals", "/nonexistent/originals"], {})

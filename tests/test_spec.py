@@ -1,0 +1,121 @@
+"""The parameter parser: a valid spec or a BadRequest, never anything else."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.errors import BadRequest
+from service.formats import OutputFormat
+from service.spec import RequestSpec, parse_spec
+
+LIMIT = 4096
+
+
+def parse(query: dict[str, str]) -> RequestSpec:
+    return parse_spec(query.items(), max_output_size=LIMIT)
+
+
+def test_no_parameters_is_the_original_size_and_format() -> None:
+    """Nothing asked: no box, the original's format, default quality."""
+    assert parse({}) == RequestSpec()
+
+
+@pytest.mark.parametrize(
+    ("query", "width", "height"),
+    [
+        ({"scalex": "800"}, 800, None),
+        ({"w": "800"}, 800, None),
+        ({"scaley": "600"}, None, 600),
+        ({"w": "799.5"}, 800, None),  # half rounds up
+        ({"w": "799.49"}, 799, None),
+        ({"w": "0.5"}, 1, None),
+        ({"w": "400", "dpr": "2"}, 800, None),
+        ({"w": "100", "h": "33.3", "dpr": "1.5"}, 150, 50),
+        ({"w": "4096"}, 4096, None),
+    ],
+)
+def test_sizes_are_rounded_half_up_after_dpr(
+    query: dict[str, str], width: int | None, height: int | None
+) -> None:
+    spec = parse(query)
+    assert (spec.width, spec.height) == (width, height)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("jpeg", OutputFormat.JPEG),
+        ("JPG", OutputFormat.JPEG),
+        ("WebP", OutputFormat.WEBP),
+        ("avif", OutputFormat.AVIF),
+        ("gif", OutputFormat.GIF),
+        ("png", OutputFormat.PNG),
+    ],
+)
+def test_format_names_are_case_insensitive(value: str, expected: OutputFormat) -> None:
+    assert parse({"encoding": value}).format is expected
+    assert parse({"format": value}).format is expected
+
+
+def test_auto_format_is_flagged_for_negotiation() -> None:
+    spec = parse({"format": "AUTO"})
+    assert spec.auto_format
+    assert spec.format is None
+
+
+def test_quality_background_and_signature() -> None:
+    spec = parse({"q": "55", "bg": "FF000080", "s": "abc"})
+    assert spec.quality == 55
+    assert spec.background == (255, 0, 0, 128)
+    assert spec.signature == "abc"
+
+
+def test_equivalent_requests_give_equal_specs() -> None:
+    """Aliases and spellings that mean the same output compare equal."""
+    assert parse({"w": "800"}) == parse({"scalex": "800.2"})
+    assert parse({"format": "jpg"}) == parse({"encoding": "JPEG"})
+
+
+NAMES = ["scalex", "w", "scaley", "h", "encoding", "format", "q", "quality", "dpr", "bg", "s"]
+VALUES = st.one_of(
+    st.text(max_size=30),
+    st.from_regex(r"[0-9]{1,6}(\.[0-9]{1,4})?", fullmatch=True),
+    st.sampled_from(["NaN", "inf", "-1", "1e309", "auto", "webp", "jpg", "ffffff", "0", "4"]),
+)
+
+
+@given(st.lists(st.tuples(st.one_of(st.sampled_from(NAMES), st.text(max_size=8)), VALUES)))
+def test_any_query_gives_a_spec_or_a_bad_request(pairs: list[tuple[str, str]]) -> None:
+    """Hypothesis: no input escapes as another exception, and specs are in range."""
+    try:
+        spec = parse_spec(pairs, max_output_size=LIMIT)
+    except BadRequest as error:
+        message = error.message
+        status = error.status
+    else:
+        for side in (spec.width, spec.height):
+            assert side is None or 1 <= side <= LIMIT
+        assert spec.quality is None or 1 <= spec.quality <= 100
+        return
+    assert status == 400
+    assert message
+    assert "\n" not in message
+
+
+@given(st.text(max_size=20))
+def test_numbers_accept_only_plain_ascii_decimals(text: str) -> None:
+    """Whatever float() would also take (signs, exponents, '_', non-ASCII
+    digits, inf, nan), the parser takes only [0-9]+(.[0-9]+)?."""
+    plain = text.isascii() and text.replace(".", "", 1).isdigit() and not text.startswith(".")
+    plain = plain and not text.endswith(".")
+    try:
+        spec = parse_spec([("w", text)], max_output_size=10**9)
+    except BadRequest:
+        accepted = False
+    else:
+        accepted = True
+        assert spec.width is not None
+    if accepted:
+        assert plain
