@@ -6,13 +6,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
 
 from . import __version__
-from .cache import CacheUnavailable, DiskCache
-from .handlers import ORIGINALS, PIPELINE_VERSION, RENDERS, SETTINGS, healthz, picture
-from .middleware import json_errors, request_ids
+from .cache import CacheStats, CacheUnavailable, DiskCache
+from .handlers import (
+    METRICS,
+    ORIGINALS,
+    PIPELINE_VERSION,
+    RENDERS,
+    SETTINGS,
+    healthz,
+    metrics_handler,
+    picture,
+)
+from .metrics import Metrics
+from .middleware import count_requests, json_errors, request_ids
 from .pipeline import configure_libvips, libvips_version
 from .settings import Settings
 from .sources import OriginalsDirectory
@@ -35,8 +46,10 @@ def pipeline_version(settings: Settings) -> str:
 
 def create_app(settings: Settings) -> web.Application:
     configure_libvips()
-    app = web.Application(middlewares=[request_ids, json_errors])
+    metrics = Metrics()
+    app = web.Application(middlewares=[request_ids, count_requests(metrics), json_errors])
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app[ORIGINALS] = OriginalsDirectory(
         settings.originals, max_source_bytes=settings.max_source_bytes
     )
@@ -44,19 +57,24 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_render_service)
     app.router.add_get("/picture/{path:.+}", picture)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_handler)
     return app
 
 
 async def _render_service(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    cache = DiskCache(settings.cache_dir, settings.cache_max_bytes)
+    metrics = app[METRICS]
+    cache = DiskCache(
+        settings.cache_dir, settings.cache_max_bytes, on_evict=metrics.cache_evictions.inc
+    )
     try:
         await asyncio.get_running_loop().run_in_executor(None, cache.open)
     except (OSError, CacheUnavailable) as error:
         # Serve uncached rather than not at all; the cache reconnects on use.
         log.warning("cache directory %s unusable at start: %s", settings.cache_dir, error)
-    renders = RenderService(cache, concurrency=settings.concurrency, queue=settings.queue)
+    renders = RenderService(cache, metrics, concurrency=settings.concurrency, queue=settings.queue)
     app[RENDERS] = renders
+    metrics.watch_cache(partial(_cache_stats, cache))
     housekeeping = asyncio.create_task(_housekeeping(renders))
     yield
     housekeeping.cancel()
@@ -72,3 +90,10 @@ async def _housekeeping(renders: RenderService) -> None:
         await asyncio.sleep(_HOUSEKEEPING_SECONDS)
         await renders.io(renders.cache.flush)
         await renders.io(renders.sweep_spill)
+
+
+def _cache_stats(cache: DiskCache) -> CacheStats | None:
+    try:
+        return cache.stats()
+    except CacheUnavailable:
+        return None

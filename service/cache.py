@@ -37,7 +37,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .formats import OutputFormat
@@ -99,9 +99,18 @@ class TempFile:
 class DiskCache:
     """A size-bounded LRU of files, shared safely between processes."""
 
-    def __init__(self, directory: str, max_bytes: int) -> None:
+    def __init__(
+        self,
+        directory: str,
+        max_bytes: int,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_evict: Callable[[int], None] = lambda count: None,
+    ) -> None:
         self.directory = os.path.abspath(directory)
         self.max_bytes = max_bytes
+        self._clock = clock  # recency timestamps; tests pass a counter
+        self._on_evict = on_evict
         self._objects = os.path.join(self.directory, "objects")
         self._tmp = os.path.join(self.directory, "tmp")
         self._index_path = os.path.join(self.directory, "index.sqlite3")
@@ -109,7 +118,6 @@ class DiskCache:
         self._db: sqlite3.Connection | None = None
         self._pending_touches: dict[str, float] = {}
         self._known: dict[str, CachedFile] = {}  # this process's view of hits
-        self.evictions = 0
 
     # -- lifecycle -------------------------------------------------------
 
@@ -201,7 +209,7 @@ class DiskCache:
             os.close(descriptor)
             self.forget(key)
             return None
-        self._pending_touches[key] = time.time()
+        self._pending_touches[key] = self._clock()
         return entry, descriptor
 
     def forget(self, key: str) -> None:
@@ -260,7 +268,7 @@ class DiskCache:
                 with self._transaction() as db:
                     os.makedirs(os.path.dirname(final), exist_ok=True)
                     os.rename(temp.path, final)
-                    self._record(db, key, size, output_format.value, time.time())
+                    self._record(db, key, size, output_format.value, self._clock())
                     victims = self._evict(db)
             except (OSError, sqlite3.Error) as error:
                 self._drop_connection()
@@ -318,7 +326,8 @@ class DiskCache:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._object_path(key))
         self._delete_rows(db, victims)
-        self.evictions += len(victims)
+        if victims:
+            self._on_evict(len(victims))
         return victims
 
     def _delete_rows(self, db: sqlite3.Connection, keys: list[str]) -> None:
@@ -385,7 +394,7 @@ class DiskCache:
         unrecorded = [key for key in on_disk if key not in recorded]
         if not missing and not unrecorded:
             with self._transaction() as txn:
-                self.evictions += len(self._evict(txn))
+                self._evict(txn)
             return
         with self._transaction() as txn:
             self._delete_rows(txn, missing)

@@ -7,6 +7,7 @@ from multidict import CIMultiDict
 
 from .formats import OutputFormat
 from .keys import variant_key
+from .metrics import CONTENT_TYPE, Metrics
 from .negotiate import negotiate_format
 from .pipeline import RenderRequest
 from .responses import DescriptorResponse
@@ -19,6 +20,7 @@ SETTINGS = web.AppKey("settings", Settings)
 ORIGINALS = web.AppKey("originals", OriginalsDirectory)
 RENDERS = web.AppKey("renders", RenderService)
 PIPELINE_VERSION = web.AppKey("pipeline_version", str)
+METRICS = web.AppKey("metrics", Metrics)
 
 
 async def picture(request: web.Request) -> web.StreamResponse:
@@ -79,3 +81,9 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    app = request.app
+    body = await app[RENDERS].io(app[METRICS].exposition)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

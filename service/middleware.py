@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from .errors import ServiceError
+from .metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,27 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
         raise
     response.headers["X-Request-Id"] = request_id
     return response
+
+
+def count_requests(metrics: Metrics) -> Middleware:
+    """Count every answer by status, and time it (to the response headers)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as error:
+            status = error.status
+            raise
+        finally:
+            metrics.requests.labels(status=str(status)).inc()
+            metrics.request_duration.observe(time.perf_counter() - started)
+
+    return middleware
 
 
 @web.middleware

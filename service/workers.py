@@ -22,6 +22,7 @@ from typing import TypeVar
 from .cache import CacheUnavailable, DiskCache, TempFile
 from .errors import Overloaded, ServiceError
 from .formats import OutputFormat
+from .metrics import Metrics
 from .pipeline import RenderRequest, render
 from .sources import Original, OriginalChanged, open_original
 
@@ -62,16 +63,19 @@ class OriginalChangedError(ServiceError):
 class RenderService:
     """Owns the render pool, the in-flight table and the cache handle."""
 
-    def __init__(self, cache: DiskCache, *, concurrency: int, queue: int) -> None:
+    def __init__(self, cache: DiskCache, metrics: Metrics, *, concurrency: int, queue: int) -> None:
         self.cache = cache
+        self.metrics = metrics
         self.concurrency = concurrency
         self.capacity = concurrency + queue
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="render")
         self._in_flight: dict[str, asyncio.Future[RenderedFile]] = {}
         self._admitted = 0  # renders running or waiting for a thread
-        self.renders = 0
-        self.cache_failures = 0
+        self.waiting = 0  # requests waiting on another request's render
         self._spill = tempfile.mkdtemp(prefix="image-factory-uncached-")
+        # A hook run in the render thread before each render. Tests hold
+        # renders with it (an event they release) instead of sleeping.
+        self.before_render: Callable[[], None] | None = None
 
     async def io(self, function: Callable[..., T], *args: object) -> T:
         """Run small blocking file work (stat, open, SQLite) off the loop."""
@@ -82,7 +86,9 @@ class RenderService:
         for _ in range(_ATTEMPTS):
             served = await self.io(self._open_cached, key)
             if served is not None:
+                self.metrics.cache_hits.inc()
                 return served
+            self.metrics.cache_misses.inc()
             rendered, render_seconds = await self._render_once(key, original, request)
             served = await self.io(self._open_rendered, rendered)
             if served is not None:
@@ -97,12 +103,18 @@ class RenderService:
     ) -> tuple[RenderedFile, float | None]:
         shared = self._in_flight.get(key)
         if shared is not None:
-            return await asyncio.shield(shared), None
+            self.waiting += 1
+            try:
+                return await asyncio.shield(shared), None
+            finally:
+                self.waiting -= 1
         if self._admitted >= self.capacity:
+            self.metrics.rejected.labels(reason="queue_full").inc()
             raise Overloaded("the render queue is full, try again shortly")
         future: asyncio.Future[RenderedFile] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         self._admitted += 1
+        self.metrics.renders_in_flight.inc()
         started = time.perf_counter()
         try:
             rendered = await asyncio.get_running_loop().run_in_executor(
@@ -116,12 +128,17 @@ class RenderService:
             future.set_result(rendered)
         finally:
             self._admitted -= 1
+            self.metrics.renders_in_flight.dec()
             del self._in_flight[key]
-        self.renders += 1
-        return rendered, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.metrics.renders.inc()
+        self.metrics.render_duration.observe(elapsed)
+        return rendered, elapsed
 
     def _render_to_file(self, key: str, original: Original, request: RenderRequest) -> RenderedFile:
         """In a pool thread: render into a temporary file, then publish it."""
+        if self.before_render is not None:
+            self.before_render()
         try:
             source = open_original(original)
         except OriginalChanged:
@@ -174,7 +191,7 @@ class RenderService:
         return path
 
     def _note_cache_failure(self, error: CacheUnavailable) -> None:
-        self.cache_failures += 1
+        self.metrics.cache_errors.inc()
         log.warning("cache unavailable, serving uncached: %s", error)
 
     def _open_cached(self, key: str) -> Served | None:

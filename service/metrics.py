@@ -1,0 +1,98 @@
+"""Prometheus metrics, one registry per process (per worker).
+
+Per-worker rather than prometheus-client's multi-process mode: that mode
+needs a shared directory wiped at every start and loses gauges of dead
+workers, and the contract lets ``/metrics`` describe one worker. The cache
+gauges are read from the cache index at scrape time, so they describe the
+whole cache whichever worker answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .cache import CacheStats
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _CacheCollector(Collector):
+    """Reads the whole cache's totals when scraped."""
+
+    def __init__(self, read_stats: Callable[[], CacheStats | None]) -> None:
+        self._read_stats = read_stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._read_stats()
+        if stats is None:  # cache unavailable: report nothing rather than zeros
+            return
+        yield GaugeMetricFamily(
+            "image_factory_cache_bytes", "Bytes of cached renders.", value=stats.bytes
+        )
+        yield GaugeMetricFamily(
+            "image_factory_cache_entries", "Number of cached renders.", value=stats.entries
+        )
+
+
+class Metrics:
+    """The service's metrics; the owner of its registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.requests = Counter(
+            "image_factory_requests", "HTTP requests answered.", ["status"], registry=registry
+        )
+        self.request_duration = Histogram(
+            "image_factory_request_duration_seconds",
+            "Time from request to response headers.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.renders = Counter("image_factory_renders", "Renders completed.", registry=registry)
+        self.render_duration = Histogram(
+            "image_factory_render_duration_seconds",
+            "Time a render spent in a render thread.",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.cache_hits = Counter(
+            "image_factory_cache_hits", "Requests served from the disk cache.", registry=registry
+        )
+        self.cache_misses = Counter(
+            "image_factory_cache_misses", "Requests not found in the disk cache.", registry=registry
+        )
+        self.cache_evictions = Counter(
+            "image_factory_cache_evictions",
+            "Entries evicted by this process to keep the cache bound.",
+            registry=registry,
+        )
+        self.cache_errors = Counter(
+            "image_factory_cache_errors",
+            "Times the cache directory could not be used (served uncached instead).",
+            registry=registry,
+        )
+        self.renders_in_flight = Gauge(
+            "image_factory_renders_in_flight",
+            "Renders running or waiting for a render thread.",
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "image_factory_rejected",
+            "Requests refused to protect the service.",
+            ["reason"],
+            registry=registry,
+        )
+
+    def watch_cache(self, read_stats: Callable[[], CacheStats | None]) -> None:
+        self.registry.register(_CacheCollector(read_stats))
+
+    def exposition(self) -> bytes:
+        """The text exposition (reads the cache index: call off the loop)."""
+        return generate_latest(self.registry)
