@@ -181,8 +181,48 @@ def _save(
         options["optimize_coding"] = True
     elif output is OutputFormat.AVIF:
         options["effort"] = request.avif_effort
-    target = pyvips.Target.new_to_descriptor(target_fd)
-    image.write_to_target(target, output.suffix, **options)
+    writer = _DescriptorWriter(target_fd)
+    target = pyvips.TargetCustom()
+    target.on_write(writer.write)
+    try:
+        image.write_to_target(target, output.suffix, **options)
+    except pyvips.Error:
+        if writer.error is not None:
+            raise OutputWriteError(writer.error) from writer.error
+        raise
+
+
+class OutputWriteError(Exception):
+    """Writing the encoded image failed (disk full, directory gone): a fault
+    of where we write, not of the original."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _DescriptorWriter:
+    """Writes libvips' output to our descriptor and keeps the OSError, which
+    a plain file target would reduce to "unable to write to target".
+
+    The handler must never raise into libvips: it records and returns -1,
+    and ``_save`` re-raises after the call.
+    """
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+        self.error: OSError | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        try:
+            view = memoryview(data)
+            written = 0
+            while written < len(view):
+                written += os.write(self.descriptor, view[written:])
+            return written
+        except OSError as error:
+            self.error = error
+            return -1
 
 
 def _heif_compression(header: pyvips.Image) -> str:

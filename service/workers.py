@@ -23,7 +23,7 @@ from .cache import CacheUnavailable, DiskCache, TempFile
 from .errors import Overloaded, ServiceError
 from .formats import OutputFormat
 from .metrics import Metrics
-from .pipeline import RenderRequest, render
+from .pipeline import OutputWriteError, RenderRequest, render
 from .sources import Original, OriginalChanged, open_original
 
 log = logging.getLogger(__name__)
@@ -146,38 +146,54 @@ class RenderService:
                 "the original changed during the request, try again"
             ) from None
         try:
-            temp, cached = self._new_temp()
-            try:
-                result = render(request, source, temp.descriptor)
-            except BaseException:
-                temp.discard()
-                raise
+            return self._render_from(source, key, request)
         finally:
             os.close(source)
-        if cached:
-            try:
-                entry = self.cache.commit(key, temp, result.format)
-            except CacheUnavailable as error:
-                self._note_cache_failure(error)
-            else:
-                return RenderedFile(entry.path, result.format, cached=True)
-            try:
-                # Copy from the open descriptor: the cache directory (and the
-                # temporary file's name with it) may be gone.
-                spilled = self._spill_copy(temp.descriptor)
-            finally:
-                temp.discard()
-            return RenderedFile(spilled, result.format, cached=False)
-        temp.close()
-        return RenderedFile(temp.path, result.format, cached=False)
 
-    def _new_temp(self) -> tuple[TempFile, bool]:
+    def _render_from(self, source: int, key: str, request: RenderRequest) -> RenderedFile:
         try:
-            return self.cache.new_temp(), True
+            temp = self.cache.new_temp()
         except CacheUnavailable as error:
             self._note_cache_failure(error)
+            return self._render_uncached(source, request)
+        try:
+            result = render(request, source, temp.descriptor)
+        except OutputWriteError as error:
+            # The cache's disk failed mid-write (full, gone): go again, uncached.
+            temp.discard()
+            self._note_cache_failure(CacheUnavailable(str(error)))
+            os.lseek(source, 0, os.SEEK_SET)
+            return self._render_uncached(source, request)
+        except BaseException:
+            temp.discard()
+            raise
+        try:
+            entry = self.cache.commit(key, temp, result.format)
+        except CacheUnavailable as error:
+            self._note_cache_failure(error)
+        else:
+            return RenderedFile(entry.path, result.format, cached=True)
+        try:
+            # Copy from the open descriptor: the cache directory (and the
+            # temporary file's name with it) may be gone.
+            spilled = self._spill_copy(temp.descriptor)
+        finally:
+            temp.discard()
+        return RenderedFile(spilled, result.format, cached=False)
+
+    def _render_uncached(self, source: int, request: RenderRequest) -> RenderedFile:
         descriptor, path = tempfile.mkstemp(dir=self._spill)
-        return TempFile(path, descriptor), False
+        temp = TempFile(path, descriptor)
+        try:
+            result = render(request, source, temp.descriptor)
+        except OutputWriteError as error:
+            temp.discard()
+            raise Overloaded("no space left to render, try again later") from error
+        except BaseException:
+            temp.discard()
+            raise
+        temp.close()
+        return RenderedFile(temp.path, result.format, cached=False)
 
     def _spill_copy(self, descriptor: int) -> str:
         out, path = tempfile.mkstemp(dir=self._spill)

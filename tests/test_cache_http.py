@@ -1,0 +1,142 @@
+"""The cache as the HTTP client sees it: coalescing, keys, failing safe."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.handlers import METRICS, RENDERS
+
+from .conftest import Client, MakeClient, decode
+
+GATE_SECONDS = 30
+
+
+def renders_total(client: Client) -> float:
+    value = client.app[METRICS].registry.get_sample_value("image_factory_renders_total")
+    assert value is not None
+    return value
+
+
+async def wait_for(condition: object, timeout: float = GATE_SECONDS) -> None:
+    """Poll a condition until it holds (bounded), yielding to the loop."""
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def test_concurrent_identical_requests_render_once(client: Client) -> None:
+    """50 concurrent requests for one missing variant: exactly one render."""
+    gate = threading.Event()
+    renders = client.app[RENDERS]
+
+    def hold() -> None:
+        gate.wait(GATE_SECONDS)
+
+    renders.before_render = hold
+    before = renders_total(client)
+    url = "/picture/retina.jpg?w=333&format=webp"
+    requests = [asyncio.ensure_future(client.get(url)) for _ in range(50)]
+    await wait_for(lambda: renders.waiting == 49)  # one renders, 49 wait on it
+    gate.set()
+    responses = await asyncio.gather(*requests)
+    bodies = {await response.read() for response in responses}
+    assert {response.status for response in responses} == {200}
+    assert {response.headers["X-Cache"] for response in responses} == {"MISS"}
+    assert len(bodies) == 1
+    assert renders_total(client) == before + 1
+
+
+async def test_304_is_answered_without_rendering(client: Client) -> None:
+    first = await client.get("/picture/rocket.jpg?w=100")
+    before = renders_total(client)
+    etag = first.headers["ETag"]
+    other_size = await client.get("/picture/rocket.jpg?w=101", headers={"If-None-Match": etag})
+    assert other_size.status == 200
+    assert renders_total(client) == before + 1
+    # A 304 for a variant never rendered yet: the key alone decides.
+    fresh = await client.get("/picture/rocket.jpg?w=102")
+    fresh_etag = fresh.headers["ETag"]
+    shutil.rmtree(client.app[RENDERS].cache.directory)
+    before = renders_total(client)
+    again = await client.get("/picture/rocket.jpg?w=102", headers={"If-None-Match": fresh_etag})
+    assert again.status == 304
+    assert renders_total(client) == before
+
+
+async def test_a_replaced_original_is_served_new_at_once(client: Client, originals: Path) -> None:
+    first = await client.get("/picture/photo.jpg")
+    assert first.status == 404
+    shutil.copy(originals / "retina.jpg", originals / "photo.jpg")
+    old = await client.get("/picture/photo.jpg?w=64")
+    old_body = await old.read()
+    replacement = originals / "photo.tmp"
+    shutil.copy(originals / "rocket.jpg", replacement)
+    os.replace(replacement, originals / "photo.jpg")
+    new = await client.get("/picture/photo.jpg?w=64")
+    assert new.headers["X-Cache"] == "MISS"
+    assert new.headers["ETag"] != old.headers["ETag"]
+    assert decode(await new.read()).size != decode(old_body).size  # rocket is not square
+
+
+async def test_deleted_cache_directory_degrades_then_resumes(client: Client) -> None:
+    cache_dir = Path(client.app[RENDERS].cache.directory)
+    await client.get("/picture/retina.jpg?w=50")
+    shutil.rmtree(cache_dir)
+    response = await client.get("/picture/retina.jpg?w=51")
+    assert response.status == 200
+    decode(await response.read())
+    hit = await client.get("/picture/retina.jpg?w=51")
+    assert hit.status == 200
+    assert hit.headers["X-Cache"] == "HIT"  # the cache came back with the directory
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a really full filesystem, not a simulated one."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+async def test_full_filesystem_still_answers(
+    tiny_filesystem: Path, make_client: MakeClient
+) -> None:
+    """With no space left, renders are served uncached and counted."""
+    client = await make_client(cache_dir=str(tiny_filesystem / "cache"))
+    await client.get("/picture/retina.jpg?w=40")  # the index exists now
+    filler = tiny_filesystem / "filler"
+    with open(filler, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass  # the disk is full
+    for width in (1200, 1300, 1400):
+        response = await client.get(f"/picture/retina.jpg?w={width}&format=png")
+        assert response.status == 200, await response.text()
+        assert decode(await response.read()).size == (width, width)
+    errors = client.app[METRICS].registry.get_sample_value("image_factory_cache_errors_total")
+    assert errors is not None
+    assert errors >= 1
+    filler.unlink()
+    response = await client.get("/picture/retina.jpg?w=500&format=png")
+    assert response.status == 200
+    again = await client.get("/picture/retina.jpg?w=500&format=png")
+    assert again.headers["X-Cache"] == "HIT"
