@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from .settings import Settings, SettingsError
+from .supervisor import supervise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -18,24 +19,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"image-factory: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Deferred: importing the app loads libvips, which bad settings never need.
-    from .app import create_app  # noqa: PLC0415
-
+    configure_logging(settings)
     if settings.print_examples:
         _print_examples(settings)
+    if settings.workers > 1:
+        return supervise(settings)
+    serve(settings, reuse_port=False)
+    return 0
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
+    )
+
+
+def serve(settings: Settings, *, reuse_port: bool) -> None:
+    """Run one serving process until SIGTERM or SIGINT."""
+    # Deferred: importing the app loads libvips, which bad settings never need
+    # and a supervisor process never uses.
+    from .app import create_app  # noqa: PLC0415
+
+    logging.getLogger(__name__).info(
+        "serving %s on http://%s:%d", settings.originals, settings.host, settings.port
+    )
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        reuse_port=reuse_port,
         # A flood of connections queues rather than being refused (NOTES.md).
         backlog=1024,
         access_log=None,
-        print=None if settings.print_examples else print,
+        print=None,
     )
-    return 0
 
 
 def _print_examples(settings: Settings) -> None:

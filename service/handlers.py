@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -80,7 +82,8 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    # The pid tells operators (and tests) which worker answered.
+    return web.json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -48,6 +48,7 @@ class Settings:
     originals: str = field(default_factory=bundled_samples)
     cache_dir: str = field(default_factory=lambda: default_cache_dir(os.environ))
     cache_max_bytes: int = 2**30
+    workers: int = 1
     concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     queue: int = 64
     max_source_pixels: int = 100_000_000
@@ -176,6 +177,7 @@ _OPTIONS = (
     _Option("--originals", "originals", _directory, "directory of originals (default: samples)"),
     _Option("--cache-dir", "cache_dir", _directory, "disk cache directory (default: per user)"),
     _Option("--cache-max-bytes", "cache_max_bytes", _byte_size, "cache bound (default 1GiB)"),
+    _Option("--workers", "workers", _positive_int, "processes sharing port and cache (1)"),
     _Option("--concurrency", "concurrency", _positive_int, "renders at once (default: CPUs)"),
     _Option("--queue", "queue", _integer, "renders waiting before 503 (default 64)"),
     _Option(
