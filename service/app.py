@@ -13,11 +13,13 @@ from aiohttp import web
 from . import __version__
 from .cache import CacheStats, CacheUnavailable, DiskCache
 from .handlers import (
+    LIFECYCLE,
     METRICS,
     ORIGINALS,
     PIPELINE_VERSION,
     RENDERS,
     SETTINGS,
+    Lifecycle,
     healthz,
     metrics_handler,
     picture,
@@ -50,6 +52,8 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[request_ids, count_requests(metrics), json_errors])
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[LIFECYCLE] = Lifecycle()
+    app.on_shutdown.append(_begin_draining)
     app[ORIGINALS] = OriginalsDirectory(
         settings.originals, max_source_bytes=settings.max_source_bytes
     )
@@ -59,6 +63,13 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     return app
+
+
+async def _begin_draining(app: web.Application) -> None:
+    """Runs once the listening sockets are closed, before in-flight requests
+    are awaited: from now on /healthz says 503 to any load balancer asking."""
+    app[LIFECYCLE].draining = True
+    log.info("shutting down: finishing in-flight requests")
 
 
 async def _render_service(app: web.Application) -> AsyncIterator[None]:

@@ -12,6 +12,8 @@ from aiohttp import web
 from .settings import Settings, SettingsError
 from .supervisor import supervise
 
+SHUTDOWN_GRACE_SECONDS = 25.0
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
@@ -50,6 +52,9 @@ def serve(settings: Settings, *, reuse_port: bool) -> None:
         reuse_port=reuse_port,
         # A flood of connections queues rather than being refused (NOTES.md).
         backlog=1024,
+        # SIGTERM: stop accepting, let in-flight renders finish (their results
+        # still fill the cache), then exit 0. Under Kubernetes' default 30 s.
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         access_log=None,
         print=None,
     )

@@ -25,6 +25,16 @@ PIPELINE_VERSION = web.AppKey("pipeline_version", str)
 METRICS = web.AppKey("metrics", Metrics)
 
 
+class Lifecycle:
+    """Whether the process is draining: set once shutdown has begun."""
+
+    def __init__(self) -> None:
+        self.draining = False
+
+
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+
+
 async def picture(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
@@ -83,6 +93,12 @@ def _etag_matches(header: str | None, etag: str) -> bool:
 
 async def healthz(request: web.Request) -> web.Response:
     # The pid tells operators (and tests) which worker answered.
+    if request.app[LIFECYCLE].draining:
+        return web.json_response(
+            {"status": "shutting down", "pid": os.getpid()},
+            status=503,
+            headers={"Cache-Control": "no-store"},
+        )
     return web.json_response({"status": "ok", "pid": os.getpid()})
 
 

@@ -118,3 +118,10 @@ async def test_bg_colours_the_flattened_background(client: Client) -> None:
     assert red > 240
     assert green < 15
     assert blue < 15
+
+
+async def test_healthz_turns_503_once_shutdown_begins(client: Client) -> None:
+    await client.app.shutdown()
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert response.headers["Cache-Control"] == "no-store"

@@ -1,0 +1,60 @@
+"""SIGTERM: drain, finish in-flight renders, leave no temporary files, exit 0."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .conftest import decode
+from .test_cli import free_port, wait_until_healthy
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    cache_dir = tmp_path / "cache"
+    with subprocess.Popen(
+        [sys.executable, "-m", "service", "--port", str(port), "--cache-dir", str(cache_dir)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_healthy(base, process)
+        results: list[object] = []
+
+        def fetch(width: int) -> None:
+            url = f"{base}/picture/retina.jpg?w={width}&format=avif"
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    results.append(decode(response.read()).size)
+            except (urllib.error.URLError, OSError) as error:
+                results.append(error)
+
+        # AVIF renders of a 2 MP photo take long enough to be in flight.
+        threads = [threading.Thread(target=fetch, args=(width,)) for width in (1100, 1200)]
+        for thread in threads:
+            thread.start()
+        assert process.stdout is not None
+        # Wait until the service has accepted them: its in-flight gauge says so.
+        polls = 0
+        while polls < 10_000:
+            polls += 1
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            if "image_factory_renders_in_flight 2.0" in text or "renders_total 2.0" in text:
+                break
+        process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(timeout=120)
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0, output.decode(errors="replace")
+    assert sorted(results, key=str) == [(1100, 1100), (1200, 1200)], results
+    assert list((cache_dir / "tmp").iterdir()) == []
+    assert b"Traceback" not in output
