@@ -31,9 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
-    )
+    from .logs import configure_logging as configure  # noqa: PLC0415 - imports aiohttp only
+
+    configure(settings.log_format)
 
 
 def serve(settings: Settings, *, reuse_port: bool) -> None:
@@ -41,6 +41,7 @@ def serve(settings: Settings, *, reuse_port: bool) -> None:
     # Deferred: importing the app loads libvips, which bad settings never need
     # and a supervisor process never uses.
     from .app import create_app  # noqa: PLC0415
+    from .logs import ACCESS_LOGGER, AccessLogger  # noqa: PLC0415
 
     logging.getLogger(__name__).info(
         "serving %s on http://%s:%d", settings.originals, settings.host, settings.port
@@ -55,7 +56,9 @@ def serve(settings: Settings, *, reuse_port: bool) -> None:
         # SIGTERM: stop accepting, let in-flight renders finish (their results
         # still fill the cache), then exit 0. Under Kubernetes' default 30 s.
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=None,
+        access_log=logging.getLogger(ACCESS_LOGGER),
+        access_log_class=AccessLogger,
+        access_log_format=settings.log_format,
         print=None,
     )
 

@@ -9,6 +9,7 @@ from multidict import CIMultiDict
 
 from .formats import OutputFormat
 from .keys import variant_key
+from .logs import CACHE_STATUS, RENDER_SECONDS
 from .metrics import CONTENT_TYPE, Metrics
 from .negotiate import negotiate_format
 from .pipeline import RenderRequest
@@ -63,6 +64,9 @@ async def picture(request: web.Request) -> web.StreamResponse:
     )
     headers["Content-Type"] = served.format.media_type
     headers["X-Cache"] = "HIT" if served.hit else "MISS"
+    request[CACHE_STATUS] = headers["X-Cache"]
+    if served.render_seconds is not None:
+        request[RENDER_SECONDS] = served.render_seconds
     return DescriptorResponse(served.descriptor, served.size, headers)
 
 

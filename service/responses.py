@@ -26,6 +26,9 @@ class DescriptorResponse(web.StreamResponse):
         super().__init__(status=200, headers=headers)
         self._file = os.fdopen(descriptor, "rb")
         self.content_length = size
+        # Body bytes that went out through sendfile, which aiohttp's own
+        # ``body_length`` does not see (it counts what passes its writer).
+        self.sent_bytes = 0
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         try:
@@ -46,7 +49,7 @@ class DescriptorResponse(web.StreamResponse):
         if transport is None:
             raise ConnectionResetError("connection lost")
         try:
-            await loop.sendfile(transport, self._file, 0, count)
+            self.sent_bytes = await loop.sendfile(transport, self._file, 0, count)
         except NotImplementedError:  # e.g. TLS transports: copy in chunks
             offset = 0
             while offset < count:
@@ -61,6 +64,7 @@ class DescriptorResponse(web.StreamResponse):
                     break
                 await writer.write(chunk)
                 offset += len(chunk)
+            self.sent_bytes = offset
         await super().write_eof()
 
     async def write_eof(self, data: bytes = b"") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -87,3 +88,36 @@ def test_bad_flag_exits_before_binding_the_port() -> None:
     assert len(lines) == 1
     assert "--max-output-size" in lines[0]
     assert "address" not in result.stderr.lower()
+
+
+def test_json_access_log_has_one_line_per_request(tmp_path: Path) -> None:
+    """--log-format json: one parseable line per request with the fields operators need."""
+    port = free_port()
+    env = {**os.environ, "IMAGE_FACTORY_CACHE_DIR": str(tmp_path / "cache")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "service", "--port", str(port), "--log-format", "json"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as process:
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(base, process)
+            request = urllib.request.Request(
+                f"{base}/picture/rocket.jpg?w=100", headers={"X-Request-Id": "trace-42"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                size = len(response.read())
+        finally:
+            process.terminate()
+            _, errors = process.communicate(timeout=30)
+    entries = [json.loads(line) for line in errors.decode().splitlines()]
+    access = [entry for entry in entries if entry["logger"] == "image_factory.access"]
+    picture = next(entry for entry in access if entry["path"] == "/picture/rocket.jpg?w=100")
+    assert picture["status"] == 200
+    assert picture["bytes"] == size
+    assert picture["cache"] == "MISS"
+    assert picture["render_ms"] > 0
+    assert picture["duration_ms"] >= picture["render_ms"]
+    assert picture["request_id"] == "trace-42"
+    assert picture["method"] == "GET"

@@ -1,0 +1,89 @@
+"""Logging: text or JSON lines, and one access-log line per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from .middleware import REQUEST_ID
+from .responses import DescriptorResponse
+
+CACHE_STATUS = web.RequestKey("cache_status", str)
+RENDER_SECONDS = web.RequestKey("render_seconds", float)
+
+ACCESS_LOGGER = "image_factory.access"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; extra fields under ``fields`` are merged."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, separators=(",", ":"))
+
+
+def configure_logging(log_format: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Written after the response went out, so bytes and duration are true."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        fields: dict[str, object] = {
+            "request_id": request.get(REQUEST_ID, ""),
+            "method": request.method,
+            "path": request.path_qs,
+            "status": response.status,
+            "bytes": response.sent_bytes
+            if isinstance(response, DescriptorResponse)
+            else response.body_length,
+            "duration_ms": round(time * 1000, 2),
+            "cache": request.get(CACHE_STATUS, "-"),
+            "render_ms": round(request[RENDER_SECONDS] * 1000, 2)
+            if RENDER_SECONDS in request
+            else None,
+            "remote": request.remote,
+        }
+        if self.log_format == "json":
+            self.logger.info("access", extra={"fields": fields})
+            return
+        render = fields["render_ms"]
+        self.logger.info(
+            '%s "%s %s" %s %sB %.1fms cache=%s render=%s id=%s',
+            fields["remote"],
+            fields["method"],
+            fields["path"],
+            fields["status"],
+            fields["bytes"],
+            fields["duration_ms"],
+            fields["cache"],
+            "-" if render is None else f"{render}ms",
+            fields["request_id"],
+        )
