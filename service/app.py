@@ -42,7 +42,8 @@ def pipeline_version(settings: Settings) -> str:
     quality = ",".join(f"{fmt.value}={q}" for fmt, q in sorted(settings.quality.items(), key=str))
     return (
         f"image-factory {__version__}; libvips {libvips_version()}; "
-        f"max-output {settings.max_output_size}; avif-effort {settings.avif_effort}; q {quality}"
+        f"max-output {settings.max_output_size}; max-frames {settings.max_frames}; "
+        f"avif-effort {settings.avif_effort}; q {quality}"
     )
 
 

@@ -32,6 +32,11 @@ class OutputFormat(Enum):
         return self is not OutputFormat.JPEG
 
     @property
+    def animates(self) -> bool:
+        """Whether we write animations in this format (AVIF sequences: no)."""
+        return self in (OutputFormat.GIF, OutputFormat.WEBP)
+
+    @property
     def uses_quality(self) -> bool:
         """Whether ``q`` changes the output (PNG and GIF here are lossless)."""
         return self in (OutputFormat.JPEG, OutputFormat.WEBP, OutputFormat.AVIF)

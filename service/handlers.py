@@ -7,11 +7,10 @@ import os
 from aiohttp import web
 from multidict import CIMultiDict
 
-from .formats import OutputFormat
 from .keys import variant_key
 from .logs import CACHE_STATUS, RENDER_SECONDS
 from .metrics import CONTENT_TYPE, Metrics
-from .negotiate import negotiate_format
+from .negotiate import FormatChoice, choose_format
 from .pipeline import RenderRequest
 from .responses import DescriptorResponse
 from .settings import Settings
@@ -40,16 +39,19 @@ async def picture(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     renders = app[RENDERS]
-    spec = parse_spec(request.query.items(), max_output_size=settings.max_output_size)
-    output_format = spec.format
-    if spec.auto_format:
-        output_format = negotiate_format(request.headers.get("Accept", ""))
+    spec = parse_spec(
+        request.query.items(),
+        max_output_size=settings.max_output_size,
+        presets=settings.presets,
+        presets_only=settings.presets_only,
+    )
+    choice = choose_format(spec.format, spec.auto_format, request.headers.get("Accept", ""))
     original = await renders.io(app[ORIGINALS].resolve, request.match_info["path"])
     key = variant_key(
         pipeline_version=app[PIPELINE_VERSION],
         original=original,
         spec=spec,
-        output_format=output_format,
+        choice=choice,
         quality=settings.quality,
     )
     headers = CIMultiDict[str]()
@@ -59,9 +61,7 @@ async def picture(request: web.Request) -> web.StreamResponse:
         headers["Vary"] = "Accept"
     if _etag_matches(request.headers.get("If-None-Match"), key.etag):
         return web.Response(status=304, headers=headers)
-    served = await renders.fetch(
-        key.digest, original, _render_request(settings, spec, output_format)
-    )
+    served = await renders.fetch(key.digest, original, _render_request(settings, spec, choice))
     headers["Content-Type"] = served.format.media_type
     headers["X-Cache"] = "HIT" if served.hit else "MISS"
     request[CACHE_STATUS] = headers["X-Cache"]
@@ -70,21 +70,24 @@ async def picture(request: web.Request) -> web.StreamResponse:
     return DescriptorResponse(served.descriptor, served.size, headers)
 
 
-def _render_request(
-    settings: Settings, spec: RequestSpec, output_format: OutputFormat | None
-) -> RenderRequest:
+def _render_request(settings: Settings, spec: RequestSpec, choice: FormatChoice) -> RenderRequest:
     quality = dict(settings.quality)
     if spec.quality is not None:
         quality = dict.fromkeys(quality, spec.quality)
     return RenderRequest(
         width=spec.width,
         height=spec.height,
-        format=output_format,
+        format=choice.format,
         quality=quality,
         background=spec.background,
         max_output_size=settings.max_output_size,
         max_source_pixels=settings.max_source_pixels,
         avif_effort=settings.avif_effort,
+        fit=spec.fit,
+        gravity=spec.gravity,
+        max_frames=settings.max_frames,
+        negotiated=choice.negotiated,
+        animated_fallback=choice.animated_fallback,
     )
 
 

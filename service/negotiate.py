@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .formats import OutputFormat
+
+
+@dataclass(frozen=True, slots=True)
+class FormatChoice:
+    """The output format a request asks for, before the original is seen.
+
+    ``format`` None means the original's own format. For ``format=auto``,
+    AVIF is only chosen for still images: an animated original gets
+    ``animated_fallback`` instead (WebP when the client takes it, else, as
+    None, its own format).
+    """
+
+    format: OutputFormat | None = None
+    negotiated: bool = False
+    animated_fallback: OutputFormat | None = None
+
+    @property
+    def token(self) -> str:
+        """The part of the cache key that names the format."""
+        name = self.format.value if self.format else "original"
+        if self.negotiated and self.format is OutputFormat.AVIF:
+            fallback = self.animated_fallback.value if self.animated_fallback else "original"
+            return f"auto:{name}/{fallback}"
+        return name
 
 
 def accepted_media_types(accept: str) -> set[str]:
@@ -36,3 +62,14 @@ def negotiate_format(accept: str) -> OutputFormat | None:
     if OutputFormat.WEBP.media_type in listed:
         return OutputFormat.WEBP
     return None
+
+
+def choose_format(requested: OutputFormat | None, auto: bool, accept: str) -> FormatChoice:
+    """The request's format choice: explicit, negotiated, or the original's."""
+    if not auto:
+        return FormatChoice(requested)
+    negotiated = negotiate_format(accept)
+    webp = OutputFormat.WEBP.media_type in accepted_media_types(accept)
+    return FormatChoice(
+        negotiated, negotiated=True, animated_fallback=OutputFormat.WEBP if webp else None
+    )

@@ -24,12 +24,16 @@ import os
 # Must precede the pyvips import: libvips reads it when it starts.
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pyvips
 
 from .errors import SourceTooLarge, UnprocessableImage
 from .formats import ACCEPTED_LOADERS, OutputFormat, fallback_format
+from .geometry import centred_offset, cover_prescale, crop_anchor, scaled_box
+from .spec import Fit, Gravity
 
 # libvips' largest coordinate: "unconstrained" for one side of the box.
 _UNBOUNDED = 10_000_000
@@ -38,6 +42,9 @@ _UNBOUNDED = 10_000_000
 # ignores its ``fail_on`` keyword (libvips 8.18): it must go in the load
 # option string, which is our constant, never user text.
 _LOAD_OPTIONS = "fail_on=truncated"
+
+# Loaders whose originals can be animated, and that take the ``n`` option.
+_ANIMATED_LOADERS = frozenset({"gifload_source", "webpload_source"})
 
 
 def configure_libvips() -> None:
@@ -62,13 +69,32 @@ class RenderRequest:
     max_output_size: int
     max_source_pixels: int
     avif_effort: int
+    fit: Fit = Fit.CONTAIN
+    gravity: Gravity = Gravity.CENTRE
+    max_frames: int = 100
+    # format=auto chose the format; AVIF is not used for animations, which
+    # get animated_fallback instead (None: the original's own format).
+    negotiated: bool = False
+    animated_fallback: OutputFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RenderResult:
     format: OutputFormat
     width: int
-    height: int
+    height: int  # per frame
+    frames: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Original:
+    """What the header says, upright."""
+
+    loader: str
+    width: int
+    height: int  # per frame
+    pages: int
+    has_alpha: bool
 
 
 def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResult:
@@ -82,16 +108,20 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
     """
     try:
         header = _load_header(source_fd)
-        loader = _check_loader(header)
-        _check_limits(request, header)
-        output = _choose_output(request, header, loader)
-        image = _thumbnail(request, header, source_fd)
+        original = _describe_original(header)
+        output = _choose_output(request, header, original)
+        frames = _frames_to_render(request, original, output)
+        _check_limits(request, original, frames)
+        image = _resize(request, header, original, source_fd, frames)
         image = _to_srgb(image)
+        image = _pad(image, request, output, original, frames)
         image = _flatten(image, output, request.background)
         _save(image, output, request, target_fd)
     except pyvips.Error as error:
         raise UnprocessableImage(_describe(error)) from error
-    return RenderResult(format=output, width=image.width, height=image.height)
+    return RenderResult(
+        format=output, width=image.width, height=image.height // frames, frames=frames
+    )
 
 
 def _load_header(descriptor: int) -> pyvips.Image:
@@ -103,53 +133,162 @@ def _load_header(descriptor: int) -> pyvips.Image:
         raise UnprocessableImage("the original is not an image in a supported format") from error
 
 
-def _check_loader(header: pyvips.Image) -> str:
+def _describe_original(header: pyvips.Image) -> _Original:
     loader = str(header.get("vips-loader"))
     if loader not in ACCEPTED_LOADERS:
         name = loader.removesuffix("_source").removesuffix("load")
         raise UnprocessableImage(f"images of type {name} are not accepted")
-    return loader
+    orientation = _int_field(header, "orientation", 1)
+    width, height = header.width, header.height  # one page: loaders default to n=1
+    if orientation in (5, 6, 7, 8):  # these orientations swap the axes
+        width, height = height, width
+    pages = _int_field(header, "n-pages", 1)
+    return _Original(loader, width, height, max(1, pages), bool(header.hasalpha()))
 
 
-def _check_limits(request: RenderRequest, header: pyvips.Image) -> None:
-    pixels = header.width * header.height
-    if pixels > request.max_source_pixels:
-        raise SourceTooLarge(
-            f"the original has {pixels} pixels, over the limit of {request.max_source_pixels}"
-        )
-
-
-def _choose_output(request: RenderRequest, header: pyvips.Image, loader: str) -> OutputFormat:
-    if request.format is not None:
+def _choose_output(
+    request: RenderRequest, header: pyvips.Image, original: _Original
+) -> OutputFormat:
+    animated = original.pages > 1 and original.loader in _ANIMATED_LOADERS
+    if request.negotiated and request.format is OutputFormat.AVIF and animated:
+        if request.animated_fallback is not None:
+            return request.animated_fallback
+    elif request.format is not None:
         return request.format
-    native = ACCEPTED_LOADERS[loader]
+    native = ACCEPTED_LOADERS[original.loader]
     if native is OutputFormat.AVIF and _heif_compression(header) != "av1":
         native = None  # HEIC and friends: we read them but do not write them
-    return native or fallback_format(bool(header.hasalpha()))
+    return native or fallback_format(original.has_alpha)
 
 
-def _thumbnail(request: RenderRequest, header: pyvips.Image, descriptor: int) -> pyvips.Image:
+def _frames_to_render(request: RenderRequest, original: _Original, output: OutputFormat) -> int:
+    """Animations stay animated where the output format animates, cut to
+    the first ``max_frames`` frames; elsewhere the first frame is used."""
+    if not output.animates or original.loader not in _ANIMATED_LOADERS:
+        return 1
+    return min(original.pages, request.max_frames)
+
+
+def _check_limits(request: RenderRequest, original: _Original, frames: int) -> None:
+    pixels = original.width * original.height * frames
+    if pixels > request.max_source_pixels:
+        raise SourceTooLarge(
+            f"the original has {pixels} pixels to process, over the limit of "
+            f"{request.max_source_pixels}"
+        )
+
+
+def _resize(
+    request: RenderRequest,
+    header: pyvips.Image,
+    original: _Original,
+    descriptor: int,
+    frames: int,
+) -> pyvips.Image:
+    """Shrink-on-load to the requested geometry (the fit modes live here)."""
     width, height = request.width, request.height
-    if width is None and height is None:
-        # No size asked: the original's, but never beyond the output limit.
-        width = height = request.max_output_size
+    if request.fit is Fit.CONTAIN or width is None or height is None:
+        if width is None and height is None:
+            # No size asked: the original's, but never beyond the output limit.
+            width = height = request.max_output_size
+        return _thumbnail(header, descriptor, (width or _UNBOUNDED, height or _UNBOUNDED), frames)
+    upright = (original.width, original.height)
+    box = scaled_box(width, height, upright)
+    if request.fit is Fit.PAD:
+        return _thumbnail(header, descriptor, box, frames)
+    if frames > 1:
+        # thumbnail's crop and force would act on the whole frame strip:
+        # shrink the strip first, then shape each frame.
+        strip = _thumbnail(header, descriptor, cover_prescale(box, upright), frames)
+        shaping: dict[str, Any] = {"size": "force"}
+        if request.fit is Fit.COVER:
+            # A smart crop per frame would make the crop jump between frames.
+            smart = request.gravity in (Gravity.ATTENTION, Gravity.ENTROPY)
+            shaping = {"crop": "centre" if smart else crop_anchor(request.gravity, box, upright)}
+        return _per_frame(
+            strip, frames, lambda frame: frame.thumbnail_image(box[0], height=box[1], **shaping)
+        )
+    if request.fit is Fit.FILL:
+        return _thumbnail(header, descriptor, box, frames, size="force")
+    return _thumbnail(
+        header, descriptor, box, frames, crop=crop_anchor(request.gravity, box, upright)
+    )
+
+
+def _thumbnail(
+    header: pyvips.Image,
+    descriptor: int,
+    box: tuple[int, int],
+    frames: int,
+    *,
+    size: str = "down",  # thumbnail upscales by default; we never do
+    crop: str | None = None,
+) -> pyvips.Image:
     source = pyvips.Source.new_from_descriptor(descriptor)
-    box = (width or _UNBOUNDED, height or _UNBOUNDED)
+    load_options = _LOAD_OPTIONS + (f",n={frames}" if frames > 1 else "")
+    # Any: pyvips' stubs type each option; this dict holds a varying few.
+    options: dict[str, Any] = {}
+    if crop is not None:
+        options["crop"] = crop
     if _needs_colour_management(header):
         # Embedded profiles (Adobe RGB, P3, XYB, CMYK) become sRGB; an image
-        # without one is already sRGB and skips the transform.
-        return pyvips.Image.thumbnail_source(
-            source,
-            box[0],
-            height=box[1],
-            size="down",
-            option_string=_LOAD_OPTIONS,
-            output_profile="srgb",  # libvips also calls it export_profile
-        )
-    # size="down": thumbnail upscales by default; we never do.
+        # without one is already sRGB and skips the transform. (libvips also
+        # calls this option export_profile.)
+        options["output_profile"] = "srgb"
     return pyvips.Image.thumbnail_source(
-        source, box[0], height=box[1], size="down", option_string=_LOAD_OPTIONS
+        source, box[0], height=box[1], size=size, option_string=load_options, **options
     )
+
+
+def _per_frame(
+    image: pyvips.Image, frames: int, shape: Callable[[pyvips.Image], pyvips.Image]
+) -> pyvips.Image:
+    """Apply ``shape`` to each frame of an animation strip and restack them."""
+    page_height = image.height // frames
+    shaped = [
+        shape(image.crop(0, index * page_height, image.width, page_height))
+        for index in range(frames)
+    ]
+    joined = pyvips.Image.arrayjoin(shaped, across=1)
+    return _with_page_height(joined, shaped[0].height)
+
+
+def _with_page_height(image: pyvips.Image, page_height: int) -> pyvips.Image:
+    image = image.copy()
+    image.set_type(pyvips.GValue.gint_type, "page-height", page_height)
+    return image
+
+
+def _pad(
+    image: pyvips.Image,
+    request: RenderRequest,
+    output: OutputFormat,
+    original: _Original,
+    frames: int,
+) -> pyvips.Image:
+    """fit=pad: centre the contained image on a ``bg`` box of the exact size."""
+    if request.fit is not Fit.PAD or request.width is None or request.height is None:
+        return image
+    frame_height = image.height // frames
+    box = scaled_box(request.width, request.height, (original.width, original.height))
+    red, green, blue, alpha = request.background
+    if image.bands < 3:
+        image = image.colourspace("srgb")  # a coloured bg needs colour bands
+    if output.has_alpha:
+        if not image.hasalpha():
+            image = image.bandjoin(255)
+        background: list[float] = [red, green, blue, alpha]
+    else:
+        image = _flatten(image, output, request.background)
+        background = [red, green, blue]
+    left, top = centred_offset((image.width, frame_height), box)
+
+    def embed(frame: pyvips.Image) -> pyvips.Image:
+        return frame.embed(left, top, box[0], box[1], extend="background", background=background)
+
+    if frames > 1:
+        return _per_frame(image, frames, embed)
+    return embed(image)
 
 
 def _to_srgb(image: pyvips.Image) -> pyvips.Image:
@@ -223,6 +362,13 @@ class _DescriptorWriter:
         except OSError as error:
             self.error = error
             return -1
+
+
+def _int_field(image: pyvips.Image, name: str, default: int) -> int:
+    if name not in image.get_fields():
+        return default
+    value = image.get(name)
+    return value if isinstance(value, int) else default
 
 
 def _heif_compression(header: pyvips.Image) -> str:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from .errors import BadRequest
 from .formats import FORMAT_NAMES, OutputFormat
+from .spec import validate_presets
 from .units import parse_byte_size
 
 ENV_PREFIX = "IMAGE_FACTORY_"
@@ -57,6 +60,9 @@ class Settings:
     max_age: int = 86400
     quality: dict[OutputFormat, int] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
     avif_effort: int = 2
+    max_frames: int = 100
+    presets: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    presets_only: bool = False
     log_format: str = "text"
     print_examples: bool = False
 
@@ -91,6 +97,12 @@ class Settings:
     def _check_paths(self, problems: list[str]) -> None:
         if not os.path.isdir(self.originals):
             problems.append(f"--originals: {self.originals!r} is not a directory")
+        try:
+            validate_presets(self.presets, max_output_size=self.max_output_size)
+        except BadRequest as error:
+            problems.append(f"--presets: {error.message}")
+        if self.presets_only and not self.presets:
+            problems.append("--presets-only: needs --presets with at least one preset")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,7 @@ class _Option:
     dest: str
     convert: Callable[[str], Any]
     help: str
+    switch: bool = False  # a flag without a value; its variable takes true/false
 
     @property
     def env(self) -> str:
@@ -165,6 +178,38 @@ def _effort(text: str) -> int:
     return value
 
 
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"must be true or false, got {text!r}")
+
+
+def _presets_file(text: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    """A TOML file: one table per preset, its keys being URL parameters."""
+    path = _directory(text)  # expands ~ and makes it absolute
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as error:
+        raise ValueError(f"cannot read {path!r}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path!r} is not valid TOML: {error}") from None
+    presets: dict[str, tuple[tuple[str, str], ...]] = {}
+    for name, table in document.items():
+        if not isinstance(table, dict) or not table:
+            raise ValueError(f"preset {name!r} must be a table of parameters")
+        pairs = []
+        for key, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise ValueError(f"preset {name!r}: {key} must be a string or a number")
+            pairs.append((key, str(value)))
+        presets[name] = tuple(pairs)
+    return presets
+
+
 def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise ValueError(f"must be text or json, got {text!r}")
@@ -188,6 +233,9 @@ _OPTIONS = (
     _Option("--max-age", "max_age", _integer, "Cache-Control max-age in seconds (86400)"),
     _Option("--quality", "quality", _quality_list, "per-format q, e.g. jpeg=80,webp=80,avif=55"),
     _Option("--avif-effort", "avif_effort", _effort, "AVIF encoder effort 0-9 (default 2)"),
+    _Option("--max-frames", "max_frames", _positive_int, "animation frames kept (100)"),
+    _Option("--presets", "presets", _presets_file, "TOML file of named parameter sets"),
+    _Option("--presets-only", "presets_only", _boolean, "refuse ad-hoc sizes (off)", switch=True),
     _Option("--log-format", "log_format", _log_format, "text or json (default text)"),
 )
 
@@ -204,7 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
         "IMAGE_FACTORY_* environment variable; the flag wins.",
     )
     for option in _OPTIONS:
-        parser.add_argument(option.flag, dest=option.dest, default=None, help=option.help)
+        if option.switch:
+            parser.add_argument(
+                option.flag, dest=option.dest, action="store_const", const="true", help=option.help
+            )
+        else:
+            parser.add_argument(option.flag, dest=option.dest, default=None, help=option.help)
     parser.add_argument(
         "--print-examples", action="store_true", help="print example URLs on start-up"
     )

@@ -9,9 +9,10 @@ underscores, spaces, ``inf``/``nan`` and non-ASCII digits.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from enum import Enum
 
 from .errors import BadRequest
 from .formats import FORMAT_NAMES, OutputFormat
@@ -24,12 +25,44 @@ _MAX_DPR = Decimal(4)
 WHITE = (255, 255, 255, 255)
 
 
+class Fit(Enum):
+    CONTAIN = "contain"  # inside the box, aspect kept
+    COVER = "cover"  # fill the box exactly, crop the overflow
+    FILL = "fill"  # stretch to the box
+    PAD = "pad"  # contain, then pad to the box with bg
+
+
+class Gravity(Enum):
+    CENTRE = "centre"
+    NORTH = "north"
+    SOUTH = "south"
+    EAST = "east"
+    WEST = "west"
+    ATTENTION = "attention"  # libvips smart crop: features, skin, saturation
+    ENTROPY = "entropy"  # libvips smart crop: most information
+
+
+_GRAVITY_NAMES = {gravity.value: gravity for gravity in Gravity} | {"center": Gravity.CENTRE}
+
+# Parameters that set the output's size: a preset replaces them all.
+SIZE_PARAMETERS = frozenset({"scalex", "scaley", "dpr", "fit", "gravity"})
+
+Presets = Mapping[str, Sequence[tuple[str, str]]]
+
+
 @dataclass(frozen=True, slots=True)
 class RequestSpec:
-    """What the client asked for, normalised; independent of the original."""
+    """What the client asked for, normalised; independent of the original.
+
+    Normalised so that requests for the same output compare equal: a
+    ``gravity`` without ``fit=cover`` is dropped, and a fit other than
+    contain needs both sides of the box (with one side it is contain).
+    """
 
     width: int | None = None
     height: int | None = None
+    fit: Fit = Fit.CONTAIN
+    gravity: Gravity = Gravity.CENTRE
     format: OutputFormat | None = None  # None: keep the original's format
     auto_format: bool = False  # format=auto: negotiate from Accept
     quality: int | None = None  # None: the per-format default
@@ -45,6 +78,9 @@ class _Fields:
     auto_format: bool = False
     quality: int | None = None
     dpr: Decimal = Decimal(1)
+    fit: Fit = Fit.CONTAIN
+    gravity: Gravity = Gravity.CENTRE
+    preset: str | None = None
     background: tuple[int, int, int, int] = WHITE
     signature: str | None = None
 
@@ -96,6 +132,26 @@ def _set_background(fields: _Fields, name: str, value: str) -> None:
     fields.background = (channels[0], channels[1], channels[2], alpha)
 
 
+def _set_fit(fields: _Fields, name: str, value: str) -> None:
+    try:
+        fields.fit = Fit(value.lower())
+    except ValueError:
+        allowed = ", ".join(fit.value for fit in Fit)
+        raise BadRequest(f"{name} must be one of {allowed}, got {_shown(value)}") from None
+
+
+def _set_gravity(fields: _Fields, name: str, value: str) -> None:
+    gravity = _GRAVITY_NAMES.get(value.lower())
+    if gravity is None:
+        allowed = ", ".join(gravity.value for gravity in Gravity)
+        raise BadRequest(f"{name} must be one of {allowed}, got {_shown(value)}")
+    fields.gravity = gravity
+
+
+def _set_preset(fields: _Fields, name: str, value: str) -> None:
+    fields.preset = value
+
+
 def _set_signature(fields: _Fields, name: str, value: str) -> None:
     fields.signature = value
 
@@ -114,13 +170,65 @@ _PARAMETERS: dict[str, tuple[str, _Setter]] = {
     "quality": ("q", _set_quality),
     "dpr": ("dpr", _set_dpr),
     "bg": ("bg", _set_background),
+    "fit": ("fit", _set_fit),
+    "gravity": ("gravity", _set_gravity),
+    "preset": ("preset", _set_preset),
     "s": ("s", _set_signature),
 }
 
 
-def parse_spec(pairs: Iterable[tuple[str, str]], *, max_output_size: int) -> RequestSpec:
+def validate_presets(presets: Presets, *, max_output_size: int) -> None:
+    """Check every preset at start-up: each must parse on its own."""
+    for name, pairs in presets.items():
+        for key, _ in pairs:
+            if key in ("preset", "s"):
+                raise BadRequest(f"preset {name!r} may not set {key!r}")
+        try:
+            parse_spec(pairs, max_output_size=max_output_size)
+        except BadRequest as error:
+            raise BadRequest(f"preset {name!r}: {error.message}") from None
+
+
+def parse_spec(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    max_output_size: int,
+    presets: Presets | None = None,
+    presets_only: bool = False,
+) -> RequestSpec:
     """Build the spec from decoded query pairs, or raise ``BadRequest``."""
     fields = _Fields()
+    seen = _apply(fields, pairs)
+    if fields.preset is not None:
+        sizing = sorted(SIZE_PARAMETERS & set(seen))
+        if sizing:
+            raise BadRequest(f"preset cannot be combined with {seen[sizing[0]]}")
+        preset = (presets or {}).get(fields.preset)
+        if preset is None:
+            raise BadRequest(f"preset {_shown(fields.preset)} is not defined")
+        # The preset's own parameters, under the request's other ones.
+        own = {name for name, _ in preset if _PARAMETERS[name][0] not in seen}
+        seen |= _apply(fields, [(name, value) for name, value in preset if name in own])
+    elif presets_only and seen.keys() & SIZE_PARAMETERS:
+        raise BadRequest("only preset sizes are served here: use preset=<name>")
+    width = _pixels(seen.get("scalex"), fields.width, fields.dpr, max_output_size)
+    height = _pixels(seen.get("scaley"), fields.height, fields.dpr, max_output_size)
+    fit = fields.fit if width is not None and height is not None else Fit.CONTAIN
+    return RequestSpec(
+        width=width,
+        height=height,
+        fit=fit,
+        gravity=fields.gravity if fit is Fit.COVER else Gravity.CENTRE,
+        format=fields.format,
+        auto_format=fields.auto_format,
+        quality=fields.quality,
+        background=fields.background,
+        signature=fields.signature,
+    )
+
+
+def _apply(fields: _Fields, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Run each parameter's parser; return canonical name -> name as given."""
     seen: dict[str, str] = {}
     for name, value in pairs:
         known = _PARAMETERS.get(name)
@@ -133,15 +241,7 @@ def parse_spec(pairs: Iterable[tuple[str, str]], *, max_output_size: int) -> Req
             raise BadRequest(f"{name} is {detail}")
         seen[canonical] = name
         setter(fields, name, value)
-    return RequestSpec(
-        width=_pixels(seen.get("scalex"), fields.width, fields.dpr, max_output_size),
-        height=_pixels(seen.get("scaley"), fields.height, fields.dpr, max_output_size),
-        format=fields.format,
-        auto_format=fields.auto_format,
-        quality=fields.quality,
-        background=fields.background,
-        signature=fields.signature,
-    )
+    return seen
 
 
 def _pixels(name: str | None, value: Decimal | None, dpr: Decimal, limit: int) -> int | None:
