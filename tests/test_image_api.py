@@ -1,0 +1,334 @@
+"""The full image API: fit modes, gravity, pad colours, dpr, animation,
+colour management, presets."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import pyvips
+from PIL import Image, ImageChops, ImageStat
+
+from .conftest import Client, MakeClient, decode
+
+ORIGINAL = (1800, 1200)  # exif_landscape_*.jpg, upright
+
+
+def expected_box(width: int, height: int) -> tuple[int, int]:
+    """Cover/fill/pad never upscale: a larger box shrinks, keeping its shape."""
+    scale = min(1.0, ORIGINAL[0] / width, ORIGINAL[1] / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+BOXES = [
+    (300, 300),
+    (400, 100),
+    (100, 400),
+    (1800, 1200),
+    (1799, 1),
+    (1, 1199),
+    (4000, 400),
+    (400, 4000),
+    (4000, 4000),
+    (1, 4000),
+    (4000, 1),
+    (1, 1),
+    (1000, 999),
+]
+
+
+@pytest.mark.parametrize("fit", ["cover", "fill", "pad"])
+@pytest.mark.parametrize(("width", "height"), BOXES)
+async def test_fit_modes_give_the_exact_box(
+    client: Client, fit: str, width: int, height: int
+) -> None:
+    """cover, fill and pad answer exactly the box (shrunk when larger than the original)."""
+    response = await client.get(
+        f"/picture/exif_landscape_6.jpg?w={width}&h={height}&fit={fit}&format=png"
+    )
+    assert response.status == 200, await response.text()
+    assert decode(await response.read()).size == expected_box(width, height)
+
+
+@pytest.mark.parametrize(("width", "height"), BOXES)
+async def test_contain_fits_inside_and_keeps_the_aspect_ratio(
+    client: Client, width: int, height: int
+) -> None:
+    response = await client.get(f"/picture/exif_landscape_1.jpg?w={width}&h={height}&fit=contain")
+    image = decode(await response.read())
+    scale = min(1.0, width / ORIGINAL[0], height / ORIGINAL[1])
+    assert image.width <= min(width, ORIGINAL[0])
+    assert image.height <= min(height, ORIGINAL[1])
+    assert abs(image.width - ORIGINAL[0] * scale) <= 1
+    assert abs(image.height - ORIGINAL[1] * scale) <= 1
+
+
+def region_difference(first: Image.Image, second: Image.Image) -> float:
+    return sum(ImageStat.Stat(ImageChops.difference(first, second)).mean) / 3
+
+
+async def render(client: Client, query: str) -> Image.Image:
+    response = await client.get(f"/picture/{query}")
+    assert response.status == 200, await response.text()
+    return decode(await response.read()).convert("RGB")
+
+
+@pytest.mark.parametrize(
+    ("gravity", "edge"),
+    [("north", "top"), ("south", "bottom"), ("west", "left"), ("east", "right")],
+)
+async def test_compass_gravity_keeps_the_named_edge(
+    client: Client, gravity: str, edge: str
+) -> None:
+    """A cover crop with gravity=north keeps the top of the picture, and so on,
+    also for an original that needs EXIF rotation first."""
+    full = await render(client, "exif_landscape_1.jpg?w=600&format=png")  # 600x400
+    if edge in ("top", "bottom"):
+        box, region = (
+            (600, 100),
+            (0, 0 if edge == "top" else 300, 600, 100 if edge == "top" else 400),
+        )
+    else:
+        box, region = (
+            (100, 400),
+            (0 if edge == "left" else 500, 0, 100 if edge == "left" else 600, 400),
+        )
+    expected = full.crop(region)
+    for name in ("exif_landscape_1.jpg", "exif_landscape_6.jpg"):
+        cropped = await render(
+            client, f"{name}?w={box[0]}&h={box[1]}&fit=cover&gravity={gravity}&format=png"
+        )
+        assert cropped.size == box
+        assert region_difference(cropped, expected) < 8
+    opposite = full.crop((600 - region[2], 400 - region[3], 600 - region[0], 400 - region[1]))
+    assert region_difference(cropped, opposite) > 16  # the check can tell the edges apart
+
+
+@pytest.mark.parametrize("gravity", ["attention", "entropy", "centre", "center"])
+async def test_smart_and_centre_crops_give_the_box(client: Client, gravity: str) -> None:
+    image = await render(client, f"retina.jpg?w=300&h=120&fit=cover&gravity={gravity}")
+    assert image.size == (300, 120)
+
+
+async def test_pad_centres_on_the_bg_colour(client: Client) -> None:
+    image = await render(client, "exif_landscape_1.jpg?w=300&h=300&fit=pad&bg=00ff00&format=png")
+    assert image.size == (300, 300)
+    assert image.getpixel((150, 5)) == (0, 255, 0)  # the band above the photo
+    assert image.getpixel((150, 295)) == (0, 255, 0)
+    assert image.getpixel((150, 150)) != (0, 255, 0)
+
+
+async def test_pad_with_a_translucent_bg_keeps_alpha(client: Client) -> None:
+    response = await client.get(
+        "/picture/exif_landscape_1.jpg?w=300&h=300&fit=pad&bg=ff000040&format=webp"
+    )
+    image = decode(await response.read())
+    assert image.mode == "RGBA"
+    red, _green, _blue, alpha = image.getpixel((150, 5))  # type: ignore[misc]
+    assert abs(alpha - 0x40) <= 2
+    assert red > 200
+
+
+async def test_pad_into_jpeg_uses_the_bg_colour_opaque(client: Client) -> None:
+    image = await render(client, "png_rgba_small.png?w=100&h=50&fit=pad&bg=0000ff&format=jpeg")
+    assert image.size == (100, 50)
+    red, _green, blue = image.getpixel((0, 0))  # type: ignore[misc]
+    assert blue > 230
+    assert red < 25
+
+
+async def test_dpr_multiplies_the_box(client: Client) -> None:
+    one = await render(client, "retina.jpg?w=100&h=50&fit=cover")
+    two = await render(client, "retina.jpg?w=100&h=50&fit=cover&dpr=2")
+    assert one.size == (100, 50)
+    assert two.size == (200, 100)
+
+
+def frames(body: bytes) -> list[Image.Image]:
+    image = Image.open(io.BytesIO(body))
+    collected = []
+    for index in range(getattr(image, "n_frames", 1)):
+        image.seek(index)
+        collected.append(image.convert("RGBA"))
+    return collected
+
+
+@pytest.mark.parametrize("output", ["gif", "webp"])
+async def test_animations_stay_animated_and_every_frame_is_resized(
+    client: Client, output: str
+) -> None:
+    response = await client.get(f"/picture/webp_animated_42f.webp?w=100&format={output}")
+    assert response.content_type == f"image/{output}"
+    shown = frames(await response.read())
+    assert len(shown) > 1  # GIF may merge identical neighbours; still an animation
+    assert {frame.size for frame in shown} == {(100, 100)}  # frames, not one tall strip
+
+
+async def test_animation_into_a_still_format_is_the_first_frame(client: Client) -> None:
+    still = decode(await (await client.get("/picture/gif_animated_5f.gif?w=85&format=png")).read())
+    assert getattr(still, "n_frames", 1) == 1
+    first = frames(await (await client.get("/picture/gif_animated_5f.gif?w=85&format=gif")).read())[
+        0
+    ]
+    assert still.size == first.size == (85, 77)
+    assert region_difference(on_white(still), on_white(first)) < 4
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """Composite onto white: transparent pixels' colour values mean nothing."""
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+async def test_animations_are_cut_to_max_frames(make_client: MakeClient) -> None:
+    client = await make_client(max_frames=10)
+    response = await client.get("/picture/webp_animated_99f_tall.webp?w=13&format=webp")
+    shown = frames(await response.read())
+    assert len(shown) == 10
+    assert shown[0].size == (13, 169)
+
+
+@pytest.mark.parametrize("fit", ["cover", "fill", "pad"])
+async def test_fit_modes_shape_every_frame_of_an_animation(client: Client, fit: str) -> None:
+    response = await client.get(f"/picture/gif_animated_31f.gif?w=90&h=60&fit={fit}&format=webp")
+    shown = frames(await response.read())
+    assert len(shown) > 1
+    assert {frame.size for frame in shown} == {(90, 60)}
+
+
+async def test_format_auto_never_picks_avif_for_an_animation(client: Client) -> None:
+    accept = {"Accept": "image/avif,image/webp,*/*"}
+    animated = await client.get("/picture/gif_animated_5f.gif?w=50&format=auto", headers=accept)
+    assert animated.content_type == "image/webp"
+    assert len(frames(await animated.read())) == 5
+    only_avif = {"Accept": "image/avif,*/*"}
+    kept = await client.get("/picture/gif_animated_5f.gif?w=50&format=auto", headers=only_avif)
+    assert kept.content_type == "image/gif"
+    still = await client.get("/picture/rocket.jpg?w=50&format=auto", headers=accept)
+    assert still.content_type == "image/avif"
+
+
+# sRGB patches inside each profile's gamut: a mid-grey and saturated colours
+# (CMYK cannot hold a saturated blue, so it gets a softer one).
+PATCHES = {
+    "p3": ((128, 128, 128), (200, 40, 40), (40, 160, 60), (30, 60, 190)),
+    "cmyk": ((128, 128, 128), (200, 40, 40), (40, 160, 60), (80, 100, 160)),
+}
+
+
+def tagged_patches(path: Path, profile: str) -> tuple[tuple[int, int, int], ...]:
+    """An image of sRGB patches, converted into ``profile`` with it embedded."""
+    patches = PATCHES[profile]
+    tiles = [pyvips.Image.black(32, 32).new_from_image(list(colour)) for colour in patches]
+    image = pyvips.Image.arrayjoin(tiles, across=4).copy(interpretation="srgb").cast("uchar")
+    image.icc_transform(profile, input_profile="srgb", embedded=False).write_to_file(str(path))
+    return patches
+
+
+@pytest.mark.parametrize("profile", ["p3", "cmyk"])
+async def test_embedded_profiles_come_out_in_srgb(
+    originals: Path, make_client: MakeClient, profile: str
+) -> None:
+    """A mid-grey and saturated patches keep their sRGB values after a round
+    trip through a wide-gamut (P3) or CMYK profile."""
+    suffix = "png" if profile == "p3" else "jpg"
+    patches = tagged_patches(originals / f"patches-{profile}.{suffix}", profile)
+    client = await make_client()
+    image = await render(client, f"patches-{profile}.{suffix}?format=png")
+    tolerance = 4 if profile == "p3" else 10  # libvips' CMYK profile shifts grey by ~8
+    for index, colour in enumerate(patches):
+        got = image.getpixel((index * 32 + 16, 16))
+        assert max(abs(a - b) for a, b in zip(got, colour, strict=True)) <= tolerance, (colour, got)  # type: ignore[arg-type]
+
+
+async def test_ignoring_the_profile_would_be_caught(originals: Path) -> None:
+    """The tolerance is meaningful: the P3 numbers read as sRGB are far off."""
+    patches = tagged_patches(originals / "raw-p3.png", "p3")
+    raw = Image.open(originals / "raw-p3.png").convert("RGB")
+    red_as_stored = raw.getpixel((48, 16))
+    assert max(abs(a - b) for a, b in zip(red_as_stored, patches[1], strict=True)) > 8  # type: ignore[arg-type]
+
+
+async def test_cmyk_jpeg_is_not_inverted(client: Client) -> None:
+    """The corpus' CMYK JPEG (red lettering on black, no profile) comes out
+    with dark background and red letters, not as a negative."""
+    image = await render(client, "jpeg_cmyk.jpg?format=png")
+    background = image.getpixel((50, 90))
+    assert max(background) < 60  # type: ignore[arg-type]
+    reds = [
+        pixel
+        for pixel in image.get_flattened_data()
+        if pixel[0] > 150 and pixel[1] < 80 and pixel[2] < 80  # type: ignore[index]
+    ]
+    assert len(reds) > 300  # the lettering
+
+
+async def test_sixteen_bit_png_matches_its_eight_bit_twin(client: Client) -> None:
+    """The 16-bit sample and the palette sample are one scene: same brightness."""
+    deep = await render(client, "png_16bit_rgb.png?format=png")
+    palette = await render(client, "png_palette.png?format=png")
+    assert deep.size == palette.size
+    assert region_difference(deep, palette) < 6
+
+
+PRESETS = """
+[thumb]
+w = 120
+h = 120
+fit = "cover"
+
+[hero]
+w = 800
+format = "webp"
+q = 70
+"""
+
+
+@pytest.fixture
+def presets_file(tmp_path: Path) -> Path:
+    path = tmp_path / "presets.toml"
+    path.write_text(PRESETS)
+    return path
+
+
+async def test_presets_are_named_parameter_sets(
+    presets_file: Path, make_client: MakeClient
+) -> None:
+    from service.settings import Settings  # noqa: PLC0415
+
+    presets = Settings.from_sources(["--presets", str(presets_file)], {}).presets
+    client = await make_client(presets=presets)
+    thumb = await client.get("/picture/retina.jpg?preset=thumb")
+    assert decode(await thumb.read()).size == (120, 120)
+    hero = await client.get("/picture/retina.jpg?preset=hero&format=png")  # format overrides
+    assert hero.content_type == "image/png"
+    assert decode(await hero.read()).size == (800, 800)
+    same = await client.get("/picture/retina.jpg?w=120&h=120&fit=cover")
+    assert same.headers["ETag"] == thumb.headers["ETag"]  # resolved presets share the key
+    mixed = await client.get("/picture/retina.jpg?preset=thumb&w=10")
+    assert mixed.status == 400
+    unknown = await client.get("/picture/retina.jpg?preset=nope")
+    assert unknown.status == 400
+
+
+async def test_presets_only_refuses_ad_hoc_sizes(
+    presets_file: Path, make_client: MakeClient
+) -> None:
+    from service.settings import Settings  # noqa: PLC0415
+
+    settings = Settings.from_sources(["--presets", str(presets_file), "--presets-only"], {})
+    client = await make_client(presets=settings.presets, presets_only=True)
+    assert (await client.get("/picture/retina.jpg?w=100")).status == 400
+    assert (await client.get("/picture/retina.jpg?preset=thumb")).status == 200
+    assert (await client.get("/picture/retina.jpg?format=webp")).status == 200
+
+
+def test_a_bad_presets_file_is_a_start_up_error(tmp_path: Path) -> None:
+    from service.settings import Settings, SettingsError  # noqa: PLC0415
+
+    path = tmp_path / "bad.toml"
+    path.write_text('[thumb]\nw = "huge"\n')
+    with pytest.raises(SettingsError, match="thumb"):
+        Settings.from_sources(["--presets", str(path)], {})
