@@ -24,8 +24,14 @@ EXAMPLES = [
     ("original-chelsea.jpg", "/picture/chelsea.png?w=300&format=jpeg"),
     ("contain-200x200.jpg", "/picture/chelsea.png?w=200&h=200&format=jpeg"),
     ("cover-200x200.jpg", "/picture/chelsea.png?w=200&h=200&fit=cover&format=jpeg"),
-    ("cover-200x200-west.jpg", "/picture/chelsea.png?w=200&h=200&fit=cover&gravity=west&format=jpeg"),
-    ("cover-200x200-attention.jpg", "/picture/chelsea.png?w=200&h=200&fit=cover&gravity=attention&format=jpeg"),
+    (
+        "cover-200x200-west.jpg",
+        "/picture/chelsea.png?w=200&h=200&fit=cover&gravity=west&format=jpeg",
+    ),
+    (
+        "cover-200x200-attention.jpg",
+        "/picture/chelsea.png?w=200&h=200&fit=cover&gravity=attention&format=jpeg",
+    ),
     ("fill-200x200.jpg", "/picture/chelsea.png?w=200&h=200&fit=fill&format=jpeg"),
     ("pad-200x200-bg.jpg", "/picture/chelsea.png?w=200&h=200&fit=pad&bg=2b2b2b&format=jpeg"),
     ("rocket-w120-dpr2.webp", "/picture/rocket.jpg?w=120&dpr=2&format=webp"),
