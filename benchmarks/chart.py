@@ -1,0 +1,92 @@
+"""The chart: throughput and peak RSS against concurrency, per competitor.
+
+    python -m benchmarks.chart results/latest.json results/latest.png
+
+Runs where matplotlib is installed (the benchmark's baseline venv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .report import ORDER, summarize_all
+
+COLOURS = {"service": "#1b7837", "baseline": "#762a83", "thumbor": "#e08214"}
+
+
+def draw(results: dict[str, Any], target: str) -> None:
+    import matplotlib  # noqa: PLC0415 - optional, only where charts are drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    summary = results.get("summary") or summarize_all(results)
+    uncached = summary.get("uncached", {})
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.6))
+    concurrencies = sorted(uncached, key=int)
+    for name in ORDER:
+        xs, ys, lows, highs, mem = [], [], [], [], []
+        for c in concurrencies:
+            s = uncached[c].get(name)
+            if not s:
+                continue
+            xs.append(int(c))
+            ys.append(s["rps"]["median"])
+            lows.append(s["rps"]["median"] - s["rps"]["min"])
+            highs.append(s["rps"]["max"] - s["rps"]["median"])
+            mem.append(s["peak_rss_mib"]["median"])
+        if not xs:
+            continue
+        style = {"color": COLOURS[name], "marker": "o", "label": name, "capsize": 4}
+        left.errorbar(xs, ys, yerr=[lows, highs], **style)
+        middle.plot(xs, mem, color=COLOURS[name], marker="o", label=name)
+    for axis, title, label in (
+        (left, "Uncached, corpus mix → 800 px", "requests/s (median, range of runs)"),
+        (middle, "Peak RSS of the process tree, uncached", "MiB"),
+    ):
+        axis.set_title(title)
+        axis.set_xlabel("concurrent connections")
+        axis.set_ylabel(label)
+        axis.set_xscale("log", base=2)
+        axis.set_xticks([int(c) for c in concurrencies] or [1])
+        axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    hits = summary.get("cache_hits", {})
+    names = [n for n in ORDER if n in hits]
+    if names:
+        values = [hits[n]["rps"]["median"] for n in names]
+        errors = [
+            [hits[n]["rps"]["median"] - hits[n]["rps"]["min"] for n in names],
+            [hits[n]["rps"]["max"] - hits[n]["rps"]["median"] for n in names],
+        ]
+        right.bar(names, values, yerr=errors, color=[COLOURS[n] for n in names], capsize=4)
+        right.set_title("Cache hits, 16 connections")
+        right.set_ylabel("requests/s")
+        right.grid(axis="y", alpha=0.3)
+    else:
+        right.axis("off")
+    machine = results.get("machine", {})
+    figure.suptitle(
+        "Image Factory vs Flask + Pillow (gunicorn) vs thumbor — "
+        f"{machine.get('cpus', '?')} cores, "
+        f"{results.get('started', '')}"
+    )
+    figure.tight_layout()
+    figure.savefig(target, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("results")
+    parser.add_argument("png")
+    args = parser.parse_args()
+    with open(args.results) as handle:
+        draw(json.load(handle), args.png)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""The three servers under test, how they are set up, started and stopped.
+
+- ``service``: Image Factory itself, from the project venv.
+- ``baseline``: ``benchmarks/baseline_app.py`` (Flask + Pillow) under
+  gunicorn, one sync worker per core.
+- ``thumbor``: thumbor from PyPI, 2 processes, file loader, file result
+  storage, loopback only, with the minimal config written here.
+
+The baseline and thumbor run from their own venvs under ``.bench-venv/``
+(created on first use, pinned versions; thumbor needs Pillow < 13), never
+from the system's or the project's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_VENV = os.path.join(ROOT, ".bench-venv")
+
+# What was measured; bump deliberately.
+REQUIREMENTS = {
+    "baseline": ["flask==3.1.3", "gunicorn==27.0.1", "pillow==13.0.0", "matplotlib==3.11.2"],
+    "thumbor": ["thumbor==7.8.0"],
+}
+
+
+def venv_python(name: str) -> str:
+    return os.path.join(BENCH_VENV, name, "bin", "python")
+
+
+def ensure_venv(name: str) -> str:
+    """Create (or update) ``.bench-venv/<name>`` with its pinned packages."""
+    folder = os.path.join(BENCH_VENV, name)
+    stamp = os.path.join(folder, ".requirements")
+    wanted = "\n".join(REQUIREMENTS[name])
+    if os.path.isfile(stamp):
+        with open(stamp) as handle:
+            if handle.read() == wanted:
+                return venv_python(name)
+    print(f"bench: setting up {folder} ({', '.join(REQUIREMENTS[name])})", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", folder], check=True)
+    pip = [venv_python(name), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + REQUIREMENTS[name], check=True)
+    with open(stamp, "w") as handle:
+        handle.write(wanted)
+    return venv_python(name)
+
+
+def service_defaults() -> tuple[dict[str, int], int]:
+    """The service's current output defaults: quality per lossy format, AVIF effort."""
+    from service.settings import DEFAULT_QUALITY, Settings  # noqa: PLC0415
+
+    lossy = ("jpeg", "webp", "avif")
+    quality: dict[str, int] = {
+        str(fmt.value): q for fmt, q in DEFAULT_QUALITY.items() if fmt.value in lossy
+    }
+    effort: int = Settings.__dataclass_fields__["avif_effort"].default  # type: ignore[assignment]
+    return quality, effort
+
+
+def quality_list(quality: dict[str, int]) -> str:
+    return ",".join(f"{name}={value}" for name, value in quality.items())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(slots=True)
+class Server:
+    """A running competitor: its process group, URL and settings."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    health_path: str
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode} at start")
+            try:
+                with urllib.request.urlopen(self.base_url + self.health_path, timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        """SIGTERM to the group we started (its own session), then SIGKILL."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def _spawn(
+    argv: list[str], log_path: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: stop() ends exactly it
+        )
+
+
+def start_service(
+    originals: str,
+    workdir: str,
+    *,
+    workers: int,
+    concurrency: int,
+    env: dict[str, str] | None = None,
+) -> Server:
+    port = free_port()
+    cache = os.path.join(workdir, "service-cache")
+    argv = [
+        sys.executable, "-m", "service",
+        "--port", str(port),
+        "--originals", originals,
+        "--cache-dir", cache,
+        "--cache-max-bytes", "4GB",
+        "--workers", str(workers),
+        "--concurrency", str(concurrency),
+        "--queue", "256",
+        # The 46 MP PNG photo is 105 MB: over the default --max-source-bytes.
+        "--max-source-bytes", "200MB",
+    ]  # fmt: skip
+    process = _spawn(argv, os.path.join(workdir, "service.log"), env)
+    quality, effort = service_defaults()
+    settings = {
+        "command": "python -m service " + " ".join(argv[3:]),
+        "workers": workers,
+        "concurrency_per_worker": concurrency,
+        "environment": env or {},
+        "quality": f"service defaults: {quality_list(quality)}, AVIF effort {effort}",
+    }
+    return Server("service", port, process, "/healthz", settings)
+
+
+def start_baseline(originals: str, workdir: str, *, workers: int) -> Server:
+    python = ensure_venv("baseline")
+    port = free_port()
+    cache = os.path.join(workdir, "baseline-cache")
+    argv = [
+        python, "-m", "gunicorn",
+        "--workers", str(workers),
+        "--worker-class", "sync",
+        "--bind", f"127.0.0.1:{port}",
+        "--backlog", "2048",
+        "--timeout", "120",
+        "benchmarks.baseline_app:app",
+    ]  # fmt: skip
+    quality = quality_list(service_defaults()[0])
+    env = {
+        "BASELINE_ORIGINALS": originals,
+        "BASELINE_CACHE_DIR": cache,
+        "BASELINE_QUALITY": quality,
+    }
+    process = _spawn(argv, os.path.join(workdir, "baseline.log"), env)
+    settings = {
+        "command": "gunicorn " + " ".join(argv[3:]),
+        "workers": workers,
+        "stack": "Flask 3.1 + Pillow 13, Image.thumbnail defaults (draft + LANCZOS), "
+        f"send_from_directory; quality {quality} (the service's), else Pillow defaults",
+    }
+    return Server("baseline", port, process, "/healthz", settings)
+
+
+THUMBOR_CONF = """\
+# Written by benchmarks/competitors.py: a minimal thumbor for the benchmark.
+LOADER = "thumbor.loaders.file_loader"
+FILE_LOADER_ROOT_PATH = {originals!r}
+STORAGE = "thumbor.storages.no_storage"
+RESULT_STORAGE = "thumbor.result_storages.file_storage"
+RESULT_STORAGE_FILE_STORAGE_ROOT_PATH = {results!r}
+RESULT_STORAGE_STORES_UNSAFE = True
+ALLOW_UNSAFE_URL = True
+QUALITY = {jpeg}
+WEBP_QUALITY = {webp}
+AVIF_QUALITY = {avif}
+MAX_AGE = 86400
+RESPECT_ORIENTATION = True
+"""
+
+
+def start_thumbor(originals: str, workdir: str, *, processes: int) -> Server:
+    python = ensure_venv("thumbor")
+    port = free_port()
+    conf = os.path.join(workdir, "thumbor.conf")
+    with open(conf, "w") as handle:
+        handle.write(
+            THUMBOR_CONF.format(
+                originals=os.path.abspath(originals),
+                results=os.path.join(workdir, "thumbor-results"),
+                **service_defaults()[0],
+            )
+        )
+    thumbor = os.path.join(os.path.dirname(python), "thumbor")
+    argv = [
+        thumbor, "--ip", "127.0.0.1", "--port", str(port),
+        "--conf", conf, "--processes", str(processes), "--log-level", "error",
+    ]  # fmt: skip
+    process = _spawn(argv, os.path.join(workdir, "thumbor.log"))
+    settings = {
+        "command": "thumbor " + " ".join(argv[1:]),
+        "processes": processes,
+        "config": "file loader, no original storage, file result storage (unsafe URLs "
+        f"stored), PIL engine, quality {quality_list(service_defaults()[0])}",
+    }
+    return Server("thumbor", port, process, "/healthcheck", settings)
+
+
+def fetch(url: str, timeout: float = 120.0) -> tuple[int, dict[str, str], int]:
+    """GET ``url``: (status, headers, body length)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return reply.status, dict(reply.headers), len(reply.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), len(error.read())
+
+
+def describe_machine() -> dict[str, object]:
+    info: dict[str, object] = {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": sys.platform,
+        "kernel": os.uname().release,
+    }
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as handle:
+            info["mem_total_kib"] = int(handle.readline().split()[1])
+    except OSError:
+        pass
+    with contextlib.suppress(OSError, IndexError):
+        info["wrk"] = subprocess.run(
+            ["wrk", "--version"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()[0]
+    return info
+
+
+def to_json(value: object) -> str:
+    return json.dumps(value, indent=1, sort_keys=False)

@@ -1,0 +1,175 @@
+"""Scenario 1: what one render costs inside one process, libvips vs Pillow.
+
+Run by ``benchmarks.run`` in a fresh process per library and image, under the
+interpreter that has the library (the project venv for pyvips, the baseline
+venv for Pillow), so that ``ru_maxrss`` is that render's own peak:
+
+    python -m benchmarks.libcost --library vips --image DIR/x.jpg --repeat 3
+    python -m benchmarks.libcost --library pillow --loop-seconds 5 --images a.jpg,b.png
+
+Both sides do what their server does: fit inside ``--width`` (never
+upscaling), keep the original's format unless ``--format`` says otherwise,
+flatten alpha for JPEG, and encode with the same quality settings (the
+service's defaults, passed by ``benchmarks.run``). libvips runs with one
+thread per render, as the service does (``VIPS_CONCURRENCY=1``), and its
+operation cache off. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+# Overridden from the command line with the service's current defaults.
+QUALITY = {"jpeg": 80, "webp": 80, "avif": 60}
+AVIF_EFFORT = 0
+
+Renderer = Callable[[str, int, str], bytes]
+
+
+def output_format(path: str, requested: str) -> str:
+    """The format a server would answer: the requested one, else the original's."""
+    if requested != "original":
+        return "jpeg" if requested == "jpg" else requested
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    return "jpeg" if extension in ("jpg", "jpeg") else extension
+
+
+def vips_renderer() -> Renderer:
+    os.environ.setdefault("VIPS_CONCURRENCY", "1")
+    import pyvips  # noqa: PLC0415 - only in the process that measures libvips
+
+    pyvips.cache_set_max(0)
+
+    def render(path: str, width: int, requested: str) -> bytes:
+        fmt = output_format(path, requested)
+        image = pyvips.Image.thumbnail(path, width, height=10_000_000, size="down")
+        if fmt == "jpeg" and image.hasalpha():
+            image = image.flatten(background=[255, 255, 255])
+        options: dict[str, object] = {"keep": "none"}
+        if fmt in QUALITY:
+            options["Q"] = QUALITY[fmt]
+        if fmt == "jpeg":
+            options["optimize_coding"] = True
+        if fmt == "avif":
+            options["effort"] = AVIF_EFFORT
+        data: bytes = image.write_to_buffer("." + fmt, **options)
+        return data
+
+    return render
+
+
+def pillow_renderer() -> Renderer:
+    from PIL import Image  # noqa: PLC0415 - only in the process that measures Pillow
+
+    names = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF"}
+
+    def render(path: str, width: int, requested: str) -> bytes:
+        fmt = output_format(path, requested)
+        with Image.open(path) as opened:
+            image: Image.Image = opened
+            image.thumbnail((width, 10_000_000))  # draft() + LANCZOS, reducing_gap 2.0
+            if fmt == "jpeg" and image.mode != "RGB":
+                image = image.convert("RGB")
+            out = io.BytesIO()
+            options = {"quality": QUALITY[fmt]} if fmt in QUALITY else {}
+            image.save(out, names[fmt], **options)
+        return out.getvalue()
+
+    return render
+
+
+def parse_quality(text: str) -> dict[str, int]:
+    """'jpeg=80,webp=80,avif=60' -> {'jpeg': 80, 'webp': 80, 'avif': 60}."""
+    pairs = (item.split("=", 1) for item in text.split(",") if item.strip())
+    return {name.strip().lower(): int(value) for name, value in pairs}
+
+
+def peak_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def measure_image(
+    render: Renderer, path: str, *, width: int, fmt: str, repeat: int, warmup: str | None
+) -> dict[str, object]:
+    if warmup:
+        render(warmup, 64, "jpeg")  # load the library's code and codecs
+    before = peak_rss_kib()
+    timings = []
+    size = 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        size = len(render(path, width, fmt))
+        timings.append((time.perf_counter() - started) * 1000)
+    return {
+        "ms": timings,
+        "ms_median": statistics.median(timings),
+        "peak_rss_mib": peak_rss_kib() / 1024,
+        "idle_rss_mib": before / 1024,
+        "output_bytes": size,
+    }
+
+
+def loop(
+    render: Renderer, paths: list[str], *, width: int, fmt: str, seconds: float, offset: int
+) -> dict[str, object]:
+    """Render the list round-robin (from ``offset``) for about ``seconds``."""
+    started = time.perf_counter()
+    count = 0
+    while time.perf_counter() - started < seconds:
+        render(paths[(offset + count) % len(paths)], width, fmt)
+        count += 1
+    return {"renders": count, "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--library", choices=("vips", "pillow"), required=True)
+    parser.add_argument("--image")
+    parser.add_argument("--images", help="comma-separated, for --loop-seconds")
+    parser.add_argument("--width", type=int, default=800)
+    parser.add_argument("--format", default="original")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warmup")
+    parser.add_argument("--loop-seconds", type=float)
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--quality", type=parse_quality, help="e.g. jpeg=80,webp=80,avif=60")
+    parser.add_argument("--avif-effort", type=int)
+    args = parser.parse_args()
+    global AVIF_EFFORT  # noqa: PLW0603 - set once, before any render
+    if args.quality:
+        QUALITY.update(args.quality)
+    if args.avif_effort is not None:
+        AVIF_EFFORT = args.avif_effort
+    render = vips_renderer() if args.library == "vips" else pillow_renderer()
+    if args.loop_seconds:
+        paths = args.images.split(",")
+        render(paths[0], 64, "jpeg")
+        result = loop(
+            render,
+            paths,
+            width=args.width,
+            fmt=args.format,
+            seconds=args.loop_seconds,
+            offset=args.offset,
+        )
+    else:
+        result = measure_image(
+            render,
+            args.image,
+            width=args.width,
+            fmt=args.format,
+            repeat=args.repeat,
+            warmup=args.warmup,
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

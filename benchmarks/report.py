@@ -1,0 +1,331 @@
+"""From raw runs to medians, ratios, the issue's targets and Markdown tables.
+
+Pure functions over the results dictionary that ``benchmarks.run`` writes, so
+that a results file can be re-rendered (``python -m benchmarks.report
+results/latest.json``) and the logic is tested without running anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .stats import format_ratio, paired_ratios, ratio, summarize
+
+ORDER = ("service", "baseline", "thumbor")
+Runs = Sequence[Mapping[str, Any]]
+
+
+def series_summary(runs: Runs) -> dict[str, Any]:
+    """Medians (and ranges) of one competitor's repeated runs of one case."""
+    rps = [float(r["rps"]) for r in runs]
+    latency = [r["latency_ms"] for r in runs]
+    out: dict[str, Any] = {
+        "rps": summarize(rps).as_dict(),
+        "p50_ms": summarize([float(x["p50"]) for x in latency]).as_dict(),
+        "p90_ms": summarize([float(x["p90"]) for x in latency]).as_dict(),
+        "p99_ms": summarize([float(x["p99"]) for x in latency]).as_dict(),
+        "peak_rss_mib": summarize([float(r["peak_rss_mib"]) for r in runs]).as_dict(),
+        "peak_pss_mib": summarize([float(r["peak_pss_mib"]) for r in runs]).as_dict(),
+        "requests": sum(int(r["requests"]) for r in runs),
+        "non_2xx": sum(
+            c for r in runs for code, c in r.get("statuses", {}).items() if not code.startswith("2")
+        ),
+        "client_cpu_percent": summarize([float(r["client_cpu_percent"]) for r in runs]).median,
+    }
+    cpu = [
+        float(r["server_cpu_ms_per_request"]) for r in runs if r.get("server_cpu_ms_per_request")
+    ]
+    if cpu:
+        out["server_cpu_ms_per_request"] = summarize(cpu).as_dict()
+    return out
+
+
+def case_summary(case: Mapping[str, Runs]) -> dict[str, Any]:
+    """Every competitor of one case, and the service's ratios to the others."""
+    out: dict[str, Any] = {name: series_summary(runs) for name, runs in case.items() if runs}
+    ratios: dict[str, Any] = {}
+    service = case.get("service")
+    for other in ("baseline", "thumbor"):
+        theirs = case.get(other)
+        if not service or not theirs:
+            continue
+        ours_rps = [float(r["rps"]) for r in service]
+        their_rps = [float(r["rps"]) for r in theirs]
+        ours_mem = out["service"]["peak_rss_mib"]["median"]
+        their_mem = out[other]["peak_rss_mib"]["median"]
+        paired = paired_ratios(ours_rps, their_rps) if len(ours_rps) == len(their_rps) else []
+        ratios[other] = {
+            "rps": ratio(out["service"]["rps"]["median"], out[other]["rps"]["median"]),
+            "rps_paired_min": min(paired) if paired else None,
+            "rps_paired_max": max(paired) if paired else None,
+            "peak_rss": ratio(ours_mem, their_mem),
+        }
+    out["ratios"] = ratios
+    return out
+
+
+def summarize_all(results: Mapping[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    if "uncached" in results:
+        summary["uncached"] = {c: case_summary(case) for c, case in results["uncached"].items()}
+    for key in ("latency_4mp", "cache_hits", "memory_largest"):
+        if key in results:
+            summary[key] = case_summary(results[key])
+    if "formats" in results:
+        summary["formats"] = {f: case_summary(case) for f, case in results["formats"].items()}
+    summary["targets"] = targets(results, summary)
+    return summary
+
+
+def _median(summary: Mapping[str, Any], *path: str) -> float | None:
+    node: Any = summary
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, int | float) else None
+
+
+def targets(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and whether it is met."""
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, goal: str, met: bool | None) -> None:
+        found.append({"target": name, "value": value, "goal": goal, "met": met})
+
+    libcost = results.get("libcost", {})
+    raw = libcost.get("mix_speedup")
+    c4 = _median(summary, "uncached", "4", "ratios", "baseline", "rps")
+    if raw is not None and c4 is not None:
+        share = c4 / raw
+        add(
+            "uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio",
+            share,
+            ">= 0.90",
+            share >= 0.9,
+        )
+    inprocess = _median(libcost, "inprocess_rps", "vips")
+    service_c4 = _median(summary, "uncached", "4", "service", "rps", "median")
+    if inprocess and service_c4 is not None:
+        share = service_c4 / inprocess
+        add(
+            "uncached c=4 mix: service vs in-process pyvips throughput",
+            share,
+            ">= 0.90",
+            share >= 0.9,
+        )
+    if c4 is not None:
+        add("moonshot: uncached c=4 mix vs baseline", c4, ">= 2.0", c4 >= 2.0)
+    thumbor = _median(summary, "uncached", "4", "ratios", "thumbor", "rps")
+    if thumbor is not None:
+        add("uncached c=4 mix vs thumbor", thumbor, "> 1.0", thumbor > 1.0)
+    p50 = _median(summary, "latency_4mp", "service", "p50_ms", "median")
+    p99 = _median(summary, "latency_4mp", "service", "p99_ms", "median")
+    if p50 and p99 is not None:
+        add("4 MP JPEG alone c=4: service p99 / p50", p99 / p50, "<= 2.0", p99 / p50 <= 2.0)
+    hits = _median(summary, "cache_hits", "ratios", "baseline", "rps")
+    if hits is not None:
+        add("cache hits c=16 vs baseline", hits, ">= 1.0", hits >= 1.0)
+    concurrencies = sorted(summary.get("uncached", {}), key=int)
+    if concurrencies:
+        top = concurrencies[-1]
+        memory = _median(summary, "uncached", top, "ratios", "baseline", "peak_rss")
+        if memory is not None:
+            add(
+                f"peak RSS of the tree, c={top} over the mix, vs baseline",
+                memory,
+                "<= 1.0",
+                memory <= 1.0,
+            )
+    big = libcost.get("per_image", {}).get("kleiber-46mp.png")
+    if big:
+        vips, pillow = big["vips"], big["pillow"]
+        absolute = vips["peak_rss_mib"] / pillow["peak_rss_mib"]
+        add(
+            "46 MP PNG per-render peak RSS, pyvips / Pillow (whole process)",
+            absolute,
+            "<= 0.25",
+            absolute <= 0.25,
+        )
+        own_vips = vips["peak_rss_mib"] - vips["idle_rss_mib"]
+        own_pillow = pillow["peak_rss_mib"] - pillow["idle_rss_mib"]
+        if own_pillow > 0:
+            own = own_vips / own_pillow
+            add(
+                "46 MP PNG per-render peak RSS above idle, pyvips / Pillow",
+                own,
+                "<= 0.25",
+                own <= 0.25,
+            )
+    return found
+
+
+# -- Markdown -----------------------------------------------------------------
+
+
+def _cell(summary: Mapping[str, Any] | None, key: str = "rps", digits: int = 1) -> str:
+    if not summary or key not in summary:
+        return "-"
+    s = summary[key]
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def _row(
+    label: str, case: Mapping[str, Any], key: str = "rps", digits: int = 1, ratio_key: str = "rps"
+) -> str:
+    cells = [_cell(case.get(name), key, digits) for name in ORDER]
+    ratios = case.get("ratios", {})
+    versus = [
+        format_ratio(ratios.get(other, {}).get(ratio_key)) for other in ("baseline", "thumbor")
+    ]
+    return f"| {label} | " + " | ".join(cells + versus) + " |"
+
+
+HEADER = (
+    "| case | service | baseline (Flask + Pillow) | thumbor "
+    "| service / baseline | service / thumbor |\n"
+    "|---|---|---|---|---|---|"
+)
+
+
+def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912 - one table after another
+    summary = results.get("summary") or summarize_all(results)
+    plan = results.get("plan", {})
+    lines = [
+        f"Run of {results.get('started', '?')}: {plan.get('runs', '?')} runs of each case, "
+        f"{plan.get('seconds', '?')} s each (uncached); medians, with the range of the runs in "
+        "brackets; ratios are of medians. Machine: "
+        f"{results.get('machine', {}).get('cpus', '?')} cores, "
+        f"{results.get('machine', {}).get('cpu_model', '?')}.",
+        "",
+        "**Throughput, requests/s** (higher is better)",
+        "",
+        HEADER,
+    ]
+    for concurrency, case in sorted(summary.get("uncached", {}).items(), key=lambda kv: int(kv[0])):
+        lines.append(_row(f"uncached mix, c={concurrency}", case))
+    if "latency_4mp" in summary:
+        lines.append(_row("uncached 4 MP JPEG alone, c=4", summary["latency_4mp"]))
+    for fmt, case in summary.get("formats", {}).items():
+        lines.append(_row(f"uncached mix → {fmt}, c=4", case))
+    if "cache_hits" in summary:
+        lines.append(_row("cache hits, c=16", summary["cache_hits"], digits=0))
+    lines += [
+        "",
+        "**Latency, ms** (p50 / p99, medians of the runs)",
+        "",
+        HEADER.replace("service / baseline", "p99/p50 service").replace(
+            "| service / thumbor |", "| p99/p50 baseline |"
+        ),
+    ]
+    latency_cases = [
+        (f"uncached mix, c={c}", case)
+        for c, case in sorted(summary.get("uncached", {}).items(), key=lambda kv: int(kv[0]))
+    ]
+    if "latency_4mp" in summary:
+        latency_cases.append(("4 MP JPEG alone, c=4", summary["latency_4mp"]))
+    for label, case in latency_cases:
+        cells = []
+        for name in ORDER:
+            s = case.get(name)
+            cells.append(f"{s['p50_ms']['median']:.0f} / {s['p99_ms']['median']:.0f}" if s else "-")
+        spread = []
+        for name in ("service", "baseline"):
+            s = case.get(name)
+            spread.append(
+                f"{s['p99_ms']['median'] / s['p50_ms']['median']:.2f}"
+                if s and s["p50_ms"]["median"]
+                else "-"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells + spread) + " |")
+    lines += ["", "**Peak RSS of the whole process tree, MiB** (lower is better)", "", HEADER]
+    for concurrency, case in sorted(summary.get("uncached", {}).items(), key=lambda kv: int(kv[0])):
+        lines.append(_row(f"uncached mix, c={concurrency}", case, "peak_rss_mib", 0, "peak_rss"))
+    if "memory_largest" in summary:
+        lines.append(
+            _row(
+                "largest images (13-46 MP) → JPEG, c=16",
+                summary["memory_largest"],
+                "peak_rss_mib",
+                0,
+                "peak_rss",
+            )
+        )
+    if "cache_hits" in summary:
+        lines.append(_row("cache hits, c=16", summary["cache_hits"], "peak_rss_mib", 0, "peak_rss"))
+    cpu_rows = [
+        (f"uncached mix, c={c}", case)
+        for c, case in sorted(summary.get("uncached", {}).items(), key=lambda kv: int(kv[0]))
+    ]
+    if cpu_rows:
+        lines += [
+            "",
+            "**Server CPU per request, ms** (all processes of the server; "
+            "less noisy than req/s on a shared machine)",
+            "",
+            HEADER,
+        ]
+        for label, case in cpu_rows:
+            lines.append(_row(label, case, "server_cpu_ms_per_request", 1, "_none"))
+    libcost = results.get("libcost")
+    if libcost:
+        lines += [
+            "",
+            "**In-process cost per image** (scenario 1: median ms of one render to 800 px, "
+            "original's format; peak RSS of the process, MiB)",
+            "",
+            "| image | pyvips ms | Pillow ms | Pillow / pyvips "
+            "| pyvips peak RSS | Pillow peak RSS |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, row in libcost["per_image"].items():
+            vips, pillow = row["vips"], row["pillow"]
+            lines.append(
+                f"| {name} | {vips['ms_median']:.0f} | {pillow['ms_median']:.0f} | "
+                f"{row['speedup']:.2f}x | {vips['peak_rss_mib']:.0f} | "
+                f"{pillow['peak_rss_mib']:.0f} |"
+            )
+        totals = libcost["mix_ms_total"]
+        lines.append(
+            f"| **mix total** | {totals['vips']:.0f} | {totals['pillow']:.0f} | "
+            f"**{libcost['mix_speedup']:.2f}x** | | |"
+        )
+        rps = libcost.get("inprocess_rps", {})
+        if rps:
+            lines += [
+                "",
+                f"In-process throughput over the mix, one process per core: pyvips "
+                f"{rps.get('vips', 0):.1f} renders/s, Pillow {rps.get('pillow', 0):.1f} renders/s "
+                f"({format_ratio(ratio(rps.get('vips', 0), rps.get('pillow', 0)))}).",
+            ]
+    found = summary.get("targets", [])
+    if found:
+        lines += [
+            "",
+            "**Targets of issue 4**",
+            "",
+            "| target | measured | goal | met |",
+            "|---|---|---|---|",
+        ]
+        for t in found:
+            value = "-" if t["value"] is None else f"{t['value']:.2f}"
+            met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+            lines.append(f"| {t['target']} | {value} | {t['goal']} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Re-render the tables of a results file")
+    parser.add_argument("results")
+    args = parser.parse_args()
+    with open(args.results) as handle:
+        results = json.load(handle)
+    results["summary"] = summarize_all(results)
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,419 @@
+"""The benchmark: Image Factory vs the Flask + Pillow baseline (and thumbor).
+
+    python -m benchmarks.run --quick     # make bench-quick: < 2 minutes
+    python -m benchmarks.run             # make bench: every scenario, thumbor too
+
+Scenarios (each against every competitor in the same run, the order of the
+competitors rotated from one repetition to the next):
+1. in-process cost per image, pyvips vs Pillow: ms and peak RSS, plus the
+   in-process throughput of each library on all cores;
+2. uncached HTTP load over the corpus mix (every request a new variant) at
+   concurrency 1, 4, 16; and the 4 MP JPEG alone at concurrency 4 (latency);
+3. cache hits at concurrency 16;
+4. memory: concurrency 16 over the largest images, peak RSS of each server's
+   whole process tree (also sampled during every other load run);
+5. formats: uncached load at concurrency 4 for JPEG, WebP and AVIF output.
+
+Writes ``benchmarks/results/<date>.json`` (every figure and the machine),
+``<date>.md`` (the tables) and ``<date>.png`` (the chart), and copies them to
+``latest.*``. Loopback only; every load run is bounded by its duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import competitors, corpus, proctree, report, urls, wrk
+
+RESULTS_DIR = os.path.join(competitors.ROOT, "benchmarks", "results")
+CORES = os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one invocation measures, and for how long."""
+
+    runs: int
+    seconds: float
+    concurrencies: tuple[int, ...]
+    hit_seconds: float
+    memory_runs: int
+    memory_seconds: float
+    formats: tuple[str, ...]
+    latency: bool
+    libcost_repeat: int
+    loop_seconds: float
+    thumbor: bool
+
+
+QUICK = Plan(
+    runs=3, seconds=4, concurrencies=(4,), hit_seconds=2, memory_runs=1, memory_seconds=5,
+    formats=(), latency=False, libcost_repeat=2, loop_seconds=3, thumbor=False,
+)  # fmt: skip
+FULL = Plan(
+    runs=3, seconds=8, concurrencies=(1, 4, 16), hit_seconds=5, memory_runs=3, memory_seconds=8,
+    formats=("jpeg", "webp", "avif"), latency=True, libcost_repeat=3, loop_seconds=8, thumbor=True,
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class Bench:
+    plan: Plan
+    originals: str
+    workdir: str
+    servers: list[competitors.Server] = field(default_factory=list)
+    pools: dict[str, urls.VariantPool] = field(default_factory=dict)
+    results: dict[str, object] = field(default_factory=dict)
+
+    # -- helpers -----------------------------------------------------------
+
+    @property
+    def quality_args(self) -> list[str]:
+        quality, effort = competitors.service_defaults()
+        return ["--quality", competitors.quality_list(quality), "--avif-effort", str(effort)]
+
+    def log(self, message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    def rotated(self, repetition: int) -> list[competitors.Server]:
+        shift = repetition % len(self.servers)
+        return self.servers[shift:] + self.servers[:shift]
+
+    def load(
+        self,
+        server: competitors.Server,
+        paths: list[str],
+        *,
+        concurrency: int,
+        seconds: float,
+        label: str,
+    ) -> dict[str, object]:
+        """One wrk run against ``server``, with its tree sampled."""
+        paths_file = urls.paths_file(self.workdir, f"{label}-{server.name}")
+        urls.write_paths(paths_file, paths)
+        pids = proctree.tree(server.pid)
+        cpu_before = proctree.cpu_seconds(pids)
+        with proctree.Sampler(server.pid) as sampler:
+            result = wrk.run(server.base_url, paths_file, concurrency=concurrency, seconds=seconds)
+        cpu = proctree.cpu_seconds(proctree.tree(server.pid)) - cpu_before
+        wait_idle(server.pid)
+        figures: dict[str, object] = result.as_dict()
+        figures.update(sampler.peak.as_dict())
+        figures["server_cpu_ms_per_request"] = (
+            round(1000 * cpu / result.requests, 2) if result.requests else None
+        )
+        if result.non_2xx or sum(result.errors.values()):
+            self.log(f"  {server.name}: statuses {result.statuses} errors {result.errors}")
+        return figures
+
+    def uncached_series(
+        self, scenario: str, names: list[str], concurrency: int, seconds: float, fmt: str | None
+    ) -> dict[str, list[dict[str, object]]]:
+        """``runs`` repetitions, every competitor each time, fresh variants."""
+        series: dict[str, list[dict[str, object]]] = {s.name: [] for s in self.servers}
+        budget = max(200, int(seconds * 160))
+        for repetition in range(self.plan.runs):
+            for server in self.rotated(repetition):
+                pool = self.pools.setdefault(
+                    f"{server.name}:{','.join(names)}", urls.VariantPool(names)
+                )
+                variants = pool.take(budget, fmt)
+                paths = [urls.url_path(server.name, v) for v in variants]
+                figures = self.load(
+                    server, paths, concurrency=concurrency, seconds=seconds,
+                    label=f"{scenario}-{repetition}",
+                )  # fmt: skip
+                if figures["wraps"]:
+                    self.log(f"  {server.name}: the URL list wrapped; some requests were hits")
+                series[server.name].append(figures)
+                self.log(
+                    f"  {scenario} run {repetition + 1} {server.name}: "
+                    f"{figures['rps']} req/s, p50 {_ms(figures, 'p50')}, "
+                    f"p99 {_ms(figures, 'p99')}, peak RSS {figures['peak_rss_mib']} MiB"
+                )
+        return series
+
+    # -- scenarios ---------------------------------------------------------
+
+    def libcost(self) -> None:
+        self.log("scenario 1: in-process cost per image (pyvips vs Pillow)")
+        names = [e.name for e in corpus.CORPUS]
+        pythons = {"vips": sys.executable, "pillow": competitors.ensure_venv("baseline")}
+        warmup = os.path.join(self.originals, "grace_hopper.jpg")
+        per_image: dict[str, dict[str, Any]] = {}
+        for index, name in enumerate(names):
+            repeat = 1 if name == "kleiber-46mp.png" else self.plan.libcost_repeat
+            order = ["vips", "pillow"] if index % 2 == 0 else ["pillow", "vips"]
+            row: dict[str, Any] = {}
+            for library in order:
+                argv = [
+                    pythons[library], "-m", "benchmarks.libcost", "--library", library,
+                    "--image", os.path.join(self.originals, name), "--repeat", str(repeat),
+                    "--warmup", warmup, *self.quality_args,
+                ]  # fmt: skip
+                row[library] = _json_run(argv)
+            vips_ms = float(row["vips"]["ms_median"])
+            pillow_ms = float(row["pillow"]["ms_median"])
+            row["speedup"] = round(pillow_ms / vips_ms, 3) if vips_ms else None
+            per_image[name] = row
+            self.log(f"  {name}: vips {vips_ms:.0f} ms, Pillow {pillow_ms:.0f} ms")
+        mix = corpus.mix_names()
+        vips_total = sum(float(per_image[n]["vips"]["ms_median"]) for n in mix)
+        pillow_total = sum(float(per_image[n]["pillow"]["ms_median"]) for n in mix)
+        throughput = {
+            library: self.inprocess_throughput(pythons[library], library, mix)
+            for library in ("vips", "pillow")
+        }
+        self.results["libcost"] = {
+            "per_image": per_image,
+            "mix_ms_total": {"vips": round(vips_total, 1), "pillow": round(pillow_total, 1)},
+            "mix_speedup": round(pillow_total / vips_total, 3),
+            "inprocess_rps": throughput,
+            "settings": "width 800, original's format, the service's quality defaults "
+            f"({' '.join(self.quality_args)}); "
+            "libvips: thumbnail(size=down), VIPS_CONCURRENCY=1, cache off; "
+            "Pillow: Image.thumbnail defaults",
+        }
+
+    def inprocess_throughput(self, python: str, library: str, mix: list[str]) -> float:
+        """Renders per second of ``library`` with one process per core over the mix."""
+        paths = ",".join(os.path.join(self.originals, n) for n in mix)
+        argv = [
+            python, "-m", "benchmarks.libcost", "--library", library, "--images", paths,
+            "--loop-seconds", str(self.plan.loop_seconds), *self.quality_args,
+        ]  # fmt: skip
+        started = time.monotonic()
+        processes = [
+            subprocess.Popen(
+                [*argv, "--offset", str(i * len(mix) // CORES)],
+                cwd=competitors.ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(CORES)
+        ]
+        outputs: list[dict[str, Any]] = [json.loads(p.communicate()[0]) for p in processes]
+        wall = time.monotonic() - started
+        renders = sum(int(o["renders"]) for o in outputs)
+        seconds = max(float(o["seconds"]) for o in outputs)
+        rps = renders / seconds
+        self.log(f"  in-process {library}, {CORES} processes: {rps:.1f} renders/s ({wall:.1f} s)")
+        return round(rps, 2)
+
+    def uncached(self) -> None:
+        mix = corpus.mix_names()
+        table: dict[str, object] = {}
+        for concurrency in self.plan.concurrencies:
+            self.log(f"scenario 2: uncached over the mix, concurrency {concurrency}")
+            table[str(concurrency)] = self.uncached_series(
+                f"uncached-c{concurrency}", mix, concurrency, self.plan.seconds, None
+            )
+        self.results["uncached"] = table
+        if self.plan.latency:
+            self.log("scenario 2b: the 4 MP JPEG alone, concurrency 4 (latency)")
+            self.results["latency_4mp"] = self.uncached_series(
+                "latency-4mp", [corpus.FOUR_MP], 4, self.plan.seconds, None
+            )
+
+    def cache_hits(self) -> None:
+        self.log("scenario 3: cache hits, concurrency 16")
+        variants = urls.fixed_variants(corpus.mix_names(), 400)
+        series: dict[str, list[dict[str, object]]] = {s.name: [] for s in self.servers}
+        for server in self.servers:
+            for variant in variants:  # warm: every path is a hit from now on
+                status, _, _ = competitors.fetch(
+                    server.base_url + urls.url_path(server.name, variant)
+                )
+                if status != 200:
+                    raise RuntimeError(f"{server.name}: warming {variant} gave {status}")
+        for repetition in range(self.plan.runs):
+            for server in self.rotated(repetition):
+                paths = [urls.url_path(server.name, v) for v in variants]
+                figures = self.load(
+                    server, paths, concurrency=16, seconds=self.plan.hit_seconds,
+                    label=f"hits-{repetition}",
+                )  # fmt: skip
+                series[server.name].append(figures)
+                self.log(f"  hits run {repetition + 1} {server.name}: {figures['rps']} req/s")
+        self.results["cache_hits"] = series
+
+    def memory(self) -> None:
+        self.log("scenario 4: memory, concurrency 16 over the largest images")
+        runs = self.plan.runs
+        saved, self.plan = self.plan, _replace_runs(self.plan, self.plan.memory_runs)
+        try:
+            self.results["memory_largest"] = self.uncached_series(
+                "memory-largest", list(corpus.LARGEST), 16, self.plan.memory_seconds, "jpeg"
+            )
+        finally:
+            self.plan = saved
+        assert self.plan.runs == runs
+
+    def formats(self) -> None:
+        table: dict[str, object] = {}
+        for fmt in self.plan.formats:
+            self.log(f"scenario 5: uncached, concurrency 4, {fmt} output")
+            table[fmt] = self.uncached_series(
+                f"format-{fmt}", corpus.mix_names(), 4, self.plan.seconds, fmt
+            )
+        if table:
+            self.results["formats"] = table
+
+
+def _replace_runs(plan: Plan, runs: int) -> Plan:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(plan, runs=runs)
+
+
+def _ms(figures: dict[str, object], key: str) -> str:
+    latency = figures["latency_ms"]
+    assert isinstance(latency, dict)
+    return f"{latency[key]:.0f} ms"
+
+
+def _json_run(argv: list[str]) -> dict[str, Any]:
+    out = subprocess.run(argv, cwd=competitors.ROOT, capture_output=True, text=True, check=True)
+    parsed: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def wait_idle(root: int, *, threshold: float = 0.05, timeout: float = 60.0) -> None:
+    """Wait until ``root``'s tree stops using CPU (requests left over drained)."""
+    deadline = time.monotonic() + timeout
+    previous = proctree.cpu_seconds(proctree.tree(root))
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        current = proctree.cpu_seconds(proctree.tree(root))
+        if current - previous < threshold * 0.25:
+            return
+        previous = current
+
+
+def summarize_results(results: dict[str, object]) -> dict[str, object]:
+    """Medians, spreads and ratios of every series, and the issue's targets."""
+    return report.summarize_all(results)
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="the < 2 minute subset")
+    parser.add_argument("--thumbor", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--runs", type=int, help="repetitions of each load run (>= 3 for medians)")
+    parser.add_argument("--seconds", type=float, help="duration of each uncached run")
+    parser.add_argument("--service-workers", type=int, default=CORES)
+    parser.add_argument("--service-concurrency", type=int, default=1)
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for the service (to measure e.g. MALLOC_ARENA_MAX=2)",
+    )
+    parser.add_argument("--corpus", default=os.path.join(competitors.ROOT, corpus.DEFAULT_DIR))
+    parser.add_argument("--out", default=RESULTS_DIR)
+    parser.add_argument("--only", help="comma-separated: libcost,uncached,hits,memory,formats")
+    args = parser.parse_args(argv)
+
+    from dataclasses import replace  # noqa: PLC0415
+
+    plan = QUICK if args.quick else FULL
+    if args.thumbor is not None:
+        plan = replace(plan, thumbor=args.thumbor)
+    if args.runs:
+        plan = replace(plan, runs=args.runs)
+    if args.seconds:
+        plan = replace(plan, seconds=args.seconds)
+
+    started = time.monotonic()
+    wrk.ensure_installed()
+    corpus.build(args.corpus)
+    competitors.ensure_venv("baseline")
+    if plan.thumbor:
+        competitors.ensure_venv("thumbor")
+    originals = corpus.originals_dir(args.corpus)
+    workdir = tempfile.mkdtemp(prefix="image-factory-bench-")
+    bench = Bench(plan, originals, workdir)
+    bench.log(f"setup done in {time.monotonic() - started:.0f} s; scratch {workdir}")
+    bench.results["plan"] = {k: getattr(plan, k) for k in plan.__dataclass_fields__}
+    bench.results["machine"] = competitors.describe_machine()
+    bench.results["started"] = datetime.datetime.now().isoformat(timespec="seconds")
+    with open(os.path.join(args.corpus, "MANIFEST.json")) as handle:
+        bench.results["corpus"] = json.load(handle)
+
+    only = set(args.only.split(",")) if args.only else None
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("libcost", bench.libcost),
+        ("uncached", bench.uncached),
+        ("hits", bench.cache_hits),
+        ("memory", bench.memory),
+        ("formats", bench.formats),
+    ]
+    try:
+        starters: list[Callable[[], competitors.Server]] = [
+            lambda: competitors.start_service(
+                originals,
+                workdir,
+                workers=args.service_workers,
+                concurrency=args.service_concurrency,
+                env=dict(item.split("=", 1) for item in args.service_env),
+            ),
+            lambda: competitors.start_baseline(originals, workdir, workers=CORES),
+        ]
+        if plan.thumbor:
+            starters.append(lambda: competitors.start_thumbor(originals, workdir, processes=2))
+        for start in starters:
+            bench.servers.append(start())
+        for server in bench.servers:
+            server.wait_ready()
+        bench.results["competitors"] = {s.name: s.settings for s in bench.servers}
+        for name, step in steps:
+            if only is None or name in only:
+                step()
+    finally:
+        for server in bench.servers:
+            server.stop()
+    bench.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    bench.results["summary"] = summarize_results(bench.results)
+    written = write_outputs(bench.results, args.out)
+    print(report.markdown(bench.results))
+    bench.log(f"done in {bench.results['elapsed_seconds']} s: {', '.join(written)}")
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def write_outputs(results: dict[str, object], directory: str) -> list[str]:
+    os.makedirs(directory, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    base = os.path.join(directory, stamp)
+    with open(base + ".json", "w") as out:
+        json.dump(results, out, indent=1)
+    with open(base + ".md", "w") as out:
+        out.write(report.markdown(results))
+    written = [base + ".json", base + ".md"]
+    python = competitors.ensure_venv("baseline")
+    chart = subprocess.run(
+        [python, "-m", "benchmarks.chart", base + ".json", base + ".png"],
+        cwd=competitors.ROOT,
+        check=False,
+    )
+    if chart.returncode == 0:
+        written.append(base + ".png")
+    for path in written:
+        shutil.copyfile(path, os.path.join(directory, "latest" + os.path.splitext(path)[1]))
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""URL lists: which variants each load run asks for, in each competitor's syntax.
+
+An *uncached* run must never ask for a variant twice, or the second request
+would be a cache hit. A ``VariantPool`` hands out variants in order (the
+images round-robin, then the next width, then a new height salt) and never
+the same one twice, so consecutive runs against one server stay uncached.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+COMPETITORS = ("service", "baseline", "thumbor")
+
+# Around the 800 px the targets are stated for.
+DEFAULT_WIDTHS = range(600, 1100)
+# A height salt that never constrains a fit (aspect ratios here are < 3.6:1)
+# yet makes a new variant once the widths are used up; under the service's
+# default --max-output-size of 4096.
+_SALT_BASE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str  # path under the originals directory
+    width: int
+    height: int | None = None
+    format: str | None = None  # None: the original's
+
+
+class VariantPool:
+    """Hands out distinct variants of ``names``, in a fixed order."""
+
+    def __init__(self, names: Sequence[str], widths: Sequence[int] = DEFAULT_WIDTHS) -> None:
+        if not names or not widths:
+            raise ValueError("a pool needs images and widths")
+        self.names = list(names)
+        self.widths = list(widths)
+        self.used = 0
+
+    def variant(self, index: int, fmt: str | None = None) -> Variant:
+        per_salt = len(self.names) * len(self.widths)
+        salt, within = divmod(index, per_salt)
+        step, image = divmod(within, len(self.names))
+        height = None if salt == 0 else _SALT_BASE - salt
+        if height is not None and height < max(self.widths) * 4:
+            raise ValueError("variant pool exhausted")
+        return Variant(self.names[image], self.widths[step], height, fmt)
+
+    def take(self, count: int, fmt: str | None = None) -> list[Variant]:
+        start = self.used
+        self.used += count
+        return [self.variant(index, fmt) for index in range(start, start + count)]
+
+
+def fixed_variants(names: Iterable[str], width: int, fmt: str | None = None) -> list[Variant]:
+    """One variant per image at one width: the cache-hit set."""
+    return [Variant(name, width, None, fmt) for name in names]
+
+
+def url_path(competitor: str, variant: Variant) -> str:
+    """The request path (and query) for ``variant`` on ``competitor``."""
+    name = quote(variant.name)
+    if competitor == "service":
+        query = f"w={variant.width}"
+        if variant.height is not None:
+            query += f"&h={variant.height}"
+        if variant.format:
+            query += f"&format={variant.format}"
+        return f"/picture/{name}?{query}"
+    if competitor == "baseline":
+        query = f"scalex={variant.width}"
+        if variant.height is not None:
+            query += f"&scaley={variant.height}"
+        if variant.format:
+            query += f"&encoding={variant.format}"
+        return f"/picture/{name}?{query}"
+    if competitor == "thumbor":
+        # fit-in: inside the box, keeping the aspect ratio, never upscaled
+        # (thumbor upscales fit-in only with filters:upscale()).
+        box = f"{variant.width}x{variant.height or 0}"
+        filters = f"filters:format({variant.format})/" if variant.format else ""
+        return f"/unsafe/fit-in/{box}/{filters}{name}"
+    raise ValueError(f"unknown competitor {competitor!r}")
+
+
+def write_paths(path: str, paths: Iterable[str]) -> int:
+    """One request path per line, as the wrk script and loadtest read them."""
+    count = 0
+    with open(path, "w") as out:
+        for line in paths:
+            if "\n" in line or not line.startswith("/"):
+                raise ValueError(f"not a request path: {line!r}")
+            out.write(line + "\n")
+            count += 1
+    return count
+
+
+def read_paths(path: str) -> list[str]:
+    """Request paths from a file: one a line; blank lines and # comments skipped.
+
+    Full URLs are accepted and reduced to their path and query.
+    """
+    paths = []
+    with open(path) as source:
+        for raw in source:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if "://" in line:
+                rest = line.split("://", 1)[1]
+                line = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+            if not line.startswith("/"):
+                line = "/" + line
+            paths.append(line)
+    if not paths:
+        raise ValueError(f"{path}: no request paths")
+    return paths
+
+
+def paths_file(directory: str, label: str) -> str:
+    return os.path.join(directory, f"{label}.paths")

@@ -1,0 +1,380 @@
+"""The benchmark suite's own logic: URL lists, statistics, wrk output, reports.
+
+Offline and quick: nothing here starts a server, runs wrk or times anything.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import corpus, loadtest, proctree, report, urls, wrk
+from benchmarks.libcost import output_format
+from benchmarks.stats import (
+    format_ratio,
+    format_summary,
+    paired_ratios,
+    percentile,
+    ratio,
+    summarize,
+)
+
+# -- URL lists ------------------------------------------------------------------
+
+
+def test_pool_never_repeats_a_variant_across_takes() -> None:
+    pool = urls.VariantPool(["a.jpg", "b.png", "c.jpg"], widths=range(600, 610))
+    first = pool.take(25)
+    second = pool.take(25)  # crosses into the height salt after 30
+    everything = first + second
+    assert len(set(everything)) == len(everything) == 50
+    assert pool.used == 50
+
+
+def test_pool_walks_images_round_robin_then_widths() -> None:
+    pool = urls.VariantPool(["a.jpg", "b.png"], widths=[600, 601])
+    taken = pool.take(5)
+    assert [(v.name, v.width, v.height) for v in taken] == [
+        ("a.jpg", 600, None),
+        ("b.png", 600, None),
+        ("a.jpg", 601, None),
+        ("b.png", 601, None),
+        ("a.jpg", 600, 4095),  # widths used up: a height that never constrains
+    ]
+
+
+def test_pool_passes_the_format_and_rejects_empty_input() -> None:
+    assert {v.format for v in urls.VariantPool(["a.jpg"]).take(3, "webp")} == {"webp"}
+    with pytest.raises(ValueError, match="needs images"):
+        urls.VariantPool([])
+
+
+def test_the_same_variant_in_each_competitors_syntax() -> None:
+    variant = urls.Variant("dir/a b.jpg", 800, 4095, "webp")
+    assert urls.url_path("service", variant) == "/picture/dir/a%20b.jpg?w=800&h=4095&format=webp"
+    assert (
+        urls.url_path("baseline", variant)
+        == "/picture/dir/a%20b.jpg?scalex=800&scaley=4095&encoding=webp"
+    )
+    assert (
+        urls.url_path("thumbor", variant)
+        == "/unsafe/fit-in/800x4095/filters:format(webp)/dir/a%20b.jpg"
+    )
+    plain = urls.Variant("a.jpg", 640)
+    assert urls.url_path("service", plain) == "/picture/a.jpg?w=640"
+    assert urls.url_path("baseline", plain) == "/picture/a.jpg?scalex=640"
+    assert urls.url_path("thumbor", plain) == "/unsafe/fit-in/640x0/a.jpg"
+    with pytest.raises(ValueError, match="unknown competitor"):
+        urls.url_path("nginx", plain)
+
+
+def test_fixed_variants_are_one_per_image() -> None:
+    variants = urls.fixed_variants(["a.jpg", "b.png"], 400)
+    assert [(v.name, v.width) for v in variants] == [("a.jpg", 400), ("b.png", 400)]
+
+
+def test_paths_files_round_trip_and_accept_full_urls(tmp_path: Path) -> None:
+    target = tmp_path / "list.paths"
+    assert urls.write_paths(str(target), ["/picture/a.jpg?w=1", "/picture/b.png?w=2"]) == 2
+    assert urls.read_paths(str(target)) == ["/picture/a.jpg?w=1", "/picture/b.png?w=2"]
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(
+        "# my URLs\n\nhttp://img.example:8080/picture/x.jpg?w=3\npicture/y.jpg\nhttp://h\n"
+    )
+    assert urls.read_paths(str(mixed)) == ["/picture/x.jpg?w=3", "/picture/y.jpg", "/"]
+    with pytest.raises(ValueError, match="not a request path"):
+        urls.write_paths(str(target), ["relative"])
+    (tmp_path / "empty").write_text("# nothing\n")
+    with pytest.raises(ValueError, match="no request paths"):
+        urls.read_paths(str(tmp_path / "empty"))
+
+
+def test_corpus_covers_what_the_issue_asks() -> None:
+    kinds = " ".join(entry.kind for entry in corpus.CORPUS)
+    for needed in ("baseline", "progressive", "PNG photo", "with alpha", "46 MP"):
+        assert needed in kinds
+    names = [entry.name for entry in corpus.CORPUS]
+    assert len(names) == len(set(names))
+    assert corpus.FOUR_MP in corpus.mix_names()
+    assert set(corpus.LARGEST) <= set(names)
+    assert "kleiber-46mp.png" not in corpus.mix_names()
+    assert all(e.source.split(":")[0] in ("deb", "wheel") for e in corpus.CORPUS)
+
+
+def test_output_format_follows_the_request_or_the_original() -> None:
+    assert output_format("x/a.JPG", "original") == "jpeg"
+    assert output_format("a.png", "original") == "png"
+    assert output_format("a.png", "jpg") == "jpeg"
+    assert output_format("a.jpeg", "avif") == "avif"
+
+
+# -- statistics -------------------------------------------------------------------
+
+
+def test_summary_median_range_and_spread() -> None:
+    summary = summarize([10.0, 12.0, 11.0, 30.0])
+    assert summary.median == 11.5
+    assert (summary.low, summary.high, summary.runs) == (10.0, 30.0, 4)
+    assert summary.spread == pytest.approx(20 / 11.5)
+    assert summary.as_dict()["spread"] == pytest.approx(1.7391, abs=1e-4)
+    assert format_summary(summarize([1.0, 2.0, 3.0])) == "2.0 (1.0-3.0)"
+    with pytest.raises(ValueError, match="no values"):
+        summarize([])
+
+
+def test_ratios_and_their_formatting() -> None:
+    assert ratio(30.0, 10.0) == 3.0
+    assert ratio(1.0, 0.0) is None
+    assert ratio(float("nan"), 1.0) is None
+    assert paired_ratios([20.0, 30.0], [10.0, 0.0]) == [2.0]
+    with pytest.raises(ValueError, match="argument"):
+        paired_ratios([1.0], [1.0, 2.0])
+    assert format_ratio(2.345) == "2.35x"
+    assert format_ratio(None) == "n/a"
+
+
+def test_nearest_rank_percentiles() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile(values, 0.0) == 1
+    assert percentile([7.0], 0.9) == 7
+    with pytest.raises(ValueError, match="fraction"):
+        percentile(values, 1.5)
+
+
+# -- wrk --------------------------------------------------------------------------
+
+WRK_TEXT = """\
+Running 1s test @ http://127.0.0.1:18183/picture/none.jpg
+  1 threads and 2 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   674.52us  232.69us   3.61ms   84.55%
+    Req/Sec     2.99k   289.85     3.38k    70.00%
+  Latency Distribution
+     50%  608.00us
+     75%  759.00us
+     90%    0.93ms
+     99%    1.41s
+  2974 requests in 1.00s, 740.60KB read
+  Socket errors: connect 0, read 3, write 0, timeout 7
+  Non-2xx or 3xx responses: 2974
+Requests/sec:   2973.37
+Transfer/sec:    740.44KB
+"""
+
+WRK_JSON = (
+    'WRK_JSON {"requests": 2163, "duration_us": 1100090, "bytes": 9110245, '
+    '"errors": {"connect": 0, "read": 0, "write": 0, "status": 1408, "timeout": 0}, '
+    '"latency_us": {"min": 305, "mean": 1022.6, "max": 4929, "stdev": 477.1, '
+    '"p50": 907, "p90": 1616, "p99": 2505}, "statuses": {"404": 1408, "200": 755}, '
+    '"cache": {"hit": 755, "miss": 0}, "wraps": 2162, "issued": 2164}'
+)
+
+
+def test_parse_wrk_report_text() -> None:
+    result = wrk.parse_text(WRK_TEXT)
+    assert result.requests == 2974
+    assert result.seconds == pytest.approx(1.0)
+    assert result.rps == pytest.approx(2973.37)
+    assert result.latency_ms["mean"] == pytest.approx(0.67452)
+    assert result.latency_ms["max"] == pytest.approx(3.61)
+    assert result.latency_ms["p50"] == pytest.approx(0.608)
+    assert result.latency_ms["p90"] == pytest.approx(0.93)
+    assert result.latency_ms["p99"] == pytest.approx(1410.0)
+    assert result.errors == {"connect": 0, "read": 3, "write": 0, "timeout": 7, "status": 2974}
+    with pytest.raises(ValueError, match="not a wrk report"):
+        wrk.parse_text("Running 1s test\n")
+
+
+def test_parse_wrk_script_json_line() -> None:
+    result = wrk.parse_json_line("Running 1s test @ x\n" + WRK_JSON + "\n")
+    assert result.requests == 2163
+    assert result.seconds == pytest.approx(1.10009)
+    assert result.rps == pytest.approx(2163 / 1.10009)
+    assert result.latency_ms["p50"] == pytest.approx(0.907)
+    assert result.latency_ms["p99"] == pytest.approx(2.505)
+    assert result.statuses == {"404": 1408, "200": 755}
+    assert result.non_2xx == 1408
+    assert (result.cache_hits, result.cache_misses, result.wraps) == (755, 0, 2162)
+    result.client_cpu_seconds = 0.55
+    assert result.client_cpu_percent == pytest.approx(50, rel=0.01)
+    assert result.as_dict()["rps"] == pytest.approx(1966.21, abs=0.01)
+    with pytest.raises(ValueError, match="no WRK_JSON"):
+        wrk.parse_json_line("Requests/sec: 1\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("812.00us", 0.812), ("1.43ms", 1.43), ("2.01s", 2010.0), ("1.00m", 60000.0)],
+)
+def test_wrk_durations(text: str, ms: float) -> None:
+    assert wrk.parse_duration_ms(text) == pytest.approx(ms)
+
+
+def test_wrk_command_and_script() -> None:
+    argv = wrk.command(
+        "http://127.0.0.1:1", "s.lua", "p.txt", concurrency=16, seconds=4.6, threads=2
+    )
+    assert argv[:4] == ["wrk", "-t2", "-c16", "-d5s"]
+    assert argv[-5:] == ["s.lua", "http://127.0.0.1:1", "--", "p.txt", "2"]
+    assert "--latency" in argv
+    assert wrk.threads_for(1, cores=2) == 1
+    assert wrk.threads_for(16, cores=2) == 2
+    # The script's JSON keys are the ones parse_json_line reads.
+    for key in ("WRK_JSON", "duration_us", "latency_us", "statuses", "wraps", "X-Cache"):
+        assert key in wrk.LUA_SCRIPT
+
+
+# -- process trees ----------------------------------------------------------------
+
+
+def test_parse_proc_stat_with_a_tricky_command_name() -> None:
+    fields = ["S", "42"] + ["0"] * 9 + ["150", "50"] + ["0"] * 30
+    line = "1234 (we ird) name)) " + " ".join(fields)
+    parent, cpu = proctree.parse_stat(line)
+    assert parent == 42
+    assert cpu == pytest.approx(200 / proctree._TICKS)
+
+
+def test_tree_of_this_process_includes_itself() -> None:
+    import os  # noqa: PLC0415
+
+    assert proctree.tree(os.getpid())[0] == os.getpid()
+
+
+# -- reports ----------------------------------------------------------------------
+
+
+def _run(rps: float, rss: float, p50: float = 100.0, p99: float = 180.0) -> dict[str, Any]:
+    return {
+        "rps": rps,
+        "requests": int(rps * 4),
+        "latency_ms": {"p50": p50, "p90": p50 * 1.5, "p99": p99},
+        "peak_rss_mib": rss,
+        "peak_pss_mib": rss * 0.9,
+        "statuses": {"200": int(rps * 4)},
+        "client_cpu_percent": 1.0,
+        "server_cpu_ms_per_request": 60.0,
+    }
+
+
+def _results() -> dict[str, Any]:
+    return {
+        "started": "2026-01-01T00:00:00",
+        "plan": {"runs": 3, "seconds": 4},
+        "machine": {"cpus": 2, "cpu_model": "test"},
+        "libcost": {
+            "mix_speedup": 1.5,
+            "mix_ms_total": {"vips": 100.0, "pillow": 150.0},
+            "inprocess_rps": {"vips": 20.0, "pillow": 10.0},
+            "per_image": {
+                "kleiber-46mp.png": {
+                    "vips": {"ms_median": 500.0, "peak_rss_mib": 80.0, "idle_rss_mib": 30.0},
+                    "pillow": {"ms_median": 900.0, "peak_rss_mib": 230.0, "idle_rss_mib": 20.0},
+                    "speedup": 1.8,
+                }
+            },
+        },
+        "uncached": {
+            "4": {
+                "service": [_run(19, 300), _run(20, 310), _run(21, 320)],
+                "baseline": [_run(10, 250), _run(11, 260), _run(9, 240)],
+                "thumbor": [_run(8, 400), _run(9, 410), _run(10, 390)],
+            },
+            "16": {
+                "service": [_run(20, 350)] * 3,
+                "baseline": [_run(10, 300)] * 3,
+            },
+        },
+        "latency_4mp": {"service": [_run(30, 100, 100, 150), _run(30, 100, 100, 250)] * 2},
+        "cache_hits": {
+            "service": [_run(1500, 200)] * 3,
+            "baseline": [_run(1000, 150)] * 3,
+        },
+    }
+
+
+def test_case_summary_takes_medians_and_ratios_of_medians() -> None:
+    summary = report.summarize_all(_results())
+    case = summary["uncached"]["4"]
+    assert case["service"]["rps"]["median"] == 20
+    assert case["baseline"]["rps"]["median"] == 10
+    assert case["ratios"]["baseline"]["rps"] == pytest.approx(2.0)
+    assert case["ratios"]["baseline"]["rps_paired_min"] == pytest.approx(20 / 11)
+    assert case["ratios"]["baseline"]["rps_paired_max"] == pytest.approx(21 / 9)
+    assert case["ratios"]["thumbor"]["rps"] == pytest.approx(20 / 9)
+    assert case["ratios"]["baseline"]["peak_rss"] == pytest.approx(310 / 250)
+    assert case["service"]["requests"] == 4 * (19 + 20 + 21)
+
+
+def test_targets_are_judged_from_the_same_run() -> None:
+    found = {t["target"]: t for t in report.summarize_all(_results())["targets"]}
+    share = found["uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio"]
+    assert share["value"] == pytest.approx(2.0 / 1.5)
+    assert share["met"] is True
+    assert found["uncached c=4 mix: service vs in-process pyvips throughput"]["value"] == 1.0
+    assert found["moonshot: uncached c=4 mix vs baseline"]["met"] is True
+    assert found["uncached c=4 mix vs thumbor"]["met"] is True
+    assert found["4 MP JPEG alone c=4: service p99 / p50"]["value"] == pytest.approx(2.0)
+    assert found["cache hits c=16 vs baseline"]["value"] == pytest.approx(1.5)
+    memory = found["peak RSS of the tree, c=16 over the mix, vs baseline"]
+    assert memory["value"] == pytest.approx(350 / 300)
+    assert memory["met"] is False
+    own = found["46 MP PNG per-render peak RSS above idle, pyvips / Pillow"]
+    assert own["value"] == pytest.approx(50 / 210)
+    assert own["met"] is True
+
+
+def test_markdown_tables_carry_every_case_and_ratio() -> None:
+    text = report.markdown(_results())
+    assert "| uncached mix, c=4 | 20.0 (19.0-21.0) | 10.0 (9.0-11.0) | 9.0 (8.0-10.0) " in text
+    assert "| 2.00x | 2.22x |" in text
+    assert "| cache hits, c=16 | 1500 (1500-1500) | 1000 (1000-1000) | - | 1.50x | n/a |" in text
+    assert "**Targets of issue 4**" in text
+    assert "| kleiber-46mp.png | 500 | 900 | 1.80x | 80 | 230 |" in text
+    # a results file round-trips through JSON and renders the same
+    assert report.markdown(json.loads(json.dumps(_results()))) == text
+
+
+# -- the user's load-test tool ----------------------------------------------------
+
+
+def test_loadtest_statistics() -> None:
+    stats = loadtest.LoadStats()
+    for index in range(100):
+        stats.record(200 if index % 10 else 503, float(index + 1), "HIT" if index < 75 else "miss")
+    stats.fail("timeout")
+    summary = stats.summary(seconds=4.0, client_cpu_seconds=1.0)
+    assert summary["requests"] == 100
+    assert summary["rps"] == 25.0
+    assert summary["latency_ms"] == {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
+    assert summary["statuses"] == {"200": 90, "503": 10}
+    assert summary["errors"] == {"timeout": 1}
+    assert summary["cache_hit_ratio"] == 0.75
+    assert summary["client_cpu_percent"] == 25.0
+    text = loadtest.format_summary(summary)
+    assert "25.0 req/s" in text
+    assert "503: 10" in text
+    assert "75.0 %" in text
+
+
+def test_loadtest_without_x_cache_or_requests() -> None:
+    summary = loadtest.LoadStats().summary(seconds=1.0)
+    assert summary["cache_hit_ratio"] is None
+    assert summary["latency_ms"]["p50"] is None
+    assert "n/a" in loadtest.format_summary(summary)
+
+
+def test_loadtest_progress_and_base_url() -> None:
+    line = loadtest.progress_line(5.0, 10.0, 100, 2, width=10)
+    assert line.startswith("[#####.....]")
+    assert "20.0 req/s" in line
+    assert "2 errors" in line
+    assert loadtest.progress_line(20.0, 10.0, 0, 0, width=4).startswith("[####]")
+    assert loadtest.base_url("127.0.0.1:8080") == "http://127.0.0.1:8080"
+    assert loadtest.base_url("https://img.example/picture/x.jpg") == "https://img.example"
