@@ -124,7 +124,11 @@ def _fetch_deb(package: str, downloads: str) -> str:
         return root
     found = glob.glob(os.path.join(downloads, f"{package}_*.deb"))
     if not found:
-        subprocess.run(["apt-get", "download", package], cwd=downloads, check=True)
+        download = ["apt-get", "download", package]
+        if subprocess.run(download, cwd=downloads, check=False).returncode != 0:
+            # A fresh machine may have no package lists yet.
+            subprocess.run(["apt-get", "update", "-qq"], check=True)
+            subprocess.run(download, cwd=downloads, check=True)
         found = glob.glob(os.path.join(downloads, f"{package}_*.deb"))
     staging = tempfile.mkdtemp(dir=downloads)
     subprocess.run(["dpkg-deb", "-x", found[0], staging], check=True)
