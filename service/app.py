@@ -43,12 +43,12 @@ def pipeline_version(settings: Settings) -> str:
     return (
         f"image-factory {__version__}; libvips {libvips_version()}; "
         f"max-output {settings.max_output_size}; max-frames {settings.max_frames}; "
-        f"avif-effort {settings.avif_effort}; q {quality}"
+        f"avif-effort {settings.avif_effort}; q {quality}; svg {settings.enable_svg}"
     )
 
 
 def create_app(settings: Settings) -> web.Application:
-    configure_libvips()
+    configure_libvips(enable_svg=settings.enable_svg)
     metrics = Metrics()
     app = web.Application(middlewares=[request_ids, count_requests(metrics), json_errors])
     app[SETTINGS] = settings

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
 from .settings import Settings, SettingsError
+from .signing import sign_url
 from .supervisor import supervise
 
 SHUTDOWN_GRACE_SECONDS = 25.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["sign"]:
+        return sign_command(arguments[1:], os.environ)
     try:
-        settings = Settings.from_sources(sys.argv[1:] if argv is None else argv, os.environ)
+        settings = Settings.from_sources(arguments, os.environ)
     except SettingsError as error:
         print(f"image-factory: {error}", file=sys.stderr)
         return 2
@@ -28,6 +34,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return supervise(settings)
     serve(settings, reuse_port=False)
     return 0
+
+
+def sign_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
+    """``image-factory sign URL``: print the URL with its signature."""
+    parser = argparse.ArgumentParser(
+        prog="image-factory sign",
+        description="Print URL with its s= signature. The key comes from --signing-key or "
+        "IMAGE_FACTORY_SIGNING_KEY; with several (comma-separated), the first signs.",
+    )
+    parser.add_argument("url", help="a full URL or a path such as /picture/a.jpg?w=100")
+    parser.add_argument("--signing-key", default=None)
+    args = parser.parse_args(arguments)
+    keys = args.signing_key or environ.get("IMAGE_FACTORY_SIGNING_KEY", "")
+    key = keys.split(",")[0].strip()
+    if not key:
+        print(
+            "image-factory sign: no key: pass --signing-key or set IMAGE_FACTORY_SIGNING_KEY",
+            file=sys.stderr,
+        )
+        return 2
+    print(sign_url(args.url, key))
+    return 0
+
+
+def raise_open_file_limit() -> None:
+    """Each connection is a descriptor: allow as many as the hard limit, so a
+    flood of connections is answered (503 when busy) rather than refused."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def configure_logging(settings: Settings) -> None:
@@ -42,6 +78,8 @@ def serve(settings: Settings, *, reuse_port: bool) -> None:
     # and a supervisor process never uses.
     from .app import create_app  # noqa: PLC0415
     from .logs import ACCESS_LOGGER, AccessLogger  # noqa: PLC0415
+
+    raise_open_file_limit()
 
     logging.getLogger(__name__).info(
         "serving %s on http://%s:%d", settings.originals, settings.host, settings.port

@@ -2,6 +2,7 @@
 
     ServiceError (500, never raised on purpose: a bug)
     ├── BadRequest (400)            a parameter is malformed, unknown or repeated
+    ├── Forbidden (403)             signing is on and the signature is missing or wrong
     ├── NotFound (404)              no such original, or a path that leaves the root
     ├── UnprocessableImage (422)    the original cannot be decoded or is refused
     │   └── SourceTooLarge (422)    over the pixel, byte or frame limits
@@ -43,8 +44,13 @@ class SourceTooLarge(UnprocessableImage):
     pass
 
 
+class Forbidden(ServiceError):
+    status = 403
+
+
 class Overloaded(ServiceError):
     status = 503
+    retry_after_seconds = 1
 
 
 class RenderTimeout(ServiceError):

@@ -7,6 +7,7 @@ import os
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .errors import Forbidden
 from .keys import variant_key
 from .logs import CACHE_STATUS, RENDER_SECONDS
 from .metrics import CONTENT_TYPE, Metrics
@@ -14,6 +15,7 @@ from .negotiate import FormatChoice, choose_format
 from .pipeline import RenderRequest
 from .responses import DescriptorResponse
 from .settings import Settings
+from .signing import verify
 from .sources import OriginalsDirectory
 from .spec import RequestSpec, parse_spec
 from .workers import RenderService
@@ -39,6 +41,10 @@ async def picture(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     renders = app[RENDERS]
+    # Before anything else: a bad signature is a 403 even for a missing file.
+    if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
+        app[METRICS].rejected.labels(reason="bad_signature").inc()
+        raise Forbidden("the URL signature is missing or wrong")
     spec = parse_spec(
         request.query.items(),
         max_output_size=settings.max_output_size,
@@ -88,6 +94,8 @@ def _render_request(settings: Settings, spec: RequestSpec, choice: FormatChoice)
         max_frames=settings.max_frames,
         negotiated=choice.negotiated,
         animated_fallback=choice.animated_fallback,
+        timeout_seconds=settings.render_timeout,
+        allow_svg=settings.enable_svg,
     )
 
 

@@ -10,7 +10,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from .errors import ServiceError
+from .errors import Overloaded, ServiceError
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except ServiceError as error:
-        return error_response(error.status, error.message)
+        response = error_response(error.status, error.message)
+        if isinstance(error, Overloaded):
+            response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
     except web.HTTPException as error:
         if error.status < 400:
             raise

@@ -20,6 +20,7 @@ libvips is driven the way a thumbnail server should drive it:
 from __future__ import annotations
 
 import os
+import time
 
 # Must precede the pyvips import: libvips reads it when it starts.
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
@@ -30,7 +31,7 @@ from typing import Any
 
 import pyvips
 
-from .errors import SourceTooLarge, UnprocessableImage
+from .errors import RenderTimeout, SourceTooLarge, UnprocessableImage
 from .formats import ACCEPTED_LOADERS, OutputFormat, fallback_format
 from .geometry import centred_offset, cover_prescale, crop_anchor, scaled_box
 from .spec import Fit, Gravity
@@ -43,14 +44,20 @@ _UNBOUNDED = 10_000_000
 # option string, which is our constant, never user text.
 _LOAD_OPTIONS = "fail_on=truncated"
 
+_SVG_LOADER = "svgload_source"  # accepted only with --enable-svg
+
 # Loaders whose originals can be animated, and that take the ``n`` option.
 _ANIMATED_LOADERS = frozenset({"gifload_source", "webpload_source"})
 
 
-def configure_libvips() -> None:
+def configure_libvips(*, enable_svg: bool = False) -> None:
     """Once per process, before any render."""
     pyvips.cache_set_max(0)
     pyvips.block_untrusted_set(True)
+    if enable_svg:
+        # librsvg reading from a Source has no base URI, so it resolves no
+        # file or network references; scripts are never run by librsvg.
+        pyvips.operation_block_set("VipsForeignLoadSvg", False)
 
 
 def libvips_version() -> str:
@@ -76,6 +83,9 @@ class RenderRequest:
     # get animated_fallback instead (None: the original's own format).
     negotiated: bool = False
     animated_fallback: OutputFormat | None = None
+    # Seconds from the start of the render (queue time is not counted).
+    timeout_seconds: float = 20.0
+    allow_svg: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +116,10 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
     JPEG-in-TIFF), which is why the caller renders into a file and only then
     answers.
     """
+    deadline = _Deadline(request.timeout_seconds)
     try:
         header = _load_header(source_fd)
-        original = _describe_original(header)
+        original = _describe_original(header, request.allow_svg)
         output = _choose_output(request, header, original)
         frames = _frames_to_render(request, original, output)
         _check_limits(request, original, frames)
@@ -116,8 +127,12 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         image = _to_srgb(image)
         image = _pad(image, request, output, original, frames)
         image = _flatten(image, output, request.background)
-        _save(image, output, request, target_fd)
+        _save(image, output, request, target_fd, deadline)
     except pyvips.Error as error:
+        if deadline.killed or deadline.passed():
+            raise RenderTimeout(
+                f"the render took longer than {request.timeout_seconds:g} s"
+            ) from error
         raise UnprocessableImage(_describe(error)) from error
     return RenderResult(
         format=output, width=image.width, height=image.height // frames, frames=frames
@@ -133,9 +148,9 @@ def _load_header(descriptor: int) -> pyvips.Image:
         raise UnprocessableImage("the original is not an image in a supported format") from error
 
 
-def _describe_original(header: pyvips.Image) -> _Original:
+def _describe_original(header: pyvips.Image, allow_svg: bool) -> _Original:
     loader = str(header.get("vips-loader"))
-    if loader not in ACCEPTED_LOADERS:
+    if loader not in ACCEPTED_LOADERS and not (allow_svg and loader == _SVG_LOADER):
         name = loader.removesuffix("_source").removesuffix("load")
         raise UnprocessableImage(f"images of type {name} are not accepted")
     orientation = _int_field(header, "orientation", 1)
@@ -155,7 +170,7 @@ def _choose_output(
             return request.animated_fallback
     elif request.format is not None:
         return request.format
-    native = ACCEPTED_LOADERS[original.loader]
+    native = ACCEPTED_LOADERS.get(original.loader)
     if native is OutputFormat.AVIF and _heif_compression(header) != "av1":
         native = None  # HEIC and friends: we read them but do not write them
     return native or fallback_format(original.has_alpha)
@@ -311,7 +326,11 @@ def _flatten(
 
 
 def _save(
-    image: pyvips.Image, output: OutputFormat, request: RenderRequest, target_fd: int
+    image: pyvips.Image,
+    output: OutputFormat,
+    request: RenderRequest,
+    target_fd: int,
+    deadline: _Deadline,
 ) -> None:
     options: dict[str, object] = {"keep": "none"}
     if output.uses_quality:
@@ -323,12 +342,34 @@ def _save(
     writer = _DescriptorWriter(target_fd)
     target = pyvips.TargetCustom()
     target.on_write(writer.write)
+    # libvips reports progress while it computes pixels; past the deadline
+    # we kill the pipeline. (An encoder busy with a frame, AVIF's, finishes
+    # that frame first: the effort default keeps that bounded.)
+    image.set_progress(True)
+    image.signal_connect("eval", deadline.check)
     try:
         image.write_to_target(target, output.suffix, **options)
     except pyvips.Error:
         if writer.error is not None:
             raise OutputWriteError(writer.error) from writer.error
         raise
+
+
+class _Deadline:
+    """The render's time limit, counted from its start in the render thread."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expires = time.monotonic() + seconds
+        self.killed = False
+
+    def passed(self) -> bool:
+        return time.monotonic() > self.expires
+
+    def check(self, image: pyvips.Image, progress: object) -> None:
+        """libvips' ``eval`` signal handler: must not raise into libvips."""
+        if not self.killed and self.passed():
+            self.killed = True
+            image.set_kill(True)
 
 
 class OutputWriteError(Exception):

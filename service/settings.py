@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,9 @@ class Settings:
     max_frames: int = 100
     presets: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     presets_only: bool = False
+    render_timeout: float = 20.0
+    enable_svg: bool = False
+    signing_keys: tuple[str, ...] = ()
     log_format: str = "text"
     print_examples: bool = False
 
@@ -117,10 +121,11 @@ class _Option:
     convert: Callable[[str], Any]
     help: str
     switch: bool = False  # a flag without a value; its variable takes true/false
+    env_name: str = ""  # when the variable is not named after ``dest``
 
     @property
     def env(self) -> str:
-        return ENV_PREFIX + self.dest.upper()
+        return ENV_PREFIX + (self.env_name or self.dest.upper())
 
 
 def _positive_int(text: str) -> int:
@@ -215,6 +220,20 @@ def _presets_file(text: str) -> dict[str, tuple[tuple[str, str], ...]]:
     return presets
 
 
+def _seconds(text: str) -> float:
+    stripped = text.strip()
+    if not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,6})?", stripped, re.ASCII) or float(stripped) <= 0:
+        raise ValueError(f"must be a positive number of seconds, got {text!r}")
+    return float(stripped)
+
+
+def _signing_keys(text: str) -> tuple[str, ...]:
+    keys = tuple(key.strip() for key in text.split(","))
+    if not all(keys):
+        raise ValueError("must be one or more non-empty keys, comma-separated")
+    return keys
+
+
 def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise ValueError(f"must be text or json, got {text!r}")
@@ -236,11 +255,22 @@ _OPTIONS = (
     _Option("--max-output-size", "max_output_size", _positive_int, "largest width/height (4096)"),
     _Option("--max-source-bytes", "max_source_bytes", _byte_size, "largest original file (100MB)"),
     _Option("--max-age", "max_age", _integer, "Cache-Control max-age in seconds (86400)"),
-    _Option("--quality", "quality", _quality_list, "per-format q (default jpeg=80,webp=80,avif=60)"),
+    _Option(
+        "--quality", "quality", _quality_list, "per-format q (default jpeg=80,webp=80,avif=60)"
+    ),
     _Option("--avif-effort", "avif_effort", _effort, "AVIF encoder effort 0-9 (default 0)"),
     _Option("--max-frames", "max_frames", _positive_int, "animation frames kept (100)"),
     _Option("--presets", "presets", _presets_file, "TOML file of named parameter sets"),
     _Option("--presets-only", "presets_only", _boolean, "refuse ad-hoc sizes (off)", switch=True),
+    _Option("--render-timeout", "render_timeout", _seconds, "seconds a render may take (20); 504"),
+    _Option("--enable-svg", "enable_svg", _boolean, "accept SVG originals (off)", switch=True),
+    _Option(
+        "--signing-key",
+        "signing_keys",
+        _signing_keys,
+        "URL signing keys, comma-separated: any verifies, the first signs",
+        env_name="SIGNING_KEY",
+    ),
     _Option("--log-format", "log_format", _log_format, "text or json (default text)"),
 )
 

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .cache import CacheUnavailable, DiskCache, TempFile
-from .errors import Overloaded, ServiceError
+from .errors import Overloaded, RenderTimeout, ServiceError
 from .formats import OutputFormat
 from .metrics import Metrics
 from .pipeline import OutputWriteError, RenderRequest, render
@@ -34,6 +34,8 @@ T = TypeVar("T")
 # waited on them, then removed.
 _UNCACHED_GRACE_SECONDS = 60.0
 _ATTEMPTS = 3
+# How long past its deadline a request waits for a render to kill itself.
+_KILL_GRACE_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,32 +113,78 @@ class RenderService:
         if self._admitted >= self.capacity:
             self.metrics.rejected.labels(reason="queue_full").inc()
             raise Overloaded("the render queue is full, try again shortly")
-        future: asyncio.Future[RenderedFile] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[RenderedFile] = loop.create_future()
         self._in_flight[key] = future
         self._admitted += 1
         self.metrics.renders_in_flight.inc()
-        started = time.perf_counter()
+        thread_started = asyncio.Event()
+        job = loop.run_in_executor(
+            self._executor,
+            self._render_to_file,
+            key,
+            original,
+            request,
+            lambda: loop.call_soon_threadsafe(thread_started.set),
+        )
+        # The slot is held until libvips returns, even after a 504.
+        job.add_done_callback(self._release_slot)
         try:
-            rendered = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._render_to_file, key, original, request
+            await self._wait_for_start(job, thread_started)
+            started = time.perf_counter()
+            # The render kills itself at its deadline; an encoder busy with a
+            # frame may not stop at once, so the request does not wait longer.
+            rendered = await asyncio.wait_for(
+                asyncio.shield(job), request.timeout_seconds + _KILL_GRACE_SECONDS
             )
+        except TimeoutError:
+            error = RenderTimeout(f"the render took longer than {request.timeout_seconds:g} s")
+            self._fail(future, error)
+            raise error from None
         except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # mark retrieved: waiters may be none
+            self._fail(future, error)
             raise
         else:
             future.set_result(rendered)
         finally:
-            self._admitted -= 1
-            self.metrics.renders_in_flight.dec()
             del self._in_flight[key]
         elapsed = time.perf_counter() - started
         self.metrics.renders.inc()
         self.metrics.render_duration.observe(elapsed)
         return rendered, elapsed
 
-    def _render_to_file(self, key: str, original: Original, request: RenderRequest) -> RenderedFile:
+    @staticmethod
+    async def _wait_for_start(job: asyncio.Future[RenderedFile], started: asyncio.Event) -> None:
+        """Wait while the render is queued for a thread (not counted against
+        its time limit); return early if the job ends without starting."""
+        waiter = asyncio.ensure_future(started.wait())
+        either: set[asyncio.Future[Any]] = {job, waiter}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
+    def _fail(self, future: asyncio.Future[RenderedFile], error: BaseException) -> None:
+        if isinstance(error, RenderTimeout):
+            self.metrics.rejected.labels(reason="render_timeout").inc()
+        future.set_exception(error)
+        future.exception()  # mark retrieved: there may be no waiters
+
+    def _release_slot(self, job: asyncio.Future[RenderedFile]) -> None:
+        self._admitted -= 1
+        self.metrics.renders_in_flight.dec()
+        if not job.cancelled():
+            job.exception()  # retrieved here: after a 504 nobody else looks
+
+    def _render_to_file(
+        self,
+        key: str,
+        original: Original,
+        request: RenderRequest,
+        announce_start: Callable[[], object],
+    ) -> RenderedFile:
         """In a pool thread: render into a temporary file, then publish it."""
+        announce_start()
         if self.before_render is not None:
             self.before_render()
         try:
