@@ -1,26 +1,75 @@
-# Image Factory: a first working image (the deployment issue hardens it).
-# Debian's Python 3.11; libvips comes from the pyvips[binary] wheel.
-FROM debian:bookworm-slim
+# Image Factory: production image.
+#
+#   docker build -t image-factory .
+#   docker run -p 8080:8080 -v /srv/photos:/originals:ro \
+#       -e IMAGE_FACTORY_ORIGINALS=/originals image-factory
+#
+# Configuration only through IMAGE_FACTORY_* variables (README, "Configuration").
+# libvips comes from the pyvips[binary] wheel, so no system libvips is needed.
 
+# ---- build: a venv with the service and its wheels --------------------------
+FROM debian:bookworm-slim AS build
+
+# The real bookworm-slim already excludes docs; stand-in bases may not.
+COPY deploy/dpkg-nodoc.cfg /etc/dpkg/dpkg.cfg.d/01-image-factory-nodoc
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
-RUN useradd --system --create-home --home-dir /home/imagefactory --uid 10001 imagefactory \
- && mkdir -p /var/cache/image-factory \
- && chown imagefactory /var/cache/image-factory
-
-WORKDIR /app
+# ca-certificates also trusts any CA a build host mounts into
+# /usr/local/share/ca-certificates (proxies that re-sign TLS).
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN python3 -m venv /opt/venv
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service ./service
-RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/venv/bin/pip install --no-cache-dir .
+RUN /opt/venv/bin/pip install --no-compile . \
+ # pip and setuptools are build tools: the runtime never installs anything.
+ && /opt/venv/bin/pip uninstall -y pip setuptools \
+ && /opt/venv/bin/python3 -m compileall -q -j 0 /opt/venv/lib
 
-ENV IMAGE_FACTORY_HOST=0.0.0.0 \
+# ---- runtime -----------------------------------------------------------------
+FROM debian:bookworm-slim
+
+COPY deploy/dpkg-nodoc.cfg /etc/dpkg/dpkg.cfg.d/01-image-factory-nodoc
+# python3 only (no venv, no pip); libjemalloc2 is the allocator (see below).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 libjemalloc2 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
+        /var/log/apt /var/log/dpkg.log /var/cache/debconf/*-old \
+ # One architecture-independent path for LD_PRELOAD.
+ && ln -s "$(dpkg -L libjemalloc2 | grep '/libjemalloc\.so\.2$')" /usr/local/lib/libjemalloc.so.2 \
+ && useradd --system --uid 10001 --user-group --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin imagefactory \
+ && mkdir -p /var/cache/image-factory \
+ && chown imagefactory:imagefactory /var/cache/image-factory
+
+COPY --from=build /opt/venv /opt/venv
+COPY deploy/healthcheck.py /usr/local/bin/image-factory-healthcheck
+
+# Memory: libvips allocates and frees large pixel buffers from many threads.
+# jemalloc keeps RSS flat under sustained uncached renders where glibc's
+# per-thread arenas grow; figures in README, "Operating guide".
+ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 \
+    MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0 \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    IMAGE_FACTORY_HOST=0.0.0.0 \
     IMAGE_FACTORY_PORT=8080 \
     IMAGE_FACTORY_CACHE_DIR=/var/cache/image-factory
+
 VOLUME ["/var/cache/image-factory"]
 EXPOSE 8080
-USER imagefactory
-CMD ["/opt/venv/bin/image-factory"]
+USER imagefactory:imagefactory
+WORKDIR /var/cache/image-factory
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["/opt/venv/bin/python3", "/usr/local/bin/image-factory-healthcheck"]
+
+# SIGTERM (docker stop): /healthz turns 503, in-flight renders finish within
+# 25 s, exit 0. Give it that long: `docker stop -t 30`.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/opt/venv/bin/image-factory"]
