@@ -22,6 +22,16 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The production image and the nginx scale-out (README, "Operating guide").
+# Installs what it needs from Debian's packages when missing (buildah, podman,
+# debootstrap, nginx: scripts/install-deps.sh), then builds and runs the image.
+# Not part of `make test`: a cold build takes a minute or more.
+.PHONY: test-container
+test-container: $(STAMP)
+	scripts/install-deps.sh container nginx
+	IMAGE_FACTORY_TEST_CONTAINER=1 IMAGE_FACTORY_REQUIRE_NGINX=1 \
+		$(BIN)/python -m pytest tests/test_container.py tests/test_scaleout.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
