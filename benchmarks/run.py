@@ -380,7 +380,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         bench.results["competitors"] = {s.name: s.settings for s in bench.servers}
         for name, step in steps:
             if only is None or name in only:
-                step()
+                try:
+                    step()
+                except Exception as error:  # keep the other scenarios' figures
+                    bench.log(f"scenario {name} failed: {error!r}")
+                    failures = bench.results.setdefault("failures", {})
+                    assert isinstance(failures, dict)
+                    failures[name] = repr(error)
     finally:
         for server in bench.servers:
             server.stop()

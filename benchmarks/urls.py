@@ -46,7 +46,8 @@ class VariantPool:
         salt, within = divmod(index, per_salt)
         step, image = divmod(within, len(self.names))
         height = None if salt == 0 else _SALT_BASE - salt
-        if height is not None and height < max(self.widths) * 4:
+        # Portrait originals here are at most 1.5:1; 3:1 leaves a margin.
+        if height is not None and height < max(self.widths) * 3:
             raise ValueError("variant pool exhausted")
         return Variant(self.names[image], self.widths[step], height, fmt)
 

@@ -378,3 +378,10 @@ def test_loadtest_progress_and_base_url() -> None:
     assert loadtest.progress_line(20.0, 10.0, 0, 0, width=4).startswith("[####]")
     assert loadtest.base_url("127.0.0.1:8080") == "http://127.0.0.1:8080"
     assert loadtest.base_url("https://img.example/picture/x.jpg") == "https://img.example"
+
+
+def test_pool_runs_through_many_height_salts() -> None:
+    pool = urls.VariantPool(["a.jpg", "b.jpg"], widths=range(600, 1100))
+    variants = pool.take(20_000)
+    assert len(set(variants)) == 20_000
+    assert min(v.height or 4096 for v in variants) == 4096 - 19
