@@ -79,6 +79,11 @@ class RenderService:
         # renders with it (an event they release) instead of sleeping.
         self.before_render: Callable[[], None] | None = None
 
+    @property
+    def admitted(self) -> int:
+        """Renders running or queued for a thread (each holds a slot)."""
+        return self._admitted
+
     async def io(self, function: Callable[..., T], *args: object) -> T:
         """Run small blocking file work (stat, open, SQLite) off the loop."""
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)

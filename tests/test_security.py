@@ -1,0 +1,322 @@
+"""Hostile input and overload: limits, loaders, timeouts, signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from service.handlers import RENDERS
+from service.signing import sign_url, signature, split_signature, verify
+
+from .conftest import Client, MakeClient, decode
+from .hostile import hostile_corpus
+from .test_cli import free_port, wait_until_healthy
+
+ROOT = Path(__file__).parent.parent
+
+
+async def test_hostile_corpus_gets_its_statuses_fast(
+    originals: Path, make_client: MakeClient
+) -> None:
+    """Bombs are refused from their headers, without decoding or allocating."""
+    expected = hostile_corpus(originals / "hostile")
+    client = await make_client()
+    for name, status in sorted(expected.items()):
+        started = time.monotonic()
+        response = await client.get(f"/picture/hostile/{name}?w=100")
+        elapsed = time.monotonic() - started
+        assert response.status == status, (name, await response.text())
+        assert elapsed < 5, (name, elapsed)  # a decode of any bomb would take far longer
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert peak_mb < 1500  # 50,000² RGB alone would be 7.5 GB
+
+
+async def test_source_byte_limit(originals: Path, make_client: MakeClient) -> None:
+    client = await make_client(max_source_bytes=100_000)
+    response = await client.get("/picture/retina.jpg?w=10")  # 270 kB
+    assert response.status == 422
+    assert "bytes" in (await response.json())["error"]
+
+
+async def test_pixel_limit_counts_frames(make_client: MakeClient) -> None:
+    """Animated: width x height x frames processed; the still output needs one."""
+    client = await make_client(max_source_pixels=245 * 245 * 10)
+    animated = await client.get("/picture/webp_animated_42f.webp?format=webp")
+    assert animated.status == 422
+    first_frame = await client.get("/picture/webp_animated_42f.webp?format=png")
+    assert first_frame.status == 200
+
+
+def svg_with_references(port: int, secret: Path) -> bytes:
+    return f"""<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+ width="200" height="100">
+  <rect width="200" height="100" fill="#ffffff"/>
+  <image x="0" y="0" width="100" height="100" xlink:href="file://{secret}"/>
+  <image x="100" y="0" width="100" height="100" href="http://127.0.0.1:{port}/red.png"/>
+  <use href="http://127.0.0.1:{port}/shapes.svg#red"/>
+  <script>fetch("http://127.0.0.1:{port}/script")</script>
+</svg>""".encode()
+
+
+def svg_with_entity(port: int) -> bytes:
+    return f"""<?xml version="1.0"?>
+<!DOCTYPE svg [ <!ENTITY ext SYSTEM "http://127.0.0.1:{port}/entity"> ]>
+<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100">
+  <text x="10" y="50">&ext;</text>
+</svg>""".encode()
+
+
+async def test_svg_when_enabled_follows_no_reference(
+    originals: Path, tmp_path: Path, make_client: MakeClient
+) -> None:
+    """--enable-svg rasterises, but no file, network or entity reference is
+    loaded, and scripts do not run."""
+    red = tmp_path / "red.png"
+    Image.new("RGB", (100, 100), (255, 0, 0)).save(red)
+    connections: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            connections.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (originals / "refs.svg").write_bytes(svg_with_references(server.server_port, red))
+        (originals / "entity.svg").write_bytes(svg_with_entity(server.server_port))
+        client = await make_client(enable_svg=True)
+        response = await client.get("/picture/refs.svg?format=png")
+        assert response.status == 200, await response.text()
+        image = decode(await response.read()).convert("RGB")
+        reddish = [
+            pixel
+            for pixel in image.get_flattened_data()
+            if pixel[0] > 200 and pixel[1] < 80  # type: ignore[index]
+        ]
+        assert reddish == []  # neither the file nor the URL was drawn
+        entity = await client.get("/picture/entity.svg?format=png")
+        assert entity.status in (200, 422)  # refused or rendered without it
+        plain = await client.get("/picture/svg_logo.svg?w=300")
+        assert plain.status == 200
+        assert decode(await plain.read()).width == 300  # rasterised at the size asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert connections == []
+
+
+async def test_svg_stays_refused_without_the_flag(client: Client) -> None:
+    assert (await client.get("/picture/svg_logo.svg")).status == 422
+
+
+# -- time limits ---------------------------------------------------------
+
+
+async def test_a_render_past_its_deadline_is_a_504_and_frees_its_slot(
+    make_client: MakeClient,
+) -> None:
+    """A 4K AVIF cannot be made in 50 ms: 504 with no-store, then the slot
+    is returned once libvips stops, and the service serves normally."""
+    client = await make_client(render_timeout=0.05, concurrency=1, queue=0)
+    response = await client.get("/picture/jpeg_ultrahdr_gainmap.jpg?format=avif")
+    assert response.status == 504
+    assert response.headers["Cache-Control"] == "no-store"
+    renders = client.app[RENDERS]
+    deadline = time.monotonic() + 30
+    while renders.admitted and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # poll the condition, bounded
+    assert renders.admitted == 0
+    small = await client.get("/picture/png_rgba_small.png?w=10")
+    assert small.status == 200
+
+
+async def test_queue_time_does_not_count_against_the_limit(make_client: MakeClient) -> None:
+    """While the only render thread is held past the limit (its request gets
+    a 504), a queued render waits, then still gets its whole time."""
+    client = await make_client(render_timeout=1.0, concurrency=1, queue=4)
+    renders = client.app[RENDERS]
+    gate = threading.Event()
+    held = threading.Event()
+
+    def hold_first() -> None:
+        if not held.is_set():
+            held.set()
+            gate.wait(60)
+
+    renders.before_render = hold_first
+    first = asyncio.ensure_future(client.get("/picture/rocket.jpg?w=100"))
+    deadline = time.monotonic() + 30
+    while not held.is_set():  # the first render owns the thread before the second asks
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+    second = asyncio.ensure_future(client.get("/picture/rocket.jpg?w=101"))
+    first_response = await first  # answered 504 at its deadline, thread still held
+    assert first_response.status == 504
+    assert not second.done()  # queued behind the held thread, past 1 s already
+    gate.set()
+    second_response = await second
+    assert second_response.status == 200  # its time started when its render did
+
+
+# -- overload ------------------------------------------------------------
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_flood_of_1000_connections_gets_only_200_503_304(tmp_path: Path, originals: Path) -> None:
+    """1,000 concurrent uncached requests on loopback: only 200/503, bounded
+    RSS, and normal service right after."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    port = free_port()
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "service",
+            "--port",
+            str(port),
+            "--originals",
+            str(originals),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--concurrency",
+            "2",
+            "--queue",
+            "16",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as process:
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(base, process)
+            statuses = asyncio.run(flood(base, 1000))
+            assert set(statuses) <= {200, 503, 304}, statuses
+            assert statuses[200] > 0
+            assert statuses[503] > 0
+            rss = peak_rss_mb(process.pid)
+            assert rss < 800, rss  # measured ~250-400 MB here
+            after = asyncio.run(flood(base, 1, offset=5000))
+            assert after == Counter({200: 1})
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+async def flood(base: str, count: int, offset: int = 0) -> Counter[int]:
+    connector = aiohttp.TCPConnector(limit=count, force_close=True)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def one(index: int) -> int:
+            width = 50 + (index + offset) % 1500
+            async with session.get(f"{base}/picture/retina.jpg?w={width}") as response:
+                await response.read()
+                if response.status == 503:
+                    assert response.headers["Retry-After"]
+                return response.status
+
+        return Counter(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+# -- signed URLs ---------------------------------------------------------
+
+KEYS = ("new-key", "old-key")
+
+
+@pytest.fixture
+async def signed_client(make_client: MakeClient) -> Client:
+    return await make_client(signing_keys=KEYS)
+
+
+async def test_signed_urls_are_served_with_any_current_key(signed_client: Client) -> None:
+    for key in KEYS:
+        url = sign_url("/picture/rocket.jpg?w=100&format=webp", key)
+        response = await signed_client.get(url)
+        assert response.status == 200, await response.text()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/picture/rocket.jpg?w=100",  # no signature
+        "/picture/rocket.jpg?w=100&s=AAAA",  # a wrong one
+        "/picture/missing.jpg?w=100&s=AAAA",  # 403 even for a missing file
+        "/picture/rocket.jpg?w=abc&s=AAAA",  # and before parameters are parsed
+    ],
+)
+async def test_bad_signatures_are_403_before_anything_else(
+    signed_client: Client, target: str
+) -> None:
+    response = await signed_client.get(target)
+    assert response.status == 403
+    assert (await response.json())["status"] == 403
+
+
+async def test_a_signature_does_not_carry_over_to_other_parameters(signed_client: Client) -> None:
+    url = sign_url("/picture/rocket.jpg?w=100", KEYS[0])
+    tampered = url.replace("w=100", "w=1000")
+    assert (await signed_client.get(tampered)).status == 403
+    moved = url.replace("?w=100&s=", "?s=").replace("/picture", "/picture") + "&w=100"
+    assert (await signed_client.get(moved)).status == 403  # s must be last
+    other_key = sign_url("/picture/rocket.jpg?w=100", "retired-key")
+    assert (await signed_client.get(other_key)).status == 403
+
+
+async def test_without_a_key_s_is_ignored(client: Client) -> None:
+    assert (await client.get("/picture/rocket.jpg?w=50&s=anything")).status == 200
+
+
+def test_signature_is_over_the_raw_target() -> None:
+    """Percent-encoding is signed as sent, and the path alone when nothing remains."""
+    assert split_signature("/picture/a%20b.jpg?w=1&s=x") == ("/picture/a%20b.jpg?w=1", "x")
+    assert split_signature("/picture/a.jpg?s=x") == ("/picture/a.jpg", "x")
+    assert split_signature("/picture/a.jpg?s=x&w=1") == ("/picture/a.jpg?s=x&w=1", None)
+    signed = sign_url("http://cdn.example/picture/a%20b.jpg?w=1", "k")
+    assert signed.startswith("http://cdn.example/picture/a%20b.jpg?w=1&s=")
+    assert verify(signed.removeprefix("http://cdn.example"), ["k"])
+    assert not verify(signed.removeprefix("http://cdn.example").replace("%20", "+"), ["k"])
+    assert signature("k", "/p") == signature("k", "/p")
+
+
+def test_sign_command_prints_a_signed_url() -> None:
+    env = {**os.environ, "IMAGE_FACTORY_SIGNING_KEY": "first,second"}
+    result = subprocess.run(
+        [sys.executable, "-m", "service", "sign", "/picture/rocket.jpg?w=100"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
+    printed = result.stdout.strip()
+    assert printed == sign_url("/picture/rocket.jpg?w=100", "first")
+    assert verify(printed, ["first"])
