@@ -61,6 +61,9 @@ INSERT OR IGNORE INTO totals (id, bytes, entries) VALUES (0, 0, 0);
 """
 
 
+_KNOWN_LIMIT = 100_000  # about 20 MB of memo at most
+
+
 class CacheUnavailable(Exception):
     """The cache directory cannot be used right now (full, gone, unwritable)."""
 
@@ -117,7 +120,10 @@ class DiskCache:
         self._lock = threading.Lock()  # one connection, used from pool threads
         self._db: sqlite3.Connection | None = None
         self._pending_touches: dict[str, float] = {}
-        self._known: dict[str, CachedFile] = {}  # this process's view of hits
+        # This process's memo of entries, so a hit needs no index read. Other
+        # processes' evictions leave stale items (found out when the open
+        # fails), so it is bounded, dropping the oldest.
+        self._known: dict[str, CachedFile] = {}
 
     # -- lifecycle -------------------------------------------------------
 
@@ -190,7 +196,7 @@ class DiskCache:
         if row is None:
             return None
         entry = CachedFile(self._object_path(key), OutputFormat(row[1]), row[0])
-        self._known[key] = entry
+        self._remember(key, entry)
         return entry
 
     def open_entry(self, key: str) -> tuple[CachedFile, int] | None:
@@ -277,7 +283,7 @@ class DiskCache:
         for victim in victims:
             self._known.pop(victim, None)
         entry = CachedFile(final, output_format, size)
-        self._known[key] = entry
+        self._remember(key, entry)
         return entry
 
     def flush(self) -> None:
@@ -288,6 +294,11 @@ class DiskCache:
             except (OSError, sqlite3.Error, CacheUnavailable) as error:
                 log.warning("cache: could not record recency: %s", error)
                 self._drop_connection()
+
+    def _remember(self, key: str, entry: CachedFile) -> None:
+        self._known[key] = entry
+        if len(self._known) > _KNOWN_LIMIT:
+            self._known.pop(next(iter(self._known)), None)
 
     # -- internals (caller holds self._lock) -----------------------------
 
