@@ -298,7 +298,9 @@ class DiskCache:
     def _remember(self, key: str, entry: CachedFile) -> None:
         self._known[key] = entry
         if len(self._known) > _KNOWN_LIMIT:
-            self._known.pop(next(iter(self._known)), None)
+            # Render threads share the memo: another may change it meanwhile.
+            with contextlib.suppress(RuntimeError, StopIteration):
+                self._known.pop(next(iter(self._known)), None)
 
     # -- internals (caller holds self._lock) -----------------------------
 
