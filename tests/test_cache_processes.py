@@ -15,7 +15,7 @@ from service.cache import DiskCache
 
 from .cache_writer import payload
 from .conftest import decode
-from .test_cli import free_port, wait_until_healthy
+from .serving import running_service
 
 ROOT = Path(__file__).parent.parent
 
@@ -66,43 +66,19 @@ def test_kill_9_during_writes_leaves_only_whole_files(tmp_path: Path, seed: int)
         assert all_entries_whole(directory) > 0
 
 
-def start_service(
-    cache_dir: Path, originals: Path, max_bytes: int
-) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service",
-            "--port",
-            str(port),
-            "--originals",
-            str(originals),
-            "--cache-dir",
-            str(cache_dir),
-            "--cache-max-bytes",
-            str(max_bytes),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_until_healthy(base, process)
-    return process, base
-
-
 async def test_two_services_share_one_small_cache(tmp_path: Path, originals: Path) -> None:
     """Two independent services, one directory, overlapping keys, a tiny bound:
     every answer is a 200 that decodes, and the bound holds."""
     cache_dir = tmp_path / "shared-cache"
     bound = 60_000
-    services = [start_service(cache_dir, originals, bound) for _ in range(2)]
-    try:
+    arguments = ("--originals", str(originals), "--cache-dir", str(cache_dir))
+    with (
+        running_service(*arguments, "--cache-max-bytes", str(bound)) as first,
+        running_service(*arguments, "--cache-max-bytes", str(bound)) as second,
+    ):
         urls = [
             f"{base}/picture/{name}?w={width}&format={fmt}"
-            for _, base in services
+            for base in (first.base, second.base)
             for name in ("retina.jpg", "chelsea.png", "rocket.jpg")
             for width in (40, 90, 160)
             for fmt in ("jpeg", "webp")
@@ -116,10 +92,6 @@ async def test_two_services_share_one_small_cache(tmp_path: Path, originals: Pat
 
             for _ in range(3):
                 await asyncio.gather(*(fetch(url) for url in urls))
-    finally:
-        for process, _ in services:
-            process.terminate()
-            process.wait(timeout=30)
     on_disk = sum(p.stat().st_size for p in (cache_dir / "objects").rglob("*") if p.is_file())
     assert 0 < on_disk <= bound
     cache = DiskCache(str(cache_dir), bound)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,48 +14,22 @@ from pathlib import Path
 import pytest
 
 from .conftest import decode
-
-STARTUP_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the service exited during start-up"
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.05)  # polling a condition with a deadline, not a fixed wait
-    raise AssertionError("the service did not become healthy")
+from .serving import running_service
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "IMAGE_FACTORY_CACHE_DIR": str(tmp_path / "cache")}
-    with subprocess.Popen(
-        [sys.executable, "-m", "service", "--port", str(port), "--print-examples"],
-        env=env,
+    with running_service(
+        "--print-examples",
+        env={"IMAGE_FACTORY_CACHE_DIR": str(tmp_path / "cache")},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-    ) as process:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, process)
-            yield base
-        finally:
-            process.terminate()
-            output, _ = process.communicate(timeout=30)
-        assert b"Traceback" not in output, output.decode(errors="replace")
+    ) as running:
+        yield running.base
+        running.process.terminate()
+        output, _ = running.process.communicate(timeout=30)
+    assert running.process.returncode == 0
+    assert b"Traceback" not in output, output.decode(errors="replace")
 
 
 def test_serves_a_resized_webp_of_a_sample(service: str) -> None:
@@ -92,25 +64,19 @@ def test_bad_flag_exits_before_binding_the_port() -> None:
 
 def test_json_access_log_has_one_line_per_request(tmp_path: Path) -> None:
     """--log-format json: one parseable line per request with the fields operators need."""
-    port = free_port()
-    env = {**os.environ, "IMAGE_FACTORY_CACHE_DIR": str(tmp_path / "cache")}
-    with subprocess.Popen(
-        [sys.executable, "-m", "service", "--port", str(port), "--log-format", "json"],
-        env=env,
-        stdout=subprocess.DEVNULL,
+    with running_service(
+        "--log-format",
+        "json",
+        env={"IMAGE_FACTORY_CACHE_DIR": str(tmp_path / "cache")},
         stderr=subprocess.PIPE,
-    ) as process:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, process)
-            request = urllib.request.Request(
-                f"{base}/picture/rocket.jpg?w=100", headers={"X-Request-Id": "trace-42"}
-            )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                size = len(response.read())
-        finally:
-            process.terminate()
-            _, errors = process.communicate(timeout=30)
+    ) as running:
+        request = urllib.request.Request(
+            f"{running.base}/picture/rocket.jpg?w=100", headers={"X-Request-Id": "trace-42"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            size = len(response.read())
+        running.process.terminate()
+        _, errors = running.process.communicate(timeout=30)
     entries = [json.loads(line) for line in errors.decode().splitlines()]
     access = [entry for entry in entries if entry["logger"] == "image_factory.access"]
     picture = next(entry for entry in access if entry["path"] == "/picture/rocket.jpg?w=100")

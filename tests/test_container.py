@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 from .conftest import decode
-from .test_cli import free_port
+from .serving import free_port
 
 ROOT = Path(__file__).parent.parent
 IMAGE = "image-factory"
@@ -91,16 +91,34 @@ class Engine:
     def image(self) -> str:
         return IMAGE if self.docker else f"localhost/{IMAGE}"
 
+    @property
+    def tool(self) -> str:
+        return "docker" if self.docker else "buildah"
+
+    def image_id(self) -> str:
+        listed = subprocess.run(
+            [self.tool, "images", "-q", self.image],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return listed.stdout.strip()
+
     def build(self) -> None:
         if self.docker:
             argv = ["docker", "build", "-t", IMAGE, "."]
         else:
             assert self.tools is not None
             argv = [str(self.tools / "build.sh"), "-t", IMAGE, "."]
+        previous = self.image_id()
         built = subprocess.run(
             argv, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_SECONDS, check=False
         )
         assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
+        if previous and previous != self.image_id():
+            # The image this build replaced is now untagged: do not pile them up.
+            subprocess.run([self.tool, "rmi", previous], capture_output=True, check=False)
 
     def config(self) -> dict[str, Any]:
         """The image's config (User, Env, Healthcheck...), Docker's schema."""

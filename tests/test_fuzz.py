@@ -9,9 +9,7 @@ from __future__ import annotations
 import http.client
 import random
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -21,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import CORPUS, SAMPLES
-from .test_cli import free_port, wait_until_healthy
+from .serving import running_service
 from .test_security import peak_rss_mb
 
 ROOT = Path(__file__).parent.parent
@@ -59,31 +57,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     shutil.copytree(CORPUS, originals)
     for sample in SAMPLES.iterdir():
         shutil.copy(sample, originals / sample.name)
-    port = free_port()
-    with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service",
-            "--port",
-            str(port),
-            "--originals",
-            str(originals),
-            "--cache-dir",
-            str(root / "cache"),
-            "--cache-max-bytes",
-            "20MB",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as process:
-        wait_until_healthy(f"http://127.0.0.1:{port}", process)
-        yield Server(port, originals, process)
-        assert process.poll() is None, "the server died during fuzzing"
-        assert peak_rss_mb(process.pid) < 1200
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
+    arguments = ("--originals", str(originals), "--cache-dir", str(root / "cache"))
+    with running_service(*arguments, "--cache-max-bytes", "20MB") as running:
+        yield Server(running.port, originals, running.process)
+        assert running.process.poll() is None, "the server died during fuzzing"
+        assert peak_rss_mb(running.process.pid) < 1200
 
 
 NAMES = [

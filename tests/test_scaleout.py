@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import decode
-from .test_cli import free_port, wait_until_healthy
+from .serving import free_port, wait_until_healthy
 
 ROOT = Path(__file__).parent.parent
 SHIPPED_CONFIG = ROOT / "deploy" / "nginx.conf"

@@ -6,7 +6,6 @@ import asyncio
 import http.server
 import os
 import resource
-import signal
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ from service.signing import sign_url, signature, split_signature, verify
 
 from .conftest import Client, MakeClient, decode
 from .hostile import hostile_corpus
-from .test_cli import free_port, wait_until_healthy
+from .serving import running_service
 
 ROOT = Path(__file__).parent.parent
 
@@ -194,41 +193,16 @@ def test_a_flood_of_1000_connections_gets_only_200_503_304(tmp_path: Path, origi
     RSS, and normal service right after."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
-    port = free_port()
-    with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service",
-            "--port",
-            str(port),
-            "--originals",
-            str(originals),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-            "--concurrency",
-            "2",
-            "--queue",
-            "16",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as process:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, process)
-            statuses = asyncio.run(flood(base, 1000))
-            assert set(statuses) <= {200, 503, 304}, statuses
-            assert statuses[200] > 0
-            assert statuses[503] > 0
-            rss = peak_rss_mb(process.pid)
-            assert rss < 800, rss  # measured ~250-400 MB here
-            after = asyncio.run(flood(base, 1, offset=5000))
-            assert after == Counter({200: 1})
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+    arguments = ("--originals", str(originals), "--cache-dir", str(tmp_path / "cache"))
+    with running_service(*arguments, "--concurrency", "2", "--queue", "16") as running:
+        statuses = asyncio.run(flood(running.base, 1000))
+        assert set(statuses) <= {200, 503, 304}, statuses
+        assert statuses[200] > 0
+        assert statuses[503] > 0
+        rss = peak_rss_mb(running.process.pid)
+        assert rss < 800, rss  # measured ~100 MB here
+        after = asyncio.run(flood(running.base, 1, offset=5000))
+        assert after == Counter({200: 1})
 
 
 async def flood(base: str, count: int, offset: int = 0) -> Counter[int]:

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from .conftest import decode
-from .test_cli import free_port, wait_until_healthy
+from .serving import running_service
 
 ROOT = Path(__file__).parent.parent
 
 
 def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) -> None:
-    port = free_port()
     cache_dir = tmp_path / "cache"
-    with subprocess.Popen(
-        [sys.executable, "-m", "service", "--port", str(port), "--cache-dir", str(cache_dir)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    ) as process:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_healthy(base, process)
+    with running_service(
+        "--cache-dir", str(cache_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as running:
+        base, process = running.base, running.process
         results: list[object] = []
 
         def fetch(width: int) -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import decode
-from .test_cli import free_port, wait_until_healthy
+from .serving import running_service
 
 ROOT = Path(__file__).parent.parent
 ATTEMPTS = 400
@@ -39,30 +38,10 @@ def pids_seen(base: str, want: int) -> set[int]:
 
 @pytest.fixture
 def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    with subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as supervisor:
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(base, supervisor)
-            yield base, supervisor
-        finally:
-            supervisor.send_signal(signal.SIGTERM)
-            assert supervisor.wait(timeout=60) == 0
+    with running_service("--workers", "2", "--cache-dir", str(tmp_path / "cache")) as running:
+        yield running.base, running.process
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=60) == 0
 
 
 def test_two_workers_share_the_port_and_the_cache(

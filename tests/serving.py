@@ -1,0 +1,76 @@
+"""Start the real service as a process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+STARTUP_SECONDS = 30
+STOP_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the service exited during start-up"
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.05)  # polling a condition with a deadline, not a fixed wait
+    raise AssertionError("the service did not become healthy")
+
+
+@dataclass
+class RunningService:
+    base: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def running_service(
+    *arguments: str,
+    env: Mapping[str, str] | None = None,
+    stdout: int = subprocess.DEVNULL,
+    stderr: int = subprocess.DEVNULL,
+) -> Iterator[RunningService]:
+    """``python -m service --port <free> ARGUMENTS``, healthy, then SIGTERM.
+
+    A caller that asked for pipes may stop the process and read them itself.
+    """
+    port = free_port()
+    with subprocess.Popen(
+        [sys.executable, "-m", "service", "--port", str(port), *arguments],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=stdout,
+        stderr=stderr,
+    ) as process:
+        service = RunningService(f"http://127.0.0.1:{port}", port, process)
+        try:
+            wait_until_healthy(service.base, process)
+            yield service
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.communicate(timeout=STOP_SECONDS)  # drains pipes, if any
