@@ -7,6 +7,7 @@
     ├── UnprocessableImage (422)    the original cannot be decoded or is refused
     │   └── SourceTooLarge (422)    over the pixel, byte or frame limits
     ├── Overloaded (503)            the render queue is full
+    │   └── OriginalReplaced (503)  the original changed mid-request: retry
     └── RenderTimeout (504)         a render ran past its deadline
 
 The message is one line for the client; detail for operators goes to the log.
@@ -51,6 +52,10 @@ class Forbidden(ServiceError):
 class Overloaded(ServiceError):
     status = 503
     retry_after_seconds = 1
+
+
+class OriginalReplaced(Overloaded):
+    """The original changed between keying the request and opening it."""
 
 
 class RenderTimeout(ServiceError):

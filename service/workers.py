@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .cache import CacheUnavailable, DiskCache, TempFile
-from .errors import Overloaded, RenderTimeout, ServiceError
+from .errors import OriginalReplaced, Overloaded, RenderTimeout
 from .formats import OutputFormat
 from .metrics import Metrics
 from .pipeline import OutputWriteError, RenderRequest, render
@@ -56,10 +56,6 @@ class Served:
     format: OutputFormat
     hit: bool
     render_seconds: float | None = None
-
-
-class OriginalChangedError(ServiceError):
-    status = 503
 
 
 class RenderService:
@@ -195,9 +191,7 @@ class RenderService:
         try:
             source = open_original(original)
         except OriginalChanged:
-            raise OriginalChangedError(
-                "the original changed during the request, try again"
-            ) from None
+            raise OriginalReplaced("the original changed during the request, try again") from None
         try:
             return self._render_from(source, key, request)
         finally:

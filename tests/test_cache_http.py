@@ -140,3 +140,26 @@ async def test_full_filesystem_still_answers(
     assert response.status == 200
     again = await client.get("/picture/retina.jpg?w=500&format=png")
     assert again.headers["X-Cache"] == "HIT"
+
+
+async def test_an_original_replaced_mid_request_is_never_cached_under_the_old_key(
+    client: Client, originals: Path
+) -> None:
+    """Replaced between keying and rendering: a 503 to retry, not the new
+    picture stored under the old file's key."""
+    shutil.copy(originals / "retina.jpg", originals / "swap.jpg")
+    renders = client.app[RENDERS]
+
+    def replace_original() -> None:
+        renders.before_render = None
+        replacement = originals / "swap.tmp"
+        shutil.copy(originals / "rocket.jpg", replacement)
+        os.replace(replacement, originals / "swap.jpg")
+
+    renders.before_render = replace_original
+    first = await client.get("/picture/swap.jpg?w=64")
+    assert first.status == 503
+    assert first.headers["Retry-After"]
+    again = await client.get("/picture/swap.jpg?w=64")
+    assert again.status == 200
+    assert decode(await again.read()).size == (64, 43)  # the new original, rocket
