@@ -120,7 +120,7 @@ def loopback_config(
     sub(r"^user .*$", "user root;" if os.geteuid() == 0 else "")
     sub(r"^pid .*;$", f"pid {work}/nginx.pid;")
     sub(r"^error_log .*;$", f"error_log {work}/error.log info;")
-    sub(r"access_log /dev/stdout;", f"access_log {work}/access.log;")
+    sub(r"access_log /dev/stdout ", f"access_log {work}/access.log ")
     sub(r"listen 8080;", f"listen 127.0.0.1:{listen_port};")
     ports = iter(replica_ports)
     text, count = re.subn(
@@ -243,6 +243,8 @@ def test_shipped_proxy_cache_answers_repeats_itself(
         assert second[1]["X-Proxy-Cache"] == "HIT"
         assert first[2] == second[2]
         assert sum(r.rendered() for r in replicas) == 1
+        # Metrics are for scraping replicas directly, not for the public edge.
+        assert get(f"{base}/metrics")[0] == 404
         # format=auto varies by Accept: each Accept gets its own format.
         auto = f"{base}/picture/retina.jpg?w=64&format=auto"
         for accept, content_type in [("image/webp", "image/webp"), ("image/avif", "image/avif")]:
