@@ -10,7 +10,8 @@ RSS from /proc, and prints the medians over rounds. Variants:
 - ``glibc``: the default allocator, untuned;
 - ``glibc-arena2``: glibc with ``MALLOC_ARENA_MAX=2``;
 - ``jemalloc``: ``libjemalloc.so.2`` (Debian's libjemalloc2) through
-  ``LD_PRELOAD``, with the ``MALLOC_CONF`` the Dockerfile sets.
+  ``LD_PRELOAD``, with the ``MALLOC_CONF`` the Dockerfile sets;
+- ``jemalloc-default``: the same without ``MALLOC_CONF`` (``--variants`` to pick).
 
 Needs ``wrk`` and ``libjemalloc2``: ``scripts/install-deps.sh bench``.
 Originals: the bundled samples plus large generated photos (a 12 MP baseline
@@ -77,9 +78,12 @@ class Result:
 
     @property
     def growth_mb(self) -> float:
-        """RSS at the end of the load minus RSS a quarter of the way in."""
-        quarter = self.samples[len(self.samples) // 4] if self.samples else 0.0
-        return self.rss_end_mb - quarter
+        """Median RSS over the last third of the load minus over the first third:
+        how far RSS still climbs once the service is warm (0: flat)."""
+        third = max(1, len(self.samples) // 3)
+        if len(self.samples) < 3:
+            return 0.0
+        return statistics.median(self.samples[-third:]) - statistics.median(self.samples[:third])
 
 
 def make_originals(directory: Path) -> None:
@@ -134,6 +138,8 @@ def environment(variant: str, jemalloc: str) -> dict[str, str]:
     elif variant == "jemalloc":
         env["LD_PRELOAD"] = jemalloc
         env["MALLOC_CONF"] = MALLOC_CONF
+    elif variant == "jemalloc-default":
+        env["LD_PRELOAD"] = jemalloc
     return env
 
 
@@ -171,7 +177,7 @@ def run_once(
         ) as process:
             try:
                 wait_healthy(base, process)
-                if variant == "jemalloc":
+                if variant.startswith("jemalloc"):
                     maps = Path(f"/proc/{process.pid}/maps").read_text()
                     assert "jemalloc" in maps, "LD_PRELOAD did not load jemalloc"
                 start = rss_mb(process.pid)
