@@ -11,7 +11,8 @@ RSS from /proc, and prints the medians over rounds. Variants:
 - ``glibc-arena2``: glibc with ``MALLOC_ARENA_MAX=2``;
 - ``jemalloc``: ``libjemalloc.so.2`` (Debian's libjemalloc2) through
   ``LD_PRELOAD``, with the ``MALLOC_CONF`` the Dockerfile sets;
-- ``jemalloc-default``: the same without ``MALLOC_CONF`` (``--variants`` to pick).
+- ``jemalloc-default``: the same without ``MALLOC_CONF``;
+- ``jemalloc:CONF``: jemalloc with ``MALLOC_CONF=CONF`` (``--variant``, repeated, picks).
 
 Needs ``wrk`` and ``libjemalloc2``: ``scripts/install-deps.sh bench``.
 Originals: the bundled samples plus large generated photos (a 12 MP baseline
@@ -140,6 +141,11 @@ def environment(variant: str, jemalloc: str) -> dict[str, str]:
         env["MALLOC_CONF"] = MALLOC_CONF
     elif variant == "jemalloc-default":
         env["LD_PRELOAD"] = jemalloc
+    elif variant.startswith("jemalloc:"):
+        env["LD_PRELOAD"] = jemalloc
+        env["MALLOC_CONF"] = variant.removeprefix("jemalloc:")
+    elif variant != "glibc":
+        raise SystemExit(f"unknown variant {variant!r}")
     return env
 
 
@@ -236,7 +242,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--idle", type=float, default=5.0, help="seconds before the idle RSS")
-    parser.add_argument("--variants", default="glibc,glibc-arena2,jemalloc", help="comma-separated")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        dest="variants",
+        help="glibc, glibc-arena2, jemalloc, jemalloc-default or jemalloc:MALLOC_CONF; "
+        "repeat for several (default: the first three)",
+    )
     args = parser.parse_args()
     jemalloc = next(
         (str(path) for path in Path("/usr/lib").glob("*/libjemalloc.so.2")),
@@ -244,7 +256,7 @@ def main() -> int:
     )
     if shutil.which("wrk") is None or not Path(jemalloc).exists():
         raise SystemExit("needs wrk and libjemalloc2: scripts/install-deps.sh bench")
-    variants = args.variants.split(",")
+    variants = args.variants or ["glibc", "glibc-arena2", "jemalloc"]
     results: dict[str, list[Result]] = {variant: [] for variant in variants}
     with tempfile.TemporaryDirectory(prefix="alloc-") as work:
         originals = Path(work) / "originals"
@@ -258,7 +270,7 @@ def main() -> int:
                 result = run_once(variant, args, originals, lua, jemalloc)
                 results[variant].append(result)
                 print(
-                    f"round {round_number + 1} {variant:13s} {result.requests_per_s:6.1f} req/s "
+                    f"round {round_number + 1} {variant:16s} {result.requests_per_s:6.1f} req/s "
                     f"{result.cpu_ms_per_request:5.0f} CPU ms/req "
                     f"errors {result.errors}  RSS MB: start {result.rss_start_mb:.0f} "
                     f"peak {result.rss_peak_mb:.0f} end {result.rss_end_mb:.0f} "
