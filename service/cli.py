@@ -118,7 +118,7 @@ def _print_examples(settings: Settings) -> None:
 _EXAMPLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif")
 _EXAMPLE_QUERIES = (
     "scalex=300&encoding=webp",
-    "w=200",
-    "h=200&format=avif",
+    "w=200&h=200&fit=cover",
     "scalex=800&encoding=webp",
+    "h=200&format=avif",
 )

@@ -61,9 +61,11 @@ class AccessLogger(AbstractAccessLogger):
             "method": request.method,
             "path": request.path_qs,
             "status": response.status,
+            # Body bytes: sendfile bypasses aiohttp's count, which also
+            # includes the headers.
             "bytes": response.sent_bytes
             if isinstance(response, DescriptorResponse)
-            else response.body_length,
+            else (response.content_length or 0),
             "duration_ms": round(time * 1000, 2),
             "cache": request.get(CACHE_STATUS, "-"),
             "render_ms": round(request[RENDER_SECONDS] * 1000, 2)
