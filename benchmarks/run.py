@@ -306,12 +306,19 @@ def summarize_results(results: dict[str, object]) -> dict[str, object]:
     return report.summarize_all(results)
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the < 2 minute subset")
     parser.add_argument("--thumbor", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--runs", type=int, help="repetitions of each load run (>= 3 for medians)")
     parser.add_argument("--seconds", type=float, help="duration of each uncached run")
+    parser.add_argument("--concurrencies", help="uncached concurrencies, e.g. 1,4,16")
+    parser.add_argument(
+        "--latency",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the 4 MP JPEG alone at concurrency 4",
+    )
     parser.add_argument("--service-workers", type=int, default=CORES)
     parser.add_argument("--service-concurrency", type=int, default=1)
     parser.add_argument(
@@ -335,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
         plan = replace(plan, runs=args.runs)
     if args.seconds:
         plan = replace(plan, seconds=args.seconds)
+    if args.concurrencies:
+        plan = replace(plan, concurrencies=tuple(int(c) for c in args.concurrencies.split(",")))
+    if args.latency is not None:
+        plan = replace(plan, latency=args.latency)
 
     started = time.monotonic()
     wrk.ensure_installed()
