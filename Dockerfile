@@ -49,11 +49,15 @@ RUN apt-get update \
 COPY --from=build /opt/venv /opt/venv
 COPY deploy/healthcheck.py /usr/local/bin/image-factory-healthcheck
 
-# Memory: libvips allocates and frees large pixel buffers from many threads.
-# jemalloc keeps RSS flat under sustained uncached renders where glibc's
-# per-thread arenas grow; figures in README, "Operating guide".
+# Memory: libvips allocates and frees large pixel buffers from many threads,
+# and glibc's per-thread arenas keep them: RSS peaked at ~450 MB over 40 s of
+# uncached renders (2 at once), ~250 MB with MALLOC_ARENA_MAX=2, ~210 MB with
+# jemalloc as below, which also stops climbing and hands memory back when idle
+# (~65 MB), for 4-11 % more CPU per render. narenas:2 suits 2 renders at once;
+# raise it with --concurrency. scripts/measure_allocator.py; README, "Operating guide".
+# To go back to glibc: -e LD_PRELOAD= -e MALLOC_ARENA_MAX=2.
 ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2 \
-    MALLOC_CONF=background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0 \
+    MALLOC_CONF=background_thread:true,narenas:2,dirty_decay_ms:3000,muzzy_decay_ms:0 \
     PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
+MALLOC_CONF = "background_thread:true,narenas:2,dirty_decay_ms:3000,muzzy_decay_ms:0"
 
 # Each request: an original, a width and a quality derived from a counter that
 # is unique per wrk thread, so no two requests share a cache key.
