@@ -385,3 +385,17 @@ def test_pool_runs_through_many_height_salts() -> None:
     variants = pool.take(20_000)
     assert len(set(variants)) == 20_000
     assert min(v.height or 4096 for v in variants) == 4096 - 19
+
+
+def test_cpu_efficiency_is_the_inverse_ratio_of_cpu_per_request() -> None:
+    results = _results()
+    for run in results["uncached"]["4"]["baseline"]:
+        run["server_cpu_ms_per_request"] = 120.0
+    summary = report.summarize_all(results)
+    assert summary["uncached"]["4"]["ratios"]["baseline"]["cpu_efficiency"] == pytest.approx(2.0)
+    found = {t["target"]: t for t in summary["targets"]}
+    robust = found["uncached c=4 mix: baseline/service CPU per request vs raw ratio (noise-robust)"]
+    assert robust["value"] == pytest.approx(2.0 / 1.5)
+    assert "| uncached mix, c=4 | 60.0 (60.0-60.0) | 120.0 (120.0-120.0) |" in report.markdown(
+        results
+    )
