@@ -6,7 +6,7 @@ In-process, over the benchmark corpus (``python -m benchmarks.corpus``):
 - ``threads``: libvips threads per render (``VIPS_CONCURRENCY``) x renders
   at once (a thread pool), and the allocator (``MALLOC_ARENA_MAX``):
   renders/s over the mix and the process's peak RSS;
-- ``avif``: AVIF effort 0-6 at the service's quality: ms and bytes;
+- ``avif``, ``webp``: encoder effort at the service's quality: ms and bytes;
 - ``jpeg``: JPEG save options (``optimize_coding``, ``interlace``,
   ``trellis_quant``): ms and bytes;
 - ``png``: PNG ``compression`` and ``filter``: ms and bytes.
@@ -146,6 +146,12 @@ def encoders(kind: str, paths: list[str], repeat: int) -> list[str]:
             for e in (0, 1, 2, 4, 6)
             for mark in [" (service)" if e == effort else ""]
         ]
+    elif kind == "webp":
+        rows = [
+            (f"effort {e}{mark}", ".webp", {"Q": quality["webp"], "effort": e})
+            for e in (0, 2, 4, 6)
+            for mark in [" (libvips default, service)" if e == 4 else ""]
+        ]
     elif kind == "jpeg":
         q = quality["jpeg"]
         optimized = {"Q": q, "optimize_coding": True}
@@ -197,7 +203,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="threads,avif,jpeg,png")
+    parser.add_argument("--only", default="threads,avif,webp,jpeg,png")
     parser.add_argument("--corpus", default=os.path.join(ROOT, corpus.DEFAULT_DIR))
     args = parser.parse_args()
     if args.worker:
@@ -211,7 +217,7 @@ def main() -> None:
     for part in args.only.split(","):
         if part == "threads":
             lines = threads(mix, args.seconds, args.runs)
-        elif part in ("avif", "jpeg"):
+        elif part in ("avif", "webp", "jpeg"):
             lines = encoders(part, jpegs, args.repeat)
         elif part == "png":
             lines = encoders(part, pngs, args.repeat)
