@@ -92,6 +92,19 @@ def parse_quality(text: str) -> dict[str, int]:
 
 
 def peak_rss_kib() -> int:
+    """This process's peak RSS since it started (exec'd), in KiB.
+
+    ``VmHWM``, not ``ru_maxrss``: Linux carries ``ru_maxrss`` over an exec
+    from the forking parent, so a child of a large benchmark process would
+    report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import pyvips
 
 from . import corpus
 from .competitors import ROOT, service_defaults
+from .libcost import peak_rss_kib
 
 WIDTH = 800
 ARENA2 = {"VIPS_CONCURRENCY": "1", "MALLOC_ARENA_MAX": "2"}
@@ -72,7 +72,7 @@ def _throughput(paths: list[str], parallel: int, seconds: float) -> dict[str, An
     elapsed = time.monotonic() - started
     return {
         "renders_per_s": sum(count) / elapsed,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": peak_rss_kib() / 1024,
     }
 
 
