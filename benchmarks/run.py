@@ -16,7 +16,7 @@ competitors rotated from one repetition to the next):
 
 Writes ``benchmarks/results/<date>.json`` (every figure and the machine),
 ``<date>.md`` (the tables) and ``<date>.png`` (the chart), and copies them to
-``latest.*``. Loopback only; every load run is bounded by its duration.
+``latest.*`` (``latest-quick.*`` for ``--quick``). Loopback only; every load run is bounded by its duration.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ class Plan:
 
 
 QUICK = Plan(
-    runs=3, seconds=4, concurrencies=(4,), hit_seconds=2, memory_runs=1, memory_seconds=5,
-    formats=(), latency=False, libcost_repeat=2, loop_seconds=3, thumbor=False,
+    runs=3, seconds=4, concurrencies=(4,), hit_seconds=2, memory_runs=1, memory_seconds=4,
+    formats=(), latency=False, libcost_repeat=2, loop_seconds=2, thumbor=False,
 )  # fmt: skip
 FULL = Plan(
     runs=3, seconds=8, concurrencies=(1, 4, 16), hit_seconds=5, memory_runs=3, memory_seconds=8,
@@ -403,14 +403,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             server.stop()
     bench.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
     bench.results["summary"] = summarize_results(bench.results)
-    written = write_outputs(bench.results, args.out)
+    written = write_outputs(bench.results, args.out, "latest-quick" if args.quick else "latest")
     print(report.markdown(bench.results))
     bench.log(f"done in {bench.results['elapsed_seconds']} s: {', '.join(written)}")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def write_outputs(results: dict[str, object], directory: str) -> list[str]:
+def write_outputs(results: dict[str, object], directory: str, latest: str) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
     base = os.path.join(directory, stamp)
@@ -428,7 +428,7 @@ def write_outputs(results: dict[str, object], directory: str) -> list[str]:
     if chart.returncode == 0:
         written.append(base + ".png")
     for path in written:
-        shutil.copyfile(path, os.path.join(directory, "latest" + os.path.splitext(path)[1]))
+        shutil.copyfile(path, os.path.join(directory, latest + os.path.splitext(path)[1]))
     return written
 
 
