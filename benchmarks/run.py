@@ -16,7 +16,8 @@ competitors rotated from one repetition to the next):
 
 Writes ``benchmarks/results/<date>.json`` (every figure and the machine),
 ``<date>.md`` (the tables) and ``<date>.png`` (the chart), and copies them to
-``latest.*`` (``latest-quick.*`` for ``--quick``). Loopback only; every load run is bounded by its duration.
+``latest.*`` (``latest-quick.*`` for ``--quick``). Loopback only; every
+load run is bounded by its duration.
 """
 
 from __future__ import annotations
