@@ -5,8 +5,9 @@
 
 ``--paths`` is a file of request paths (``/picture/a.jpg?w=800``) or full
 URLs, one a line; they are requested in order, round-robin, by
-``--concurrency`` connections for ``--duration`` seconds (and at most
-``--max-requests``). The summary gives requests/s, latency percentiles,
+``--concurrency`` connections for ``--duration`` seconds (and, with the
+python engine, at most ``--max-requests``). The progress bar shows on a
+terminal. The summary gives requests/s, latency percentiles,
 answers by status, the cache hit ratio from ``X-Cache`` and the client's own
 CPU use, so you can tell whether the client was the bottleneck.
 
