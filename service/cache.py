@@ -219,7 +219,8 @@ class DiskCache:
         return entry, descriptor
 
     def forget(self, key: str) -> None:
-        """Drop what this process believes about ``key`` (it went missing)."""
+        """Drop an entry whose file went missing or is not the recorded one
+        (unless another process has put it right meanwhile)."""
         self._known.pop(key, None)
         self._pending_touches.pop(key, None)
         with (
@@ -227,8 +228,9 @@ class DiskCache:
             contextlib.suppress(sqlite3.Error, CacheUnavailable),
             self._transaction() as db,
         ):
-            path = self._object_path(key)
-            if not os.path.exists(path):
+            if self._whole_entry(db, key) is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._object_path(key))
                 self._delete_rows(db, [key])
 
     def stats(self) -> CacheStats:
@@ -272,17 +274,31 @@ class DiskCache:
             try:
                 self._flush_touches()
                 with self._transaction() as db:
-                    os.makedirs(os.path.dirname(final), exist_ok=True)
-                    os.rename(temp.path, final)
-                    self._record(db, key, size, output_format.value, self._clock())
-                    victims = self._evict(db)
+                    existing = self._whole_entry(db, key)
+                    if existing is None:
+                        os.makedirs(os.path.dirname(final), exist_ok=True)
+                        os.rename(temp.path, final)
+                        self._record(db, key, size, output_format.value, self._clock())
+                        victims = self._evict(db)
+                    else:
+                        # Another process committed this key meanwhile. Never
+                        # rename over a recorded file: a crash before COMMIT
+                        # would leave the record describing the old file.
+                        db.execute(
+                            "UPDATE entries SET last_access = ? WHERE key = ?",
+                            (self._clock(), key),
+                        )
             except (OSError, sqlite3.Error) as error:
                 self._drop_connection()
                 raise CacheUnavailable(str(error)) from error
-        temp.close()
+        if existing is None:
+            temp.close()
+            entry = CachedFile(final, output_format, size)
+        else:
+            temp.discard()
+            entry = existing
         for victim in victims:
             self._known.pop(victim, None)
-        entry = CachedFile(final, output_format, size)
         self._remember(key, entry)
         return entry
 
@@ -306,6 +322,19 @@ class DiskCache:
 
     def _object_path(self, key: str) -> str:
         return os.path.join(self._objects, key[:2], key)
+
+    def _whole_entry(self, db: sqlite3.Connection, key: str) -> CachedFile | None:
+        """The recorded entry, if its file is there at the recorded size."""
+        row = db.execute("SELECT size, format FROM entries WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        path = self._object_path(key)
+        try:
+            if os.stat(path).st_size != row[0]:
+                return None
+        except FileNotFoundError:
+            return None
+        return CachedFile(path, OutputFormat(row[1]), row[0])
 
     def _record(
         self, db: sqlite3.Connection, key: str, size: int, fmt: str, last_access: float
@@ -399,12 +428,10 @@ class DiskCache:
                     continue
                 with os.scandir(shard.path) as files:
                     for item in files:
-                        if item.name in recorded:
-                            on_disk[item.name] = recorded[item.name]
-                        else:
-                            on_disk[item.name] = item.stat(follow_symlinks=False).st_size
-        missing = [key for key in recorded if key not in on_disk]
-        unrecorded = [key for key in on_disk if key not in recorded]
+                        on_disk[item.name] = item.stat(follow_symlinks=False).st_size
+        # A recorded file of another size counts as both: dropped, re-adopted.
+        missing = [key for key, size in recorded.items() if on_disk.get(key) != size]
+        unrecorded = [key for key, size in on_disk.items() if recorded.get(key) != size]
         if not missing and not unrecorded:
             with self._transaction() as txn:
                 self._evict(txn)

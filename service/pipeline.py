@@ -22,8 +22,11 @@ from __future__ import annotations
 import os
 import time
 
-# Must precede the pyvips import: libvips reads it when it starts.
+# Must precede the pyvips import: libvips reads these when it starts.
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
+# Drop libvips' warnings ("error in tile", "read gave 1 warnings") in C: a
+# corrupt original produces dozens, and failures reach us as exceptions.
+os.environ.setdefault("VIPS_WARNING", "0")
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +55,16 @@ _ANIMATED_LOADERS = frozenset({"gifload_source", "webpload_source"})
 
 def configure_libvips(*, enable_svg: bool = False) -> None:
     """Once per process, before any render."""
+    # pyvips forwards every GLib message of libvips to Python logging through
+    # a Python callback, run inside libvips' own logging. If that callback
+    # triggers garbage collection, a finalised image can log again on the
+    # same thread: GLib sees a recursive log call and the process aborts
+    # (SIGABRT, found by the fuzz tests). Its ~10 info lines per render also
+    # cost CPU. Without it, GLib's own handlers apply: warnings are dropped
+    # (VIPS_WARNING above), info is silent, criticals go to stderr.
+    remove_python_log_handler = getattr(pyvips, "_remove_log_handler", None)
+    if remove_python_log_handler is not None:
+        remove_python_log_handler()
     pyvips.cache_set_max(0)
     pyvips.block_untrusted_set(True)
     if enable_svg:

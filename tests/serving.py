@@ -59,12 +59,15 @@ def running_service(
     A caller that asked for pipes may stop the process and read them itself.
     """
     port = free_port()
+    # To see what a service said in a failing test, name a file to append to.
+    log_path = os.environ.get("IMAGE_FACTORY_TEST_SERVICE_LOG")
+    log = open(log_path, "ab") if log_path and stderr == subprocess.DEVNULL else None  # noqa: SIM115
     with subprocess.Popen(
         [sys.executable, "-m", "service", "--port", str(port), *arguments],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         stdout=stdout,
-        stderr=stderr,
+        stderr=log or stderr,
     ) as process:
         service = RunningService(f"http://127.0.0.1:{port}", port, process)
         try:
@@ -74,3 +77,5 @@ def running_service(
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.communicate(timeout=STOP_SECONDS)  # drains pipes, if any
+            if log is not None:
+                log.close()
