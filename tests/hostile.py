@@ -83,6 +83,7 @@ def hostile_corpus(directory: Path) -> dict[str, int]:
     add("bomb-100000x100000.tif", tiff_bomb(100_000, 100_000), 422)
     add("bomb-65500x65500.jpg", jpeg_bomb(65_500, 65_500), 422)
     add("bomb-1x200000000.png", png_bomb(1, 200_000_000), 422)
+    add("wide-1048640x64.png", png_bomb(1_048_640, 64), 422)  # 67 MP, but 4 GB to decode
     add("zero-bytes.jpg", b"", 422)
     add("random.png", chooser.randbytes(20_000), 422)
     add("text.png", b"<html><body>not an image</body></html>\n", 422)
