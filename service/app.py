@@ -26,7 +26,7 @@ from .handlers import (
 )
 from .metrics import Metrics
 from .middleware import count_requests, json_errors, request_ids
-from .pipeline import configure_libvips, libvips_version
+from .pipeline import PIPELINE_REVISION, configure_libvips, libvips_version
 from .settings import Settings
 from .sources import OriginalsDirectory
 from .workers import RenderService
@@ -41,7 +41,7 @@ def pipeline_version(settings: Settings) -> str:
     of these must never serve an old render."""
     quality = ",".join(f"{fmt.value}={q}" for fmt, q in sorted(settings.quality.items(), key=str))
     return (
-        f"image-factory {__version__}; libvips {libvips_version()}; "
+        f"image-factory {__version__} r{PIPELINE_REVISION}; libvips {libvips_version()}; "
         f"max-output {settings.max_output_size}; max-frames {settings.max_frames}; "
         f"avif-effort {settings.avif_effort}; q {quality}; svg {settings.enable_svg}"
     )

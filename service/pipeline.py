@@ -79,6 +79,12 @@ def configure_libvips(*, enable_svg: bool = False) -> None:
         pyvips.operation_block_set("VipsForeignLoadSvg", False)
 
 
+# Bump whenever a change here changes output bytes (save options, colour
+# handling, geometry): it is part of every cache key, so old renders are
+# never served for new ones.
+PIPELINE_REVISION = 2
+
+
 def libvips_version() -> str:
     return f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
 
@@ -361,6 +367,10 @@ def _save(
         options["Q"] = request.quality[output]
     if output is OutputFormat.JPEG:
         options["optimize_coding"] = True
+    elif output is OutputFormat.PNG:
+        # Adaptive row filters, as libpng and Pillow do: 33-42 % fewer bytes
+        # on 800-px photos for 5-50 ms more; a cached file is sent many times.
+        options["filter"] = "all"
     elif output is OutputFormat.AVIF:
         options["effort"] = request.avif_effort
     writer = _DescriptorWriter(target_fd)
