@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from aiohttp import web
 from multidict import CIMultiDict
 
 from .errors import Forbidden
-from .keys import variant_key
+from .keys import VariantKey, variant_key
 from .logs import CACHE_STATUS, RENDER_SECONDS
 from .metrics import CONTENT_TYPE, Metrics
 from .negotiate import FormatChoice, choose_format
@@ -16,9 +17,9 @@ from .pipeline import RenderRequest
 from .responses import DescriptorResponse
 from .settings import Settings
 from .signing import verify
-from .sources import OriginalsDirectory
+from .sources import Original, OriginalsDirectory
 from .spec import RequestSpec, parse_spec
-from .workers import RenderService
+from .workers import RenderService, Served
 
 SETTINGS = web.AppKey("settings", Settings)
 ORIGINALS = web.AppKey("originals", OriginalsDirectory)
@@ -52,28 +53,57 @@ async def picture(request: web.Request) -> web.StreamResponse:
         presets_only=settings.presets_only,
     )
     choice = choose_format(spec.format, spec.auto_format, request.headers.get("Accept", ""))
-    original = await renders.io(app[ORIGINALS].resolve, request.match_info["path"])
-    key = variant_key(
-        pipeline_version=app[PIPELINE_VERSION],
-        original=original,
-        spec=spec,
-        choice=choice,
-        quality=settings.quality,
+    # One trip off the event loop: resolve the original, key it, and open a
+    # cached render if there is one (the common case is a hit).
+    located = await renders.io(
+        _locate, app, request.match_info["path"], spec, choice, request.headers.get("If-None-Match")
     )
     headers = CIMultiDict[str]()
-    headers["ETag"] = key.etag
+    headers["ETag"] = located.key.etag
     headers["Cache-Control"] = f"public, max-age={settings.max_age}"
     if spec.auto_format:
         headers["Vary"] = "Accept"
-    if _etag_matches(request.headers.get("If-None-Match"), key.etag):
+    if located.not_modified:
         return web.Response(status=304, headers=headers)
-    served = await renders.fetch(key.digest, original, _render_request(settings, spec, choice))
+    served = located.cached or await renders.fetch(
+        located.key.digest, located.original, _render_request(settings, spec, choice)
+    )
     headers["Content-Type"] = served.format.media_type
     headers["X-Cache"] = "HIT" if served.hit else "MISS"
     request[CACHE_STATUS] = headers["X-Cache"]
     if served.render_seconds is not None:
         request[RENDER_SECONDS] = served.render_seconds
     return DescriptorResponse(served.descriptor, served.size, headers)
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    original: Original
+    key: VariantKey
+    not_modified: bool
+    cached: Served | None
+
+
+def _locate(
+    app: web.Application,
+    path: str,
+    spec: RequestSpec,
+    choice: FormatChoice,
+    if_none_match: str | None,
+) -> _Located:
+    """Blocking: the original, its variant's key, and the cached file if any.
+    A matching If-None-Match is answered from the key alone."""
+    original = app[ORIGINALS].resolve(path)
+    key = variant_key(
+        pipeline_version=app[PIPELINE_VERSION],
+        original=original,
+        spec=spec,
+        choice=choice,
+        quality=app[SETTINGS].quality,
+    )
+    if _etag_matches(if_none_match, key.etag):
+        return _Located(original, key, not_modified=True, cached=None)
+    return _Located(original, key, not_modified=False, cached=app[RENDERS].open_cached(key.digest))
 
 
 def _render_request(settings: Settings, spec: RequestSpec, choice: FormatChoice) -> RenderRequest:

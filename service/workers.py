@@ -87,9 +87,8 @@ class RenderService:
     async def fetch(self, key: str, original: Original, request: RenderRequest) -> Served:
         """The variant ``key`` as an open file: from the cache, or rendered."""
         for _ in range(_ATTEMPTS):
-            served = await self.io(self._open_cached, key)
+            served = await self.io(self.open_cached, key)
             if served is not None:
-                self.metrics.cache_hits.inc()
                 return served
             self.metrics.cache_misses.inc()
             rendered, render_seconds = await self._render_once(key, original, request)
@@ -257,7 +256,8 @@ class RenderService:
         self.metrics.cache_errors.inc()
         log.warning("cache unavailable, serving uncached: %s", error)
 
-    def _open_cached(self, key: str) -> Served | None:
+    def open_cached(self, key: str) -> Served | None:
+        """Blocking: the cached render of ``key``, open, counted as a hit."""
         try:
             found = self.cache.open_entry(key)
         except CacheUnavailable as error:
@@ -266,6 +266,7 @@ class RenderService:
         if found is None:
             return None
         entry, descriptor = found
+        self.metrics.cache_hits.inc()
         return Served(descriptor, entry.size, entry.format, hit=True)
 
     def _open_rendered(self, rendered: RenderedFile) -> Served | None:
