@@ -10,8 +10,6 @@ import resource
 import sys
 from collections.abc import Mapping, Sequence
 
-from aiohttp import web
-
 from .settings import Settings, SettingsError
 from .signing import sign_url
 from .supervisor import supervise
@@ -86,17 +84,19 @@ _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
 def configure_logging(settings: Settings) -> None:
-    from .logs import configure_logging as configure  # noqa: PLC0415 - imports aiohttp only
+    from .logs import configure_logging as configure  # noqa: PLC0415
 
     configure(settings.log_format)
 
 
 def serve(settings: Settings, *, reuse_port: bool) -> None:
     """Run one serving process until SIGTERM or SIGINT."""
-    # Deferred: importing the app loads libvips, which bad settings never need
-    # and a supervisor process never uses.
+    # Deferred: the app loads libvips and aiohttp, which bad settings never
+    # need and a supervisor process never uses.
+    from aiohttp import web  # noqa: PLC0415
+
+    from .access_log import ACCESS_LOGGER, AccessLogger  # noqa: PLC0415
     from .app import create_app  # noqa: PLC0415
-    from .logs import ACCESS_LOGGER, AccessLogger  # noqa: PLC0415
 
     raise_open_file_limit()
     limit_malloc_arenas()

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .access_log import CACHE_STATUS, RENDER_SECONDS
 from .errors import Forbidden
 from .keys import VariantKey, variant_key
-from .logs import CACHE_STATUS, RENDER_SECONDS
 from .metrics import CONTENT_TYPE, Metrics
 from .negotiate import FormatChoice, choose_format
 from .pipeline import RenderRequest

@@ -1,4 +1,5 @@
-"""Logging: text or JSON lines, and one access-log line per request."""
+"""Logging: text or JSON lines. (No aiohttp here: the supervisor process of
+``--workers`` configures logging too, and stays small without it.)"""
 
 from __future__ import annotations
 
@@ -6,17 +7,6 @@ import json
 import logging
 import sys
 import time
-
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-
-from .middleware import REQUEST_ID
-from .responses import DescriptorResponse
-
-CACHE_STATUS = web.RequestKey("cache_status", str)
-RENDER_SECONDS = web.RequestKey("render_seconds", float)
-
-ACCESS_LOGGER = "image_factory.access"
 
 
 class JsonFormatter(logging.Formatter):
@@ -50,42 +40,3 @@ def configure_logging(log_format: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-
-
-class AccessLogger(AbstractAccessLogger):
-    """Written after the response went out, so bytes and duration are true."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        fields: dict[str, object] = {
-            "request_id": request.get(REQUEST_ID, ""),
-            "method": request.method,
-            "path": request.path_qs,
-            "status": response.status,
-            # Body bytes: sendfile bypasses aiohttp's count, which also
-            # includes the headers.
-            "bytes": response.sent_bytes
-            if isinstance(response, DescriptorResponse)
-            else (response.content_length or 0),
-            "duration_ms": round(time * 1000, 2),
-            "cache": request.get(CACHE_STATUS, "-"),
-            "render_ms": round(request[RENDER_SECONDS] * 1000, 2)
-            if RENDER_SECONDS in request
-            else None,
-            "remote": request.remote,
-        }
-        if self.log_format == "json":
-            self.logger.info("access", extra={"fields": fields})
-            return
-        render = fields["render_ms"]
-        self.logger.info(
-            '%s "%s %s" %s %sB %.1fms cache=%s render=%s id=%s',
-            fields["remote"],
-            fields["method"],
-            fields["path"],
-            fields["status"],
-            fields["bytes"],
-            fields["duration_ms"],
-            fields["cache"],
-            "-" if render is None else f"{render}ms",
-            fields["request_id"],
-        )
