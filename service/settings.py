@@ -7,6 +7,7 @@ A flag overrides its variable; every problem is collected into one
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import tomllib
@@ -42,6 +43,22 @@ def bundled_samples() -> str:
     return str(resources.files("service") / "samples")
 
 
+def available_cpus(cgroup_cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU
+    quota. ``os.cpu_count()`` counts the host's CPUs, which inside a
+    container limited to 2 CPUs would start too many render threads."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    try:
+        with open(cgroup_cpu_max) as handle:
+            quota, _, period = handle.read().strip().partition(" ")
+    except OSError:
+        return cpus
+    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
+
+
 def default_cache_dir(environ: Mapping[str, str]) -> str:
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "image-factory")
@@ -55,7 +72,7 @@ class Settings:
     cache_dir: str = field(default_factory=lambda: default_cache_dir(os.environ))
     cache_max_bytes: int = 2**30
     workers: int = 1
-    concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    concurrency: int = field(default_factory=available_cpus)
     queue: int = 64
     max_source_pixels: int = 100_000_000
     max_output_size: int = 4096

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from service.formats import OutputFormat
-from service.settings import Settings, SettingsError
+from service.settings import Settings, SettingsError, available_cpus
 from service.units import parse_byte_size
 
 from .conftest import SAMPLES
@@ -78,3 +81,25 @@ def test_unknown_flag_is_an_error() -> None:
 def test_missing_originals_directory_is_an_error(tmp_path: object) -> None:
     with pytest.raises(SettingsError, match="--originals"):
         Settings.from_sources(["--originals", "/nonexistent/originals"], {})
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        ("max 100000", None),
+        ("100000 100000", 1),
+        ("150000 100000", 2),
+        ("50000 100000", 1),
+        ("garbage", None),
+        ("", None),
+    ],
+)
+def test_default_concurrency_follows_the_cgroup_cpu_quota(
+    tmp_path: Path, cpu_max: str, expected: int | None
+) -> None:
+    """In a container limited to N CPUs, N render threads, not the host's count."""
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max + "\n")
+    cpus = len(os.sched_getaffinity(0))
+    assert available_cpus(str(path)) == (min(cpus, expected) if expected else cpus)
+    assert available_cpus(str(tmp_path / "missing")) == cpus
