@@ -100,8 +100,12 @@ async def _housekeeping(renders: RenderService) -> None:
     """Batch-write cache recency and sweep uncached renders, once a second."""
     while True:
         await asyncio.sleep(_HOUSEKEEPING_SECONDS)
-        await renders.io(renders.cache.flush)
-        await renders.io(renders.sweep_spill)
+        try:
+            await renders.io(renders.cache.flush)
+            await renders.io(renders.sweep_spill)
+        except Exception:
+            # One bad round must not end housekeeping for the process's life.
+            log.exception("housekeeping failed; retrying in a second")
 
 
 def _cache_stats(cache: DiskCache) -> CacheStats | None:

@@ -118,6 +118,10 @@ class DiskCache:
         self._tmp = os.path.join(self.directory, "tmp")
         self._index_path = os.path.join(self.directory, "index.sqlite3")
         self._lock = threading.Lock()  # one connection, used from pool threads
+        # The in-memory state below is touched by every hit, from several
+        # threads; its own lock is held for dict operations only, never
+        # across SQLite or file work.
+        self._memo_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._pending_touches: dict[str, float] = {}
         # This process's memo of entries, so a hit needs no index read. Other
@@ -180,7 +184,8 @@ class DiskCache:
     def lookup(self, key: str) -> CachedFile | None:
         """The entry for ``key`` if one is recorded (the file may since have
         been evicted by another process: opening it tells)."""
-        known = self._known.get(key)
+        with self._memo_lock:
+            known = self._known.get(key)
         if known is not None:
             return known
         with self._lock:
@@ -215,14 +220,16 @@ class DiskCache:
             os.close(descriptor)
             self.forget(key)
             return None
-        self._pending_touches[key] = self._clock()
+        with self._memo_lock:
+            self._pending_touches[key] = self._clock()
         return entry, descriptor
 
     def forget(self, key: str) -> None:
         """Drop an entry whose file went missing or is not the recorded one
         (unless another process has put it right meanwhile)."""
-        self._known.pop(key, None)
-        self._pending_touches.pop(key, None)
+        with self._memo_lock:
+            self._known.pop(key, None)
+            self._pending_touches.pop(key, None)
         with (
             self._lock,
             contextlib.suppress(sqlite3.Error, CacheUnavailable),
@@ -297,8 +304,9 @@ class DiskCache:
         else:
             temp.discard()
             entry = existing
-        for victim in victims:
-            self._known.pop(victim, None)
+        with self._memo_lock:
+            for victim in victims:
+                self._known.pop(victim, None)
         self._remember(key, entry)
         return entry
 
@@ -312,11 +320,10 @@ class DiskCache:
                 self._drop_connection()
 
     def _remember(self, key: str, entry: CachedFile) -> None:
-        self._known[key] = entry
-        if len(self._known) > _KNOWN_LIMIT:
-            # Render threads share the memo: another may change it meanwhile.
-            with contextlib.suppress(RuntimeError, StopIteration):
-                self._known.pop(next(iter(self._known)), None)
+        with self._memo_lock:
+            self._known[key] = entry
+            if len(self._known) > _KNOWN_LIMIT:
+                del self._known[next(iter(self._known))]
 
     # -- internals (caller holds self._lock) -----------------------------
 
@@ -382,9 +389,12 @@ class DiskCache:
                 )
 
     def _flush_touches(self) -> None:
-        if not self._pending_touches:
+        with self._memo_lock:
+            # Swapped under the memo lock: a hit noting its time meanwhile
+            # lands in the new dict, never in the one being written out.
+            touches, self._pending_touches = self._pending_touches, {}
+        if not touches:
             return
-        touches, self._pending_touches = self._pending_touches, {}
         with self._transaction() as db:
             db.executemany(
                 "UPDATE entries SET last_access = max(last_access, ?) WHERE key = ?",
@@ -393,7 +403,8 @@ class DiskCache:
 
     def _drop_connection(self) -> None:
         """After an error, reconnect on next use (the directory may be back)."""
-        self._known.clear()
+        with self._memo_lock:
+            self._known.clear()
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from itertools import count
@@ -239,3 +240,42 @@ def test_index_is_sqlite_in_wal_mode(cache: DiskCache) -> None:
     put(cache, "a" * 64, 10)
     with sqlite3.connect(os.path.join(cache.directory, "index.sqlite3")) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_hits_and_recency_flushes_from_many_threads(cache: DiskCache) -> None:
+    """Hits note their time while another thread writes the notes out (the
+    swap of the notes once raced with a hit's write; the race is too narrow
+    to reproduce on demand, so this guards the mechanism, not the instance)."""
+    keys = [f"{index:064x}" for index in range(8)]
+    for key in keys:
+        put(cache, key, 50)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def hit(offset: int) -> None:
+        try:
+            for round_number in range(3000):
+                found = cache.open_entry(keys[(offset + round_number) % len(keys)])
+                assert found is not None
+                os.close(found[1])
+        except BaseException as error:
+            errors.append(error)
+
+    def flush() -> None:
+        while not done.is_set():
+            try:
+                cache._flush_touches()
+            except BaseException as error:
+                errors.append(error)
+                return
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    hitters = [threading.Thread(target=hit, args=(offset,)) for offset in range(4)]
+    for thread in hitters:
+        thread.start()
+    for thread in hitters:
+        thread.join()
+    done.set()
+    flusher.join()
+    assert errors == []
