@@ -64,7 +64,6 @@ class RenderService:
     def __init__(self, cache: DiskCache, metrics: Metrics, *, concurrency: int, queue: int) -> None:
         self.cache = cache
         self.metrics = metrics
-        self.concurrency = concurrency
         self.capacity = concurrency + queue
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="render")
         self._in_flight: dict[str, asyncio.Future[RenderedFile]] = {}

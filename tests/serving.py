@@ -79,3 +79,11 @@ def running_service(
                 process.communicate(timeout=STOP_SECONDS)  # drains pipes, if any
             if log is not None:
                 log.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")

@@ -19,8 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import CORPUS, SAMPLES
-from .serving import running_service
-from .test_security import peak_rss_mb
+from .serving import peak_rss_mb, running_service
 
 ROOT = Path(__file__).parent.parent
 SEEDS = sorted(

@@ -22,7 +22,7 @@ from service.signing import sign_url, signature, split_signature, verify
 
 from .conftest import Client, MakeClient, decode
 from .hostile import hostile_corpus
-from .serving import running_service
+from .serving import peak_rss_mb, running_service
 
 ROOT = Path(__file__).parent.parent
 
@@ -178,14 +178,6 @@ async def test_queue_time_does_not_count_against_the_limit(make_client: MakeClie
 
 
 # -- overload ------------------------------------------------------------
-
-
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 def test_a_flood_of_1000_connections_gets_only_200_503_304(tmp_path: Path, originals: Path) -> None:
