@@ -143,9 +143,12 @@ def start_service(
     workdir: str,
     *,
     workers: int,
-    concurrency: int,
+    concurrency: int | None = None,
+    total_concurrency: int | None = None,
     env: dict[str, str] | None = None,
 ) -> Server:
+    """The service; ``None`` leaves a setting at the service's default (one
+    render per core machine-wide, whichever worker holds the connection)."""
     port = free_port()
     cache = os.path.join(workdir, "service-cache")
     argv = [
@@ -155,17 +158,21 @@ def start_service(
         "--cache-dir", cache,
         "--cache-max-bytes", "4GB",
         "--workers", str(workers),
-        "--concurrency", str(concurrency),
         "--queue", "256",
         # The 46 MP PNG photo is 105 MB: over the default --max-source-bytes.
         "--max-source-bytes", "200MB",
     ]  # fmt: skip
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    if total_concurrency is not None:
+        argv += ["--total-concurrency", str(total_concurrency)]
     process = _spawn(argv, os.path.join(workdir, "service.log"), env)
     quality, effort = service_defaults()
     settings = {
         "command": "python -m service " + " ".join(argv[3:]),
         "workers": workers,
-        "concurrency_per_worker": concurrency,
+        "concurrency_per_worker": concurrency or "default (CPUs)",
+        "total_concurrency": total_concurrency or "default (CPUs)",
         "environment": env or {},
         "quality": f"service defaults: {quality_list(quality)}, AVIF effort {effort}",
     }

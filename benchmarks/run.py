@@ -321,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         help="the 4 MP JPEG alone at concurrency 4",
     )
     parser.add_argument("--service-workers", type=int, default=CORES)
-    parser.add_argument("--service-concurrency", type=int, default=1)
+    parser.add_argument("--service-concurrency", type=int, help="renders per worker")
+    parser.add_argument("--service-total-concurrency", type=int, help="renders over all workers")
     parser.add_argument(
         "--service-env",
         action="append",
@@ -379,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
                 workdir,
                 workers=args.service_workers,
                 concurrency=args.service_concurrency,
+                total_concurrency=args.service_total_concurrency,
                 env=dict(item.split("=", 1) for item in args.service_env),
             ),
             lambda: competitors.start_baseline(originals, workdir, workers=CORES),

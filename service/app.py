@@ -27,6 +27,7 @@ from .handlers import (
 from .metrics import Metrics
 from .middleware import count_requests, json_errors, request_ids
 from .pipeline import PIPELINE_REVISION, configure_libvips, libvips_version
+from .render_tokens import TokenClient
 from .settings import Settings
 from .sources import OriginalsDirectory
 from .workers import RenderService
@@ -47,7 +48,9 @@ def pipeline_version(settings: Settings) -> str:
     )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.Application:
+    """The application; ``tokens`` are the supervisor's shared render slots
+    when this process is one of several ``--workers``."""
     configure_libvips(enable_svg=settings.enable_svg)
     metrics = Metrics()
     app = web.Application(middlewares=[request_ids, count_requests(metrics), json_errors])
@@ -59,7 +62,7 @@ def create_app(settings: Settings) -> web.Application:
         settings.originals, max_source_bytes=settings.max_source_bytes
     )
     app[PIPELINE_VERSION] = pipeline_version(settings)
-    app.cleanup_ctx.append(_render_service)
+    app.cleanup_ctx.append(partial(_render_service, tokens=tokens))
     app.router.add_get("/picture/{path:.+}", picture)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
@@ -73,7 +76,9 @@ async def _begin_draining(app: web.Application) -> None:
     log.info("shutting down: finishing in-flight requests")
 
 
-async def _render_service(app: web.Application) -> AsyncIterator[None]:
+async def _render_service(
+    app: web.Application, *, tokens: TokenClient | None
+) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = app[METRICS]
     cache = DiskCache(
@@ -84,7 +89,16 @@ async def _render_service(app: web.Application) -> AsyncIterator[None]:
     except (OSError, CacheUnavailable) as error:
         # Serve uncached rather than not at all; the cache reconnects on use.
         log.warning("cache directory %s unusable at start: %s", settings.cache_dir, error)
-    renders = RenderService(cache, metrics, concurrency=settings.concurrency, queue=settings.queue)
+    renders = RenderService(
+        cache,
+        metrics,
+        # Alone, this process is the whole service: the total bounds it too.
+        concurrency=settings.concurrency
+        if tokens
+        else min(settings.concurrency, settings.total_concurrency),
+        queue=settings.queue,
+        tokens=tokens,
+    )
     app[RENDERS] = renders
     metrics.watch_cache(partial(_cache_stats, cache))
     housekeeping = asyncio.create_task(_housekeeping(renders))

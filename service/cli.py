@@ -7,12 +7,15 @@ import ctypes
 import logging
 import os
 import resource
+import signal
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 
+from .render_tokens import TokenClient
 from .settings import Settings, SettingsError
 from .signing import sign_url
-from .supervisor import supervise
+from .supervisor import WORKER_SOCKET_ENV, supervise
 
 SHUTDOWN_GRACE_SECONDS = 25.0
 
@@ -27,10 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"image-factory: {error}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    worker_socket = os.environ.pop(WORKER_SOCKET_ENV, None)
+    if worker_socket is not None:  # started by a supervisor: one of --workers
+        serve(settings, reuse_port=True, worker_socket=int(worker_socket))
+        return 0
     if settings.print_examples:
         _print_examples(settings)
     if settings.workers > 1:
-        return supervise(settings)
+        return supervise(settings, arguments)
     serve(settings, reuse_port=False)
     return 0
 
@@ -89,8 +96,9 @@ def configure_logging(settings: Settings) -> None:
     configure(settings.log_format)
 
 
-def serve(settings: Settings, *, reuse_port: bool) -> None:
-    """Run one serving process until SIGTERM or SIGINT."""
+def serve(settings: Settings, *, reuse_port: bool, worker_socket: int | None = None) -> None:
+    """Run one serving process until SIGTERM or SIGINT; ``worker_socket`` is
+    the descriptor a supervisor hands its workers for render tokens."""
     # Deferred: the app loads libvips and aiohttp, which bad settings never
     # need and a supervisor process never uses.
     from aiohttp import web  # noqa: PLC0415
@@ -104,8 +112,9 @@ def serve(settings: Settings, *, reuse_port: bool) -> None:
     logging.getLogger(__name__).info(
         "serving %s on http://%s:%d", settings.originals, settings.host, settings.port
     )
+    tokens = None if worker_socket is None else _token_client(worker_socket)
     web.run_app(
-        create_app(settings),
+        create_app(settings, tokens),
         host=settings.host,
         port=settings.port,
         reuse_port=reuse_port,
@@ -119,6 +128,19 @@ def serve(settings: Settings, *, reuse_port: bool) -> None:
         access_log_format=settings.log_format,
         print=None,
     )
+
+
+def _token_client(descriptor: int) -> TokenClient:
+    os.set_inheritable(descriptor, False)
+    connection = socket.socket(fileno=descriptor)
+
+    def supervisor_gone() -> None:
+        # Unsupervised, this worker would hold the port forever and never be
+        # replaced: finish in-flight requests and exit, as on SIGTERM.
+        logging.getLogger(__name__).warning("the supervisor is gone; shutting down")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return TokenClient(connection, supervisor_gone)
 
 
 def _print_examples(settings: Settings) -> None:

@@ -73,6 +73,9 @@ class Settings:
     cache_max_bytes: int = 2**30
     workers: int = 1
     concurrency: int = field(default_factory=available_cpus)
+    # Renders at once over all --workers together (render_tokens.py): one
+    # per core, however the kernel happened to spread the connections.
+    total_concurrency: int = field(default_factory=available_cpus)
     queue: int = 64
     max_source_pixels: int = 100_000_000
     max_output_size: int = 4096
@@ -265,6 +268,12 @@ _OPTIONS = (
     _Option("--cache-max-bytes", "cache_max_bytes", _byte_size, "cache bound (default 1GiB)"),
     _Option("--workers", "workers", _positive_int, "processes sharing port and cache (1)"),
     _Option("--concurrency", "concurrency", _positive_int, "renders at once (default: CPUs)"),
+    _Option(
+        "--total-concurrency",
+        "total_concurrency",
+        _positive_int,
+        "renders at once over all workers (default: CPUs)",
+    ),
     _Option("--queue", "queue", _integer, "renders waiting before 503 (default 64)"),
     _Option(
         "--max-source-pixels", "max_source_pixels", _positive_int, "largest original (100000000)"

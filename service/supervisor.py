@@ -2,74 +2,149 @@
 
 Each worker is a separate process that binds the port with SO_REUSEPORT, so
 the kernel spreads connections over them with no proxy in between; they share
-the disk cache through its SQLite index. Workers are started with ``spawn``
-(never ``fork``: libvips' threads do not survive a fork), and one that dies
-is replaced. SIGTERM or SIGINT stops them all.
+the disk cache through its SQLite index and the CPUs through render tokens
+(``render_tokens.py``) that this process hands out. Workers are fresh
+interpreters (``python -m service`` with the same arguments; never ``fork``:
+libvips' threads do not survive a fork), and one that dies is replaced.
+SIGTERM or SIGINT stops them all gracefully.
+
+A worker is told it is one by the descriptor of its end of a socketpair in
+``WORKER_SOCKET_ENV``; when the supervisor disappears (even by SIGKILL) that
+socket closes and the worker shuts itself down rather than linger unsupervised.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
+import selectors
 import signal
+import socket
+import subprocess
+import sys
 import time
-from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
+from collections.abc import Sequence
+from dataclasses import dataclass
 from types import FrameType
 
+from .render_tokens import TokenServer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+WORKER_SOCKET_ENV = "IMAGE_FACTORY_WORKER_SOCKET"
+
 _STOP_GRACE_SECONDS = 30.0
 # A worker that dies this soon after starting is failing, not crashing once:
-# pause before replacing it so a broken configuration does not spin.
+# wait before replacing it so a broken configuration does not spin.
 _RESTART_BACKOFF_SECONDS = 1.0
+_POLL_SECONDS = 0.25
 
 
-def serve_worker(settings: Settings) -> None:
-    """The body of one worker process."""
-    from .cli import configure_logging, serve  # noqa: PLC0415 - runs in the child
+@dataclass(slots=True)
+class _Worker:
+    process: subprocess.Popen[bytes]
+    connection: socket.socket
+    started_at: float
 
-    configure_logging(settings)
-    serve(settings, reuse_port=True)
+
+class _Supervisor:
+    def __init__(self, settings: Settings, arguments: Sequence[str]) -> None:
+        self.command = [sys.executable, "-m", "service", *arguments]
+        self.tokens = TokenServer(settings.total_concurrency)
+        self.selector = selectors.DefaultSelector()
+        self.workers: list[_Worker | None] = [None] * settings.workers
+        self.restart_at = [0.0] * settings.workers
+        self.stopping = False
+
+    def start(self, slot: int) -> None:
+        ours, theirs = socket.socketpair()
+        environment = dict(os.environ)
+        environment[WORKER_SOCKET_ENV] = str(theirs.fileno())
+        try:
+            process = subprocess.Popen(  # noqa: S603 - our interpreter, our own arguments
+                self.command, env=environment, pass_fds=(theirs.fileno(),)
+            )
+        finally:
+            theirs.close()
+        self.tokens.add(ours)
+        self.selector.register(ours, selectors.EVENT_READ, slot)
+        self.workers[slot] = _Worker(process, ours, time.monotonic())
+
+    def read(self, connection: socket.socket) -> None:
+        try:
+            data = connection.recv(4096)
+        except OSError:
+            data = b""
+        if data:
+            self.tokens.receive(connection, data)
+        else:
+            self.forget_connection(connection)
+
+    def forget_connection(self, connection: socket.socket) -> None:
+        if connection.fileno() < 0:
+            return
+        self.tokens.remove(connection)
+        self.selector.unregister(connection)
+        connection.close()
+
+    def reap(self) -> None:
+        """Notice dead workers: take back their tokens, schedule replacements."""
+        now = time.monotonic()
+        for slot, worker in enumerate(self.workers):
+            if worker is None or worker.process.poll() is None:
+                continue
+            self.forget_connection(worker.connection)
+            self.workers[slot] = None
+            if not self.stopping:
+                log.warning(
+                    "worker %s exited with %s; replacing it",
+                    worker.process.pid,
+                    worker.process.returncode,
+                )
+                failing_fast = now - worker.started_at < _RESTART_BACKOFF_SECONDS
+                self.restart_at[slot] = now + (_RESTART_BACKOFF_SECONDS if failing_fast else 0.0)
+
+    def serve_tokens(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            assert isinstance(key.fileobj, socket.socket)
+            self.read(key.fileobj)
+
+    def alive(self) -> list[_Worker]:
+        return [worker for worker in self.workers if worker is not None]
+
+    def run(self) -> int:
+        for slot in range(len(self.workers)):
+            self.start(slot)
+        log.info("started %d workers: %s", len(self.workers), [w.process.pid for w in self.alive()])
+        while not self.stopping:
+            self.serve_tokens(_POLL_SECONDS)
+            self.reap()
+            now = time.monotonic()
+            for slot, worker in enumerate(self.workers):
+                if worker is None and not self.stopping and now >= self.restart_at[slot]:
+                    self.start(slot)
+        # Keep granting tokens while the workers finish their in-flight renders.
+        for worker in self.alive():
+            worker.process.send_signal(signal.SIGTERM)  # aiohttp shuts down gracefully
+        deadline = time.monotonic() + _STOP_GRACE_SECONDS
+        while self.alive() and time.monotonic() < deadline:
+            self.serve_tokens(_POLL_SECONDS)
+            self.reap()
+        for worker in self.alive():
+            worker.process.kill()
+            worker.process.wait()
+        self.reap()
+        return 0
 
 
-def supervise(settings: Settings) -> int:
-    context = multiprocessing.get_context("spawn")
-    stopping = False
+def supervise(settings: Settings, arguments: Sequence[str]) -> int:
+    """Run ``settings.workers`` workers with ``arguments`` until SIGTERM/SIGINT."""
+    supervisor = _Supervisor(settings, arguments)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        supervisor.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-
-    def start() -> BaseProcess:
-        process = context.Process(target=serve_worker, args=(settings,), daemon=False)
-        process.start()
-        return process
-
-    workers = [start() for _ in range(settings.workers)]
-    log.info("started %d workers: %s", len(workers), [w.pid for w in workers])
-    started_at = {worker.pid: time.monotonic() for worker in workers}
-    while not stopping:
-        wait([worker.sentinel for worker in workers], timeout=0.5)
-        for index, worker in enumerate(workers):
-            if worker.is_alive() or stopping:
-                continue
-            log.warning("worker %s exited with %s; replacing it", worker.pid, worker.exitcode)
-            if time.monotonic() - started_at.get(worker.pid, 0.0) < _RESTART_BACKOFF_SECONDS:
-                time.sleep(_RESTART_BACKOFF_SECONDS)
-            workers[index] = start()
-            started_at[workers[index].pid] = time.monotonic()
-    for worker in workers:
-        worker.terminate()  # SIGTERM: aiohttp shuts down gracefully
-    deadline = time.monotonic() + _STOP_GRACE_SECONDS
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
-        if worker.is_alive():
-            worker.kill()
-            worker.join()
-    return 0
+    return supervisor.run()

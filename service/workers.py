@@ -24,6 +24,7 @@ from .errors import OriginalReplaced, Overloaded, RenderTimeout
 from .formats import OutputFormat
 from .metrics import Metrics
 from .pipeline import OutputWriteError, RenderRequest, render
+from .render_tokens import TokenClient
 from .sources import Original, OriginalChanged, open_original
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,17 @@ class Served:
 class RenderService:
     """Owns the render pool, the in-flight table and the cache handle."""
 
-    def __init__(self, cache: DiskCache, metrics: Metrics, *, concurrency: int, queue: int) -> None:
+    def __init__(
+        self,
+        cache: DiskCache,
+        metrics: Metrics,
+        *,
+        concurrency: int,
+        queue: int,
+        tokens: TokenClient | None = None,
+    ) -> None:
         self.cache = cache
+        self._tokens = tokens
         self.metrics = metrics
         self.capacity = concurrency + queue
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="render")
@@ -182,18 +192,23 @@ class RenderService:
         request: RenderRequest,
         announce_start: Callable[[], object],
     ) -> RenderedFile:
-        """In a pool thread: render into a temporary file, then publish it."""
-        announce_start()
-        if self.before_render is not None:
-            self.before_render()
-        try:
-            source = open_original(original)
-        except OriginalChanged:
-            raise OriginalReplaced("the original changed during the request, try again") from None
-        try:
-            return self._render_from(source, key, request)
-        finally:
-            os.close(source)
+        """In a pool thread: render into a temporary file, then publish it.
+        With several workers, first wait for one of the machine-wide render
+        tokens (queue time: the deadline starts after it)."""
+        with contextlib.nullcontext() if self._tokens is None else self._tokens.held():
+            announce_start()
+            if self.before_render is not None:
+                self.before_render()
+            try:
+                source = open_original(original)
+            except OriginalChanged:
+                raise OriginalReplaced(
+                    "the original changed during the request, try again"
+                ) from None
+            try:
+                return self._render_from(source, key, request)
+            finally:
+                os.close(source)
 
     def _render_from(self, source: int, key: str, request: RenderRequest) -> RenderedFile:
         try:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from .conftest import decode
 from .serving import running_service
@@ -76,3 +79,92 @@ def test_a_dead_worker_is_replaced(two_workers: tuple[str, subprocess.Popen[byte
         if len(seen - {victim}) == 2:
             break
     assert len(seen - {victim}) == 2
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def has_exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def connection_to_each_worker(port: int, want: int) -> dict[int, http.client.HTTPConnection]:
+    """Keep-alive connections, one per worker: requests on a connection stay
+    with the worker the kernel gave it to."""
+    found: dict[int, http.client.HTTPConnection] = {}
+    deadline = time.monotonic() + 60
+    while len(found) < want and time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", "/healthz")
+        pid = json.load(connection.getresponse())["pid"]
+        if pid in found:
+            connection.close()
+        else:
+            found[pid] = connection
+    assert len(found) == want
+    return found
+
+
+def test_workers_share_one_render_token_and_a_dead_worker_gives_it_back(tmp_path: Path) -> None:
+    """--total-concurrency 1 over two workers: while one worker is stopped
+    in the middle of a render, the other cannot start one; once the stopped
+    worker is killed, its token comes back and the other renders."""
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    Image.effect_noise((3000, 2000), 60).convert("RGB").save(originals / "noise.png")
+    with running_service(
+        "--workers", "2", "--total-concurrency", "1", "--concurrency", "2",
+        "--originals", str(originals), "--cache-dir", str(tmp_path / "cache"),
+    ) as running:  # fmt: skip
+        connections = connection_to_each_worker(running.port, 2)
+        (holder, holder_connection), (_, other_connection) = connections.items()
+        before = cpu_seconds(holder)
+        holder_connection.request("GET", "/picture/noise.png?w=2000&format=webp")
+        deadline = time.monotonic() + 30
+        while cpu_seconds(holder) - before < 0.1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling a condition with a deadline
+        assert cpu_seconds(holder) - before >= 0.1, "the render never started"
+        os.kill(holder, signal.SIGSTOP)  # mid-render, holding the only token
+
+        answered = threading.Event()
+        statuses: list[int] = []
+
+        def ask_the_other_worker() -> None:
+            other_connection.request("GET", "/picture/noise.png?w=100")
+            response = other_connection.getresponse()
+            statuses.append(response.status)
+            assert decode(response.read()).size == (100, 67)
+            answered.set()
+
+        asking = threading.Thread(target=ask_the_other_worker)
+        asking.start()
+        # A small render takes milliseconds; two seconds without an answer
+        # means the other worker is waiting for the token, as it must.
+        assert not answered.wait(2.0)
+        os.kill(holder, signal.SIGKILL)
+        assert answered.wait(60), "the dead worker's token never came back"
+        asking.join()
+        assert statuses == [200]
+        other_connection.close()
+        holder_connection.close()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    with running_service("--workers", "2", "--cache-dir", str(tmp_path / "cache")) as running:
+        connections = connection_to_each_worker(running.port, 2)
+        for connection in connections.values():
+            connection.close()
+        workers = set(connections)
+        running.process.kill()
+        running.process.wait()
+        deadline = time.monotonic() + 60
+        while not all(has_exited(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling a condition with a deadline
+        assert all(has_exited(pid) for pid in workers)

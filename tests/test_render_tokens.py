@@ -1,0 +1,138 @@
+"""Render tokens: the --workers processes share --total-concurrency renders."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from service.render_tokens import ASK, GIVE_BACK, GRANT, TokenClient, TokenServer
+
+WAIT_SECONDS = 10.0
+
+
+@pytest.fixture
+def pairs() -> Iterator[list[tuple[socket.socket, socket.socket]]]:
+    """Three (supervisor end, worker end) socketpairs, closed afterwards."""
+    made = [socket.socketpair() for _ in range(3)]
+    for _, worker_end in made:
+        worker_end.settimeout(WAIT_SECONDS)
+    yield made
+    for ours, theirs in made:
+        ours.close()
+        theirs.close()
+
+
+def pending(connection: socket.socket) -> bytes:
+    """What has arrived on ``connection`` so far, without blocking."""
+    connection.setblocking(False)
+    try:
+        return connection.recv(64)
+    except BlockingIOError:
+        return b""
+    finally:
+        connection.settimeout(WAIT_SECONDS)
+
+
+def test_tokens_are_granted_in_order_up_to_the_limit(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    server = TokenServer(2)
+    (a, a_worker), (b, b_worker), (c, c_worker) = pairs
+    for connection in (a, b, c):
+        server.add(connection)
+    server.receive(a, ASK)
+    server.receive(b, ASK + ASK)
+    server.receive(c, ASK)
+    assert a_worker.recv(8) == GRANT
+    assert b_worker.recv(8) == GRANT
+    assert server.free == 0
+    assert pending(b_worker) == b""
+    assert pending(c_worker) == b""
+    server.receive(a, GIVE_BACK)
+    assert b_worker.recv(8) == GRANT  # b asked first, so b's second ask is next
+    assert pending(c_worker) == b""
+    server.receive(b, GIVE_BACK)
+    assert c_worker.recv(8) == GRANT
+    assert (server.held_by(a), server.held_by(b), server.held_by(c)) == (0, 1, 1)
+
+
+def test_giving_back_more_than_held_frees_nothing(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    server = TokenServer(1)
+    (a, _), (b, b_worker), _ = pairs
+    server.add(a)
+    server.add(b)
+    server.receive(a, ASK)
+    server.receive(b, GIVE_BACK + GIVE_BACK + ASK)
+    assert server.free == 0
+    assert pending(b_worker) == b""
+
+
+def test_a_removed_worker_returns_its_tokens_and_drops_its_asks(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    server = TokenServer(2)
+    (a, a_worker), (b, b_worker), _ = pairs
+    server.add(a)
+    server.add(b)
+    server.receive(a, ASK * 4)
+    assert a_worker.recv(8) == GRANT * 2
+    server.receive(b, ASK)
+    server.remove(a)  # died holding two tokens with two asks queued
+    assert b_worker.recv(8) == GRANT
+    assert server.free == 1
+
+
+def test_a_client_waits_for_its_grant_and_gives_it_back() -> None:
+    supervisor_end, worker_end = socket.socketpair()
+    supervisor_end.settimeout(WAIT_SECONDS)
+    lost = threading.Event()
+    client = TokenClient(worker_end, lost.set)
+    inside = threading.Event()
+    leave = threading.Event()
+
+    def render() -> None:
+        with client.held():
+            inside.set()
+            leave.wait(WAIT_SECONDS)
+
+    thread = threading.Thread(target=render)
+    thread.start()
+    assert supervisor_end.recv(8) == ASK
+    assert not inside.is_set()
+    supervisor_end.sendall(GRANT)
+    assert inside.wait(WAIT_SECONDS)
+    leave.set()
+    assert supervisor_end.recv(8) == GIVE_BACK
+    thread.join(WAIT_SECONDS)
+    assert not lost.is_set()
+    supervisor_end.close()
+    assert lost.wait(WAIT_SECONDS)
+    worker_end.close()
+
+
+def test_without_a_supervisor_waiting_renders_go_ahead() -> None:
+    supervisor_end, worker_end = socket.socketpair()
+    supervisor_end.settimeout(WAIT_SECONDS)
+    lost = threading.Event()
+    client = TokenClient(worker_end, lost.set)
+    inside = threading.Event()
+
+    def render() -> None:
+        with client.held():
+            inside.set()
+
+    waiting = threading.Thread(target=render)
+    waiting.start()
+    assert supervisor_end.recv(8) == ASK  # asked; never granted
+    supervisor_end.close()
+    assert lost.wait(WAIT_SECONDS)
+    assert inside.wait(WAIT_SECONDS)
+    waiting.join(WAIT_SECONDS)
+    with client.held():  # and later renders do not block at all
+        pass
+    worker_end.close()
