@@ -7,8 +7,12 @@ alternate within a round), drives it with ``wrk`` using URLs that are all
 distinct (every request is a cache miss, i.e. a render), samples the process'
 RSS from /proc, and prints the medians over rounds. Variants:
 
-- ``glibc``: the default allocator, untuned;
+- ``glibc``: the default allocator, untuned (``GLIBC_TUNABLES=`` opts out of
+  the service's own tuning);
 - ``glibc-arena2``: glibc with ``MALLOC_ARENA_MAX=2``;
+- ``glibc-tuned``: what the service sets by itself outside the container
+  (``service/allocator.py``: one arena, buffers of 1 MiB and more mapped on
+  transparent huge pages);
 - ``jemalloc``: ``libjemalloc.so.2`` (Debian's libjemalloc2) through
   ``LD_PRELOAD``, with the ``MALLOC_CONF`` the Dockerfile sets;
 - ``jemalloc-default``: the same without ``MALLOC_CONF``;
@@ -132,9 +136,11 @@ def environment(variant: str, jemalloc: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("LD_PRELOAD", "MALLOC_ARENA_MAX", "MALLOC_CONF")
+        if k not in ("LD_PRELOAD", "MALLOC_ARENA_MAX", "MALLOC_CONF", "GLIBC_TUNABLES")
     }
-    if variant == "glibc-arena2":
+    if variant == "glibc":
+        env["GLIBC_TUNABLES"] = ""
+    elif variant == "glibc-arena2":
         env["MALLOC_ARENA_MAX"] = "2"
     elif variant == "jemalloc":
         env["LD_PRELOAD"] = jemalloc
@@ -144,7 +150,7 @@ def environment(variant: str, jemalloc: str) -> dict[str, str]:
     elif variant.startswith("jemalloc:"):
         env["LD_PRELOAD"] = jemalloc
         env["MALLOC_CONF"] = variant.removeprefix("jemalloc:")
-    elif variant != "glibc":
+    elif variant != "glibc-tuned":
         raise SystemExit(f"unknown variant {variant!r}")
     return env
 
@@ -246,8 +252,8 @@ def main() -> int:
         "--variant",
         action="append",
         dest="variants",
-        help="glibc, glibc-arena2, jemalloc, jemalloc-default or jemalloc:MALLOC_CONF; "
-        "repeat for several (default: the first three)",
+        help="glibc, glibc-arena2, glibc-tuned, jemalloc, jemalloc-default or "
+        "jemalloc:MALLOC_CONF; repeat for several (default: glibc, glibc-tuned, jemalloc)",
     )
     args = parser.parse_args()
     jemalloc = next(
@@ -256,7 +262,7 @@ def main() -> int:
     )
     if shutil.which("wrk") is None or not Path(jemalloc).exists():
         raise SystemExit("needs wrk and libjemalloc2: scripts/install-deps.sh bench")
-    variants = args.variants or ["glibc", "glibc-arena2", "jemalloc"]
+    variants = args.variants or ["glibc", "glibc-tuned", "jemalloc"]
     results: dict[str, list[Result]] = {variant: [] for variant in variants}
     with tempfile.TemporaryDirectory(prefix="alloc-") as work:
         originals = Path(work) / "originals"

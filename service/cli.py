@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import resource
@@ -12,6 +11,7 @@ import socket
 import sys
 from collections.abc import Mapping, Sequence
 
+from .allocator import reexec_with_tuned_malloc
 from .render_tokens import TokenClient
 from .settings import Settings, SettingsError
 from .signing import sign_url
@@ -29,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"image-factory: {error}", file=sys.stderr)
         return 2
+    # Before anything is printed or started: the process is replaced once.
+    reexec_with_tuned_malloc(arguments)
     configure_logging(settings)
     worker_socket = os.environ.pop(WORKER_SOCKET_ENV, None)
     if worker_socket is not None:  # started by a supervisor: one of --workers
@@ -72,24 +74,6 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def limit_malloc_arenas() -> None:
-    """glibc gives each thread that mallocs its own arena and keeps freed
-    pixel buffers in them: measured by the benchmark suite, peak RSS of the
-    service fell from 830-1041 MiB to ~467 MiB at 16 concurrent renders with
-    two arenas, at the same throughput. The container preloads jemalloc
-    instead; an operator's MALLOC_ARENA_MAX wins."""
-    if "MALLOC_ARENA_MAX" in os.environ or "jemalloc" in os.environ.get("LD_PRELOAD", ""):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return  # not glibc: nothing to tune
-    libc.mallopt(_M_ARENA_MAX, 2)
-
-
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number
-
-
 def configure_logging(settings: Settings) -> None:
     from .logs import configure_logging as configure  # noqa: PLC0415
 
@@ -107,7 +91,6 @@ def serve(settings: Settings, *, reuse_port: bool, worker_socket: int | None = N
     from .app import create_app  # noqa: PLC0415
 
     raise_open_file_limit()
-    limit_malloc_arenas()
 
     logging.getLogger(__name__).info(
         "serving %s on http://%s:%d", settings.originals, settings.host, settings.port
