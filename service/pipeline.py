@@ -46,6 +46,11 @@ _UNBOUNDED = 10_000_000
 # ignores its ``fail_on`` keyword (libvips 8.18): it must go in the load
 # option string, which is our constant, never user text.
 _LOAD_OPTIONS = "fail_on=truncated"
+# Loaders that decode every line at full width (no shrink-on-load), and the
+# reduction from which lines are reduced first (see _reduces_lines_first).
+_FULL_WIDTH_LOADERS = frozenset({"pngload_source"})
+_LINES_FIRST_MIN_FACTOR = 4
+_REDUCE_GAP = 2.0  # thumbnail's own: a box shrink, then Lanczos for the last 2-4x
 
 _SVG_LOADER = "svgload_source"  # accepted only with --enable-svg
 
@@ -280,9 +285,46 @@ def _thumbnail(
         # without one is already sRGB and skips the transform. (libvips also
         # calls this option export_profile.)
         options["output_profile"] = "srgb"
+    if frames == 1 and crop is None and size == "down" and _reduces_lines_first(header, box):
+        return _thumbnail_lines_first(header, source, box, options)
     return pyvips.Image.thumbnail_source(
         source, box[0], height=box[1], size=size, option_string=load_options, **options
     )
+
+
+def _reduces_lines_first(header: pyvips.Image, box: tuple[int, int]) -> bool:
+    """Whether to reduce along each line before thumbnail does the rest.
+
+    For originals that cannot shrink on load, thumbnail reduces down the
+    image first, so it buffers full-width lines: a 46 MP PNG (9042 px wide)
+    peaked 50 MiB above idle. Reducing along the lines first, with the same
+    filter thumbnail uses (Lanczos 3 after a box shrink, gap 2), keeps those
+    buffers narrow: 21 MiB, and the same output to rounding (51.0 dB from an
+    exact Lanczos resize against thumbnail's 51.1; 54 dB from thumbnail's).
+    Opaque images only: thumbnail premultiplies alpha before filtering.
+    """
+    if str(header.get("vips-loader")) not in _FULL_WIDTH_LOADERS or header.hasalpha():
+        return False
+    return header.width >= _LINES_FIRST_MIN_FACTOR * box[0]
+
+
+def _thumbnail_lines_first(
+    header: pyvips.Image,
+    source: pyvips.Source,
+    box: tuple[int, int],
+    options: dict[str, Any],
+) -> pyvips.Image:
+    # The exact size plain thumbnail gives, from the header alone (no pixel
+    # is decoded to build it), so both paths produce the same size.
+    expected = header.thumbnail_image(box[0], height=box[1], size="down")
+    swaps_axes = _int_field(header, "orientation", 1) in (5, 6, 7, 8)
+    line_target = expected.height if swaps_axes else expected.width
+    image = pyvips.Image.new_from_source(source, _LOAD_OPTIONS, access="sequential")
+    if image.width > line_target:
+        image = image.reduceh(image.width / line_target, gap=_REDUCE_GAP)
+    # The lines fit now: thumbnail reduces down the image, rotates and
+    # converts colour exactly as on the plain path.
+    return image.thumbnail_image(expected.width, height=expected.height, size="force", **options)
 
 
 def _per_frame(
