@@ -6,6 +6,11 @@ venv for Pillow), so that ``ru_maxrss`` is that render's own peak:
 
     python -m benchmarks.libcost --library vips --image DIR/x.jpg --repeat 3
     python -m benchmarks.libcost --library pillow --loop-seconds 5 --images a.jpg,b.png
+    python -m benchmarks.libcost --library service --image DIR/x.png
+
+``vips`` is pyvips driven plainly (``thumbnail``); ``service`` is the
+service's own render path (``service.pipeline.render``, which for example
+reduces wide PNGs along their lines first), in process, without HTTP.
 
 Both sides do what their server does: fit inside ``--width`` (never
 upscaling), keep the original's format unless ``--format`` says otherwise,
@@ -61,6 +66,39 @@ def vips_renderer() -> Renderer:
             options["effort"] = AVIF_EFFORT
         data: bytes = image.write_to_buffer("." + fmt, **options)
         return data
+
+    return render
+
+
+def service_renderer() -> Renderer:
+    os.environ.setdefault("VIPS_CONCURRENCY", "1")
+    import tempfile  # noqa: PLC0415
+
+    from service import pipeline  # noqa: PLC0415 - only in the process that measures it
+    from service.formats import OutputFormat  # noqa: PLC0415
+
+    pipeline.configure_libvips()
+
+    def render(path: str, width: int, requested: str) -> bytes:
+        request = pipeline.RenderRequest(
+            width=width,
+            height=None,
+            format=OutputFormat(output_format(path, requested)),
+            quality={OutputFormat(name): q for name, q in QUALITY.items()},
+            background=(255, 255, 255, 255),
+            max_output_size=width,
+            max_source_pixels=10**9,
+            avif_effort=AVIF_EFFORT,
+            timeout_seconds=600.0,
+        )
+        source = os.open(path, os.O_RDONLY)
+        try:
+            with tempfile.TemporaryFile() as out:
+                pipeline.render(request, source, out.fileno())
+                out.seek(0)
+                return out.read()
+        finally:
+            os.close(source)
 
     return render
 
@@ -143,7 +181,7 @@ def loop(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--library", choices=("vips", "pillow"), required=True)
+    parser.add_argument("--library", choices=("vips", "service", "pillow"), required=True)
     parser.add_argument("--image")
     parser.add_argument("--images", help="comma-separated, for --loop-seconds")
     parser.add_argument("--width", type=int, default=800)
@@ -160,7 +198,8 @@ def main() -> None:
         QUALITY.update(args.quality)
     if args.avif_effort is not None:
         AVIF_EFFORT = args.avif_effort
-    render = vips_renderer() if args.library == "vips" else pillow_renderer()
+    renderers = {"vips": vips_renderer, "service": service_renderer, "pillow": pillow_renderer}
+    render = renderers[args.library]()
     if args.loop_seconds:
         paths = args.images.split(",")
         render(paths[0], 64, "jpeg")

@@ -155,23 +155,38 @@ def targets(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[dict
             )
     big = libcost.get("per_image", {}).get("kleiber-46mp.png")
     if big:
-        vips, pillow = big["vips"], big["pillow"]
-        absolute = vips["peak_rss_mib"] / pillow["peak_rss_mib"]
-        add(
-            "46 MP PNG per-render peak RSS, pyvips / Pillow (whole process)",
-            absolute,
-            "<= 0.25",
-            absolute <= 0.25,
+        found += _big_png_targets(big)
+    return found
+
+
+def _big_png_targets(big: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The 46 MP PNG's memory target, for plain pyvips (``thumbnail``) and
+    for the service's own render path."""
+    found: list[dict[str, Any]] = []
+    pillow = big["pillow"]
+    own_pillow = pillow["peak_rss_mib"] - pillow["idle_rss_mib"]
+    sides = [("pyvips", big["vips"])]
+    if "service" in big:
+        sides.append(("service path", big["service"]))
+    for label, side in sides:
+        absolute = side["peak_rss_mib"] / pillow["peak_rss_mib"]
+        found.append(
+            {
+                "target": f"46 MP PNG per-render peak RSS, {label} / Pillow (whole process)",
+                "value": absolute,
+                "goal": "<= 0.25",
+                "met": absolute <= 0.25,
+            }
         )
-        own_vips = vips["peak_rss_mib"] - vips["idle_rss_mib"]
-        own_pillow = pillow["peak_rss_mib"] - pillow["idle_rss_mib"]
         if own_pillow > 0:
-            own = own_vips / own_pillow
-            add(
-                "46 MP PNG per-render peak RSS above idle, pyvips / Pillow",
-                own,
-                "<= 0.25",
-                own <= 0.25,
+            own = (side["peak_rss_mib"] - side["idle_rss_mib"]) / own_pillow
+            found.append(
+                {
+                    "target": f"46 MP PNG per-render peak RSS above idle, {label} / Pillow",
+                    "value": own,
+                    "goal": "<= 0.25",
+                    "met": own <= 0.25,
+                }
             )
     return found
 
@@ -204,7 +219,7 @@ HEADER = (
 )
 
 
-def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912 - one table after another
+def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one table after another
     summary = results.get("summary") or summarize_all(results)
     plan = results.get("plan", {})
     lines = [
@@ -294,21 +309,24 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912 - one table af
             "**In-process cost per image** (scenario 1: median ms of one render to 800 px, "
             "original's format; peak RSS of the process, MiB)",
             "",
-            "| image | pyvips ms | Pillow ms | Pillow / pyvips "
-            "| pyvips peak RSS | Pillow peak RSS |",
-            "|---|---|---|---|---|---|",
+            "| image | pyvips ms | service path ms | Pillow ms | Pillow / pyvips "
+            "| pyvips peak RSS | service path peak RSS | Pillow peak RSS |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, row in libcost["per_image"].items():
             vips, pillow = row["vips"], row["pillow"]
+            service = row.get("service")  # absent in results older than the column
+            service_ms = f"{service['ms_median']:.0f}" if service else "-"
+            service_rss = f"{service['peak_rss_mib']:.0f}" if service else "-"
             lines.append(
-                f"| {name} | {vips['ms_median']:.0f} | {pillow['ms_median']:.0f} | "
-                f"{row['speedup']:.2f}x | {vips['peak_rss_mib']:.0f} | "
-                f"{pillow['peak_rss_mib']:.0f} |"
+                f"| {name} | {vips['ms_median']:.0f} | {service_ms} | "
+                f"{pillow['ms_median']:.0f} | {row['speedup']:.2f}x | "
+                f"{vips['peak_rss_mib']:.0f} | {service_rss} | {pillow['peak_rss_mib']:.0f} |"
             )
         totals = libcost["mix_ms_total"]
         lines.append(
-            f"| **mix total** | {totals['vips']:.0f} | {totals['pillow']:.0f} | "
-            f"**{libcost['mix_speedup']:.2f}x** | | |"
+            f"| **mix total** | {totals['vips']:.0f} | | {totals['pillow']:.0f} | "
+            f"**{libcost['mix_speedup']:.2f}x** | | | |"
         )
         rps = libcost.get("inprocess_rps", {})
         if rps:

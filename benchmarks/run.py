@@ -150,12 +150,17 @@ class Bench:
     def libcost(self) -> None:
         self.log("scenario 1: in-process cost per image (pyvips vs Pillow)")
         names = [e.name for e in corpus.CORPUS]
-        pythons = {"vips": sys.executable, "pillow": competitors.ensure_venv("baseline")}
+        pythons = {
+            "vips": sys.executable,
+            "service": sys.executable,
+            "pillow": competitors.ensure_venv("baseline"),
+        }
         warmup = os.path.join(self.originals, "grace_hopper.jpg")
         per_image: dict[str, dict[str, Any]] = {}
         for index, name in enumerate(names):
             repeat = 1 if name == "kleiber-46mp.png" else self.plan.libcost_repeat
-            order = ["vips", "pillow"] if index % 2 == 0 else ["pillow", "vips"]
+            order = ["vips", "service", "pillow"]
+            order = order if index % 2 == 0 else order[::-1]
             row: dict[str, Any] = {}
             for library in order:
                 argv = [
@@ -168,7 +173,10 @@ class Bench:
             pillow_ms = float(row["pillow"]["ms_median"])
             row["speedup"] = round(pillow_ms / vips_ms, 3) if vips_ms else None
             per_image[name] = row
-            self.log(f"  {name}: vips {vips_ms:.0f} ms, Pillow {pillow_ms:.0f} ms")
+            self.log(
+                f"  {name}: vips {vips_ms:.0f} ms, service path "
+                f"{float(row['service']['ms_median']):.0f} ms, Pillow {pillow_ms:.0f} ms"
+            )
         mix = corpus.mix_names()
         vips_total = sum(float(per_image[n]["vips"]["ms_median"]) for n in mix)
         pillow_total = sum(float(per_image[n]["pillow"]["ms_median"]) for n in mix)
@@ -184,6 +192,7 @@ class Bench:
             "settings": "width 800, original's format, the service's quality defaults "
             f"({' '.join(self.quality_args)}); "
             "libvips: thumbnail(size=down), VIPS_CONCURRENCY=1, cache off; "
+            "service path: service.pipeline.render, the same settings; "
             "Pillow: Image.thumbnail defaults",
         }
 

@@ -275,6 +275,7 @@ def _results() -> dict[str, Any]:
             "per_image": {
                 "kleiber-46mp.png": {
                     "vips": {"ms_median": 500.0, "peak_rss_mib": 80.0, "idle_rss_mib": 30.0},
+                    "service": {"ms_median": 510.0, "peak_rss_mib": 50.0, "idle_rss_mib": 30.0},
                     "pillow": {"ms_median": 900.0, "peak_rss_mib": 230.0, "idle_rss_mib": 20.0},
                     "speedup": 1.8,
                 }
@@ -328,6 +329,11 @@ def test_targets_are_judged_from_the_same_run() -> None:
     own = found["46 MP PNG per-render peak RSS above idle, pyvips / Pillow"]
     assert own["value"] == pytest.approx(50 / 210)
     assert own["met"] is True
+    service = found["46 MP PNG per-render peak RSS, service path / Pillow (whole process)"]
+    assert service["value"] == pytest.approx(50 / 230)
+    assert service["met"] is True
+    whole = found["46 MP PNG per-render peak RSS, pyvips / Pillow (whole process)"]
+    assert whole["met"] is False
 
 
 def test_markdown_tables_carry_every_case_and_ratio() -> None:
@@ -336,7 +342,7 @@ def test_markdown_tables_carry_every_case_and_ratio() -> None:
     assert "| 2.00x | 2.22x |" in text
     assert "| cache hits, c=16 | 1500 (1500-1500) | 1000 (1000-1000) | - | 1.50x | n/a |" in text
     assert "**Targets of issue 4**" in text
-    assert "| kleiber-46mp.png | 500 | 900 | 1.80x | 80 | 230 |" in text
+    assert "| kleiber-46mp.png | 500 | 510 | 900 | 1.80x | 80 | 50 | 230 |" in text
     # a results file round-trips through JSON and renders the same
     assert report.markdown(json.loads(json.dumps(_results()))) == text
 
