@@ -135,6 +135,7 @@ class _Original:
     height: int  # per frame
     pages: int
     has_alpha: bool
+    swaps_axes: bool  # stored sideways: its EXIF orientation turns it by 90 degrees
 
 
 def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResult:
@@ -183,12 +184,12 @@ def _describe_original(header: pyvips.Image, allow_svg: bool) -> _Original:
     if loader not in ACCEPTED_LOADERS and not (allow_svg and loader == _SVG_LOADER):
         name = loader.removesuffix("_source").removesuffix("load")
         raise UnprocessableImage(f"images of type {name} are not accepted")
-    orientation = _int_field(header, "orientation", 1)
+    swaps_axes = _int_field(header, "orientation", 1) in (5, 6, 7, 8)
     width, height = header.width, header.height  # one page: loaders default to n=1
-    if orientation in (5, 6, 7, 8):  # these orientations swap the axes
+    if swaps_axes:
         width, height = height, width
     pages = _int_field(header, "n-pages", 1)
-    return _Original(loader, width, height, max(1, pages), bool(header.hasalpha()))
+    return _Original(loader, width, height, max(1, pages), bool(header.hasalpha()), swaps_axes)
 
 
 def _choose_output(
@@ -241,15 +242,16 @@ def _resize(
         if width is None and height is None:
             # No size asked: the original's, but never beyond the output limit.
             width = height = request.max_output_size
-        return _thumbnail(header, descriptor, (width or _UNBOUNDED, height or _UNBOUNDED), frames)
+        box = (width or _UNBOUNDED, height or _UNBOUNDED)
+        return _thumbnail(header, original, descriptor, box, frames)
     upright = (original.width, original.height)
     box = scaled_box(width, height, upright)
     if request.fit is Fit.PAD:
-        return _thumbnail(header, descriptor, box, frames)
+        return _thumbnail(header, original, descriptor, box, frames)
     if frames > 1:
         # thumbnail's crop and force would act on the whole frame strip:
         # shrink the strip first, then shape each frame.
-        strip = _thumbnail(header, descriptor, cover_prescale(box, upright), frames)
+        strip = _thumbnail(header, original, descriptor, cover_prescale(box, upright), frames)
         shaping: dict[str, Any] = {"size": "force"}
         if request.fit is Fit.COVER:
             # A smart crop per frame would make the crop jump between frames.
@@ -259,14 +261,15 @@ def _resize(
             strip, frames, lambda frame: frame.thumbnail_image(box[0], height=box[1], **shaping)
         )
     if request.fit is Fit.FILL:
-        return _thumbnail(header, descriptor, box, frames, size="force")
+        return _thumbnail(header, original, descriptor, box, frames, size="force")
     return _thumbnail(
-        header, descriptor, box, frames, crop=crop_anchor(request.gravity, box, upright)
+        header, original, descriptor, box, frames, crop=crop_anchor(request.gravity, box, upright)
     )
 
 
 def _thumbnail(
     header: pyvips.Image,
+    original: _Original,
     descriptor: int,
     box: tuple[int, int],
     frames: int,
@@ -285,14 +288,14 @@ def _thumbnail(
         # without one is already sRGB and skips the transform. (libvips also
         # calls this option export_profile.)
         options["output_profile"] = "srgb"
-    if frames == 1 and crop is None and size == "down" and _reduces_lines_first(header, box):
-        return _thumbnail_lines_first(header, source, box, options)
+    if frames == 1 and crop is None and size == "down" and _reduces_lines_first(original, box):
+        return _thumbnail_lines_first(header, original, source, options, box)
     return pyvips.Image.thumbnail_source(
         source, box[0], height=box[1], size=size, option_string=load_options, **options
     )
 
 
-def _reduces_lines_first(header: pyvips.Image, box: tuple[int, int]) -> bool:
+def _reduces_lines_first(original: _Original, box: tuple[int, int]) -> bool:
     """Whether to reduce along each line before thumbnail does the rest.
 
     For originals that cannot shrink on load, thumbnail reduces down the
@@ -303,22 +306,23 @@ def _reduces_lines_first(header: pyvips.Image, box: tuple[int, int]) -> bool:
     exact Lanczos resize against thumbnail's 51.1; 54 dB from thumbnail's).
     Opaque images only: thumbnail premultiplies alpha before filtering.
     """
-    if str(header.get("vips-loader")) not in _FULL_WIDTH_LOADERS or header.hasalpha():
+    if original.loader not in _FULL_WIDTH_LOADERS or original.has_alpha:
         return False
-    return header.width >= _LINES_FIRST_MIN_FACTOR * box[0]
+    stored_width = original.height if original.swaps_axes else original.width
+    return stored_width >= _LINES_FIRST_MIN_FACTOR * box[0]
 
 
 def _thumbnail_lines_first(
     header: pyvips.Image,
+    original: _Original,
     source: pyvips.Source,
-    box: tuple[int, int],
     options: dict[str, Any],
+    box: tuple[int, int],
 ) -> pyvips.Image:
     # The exact size plain thumbnail gives, from the header alone (no pixel
     # is decoded to build it), so both paths produce the same size.
     expected = header.thumbnail_image(box[0], height=box[1], size="down")
-    swaps_axes = _int_field(header, "orientation", 1) in (5, 6, 7, 8)
-    line_target = expected.height if swaps_axes else expected.width
+    line_target = expected.height if original.swaps_axes else expected.width
     image = pyvips.Image.new_from_source(source, _LOAD_OPTIONS, access="sequential")
     if image.width > line_target:
         image = image.reduceh(image.width / line_target, gap=_REDUCE_GAP)
