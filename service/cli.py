@@ -6,8 +6,6 @@ import argparse
 import logging
 import os
 import resource
-import signal
-import socket
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -15,7 +13,7 @@ from .allocator import reexec_with_tuned_malloc
 from .render_tokens import TokenClient
 from .settings import Settings, SettingsError
 from .signing import sign_url
-from .supervisor import WORKER_SOCKET_ENV, supervise
+from .supervisor import join_supervisor, supervise
 
 SHUTDOWN_GRACE_SECONDS = 25.0
 
@@ -32,9 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before anything is printed or started: the process is replaced once.
     reexec_with_tuned_malloc(arguments)
     configure_logging(settings)
-    worker_socket = os.environ.pop(WORKER_SOCKET_ENV, None)
-    if worker_socket is not None:  # started by a supervisor: one of --workers
-        serve(settings, reuse_port=True, worker_socket=int(worker_socket))
+    tokens = join_supervisor(os.environ)
+    if tokens is not None:  # started by a supervisor: one of --workers
+        serve(settings, reuse_port=True, tokens=tokens)
         return 0
     if settings.print_examples:
         _print_examples(settings)
@@ -80,9 +78,9 @@ def configure_logging(settings: Settings) -> None:
     configure(settings.log_format)
 
 
-def serve(settings: Settings, *, reuse_port: bool, worker_socket: int | None = None) -> None:
-    """Run one serving process until SIGTERM or SIGINT; ``worker_socket`` is
-    the descriptor a supervisor hands its workers for render tokens."""
+def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = None) -> None:
+    """Run one serving process until SIGTERM or SIGINT; ``tokens`` are the
+    supervisor's shared render slots when this process is one of its workers."""
     # Deferred: the app loads libvips and aiohttp, which bad settings never
     # need and a supervisor process never uses.
     from aiohttp import web  # noqa: PLC0415
@@ -95,7 +93,6 @@ def serve(settings: Settings, *, reuse_port: bool, worker_socket: int | None = N
     logging.getLogger(__name__).info(
         "serving %s on http://%s:%d", settings.originals, settings.host, settings.port
     )
-    tokens = None if worker_socket is None else _token_client(worker_socket)
     web.run_app(
         create_app(settings, tokens),
         host=settings.host,
@@ -111,19 +108,6 @@ def serve(settings: Settings, *, reuse_port: bool, worker_socket: int | None = N
         access_log_format=settings.log_format,
         print=None,
     )
-
-
-def _token_client(descriptor: int) -> TokenClient:
-    os.set_inheritable(descriptor, False)
-    connection = socket.socket(fileno=descriptor)
-
-    def supervisor_gone() -> None:
-        # Unsupervised, this worker would hold the port forever and never be
-        # replaced: finish in-flight requests and exit, as on SIGTERM.
-        logging.getLogger(__name__).warning("the supervisor is gone; shutting down")
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    return TokenClient(connection, supervisor_gone)
 
 
 def _print_examples(settings: Settings) -> None:

@@ -23,11 +23,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from .render_tokens import TokenServer
+from .render_tokens import TokenClient, TokenServer
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,25 @@ class _Supervisor:
             worker.process.wait()
         self.reap()
         return 0
+
+
+def join_supervisor(environ: MutableMapping[str, str]) -> TokenClient | None:
+    """In a worker: the render tokens of the supervisor that started this
+    process (the variable is removed, so nothing started from here inherits
+    it); None when no supervisor started it."""
+    descriptor = environ.pop(WORKER_SOCKET_ENV, None)
+    if descriptor is None:
+        return None
+    os.set_inheritable(int(descriptor), False)
+    connection = socket.socket(fileno=int(descriptor))
+
+    def supervisor_gone() -> None:
+        # Unsupervised, this worker would hold the port forever and never be
+        # replaced: finish in-flight requests and exit, as on SIGTERM.
+        log.warning("the supervisor is gone; shutting down")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return TokenClient(connection, supervisor_gone)
 
 
 def supervise(settings: Settings, arguments: Sequence[str]) -> int:
