@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .stats import format_ratio, paired_ratios, ratio, summarize
@@ -155,14 +155,13 @@ def targets(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[dict
             )
     big = libcost.get("per_image", {}).get("kleiber-46mp.png")
     if big:
-        found += _big_png_targets(big)
+        _big_png_targets(big, add)
     return found
 
 
-def _big_png_targets(big: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _big_png_targets(big: Mapping[str, Any], add: Callable[[str, float, str, bool], None]) -> None:
     """The 46 MP PNG's memory target, for plain pyvips (``thumbnail``) and
     for the service's own render path."""
-    found: list[dict[str, Any]] = []
     pillow = big["pillow"]
     own_pillow = pillow["peak_rss_mib"] - pillow["idle_rss_mib"]
     sides = [("pyvips", big["vips"])]
@@ -170,25 +169,12 @@ def _big_png_targets(big: Mapping[str, Any]) -> list[dict[str, Any]]:
         sides.append(("service path", big["service"]))
     for label, side in sides:
         absolute = side["peak_rss_mib"] / pillow["peak_rss_mib"]
-        found.append(
-            {
-                "target": f"46 MP PNG per-render peak RSS, {label} / Pillow (whole process)",
-                "value": absolute,
-                "goal": "<= 0.25",
-                "met": absolute <= 0.25,
-            }
-        )
+        name = f"46 MP PNG per-render peak RSS, {label} / Pillow (whole process)"
+        add(name, absolute, "<= 0.25", absolute <= 0.25)
         if own_pillow > 0:
             own = (side["peak_rss_mib"] - side["idle_rss_mib"]) / own_pillow
-            found.append(
-                {
-                    "target": f"46 MP PNG per-render peak RSS above idle, {label} / Pillow",
-                    "value": own,
-                    "goal": "<= 0.25",
-                    "met": own <= 0.25,
-                }
-            )
-    return found
+            name = f"46 MP PNG per-render peak RSS above idle, {label} / Pillow"
+            add(name, own, "<= 0.25", own <= 0.25)
 
 
 # -- Markdown -----------------------------------------------------------------

@@ -62,22 +62,21 @@ def fixed_variants(names: Iterable[str], width: int, fmt: str | None = None) -> 
     return [Variant(name, width, None, fmt) for name in names]
 
 
+# The service and the baseline take the same three parameters under their
+# own names: width, height, output format.
+_QUERY_NAMES = {"service": ("w", "h", "format"), "baseline": ("scalex", "scaley", "encoding")}
+
+
 def url_path(competitor: str, variant: Variant) -> str:
     """The request path (and query) for ``variant`` on ``competitor``."""
     name = quote(variant.name)
-    if competitor == "service":
-        query = f"w={variant.width}"
+    if competitor in _QUERY_NAMES:
+        width, height, fmt = _QUERY_NAMES[competitor]
+        query = f"{width}={variant.width}"
         if variant.height is not None:
-            query += f"&h={variant.height}"
+            query += f"&{height}={variant.height}"
         if variant.format:
-            query += f"&format={variant.format}"
-        return f"/picture/{name}?{query}"
-    if competitor == "baseline":
-        query = f"scalex={variant.width}"
-        if variant.height is not None:
-            query += f"&scaley={variant.height}"
-        if variant.format:
-            query += f"&encoding={variant.format}"
+            query += f"&{fmt}={variant.format}"
         return f"/picture/{name}?{query}"
     if competitor == "thumbor":
         # fit-in: inside the box, keeping the aspect ratio, never upscaled
