@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -87,11 +88,27 @@ def test_a_removed_worker_returns_its_tokens_and_drops_its_asks(
     assert server.free == 1
 
 
-def test_a_client_waits_for_its_grant_and_gives_it_back() -> None:
+@dataclass
+class Connected:
+    """A TokenClient and the supervisor's end of its socket."""
+
+    supervisor_end: socket.socket
+    client: TokenClient
+    lost: threading.Event
+
+
+@pytest.fixture
+def connected() -> Iterator[Connected]:
     supervisor_end, worker_end = socket.socketpair()
     supervisor_end.settimeout(WAIT_SECONDS)
     lost = threading.Event()
-    client = TokenClient(worker_end, lost.set)
+    yield Connected(supervisor_end, TokenClient(worker_end, lost.set), lost)
+    supervisor_end.close()
+    worker_end.close()
+
+
+def test_a_client_waits_for_its_grant_and_gives_it_back(connected: Connected) -> None:
+    supervisor_end, client, lost = connected.supervisor_end, connected.client, connected.lost
     inside = threading.Event()
     leave = threading.Event()
 
@@ -112,14 +129,10 @@ def test_a_client_waits_for_its_grant_and_gives_it_back() -> None:
     assert not lost.is_set()
     supervisor_end.close()
     assert lost.wait(WAIT_SECONDS)
-    worker_end.close()
 
 
-def test_without_a_supervisor_waiting_renders_go_ahead() -> None:
-    supervisor_end, worker_end = socket.socketpair()
-    supervisor_end.settimeout(WAIT_SECONDS)
-    lost = threading.Event()
-    client = TokenClient(worker_end, lost.set)
+def test_without_a_supervisor_waiting_renders_go_ahead(connected: Connected) -> None:
+    supervisor_end, client, lost = connected.supervisor_end, connected.client, connected.lost
     inside = threading.Event()
 
     def render() -> None:
@@ -135,4 +148,3 @@ def test_without_a_supervisor_waiting_renders_go_ahead() -> None:
     waiting.join(WAIT_SECONDS)
     with client.held():  # and later renders do not block at all
         pass
-    worker_end.close()
