@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from benchmarks import proctree
+
 from .conftest import decode
 from .serving import running_service
 
@@ -82,9 +84,7 @@ def test_a_dead_worker_is_replaced(two_workers: tuple[str, subprocess.Popen[byte
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return proctree.cpu_seconds([pid])
 
 
 def has_exited(pid: int) -> bool:
