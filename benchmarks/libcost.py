@@ -6,6 +6,8 @@ venv for Pillow), so that ``ru_maxrss`` is that render's own peak:
 
     python -m benchmarks.libcost --library vips --image DIR/x.jpg --repeat 3
     python -m benchmarks.libcost --library pillow --loop-seconds 5 --images a.jpg,b.png
+
+(``--loop-seconds`` renders the images at the load runs' widths, not ``--width``.)
     python -m benchmarks.libcost --library service --image DIR/x.png
 
 ``vips`` is pyvips driven plainly (``thumbnail``); ``service`` is the
@@ -30,6 +32,8 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+
+from .urls import VariantPool
 
 # Overridden from the command line with the service's current defaults.
 QUALITY = {"jpeg": 80, "webp": 80, "avif": 60}
@@ -168,13 +172,17 @@ def measure_image(
 
 
 def loop(
-    render: Renderer, paths: list[str], *, width: int, fmt: str, seconds: float, offset: int
+    render: Renderer, paths: list[str], *, fmt: str, seconds: float, offset: int
 ) -> dict[str, object]:
-    """Render the list round-robin (from ``offset``) for about ``seconds``."""
+    """Render the variants a load run asks for, from ``offset``, for about
+    ``seconds``: the images round-robin at the pool's widths (``VariantPool``),
+    so that the in-process figure and the HTTP runs render the same sizes."""
+    pool = VariantPool(paths)
     started = time.perf_counter()
     count = 0
     while time.perf_counter() - started < seconds:
-        render(paths[(offset + count) % len(paths)], width, fmt)
+        variant = pool.variant(offset + count)
+        render(variant.name, variant.width, fmt)
         count += 1
     return {"renders": count, "seconds": time.perf_counter() - started}
 
@@ -184,7 +192,7 @@ def main() -> None:
     parser.add_argument("--library", choices=("vips", "service", "pillow"), required=True)
     parser.add_argument("--image")
     parser.add_argument("--images", help="comma-separated, for --loop-seconds")
-    parser.add_argument("--width", type=int, default=800)
+    parser.add_argument("--width", type=int, default=800, help="for --image")
     parser.add_argument("--format", default="original")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warmup")
@@ -206,7 +214,6 @@ def main() -> None:
         result = loop(
             render,
             paths,
-            width=args.width,
             fmt=args.format,
             seconds=args.loop_seconds,
             offset=args.offset,

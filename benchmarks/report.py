@@ -101,35 +101,49 @@ def targets(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[dict
         found.append({"target": name, "value": value, "goal": goal, "met": met})
 
     libcost = results.get("libcost", {})
-    raw = libcost.get("mix_speedup")
     c4 = _median(summary, "uncached", "4", "ratios", "baseline", "rps")
-    if raw is not None and c4 is not None:
-        share = c4 / raw
-        add(
-            "uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio",
-            share,
-            ">= 0.90",
-            share >= 0.9,
-        )
     efficiency = _median(summary, "uncached", "4", "ratios", "baseline", "cpu_efficiency")
+    # The raw ratio of the libraries on the load's own variants: their
+    # in-process loops, one process per core, at the load runs' widths.
+    loops = libcost.get("inprocess_rps", {})
+    raw = (
+        ratio(loops["vips"], loops["pillow"]) if loops.get("vips") and loops.get("pillow") else None
+    )
+    if raw is not None and c4 is not None:
+        add(
+            "uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio (same widths)",
+            c4 / raw,
+            ">= 0.90",
+            c4 / raw >= 0.9,
+        )
     if raw is not None and efficiency is not None:
-        share = efficiency / raw
         add(
             "uncached c=4 mix: baseline/service CPU per request vs raw ratio (noise-robust)",
-            share,
+            efficiency / raw,
             ">= 0.90",
-            share >= 0.9,
+            efficiency / raw >= 0.9,
         )
-    inprocess = _median(libcost, "inprocess_rps", "vips")
-    service_c4 = _median(summary, "uncached", "4", "service", "rps", "median")
-    if inprocess and service_c4 is not None:
-        share = service_c4 / inprocess
+    at_800 = libcost.get("mix_speedup")
+    if at_800 is not None and c4 is not None:
         add(
-            "uncached c=4 mix: service vs in-process pyvips throughput",
-            share,
+            "uncached c=4 mix: service/baseline vs raw ratio at 800 px (per-image table)",
+            c4 / at_800,
             ">= 0.90",
-            share >= 0.9,
+            c4 / at_800 >= 0.9,
         )
+    service_c4 = _median(summary, "uncached", "4", "service", "rps", "median")
+    for library, label in (
+        ("vips", "in-process pyvips"),
+        ("service", "its render path in process"),
+    ):
+        inprocess = _median(loops, library)
+        if inprocess and service_c4 is not None:
+            add(
+                f"uncached c=4 mix: service vs {label} throughput",
+                service_c4 / inprocess,
+                ">= 0.90",
+                service_c4 / inprocess >= 0.9,
+            )
     if c4 is not None:
         add("moonshot: uncached c=4 mix vs baseline", c4, ">= 2.0", c4 >= 2.0)
     thumbor = _median(summary, "uncached", "4", "ratios", "thumbor", "rps")
@@ -316,11 +330,14 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
         )
         rps = libcost.get("inprocess_rps", {})
         if rps:
+            service_rps = f"service path {rps['service']:.1f}, " if "service" in rps else ""
+            speedup = format_ratio(ratio(rps.get("vips", 0), rps.get("pillow", 0)))
             lines += [
                 "",
-                f"In-process throughput over the mix, one process per core: pyvips "
-                f"{rps.get('vips', 0):.1f} renders/s, Pillow {rps.get('pillow', 0):.1f} renders/s "
-                f"({format_ratio(ratio(rps.get('vips', 0), rps.get('pillow', 0)))}).",
+                f"In-process throughput over the mix at the load runs' widths, one process "
+                f"per core, renders/s: pyvips {rps.get('vips', 0):.1f}, {service_rps}"
+                f"Pillow {rps.get('pillow', 0):.1f} "
+                f"(pyvips / Pillow {speedup}).",
             ]
     found = summary.get("targets", [])
     if found:

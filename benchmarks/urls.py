@@ -8,6 +8,7 @@ the same one twice, so consecutive runs against one server stay uncached.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,8 +16,25 @@ from urllib.parse import quote
 
 COMPETITORS = ("service", "baseline", "thumbor")
 
-# Around the 800 px the targets are stated for.
-DEFAULT_WIDTHS = range(600, 1100)
+
+def spread(values: Sequence[int]) -> list[int]:
+    """``values`` reordered so that any run of consecutive items samples
+    the whole range about evenly: a golden-ratio stride through them.
+
+    A load run uses a stretch of the pool; in ascending order that stretch
+    would be a few neighbouring widths, and runs starting at different
+    points would ask for renders of different cost (600 px vs 1000 px).
+    """
+    count = len(values)
+    stride = max(1, round(count * (math.sqrt(5) - 1) / 2))
+    while math.gcd(stride, count) != 1:  # coprime, so every value comes once
+        stride += 1
+    return [values[(index * stride) % count] for index in range(count)]
+
+
+# Around the 800 px the targets are stated for, every stretch of the pool
+# averaging ~850 px.
+DEFAULT_WIDTHS = spread(range(600, 1100))
 # A height salt that never constrains a fit (aspect ratios here are < 3.6:1)
 # yet makes a new variant once the widths are used up; under the service's
 # default --max-output-size of 4096.
