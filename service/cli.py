@@ -13,7 +13,7 @@ from .allocator import reexec_with_tuned_malloc
 from .render_tokens import TokenClient
 from .settings import Settings, SettingsError
 from .signing import sign_url
-from .supervisor import join_supervisor, supervise
+from .supervisor import become_supervisor, join_supervisor
 
 SHUTDOWN_GRACE_SECONDS = 25.0
 
@@ -37,7 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.print_examples:
         _print_examples(settings)
     if settings.workers > 1:
-        return supervise(settings, arguments)
+        become_supervisor(
+            settings.workers, settings.total_concurrency, settings.log_format, arguments
+        )
     serve(settings, reuse_port=False)
     return 0
 

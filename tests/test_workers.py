@@ -67,6 +67,29 @@ def test_two_workers_share_the_port_and_the_cache(
     assert "HIT" in caches
 
 
+def mapped_files(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as maps:
+        return {os.path.basename(line.split()[-1]) for line in maps if "/" in line}
+
+
+def test_the_supervisor_is_a_lean_process_without_libvips_or_settings(
+    two_workers: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    """The supervisor re-executes itself as service.supervisor: same PID, no
+    libvips, aiohttp or OpenSSL (signing keys) mapped, while workers have them."""
+    base, process = two_workers
+    with open(f"/proc/{process.pid}/cmdline") as cmdline:
+        assert cmdline.read().split("\0")[1:3] == ["-m", "service.supervisor"]
+    supervisor = mapped_files(process.pid)
+    worker = mapped_files(worker_pid(base))
+    assert any(name.startswith("libvips") for name in worker)
+    assert not any(name.startswith("libvips") for name in supervisor)
+    assert any(name.startswith("_http_parser") for name in worker)  # aiohttp's
+    assert not any(
+        name.startswith(("_http_parser", "libcrypto", "_hashlib")) for name in supervisor
+    )
+
+
 def test_a_dead_worker_is_replaced(two_workers: tuple[str, subprocess.Popen[bytes]]) -> None:
     base, _ = two_workers
     victim = worker_pid(base)
