@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,16 +182,30 @@ class Bench:
         vips_total = sum(float(per_image[n]["vips"]["ms_median"]) for n in mix)
         pillow_total = sum(float(per_image[n]["pillow"]["ms_median"]) for n in mix)
         # At the load runs' widths (VariantPool), not at 800 px: the load is
-        # compared with these, so both must render the same sizes.
+        # compared with these, so both must render the same sizes. Repeated
+        # and rotated like the load runs, since one 8 s loop on a shared
+        # machine is as noisy as one load run.
+        libraries = ["vips", "service", "pillow"]
+        loops: dict[str, list[dict[str, float]]] = {library: [] for library in libraries}
+        for repetition in range(self.plan.runs):
+            shift = repetition % len(libraries)
+            for library in libraries[shift:] + libraries[:shift]:
+                loops[library].append(self.inprocess_throughput(pythons[library], library, mix))
         throughput = {
-            library: self.inprocess_throughput(pythons[library], library, mix)
-            for library in ("vips", "service", "pillow")
+            library: statistics.median(run["rps"] for run in runs)
+            for library, runs in loops.items()
+        }
+        cpu_per_render = {
+            library: statistics.median(run["cpu_ms_per_render"] for run in runs)
+            for library, runs in loops.items()
         }
         self.results["libcost"] = {
             "per_image": per_image,
             "mix_ms_total": {"vips": round(vips_total, 1), "pillow": round(pillow_total, 1)},
             "mix_speedup": round(pillow_total / vips_total, 3),
             "inprocess_rps": throughput,
+            "inprocess_cpu_ms_per_render": cpu_per_render,
+            "inprocess_runs": loops,
             "settings": "per image: width 800; in-process throughput: the load runs' "
             "widths (benchmarks.urls.VariantPool); original's format, the service's quality "
             "defaults "
@@ -200,8 +215,9 @@ class Bench:
             "Pillow: Image.thumbnail defaults",
         }
 
-    def inprocess_throughput(self, python: str, library: str, mix: list[str]) -> float:
-        """Renders per second of ``library`` with one process per core over the mix."""
+    def inprocess_throughput(self, python: str, library: str, mix: list[str]) -> dict[str, float]:
+        """Renders per second of ``library`` with one process per core over
+        the mix, and the CPU time (all threads) per render."""
         paths = ",".join(os.path.join(self.originals, n) for n in mix)
         argv = [
             python, "-m", "benchmarks.libcost", "--library", library, "--images", paths,
@@ -221,9 +237,14 @@ class Bench:
         wall = time.monotonic() - started
         renders = sum(int(o["renders"]) for o in outputs)
         seconds = max(float(o["seconds"]) for o in outputs)
+        cpu = sum(float(o["cpu_seconds"]) for o in outputs)
         rps = renders / seconds
-        self.log(f"  in-process {library}, {CORES} processes: {rps:.1f} renders/s ({wall:.1f} s)")
-        return round(rps, 2)
+        cpu_ms = 1000 * cpu / renders
+        self.log(
+            f"  in-process {library}, {CORES} processes: {rps:.1f} renders/s, "
+            f"{cpu_ms:.1f} ms CPU per render ({wall:.1f} s)"
+        )
+        return {"rps": round(rps, 2), "cpu_ms_per_render": round(cpu_ms, 2)}
 
     def uncached(self) -> None:
         mix = corpus.mix_names()

@@ -443,3 +443,22 @@ def test_cpu_efficiency_is_the_inverse_ratio_of_cpu_per_request() -> None:
     assert "| uncached mix, c=4 | 60.0 (60.0-60.0) | 120.0 (120.0-120.0) |" in report.markdown(
         results
     )
+
+
+def test_cpu_targets_use_the_in_process_loops_cpu_per_render() -> None:
+    """With CPU measured in the loops, the noise-robust targets compare CPU to CPU."""
+    results = _results()
+    results["libcost"]["inprocess_cpu_ms_per_render"] = {
+        "vips": 100.0,
+        "service": 54.0,
+        "pillow": 150.0,
+    }
+    for run in results["uncached"]["4"]["baseline"]:
+        run["server_cpu_ms_per_request"] = 120.0
+    found = {t["target"]: t for t in report.summarize_all(results)["targets"]}
+    robust = found["uncached c=4 mix: baseline/service CPU per request vs raw ratio (noise-robust)"]
+    assert robust["value"] == pytest.approx((120 / 60) / (150 / 100))
+    own = found["uncached c=4 mix: service's render path CPU in process / over HTTP (noise-robust)"]
+    assert own["value"] == pytest.approx(54 / 60)
+    assert own["met"] is True
+    assert "service path 25.0 (54.0 ms CPU each)" in report.markdown(results)
