@@ -194,7 +194,9 @@ class RenderService:
     ) -> RenderedFile:
         """In a pool thread: render into a temporary file, then publish it.
         With several workers, first wait for one of the machine-wide render
-        tokens (queue time: the deadline starts after it)."""
+        tokens (queue time: the deadline starts after it). The token is for
+        the CPU work only: it goes back before the cache commit, whose SQLite
+        write lock another worker may hold for a while."""
         with contextlib.nullcontext() if self._tokens is None else self._tokens.held():
             announce_start()
             if self.before_render is not None:
@@ -206,11 +208,17 @@ class RenderService:
                     "the original changed during the request, try again"
                 ) from None
             try:
-                return self._render_from(source, key, request)
+                rendered = self._render_from(source, request)
             finally:
                 os.close(source)
+        if isinstance(rendered, RenderedFile):
+            return rendered
+        return self._publish(key, *rendered)
 
-    def _render_from(self, source: int, key: str, request: RenderRequest) -> RenderedFile:
+    def _render_from(
+        self, source: int, request: RenderRequest
+    ) -> tuple[TempFile, OutputFormat] | RenderedFile:
+        """Render into a cache temporary, or uncached when the cache fails."""
         try:
             temp = self.cache.new_temp()
         except CacheUnavailable as error:
@@ -227,19 +235,26 @@ class RenderService:
         except BaseException:
             temp.discard()
             raise
+        return temp, result.format
+
+    def _publish(self, key: str, temp: TempFile, output_format: OutputFormat) -> RenderedFile:
+        """Move a finished render into the cache, or spill it when the cache fails."""
         try:
-            entry = self.cache.commit(key, temp, result.format)
+            entry = self.cache.commit(key, temp, output_format)
         except CacheUnavailable as error:
             self._note_cache_failure(error)
+        except BaseException:
+            temp.discard()
+            raise
         else:
-            return RenderedFile(entry.path, result.format, cached=True)
+            return RenderedFile(entry.path, output_format, cached=True)
         try:
             # Copy from the open descriptor: the cache directory (and the
             # temporary file's name with it) may be gone.
             spilled = self._spill_copy(temp.descriptor)
         finally:
             temp.discard()
-        return RenderedFile(spilled, result.format, cached=False)
+        return RenderedFile(spilled, output_format, cached=False)
 
     def _render_uncached(self, source: int, request: RenderRequest) -> RenderedFile:
         descriptor, path = tempfile.mkstemp(dir=self._spill)

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -191,3 +192,41 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
         while not all(has_exited(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.05)  # polling a condition with a deadline
         assert all(has_exited(pid) for pid in workers)
+
+
+def test_a_render_gives_its_token_back_before_the_cache_commit(tmp_path: Path) -> None:
+    """--total-concurrency 1: while the cache index is write-locked, so that
+    the first render cannot commit, a second render still gets the token
+    (its temporary file appears), and both are answered once the lock goes."""
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    Image.effect_noise((600, 400), 60).convert("RGB").save(originals / "noise.png")
+    cache = tmp_path / "cache"
+    with running_service(
+        "--workers", "2", "--total-concurrency", "1",
+        "--originals", str(originals), "--cache-dir", str(cache),
+    ) as running:  # fmt: skip
+        index = sqlite3.connect(cache / "index.sqlite3", isolation_level=None)
+        index.execute("BEGIN IMMEDIATE")  # every commit now waits for us
+        statuses: list[int] = []
+
+        def fetch(width: int) -> None:
+            url = f"{running.base}/picture/noise.png?w={width}"
+            with urllib.request.urlopen(url, timeout=60) as response:
+                statuses.append(response.status)
+
+        askers = [threading.Thread(target=fetch, args=(width,)) for width in (300, 200)]
+        try:
+            for asker in askers:
+                asker.start()
+            deadline = time.monotonic() + 20  # under SQLite's 30 s busy timeout
+            while len(list((cache / "tmp").iterdir())) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling a condition with a deadline
+            rendering = len(list((cache / "tmp").iterdir()))
+        finally:
+            index.execute("ROLLBACK")
+            index.close()
+        for asker in askers:
+            asker.join(60)
+        assert rendering == 2, "the second render waited for the first one's commit"
+        assert statuses == [200, 200]
