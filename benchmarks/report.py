@@ -111,7 +111,9 @@ def targets(results: Mapping[str, Any], summary: Mapping[str, Any]) -> list[dict
     # in-process loops, one process per core, at the load runs' widths.
     loops = libcost.get("inprocess_rps", {})
     raw = ratio(loops.get("vips", 0.0), loops["pillow"]) if loops.get("pillow") else None
-    share("uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio (same widths)", c4, raw)
+    # Results written before 2026-12-01 looped at 800 px, not at the load's widths.
+    widths = "same widths" if "inprocess_runs" in libcost else "loops at 800 px"
+    share(f"uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio ({widths})", c4, raw)
     # CPU per render is steadier than renders/s on a shared machine; results
     # from before the loops measured CPU fall back to the throughput ratio.
     cpu_loops = libcost.get("inprocess_cpu_ms_per_render", {})
@@ -361,14 +363,76 @@ def _inprocess_sentence(rps: Mapping[str, float], cpu: Mapping[str, float]) -> s
     )
 
 
+# The ratios that the README quotes, as medians over several full runs.
+ACROSS_RATIOS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("uncached mix c=1, req/s vs baseline", ("uncached", "1", "ratios", "baseline", "rps")),
+    ("uncached mix c=4, req/s vs baseline", ("uncached", "4", "ratios", "baseline", "rps")),
+    ("uncached mix c=16, req/s vs baseline", ("uncached", "16", "ratios", "baseline", "rps")),
+    ("uncached mix c=4, req/s vs thumbor", ("uncached", "4", "ratios", "thumbor", "rps")),
+    (
+        "uncached mix c=4, less CPU per request than baseline",
+        ("uncached", "4", "ratios", "baseline", "cpu_efficiency"),
+    ),
+    (
+        "uncached mix c=4, less CPU per request than thumbor",
+        ("uncached", "4", "ratios", "thumbor", "cpu_efficiency"),
+    ),
+    ("4 MP JPEG alone c=4, req/s vs baseline", ("latency_4mp", "ratios", "baseline", "rps")),
+    ("cache hits c=16, req/s vs baseline", ("cache_hits", "ratios", "baseline", "rps")),
+    (
+        "peak RSS of the tree, mix c=4, vs baseline",
+        ("uncached", "4", "ratios", "baseline", "peak_rss"),
+    ),
+    (
+        "peak RSS of the tree, mix c=16, vs baseline",
+        ("uncached", "16", "ratios", "baseline", "peak_rss"),
+    ),
+    (
+        "peak RSS, largest images c=16, vs baseline",
+        ("memory_largest", "ratios", "baseline", "peak_rss"),
+    ),
+)
+
+
+def across_runs(runs: Sequence[Mapping[str, Any]]) -> str:
+    """The targets and headline ratios of several results files side by
+    side, with their medians: what the README quotes."""
+    summaries = [run.get("summary") or summarize_all(run) for run in runs]
+    labels = [str(run.get("started", "?")) for run in runs]
+    rows: dict[str, list[float | None]] = {}
+    for index, summary in enumerate(summaries):
+        for found in summary.get("targets", []):
+            values = rows.setdefault(found["target"], [None] * len(runs))
+            values[index] = found["value"]
+    for name, path in ACROSS_RATIOS:
+        rows[name] = [_median(summary, *path) for summary in summaries]
+    lines = [
+        "| target or ratio | " + " | ".join(labels) + " | median |",
+        "|---|" + "---|" * (len(runs) + 1),
+    ]
+    for name, values in rows.items():
+        measured = [value for value in values if value is not None]
+        if not measured:
+            continue
+        cells = ["-" if value is None else f"{value:.2f}" for value in values]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {summarize(measured).median:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Re-render the tables of a results file")
-    parser.add_argument("results")
+    parser = argparse.ArgumentParser(
+        description="Re-render the tables of a results file; with several, "
+        "their targets and headline ratios side by side, with medians"
+    )
+    parser.add_argument("results", nargs="+")
     args = parser.parse_args()
-    with open(args.results) as handle:
-        results = json.load(handle)
-    results["summary"] = summarize_all(results)
-    print(markdown(results))
+    loaded = []
+    for path in args.results:
+        with open(path) as handle:
+            results = json.load(handle)
+        results["summary"] = summarize_all(results)
+        loaded.append(results)
+    print(markdown(loaded[0]) if len(loaded) == 1 else across_runs(loaded))
 
 
 if __name__ == "__main__":

@@ -303,6 +303,7 @@ def _results() -> dict[str, Any]:
             "mix_speedup": 1.5,
             "mix_ms_total": {"vips": 100.0, "pillow": 150.0},
             "inprocess_rps": {"vips": 20.0, "service": 25.0, "pillow": 16.0},
+            "inprocess_runs": {},
             "per_image": {
                 "kleiber-46mp.png": {
                     "vips": {"ms_median": 500.0, "peak_rss_mib": 80.0, "idle_rss_mib": 30.0},
@@ -462,3 +463,15 @@ def test_cpu_targets_use_the_in_process_loops_cpu_per_render() -> None:
     assert own["value"] == pytest.approx(54 / 60)
     assert own["met"] is True
     assert "service path 25.0 (54.0 ms CPU each)" in report.markdown(results)
+
+
+def test_across_runs_puts_each_runs_value_beside_the_median() -> None:
+    first, second, third = _results(), _results(), _results()
+    second["started"], third["started"] = "run-2", "run-3"
+    for run in second["uncached"]["4"]["service"]:
+        run["rps"] = 30.0  # c=4 vs baseline: 2.0, 3.0, 2.0 -> median 2.0
+    del third["cache_hits"]
+    table = report.across_runs([first, second, third])
+    assert "| target or ratio | 2026-01-01T00:00:00 | run-2 | run-3 | median |" in table
+    assert "| moonshot: uncached c=4 mix vs baseline | 2.00 | 3.00 | 2.00 | 2.00 |" in table
+    assert "| cache hits c=16, req/s vs baseline | 1.50 | 1.50 | - | 1.50 |" in table
