@@ -169,7 +169,7 @@ class Bench:
                     "--image", os.path.join(self.originals, name), "--repeat", str(repeat),
                     "--warmup", warmup, *self.quality_args,
                 ]  # fmt: skip
-                row[library] = _json_run(argv)
+                row[library] = _json_run(argv, library_environment(library))
             vips_ms = float(row["vips"]["ms_median"])
             pillow_ms = float(row["pillow"]["ms_median"])
             row["speedup"] = round(pillow_ms / vips_ms, 3) if vips_ms else None
@@ -228,6 +228,7 @@ class Bench:
             subprocess.Popen(
                 [*argv, "--offset", str(i * len(mix) // CORES)],
                 cwd=competitors.ROOT,
+                env=library_environment(library),
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -318,8 +319,22 @@ def _ms(figures: dict[str, object], key: str) -> str:
     return f"{latency[key]:.0f} ms"
 
 
-def _json_run(argv: list[str]) -> dict[str, Any]:
-    out = subprocess.run(argv, cwd=competitors.ROOT, capture_output=True, text=True, check=True)
+def library_environment(library: str) -> dict[str, str]:
+    """The environment of an in-process measurement: the service's render
+    path runs with the allocator settings the service gives itself (they
+    cost it CPU: leaving them out flattered the in-process figure); plain
+    pyvips and Pillow keep glibc's defaults, as their users have them."""
+    if library != "service":
+        return dict(os.environ)
+    from service.allocator import is_glibc, tuned_environment  # noqa: PLC0415
+
+    return tuned_environment(os.environ, glibc=is_glibc()) or dict(os.environ)
+
+
+def _json_run(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    out = subprocess.run(
+        argv, cwd=competitors.ROOT, env=env, capture_output=True, text=True, check=True
+    )
     parsed: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return parsed
 

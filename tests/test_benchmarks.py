@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks import corpus, libcost, loadtest, proctree, report, urls, wrk
 from benchmarks.libcost import output_format
+from benchmarks.run import library_environment
 from benchmarks.stats import (
     format_ratio,
     format_summary,
@@ -21,6 +22,7 @@ from benchmarks.stats import (
     ratio,
     summarize,
 )
+from service.allocator import TUNABLES, is_glibc
 
 # -- URL lists ------------------------------------------------------------------
 
@@ -475,3 +477,15 @@ def test_across_runs_puts_each_runs_value_beside_the_median() -> None:
     assert "| target or ratio | 2026-01-01T00:00:00 | run-2 | run-3 | median |" in table
     assert "| moonshot: uncached c=4 mix vs baseline | 2.00 | 3.00 | 2.00 | 2.00 |" in table
     assert "| cache hits c=16, req/s vs baseline | 1.50 | 1.50 | - | 1.50 |" in table
+
+
+def test_the_service_path_is_measured_with_the_services_allocator_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("GLIBC_TUNABLES", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "LD_PRELOAD"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert "GLIBC_TUNABLES" not in library_environment("vips")
+    assert "GLIBC_TUNABLES" not in library_environment("pillow")
+    expected = TUNABLES if is_glibc() else None
+    assert library_environment("service").get("GLIBC_TUNABLES") == expected
