@@ -37,7 +37,8 @@ from typing import NoReturn
 from .logs import configure_logging
 from .render_tokens import TokenClient, TokenServer
 
-log = logging.getLogger(__name__)
+# By name: the supervisor runs this module as __main__.
+log = logging.getLogger("service.supervisor")
 
 WORKER_SOCKET_ENV = "IMAGE_FACTORY_WORKER_SOCKET"
 
