@@ -2,13 +2,14 @@
 
 Run by ``benchmarks.run`` in a fresh process per library and image, under the
 interpreter that has the library (the project venv for pyvips, the baseline
-venv for Pillow), so that ``ru_maxrss`` is that render's own peak:
+venv for Pillow), so that the peak RSS (``VmHWM``) is that render's own:
 
     python -m benchmarks.libcost --library vips --image DIR/x.jpg --repeat 3
     python -m benchmarks.libcost --library pillow --loop-seconds 5 --images a.jpg,b.png
-
-(``--loop-seconds`` renders the images at the load runs' widths, not ``--width``.)
     python -m benchmarks.libcost --library service --image DIR/x.png
+
+``--image`` renders one image at ``--width``; ``--loop-seconds`` renders the
+``--images`` at the load runs' own widths (``VariantPool``) instead.
 
 ``vips`` is pyvips driven plainly (``thumbnail``); ``service`` is the
 service's own render path (``service.pipeline.render``, which for example
@@ -19,7 +20,8 @@ upscaling), keep the original's format unless ``--format`` says otherwise,
 flatten alpha for JPEG, and encode with the same quality settings (the
 service's defaults, passed by ``benchmarks.run``). libvips runs with one
 thread per render, as the service does (``VIPS_CONCURRENCY=1``), and its
-operation cache off. Prints one JSON line.
+operation cache off; ``benchmarks.run`` starts the ``service`` side with the
+allocator settings the service gives itself. Prints one JSON line.
 """
 
 from __future__ import annotations

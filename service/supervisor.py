@@ -14,9 +14,9 @@ socket closes and the worker shuts itself down rather than linger unsupervised.
 
 The process that validated the settings becomes the supervisor by
 re-executing itself (same PID) as ``python -m service.supervisor``: this
-module imports only the standard library and ``render_tokens``, so the
-supervisor holds 13 MiB instead of the 23 MiB of an interpreter that has
-parsed settings, presets and signing keys (it does none of that itself).
+module imports only the standard library, ``logs`` and ``render_tokens``,
+so the supervisor holds ~17 MiB instead of the ~23 MiB of an interpreter
+that has parsed settings, presets and signing keys (it does none of that).
 """
 
 from __future__ import annotations
