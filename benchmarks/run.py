@@ -34,12 +34,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import competitors, corpus, proctree, report, urls, wrk
 
 RESULTS_DIR = os.path.join(competitors.ROOT, "benchmarks", "results")
 CORES = os.cpu_count() or 1
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,7 @@ class Bench:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     def rotated(self, repetition: int) -> list[competitors.Server]:
-        shift = repetition % len(self.servers)
-        return self.servers[shift:] + self.servers[:shift]
+        return rotated(self.servers, repetition)
 
     def load(
         self,
@@ -188,8 +188,7 @@ class Bench:
         libraries = ["vips", "service", "pillow"]
         loops: dict[str, list[dict[str, float]]] = {library: [] for library in libraries}
         for repetition in range(self.plan.runs):
-            shift = repetition % len(libraries)
-            for library in libraries[shift:] + libraries[:shift]:
+            for library in rotated(libraries, repetition):
                 loops[library].append(self.inprocess_throughput(pythons[library], library, mix))
         throughput = {
             library: statistics.median(run["rps"] for run in runs)
@@ -305,6 +304,13 @@ class Bench:
             )
         if table:
             self.results["formats"] = table
+
+
+def rotated(items: list[T], repetition: int) -> list[T]:
+    """``items`` started at a different one each repetition, so that no
+    competitor always runs first (or right after the same other one)."""
+    shift = repetition % len(items)
+    return items[shift:] + items[:shift]
 
 
 def _replace_runs(plan: Plan, runs: int) -> Plan:

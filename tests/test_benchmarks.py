@@ -13,7 +13,7 @@ import pytest
 
 from benchmarks import corpus, libcost, loadtest, proctree, report, urls, wrk
 from benchmarks.libcost import output_format
-from benchmarks.run import library_environment
+from benchmarks.run import library_environment, rotated
 from benchmarks.stats import (
     format_ratio,
     format_summary,
@@ -489,3 +489,12 @@ def test_the_service_path_is_measured_with_the_services_allocator_settings(
     assert "GLIBC_TUNABLES" not in library_environment("pillow")
     expected = TUNABLES if is_glibc() else None
     assert library_environment("service").get("GLIBC_TUNABLES") == expected
+
+
+def test_repetitions_rotate_who_runs_first() -> None:
+    assert [rotated(["a", "b", "c"], r) for r in range(4)] == [
+        ["a", "b", "c"],
+        ["b", "c", "a"],
+        ["c", "a", "b"],
+        ["a", "b", "c"],
+    ]
