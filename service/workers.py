@@ -48,6 +48,14 @@ class RenderedFile:
     cached: bool
 
 
+@dataclass(frozen=True, slots=True)
+class _Unpublished:
+    """A finished render in a cache temporary, not committed yet."""
+
+    temp: TempFile
+    format: OutputFormat
+
+
 @dataclass(slots=True)
 class Served:
     """An open file ready to be sent, and how it was obtained."""
@@ -212,12 +220,10 @@ class RenderService:
             finally:
                 os.close(source)
         if isinstance(rendered, RenderedFile):
-            return rendered
-        return self._publish(key, *rendered)
+            return rendered  # uncached: nothing to publish
+        return self._publish(key, rendered)
 
-    def _render_from(
-        self, source: int, request: RenderRequest
-    ) -> tuple[TempFile, OutputFormat] | RenderedFile:
+    def _render_from(self, source: int, request: RenderRequest) -> _Unpublished | RenderedFile:
         """Render into a cache temporary, or uncached when the cache fails."""
         try:
             temp = self.cache.new_temp()
@@ -235,10 +241,11 @@ class RenderService:
         except BaseException:
             temp.discard()
             raise
-        return temp, result.format
+        return _Unpublished(temp, result.format)
 
-    def _publish(self, key: str, temp: TempFile, output_format: OutputFormat) -> RenderedFile:
+    def _publish(self, key: str, rendered: _Unpublished) -> RenderedFile:
         """Move a finished render into the cache, or spill it when the cache fails."""
+        temp, output_format = rendered.temp, rendered.format
         try:
             entry = self.cache.commit(key, temp, output_format)
         except CacheUnavailable as error:
