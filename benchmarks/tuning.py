@@ -9,7 +9,8 @@ In-process, over the benchmark corpus (``python -m benchmarks.corpus``):
 - ``avif``, ``webp``: encoder effort at the service's quality: ms and bytes;
 - ``jpeg``: JPEG save options (``optimize_coding``, ``interlace``,
   ``trellis_quant``): ms and bytes;
-- ``png``: PNG ``compression`` and ``filter``: ms and bytes.
+- ``png``: PNG ``compression`` and ``filter``, opaque and transparent images
+  apart (``--pngs`` for your own): ms and bytes.
 Each configuration runs in its own process (the environment is read when
 libvips starts). Prints Markdown tables; the numbers in
 ``benchmarks/README.md`` come from it.
@@ -30,6 +31,8 @@ from typing import Any
 # Each configuration runs in a child process whose environment (read by
 # libvips when it starts) the parent sets.
 import pyvips
+
+from service.pipeline import png_save_options
 
 from . import corpus
 from .competitors import ROOT, service_defaults
@@ -162,11 +165,16 @@ def encoders(kind: str, paths: list[str], repeat: int) -> list[str]:
             ("Q80 + optimize_coding + trellis_quant", ".jpg", {**optimized, "trellis_quant": True}),
         ]
     else:
-        rows = [
-            (f"compression {c}, filter {f}", ".png", {"compression": c, "filter": f})
-            for c in (1, 6, 9)
-            for f in ("none", "all")
-        ]
+        # kind is "png" (opaque images) or "png-alpha": the service chooses
+        # its PNG options by that (pipeline.png_save_options).
+        service = png_save_options(has_alpha=kind == "png-alpha")
+        rows = []
+        for c, f in ((6, "none"), (6, "all"), (4, "none"), (4, "paeth"), (4, "all"), (1, "all")):
+            options: dict[str, Any] = {"compression": c, "filter": f}
+            marks = ["libvips default"] if (c, f) == (6, "none") else []
+            marks += ["service"] if {"compression": 6, **service} == options else []
+            label = f"compression {c}, filter {f}" + (f" ({', '.join(marks)})" if marks else "")
+            rows.append((label, ".png", options))
     results = [
         (label, run_config(_encode_config(paths, suffix, options, repeat), {}))
         for label, suffix, options in rows
@@ -205,6 +213,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="threads,avif,webp,jpeg,png")
     parser.add_argument("--corpus", default=os.path.join(ROOT, corpus.DEFAULT_DIR))
+    parser.add_argument(
+        "--pngs", nargs="+", metavar="PNG", help="your own PNGs for --only png (default: the mix's)"
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(_worker(json.loads(args.worker))))
@@ -213,14 +224,21 @@ def main() -> None:
     folder = corpus.originals_dir(args.corpus)
     mix = [os.path.join(folder, name) for name in corpus.mix_names()]
     jpegs = [p for p in mix if p.endswith(".jpg")]
-    pngs = [p for p in mix if p.endswith(".png")]
+    pngs = args.pngs or [p for p in mix if p.endswith(".png")]
     for part in args.only.split(","):
         if part == "threads":
             lines = threads(mix, args.seconds, args.runs)
         elif part in ("avif", "webp", "jpeg"):
             lines = encoders(part, jpegs, args.repeat)
         elif part == "png":
-            lines = encoders(part, pngs, args.repeat)
+            # Opaque and transparent images apart: the service treats them apart.
+            alpha = [p for p in pngs if pyvips.Image.new_from_file(p).hasalpha()]
+            opaque = [p for p in pngs if p not in alpha]
+            lines = [
+                *(encoders("png", opaque, args.repeat) if opaque else []),
+                "",
+                *(encoders("png-alpha", alpha, args.repeat) if alpha else []),
+            ]
         else:
             raise SystemExit(f"unknown part {part!r}")
         print("\n".join(lines) + "\n", flush=True)

@@ -87,7 +87,7 @@ def configure_libvips(*, enable_svg: bool = False) -> None:
 # Bump whenever a change here changes output bytes (save options, colour
 # handling, geometry): it is part of every cache key, so old renders are
 # never served for new ones.
-PIPELINE_REVISION = 2
+PIPELINE_REVISION = 3
 
 
 def libvips_version() -> str:
@@ -414,9 +414,7 @@ def _save(
     if output is OutputFormat.JPEG:
         options["optimize_coding"] = True
     elif output is OutputFormat.PNG:
-        # Adaptive row filters, as libpng and Pillow do: 33-42 % fewer bytes
-        # on 800-px photos for 5-50 ms more; a cached file is sent many times.
-        options["filter"] = "all"
+        options.update(png_save_options(has_alpha=image.hasalpha()))
     elif output is OutputFormat.AVIF:
         options["effort"] = request.avif_effort
     writer = _DescriptorWriter(target_fd)
@@ -433,6 +431,21 @@ def _save(
         if writer.error is not None:
             raise OutputWriteError(writer.error) from writer.error
         raise
+
+
+def png_save_options(*, has_alpha: bool) -> dict[str, object]:
+    """The row filter for a PNG, chosen by whether it has alpha.
+
+    Measured with ``python -m benchmarks.tuning --only png`` on 32 PNGs at
+    800 px (photos, icons, screenshots, charts, overlays; benchmarks/README.md):
+    libpng's adaptive filters (``all``, which Pillow uses too) make opaque
+    images 21 % smaller than no filter, for 1.6x the encode CPU; a cached file
+    is sent many times, so opaque images get them. On images with alpha they
+    made the files 6 % *bigger*, at 2.5x the CPU: overlays, cut-outs and
+    icons compress best unfiltered. zlib stays at level 6, libvips' and
+    Pillow's default.
+    """
+    return {"filter": "none" if has_alpha else "all"}
 
 
 class _Deadline:
