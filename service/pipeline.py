@@ -19,6 +19,7 @@ libvips is driven the way a thumbnail server should drive it:
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 
@@ -34,6 +35,7 @@ from typing import Any
 
 import pyvips
 
+from . import icc
 from .errors import RenderTimeout, SourceTooLarge, UnprocessableImage
 from .formats import ACCEPTED_LOADERS, OutputFormat, fallback_format
 from .geometry import centred_offset, cover_prescale, crop_anchor, scaled_box
@@ -285,8 +287,8 @@ def _thumbnail(
         options["crop"] = crop
     if _needs_colour_management(header):
         # Embedded profiles (Adobe RGB, P3, XYB, CMYK) become sRGB; an image
-        # without one is already sRGB and skips the transform. (libvips also
-        # calls this option export_profile.)
+        # without one, or with plain sRGB's, is sRGB already and skips the
+        # transform. (libvips also calls this option export_profile.)
         options["output_profile"] = "srgb"
     if frames == 1 and crop is None and size == "down" and _reduces_lines_first(original, box):
         return _thumbnail_lines_first(header, original, source, options, box)
@@ -512,7 +514,26 @@ def _heif_compression(header: pyvips.Image) -> str:
 
 
 def _needs_colour_management(header: pyvips.Image) -> bool:
-    return bool(header.interpretation == "cmyk" or "icc-profile-data" in header.get_fields())
+    """CMYK, or an embedded profile other than plain sRGB (``icc``)."""
+    if header.interpretation == "cmyk":
+        return True
+    if "icc-profile-data" not in header.get_fields():
+        return False
+    return not icc.is_srgb(_icc_profile(header), also=_libvips_srgb_profile())
+
+
+@functools.cache
+def _libvips_srgb_profile() -> frozenset[str]:
+    """libvips' own sRGB profile, which libvips-made images embed (once per
+    process: a 1-pixel transform attaches it)."""
+    pixel = pyvips.Image.black(1, 1, bands=3).copy(interpretation="srgb")
+    tagged = pixel.icc_transform("srgb", input_profile="srgb")
+    return frozenset({icc.colour_tags_digest(_icc_profile(tagged))})
+
+
+def _icc_profile(image: pyvips.Image) -> bytes:
+    value: object = image.get("icc-profile-data")  # a blob: bytes
+    return value if isinstance(value, bytes) else b""
 
 
 def _describe(error: pyvips.Error) -> str:
