@@ -523,12 +523,11 @@ def _needs_colour_management(header: pyvips.Image) -> bool:
 
 
 @functools.cache
-def _libvips_srgb_profile() -> frozenset[str]:
+def _libvips_srgb_profile() -> tuple[bytes]:
     """libvips' own sRGB profile, which libvips-made images embed (once per
     process: a 1-pixel transform attaches it)."""
     pixel = pyvips.Image.black(1, 1, bands=3).copy(interpretation="srgb")
-    tagged = pixel.icc_transform("srgb", input_profile="srgb")
-    return frozenset({icc.colour_tags_digest(_icc_profile(tagged))})
+    return (_icc_profile(pixel.icc_transform("srgb", input_profile="srgb")),)
 
 
 def _icc_profile(image: pyvips.Image) -> bytes:

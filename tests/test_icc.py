@@ -11,9 +11,9 @@ import pyvips
 
 from service import icc, pipeline
 
-from .conftest import CORPUS, TESTS, MakeClient, decode
+from .conftest import CORPUS, MakeClient, decode
 
-HP_SRGB = (TESTS / "corpus" / "srgb-iec61966-2.1.icc").read_bytes()
+HP_SRGB = icc.HP_SRGB
 
 
 def profile_of(path: Path) -> bytes:
