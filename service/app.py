@@ -98,6 +98,7 @@ async def _render_service(
         else min(settings.concurrency, settings.total_concurrency),
         queue=settings.queue,
         tokens=tokens,
+        decode_budget=settings.decode_budget,
     )
     app[RENDERS] = renders
     metrics.watch_cache(partial(_cache_stats, cache))

@@ -83,6 +83,16 @@ class Metrics:
             "Renders running or waiting for a render thread.",
             registry=registry,
         )
+        self.decode_budget_reserved = Gauge(
+            "image_factory_decode_budget_reserved_bytes",
+            "Whole-image decode memory reserved by the renders running (--decode-budget).",
+            registry=registry,
+        )
+        self.decode_budget_waits = Counter(
+            "image_factory_decode_budget_waits",
+            "Renders that waited for room in the decode budget.",
+            registry=registry,
+        )
         self.rejected = Counter(
             "image_factory_rejected",
             "Requests refused to protect the service.",

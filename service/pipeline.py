@@ -172,6 +172,51 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
     )
 
 
+def decode_memory(source_fd: int) -> int:
+    """Bytes the decoder of the original at ``source_fd`` holds for the whole
+    image at once, estimated from its header; 0 when it streams. For the
+    decode budget (``decode_budget``): an unreadable header is 0 here and
+    the render reports it."""
+    try:
+        header = _load_header(source_fd)
+    except UnprocessableImage:
+        return 0
+    finally:
+        os.lseek(source_fd, 0, os.SEEK_SET)
+    return _whole_image_bytes(header)
+
+
+def _whole_image_bytes(header: pyvips.Image) -> int:
+    loader = str(header.get("vips-loader"))
+    pixels = header.width * header.height  # one page: loaders default to n=1
+    interlaced = bool(_int_field(header, "interlaced", 0))
+    sample_bytes = 2 if header.format in ("ushort", "short") else 1
+    if loader == "jpegload_source" and interlaced:
+        # Progressive: libjpeg keeps every DCT coefficient (2 bytes each) of
+        # every component until the last scan, at full size whatever the
+        # shrink-on-load.
+        return pixels * _jpeg_coefficient_bytes_per_pixel(header)
+    if loader == "pngload_source" and interlaced:
+        return pixels * header.bands * sample_bytes  # Adam7: read whole
+    if loader == "heifload_source":
+        # libheif decodes the whole image: its YCbCr planes, then RGB(A).
+        return pixels * (header.bands + 2) * sample_bytes
+    return 0
+
+
+def _jpeg_coefficient_bytes_per_pixel(header: pyvips.Image) -> int:
+    """2 bytes per coefficient, one coefficient per sample: 4:2:0 colour
+    has 1.5 samples a pixel, 4:2:2 has 2, unsubsampled one per band."""
+    subsampling = ""
+    if "jpeg-chroma-subsample" in header.get_fields():
+        subsampling = str(header.get("jpeg-chroma-subsample"))
+    if header.bands == 3 and subsampling == "4:2:0":
+        return 3
+    if header.bands == 3 and subsampling in ("4:2:2", "4:4:0"):
+        return 4
+    return 2 * header.bands
+
+
 def _load_header(descriptor: int) -> pyvips.Image:
     source = pyvips.Source.new_from_descriptor(descriptor)
     try:

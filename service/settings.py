@@ -80,6 +80,9 @@ class Settings:
     max_source_pixels: int = 100_000_000
     max_output_size: int = 4096
     max_source_bytes: int = 100_000_000
+    # Whole-image decode buffers (progressive JPEG, interlaced PNG, HEIF) of
+    # the renders running at once, per worker (decode_budget.py).
+    decode_budget: int = 512 * 10**6
     max_age: int = 86400
     quality: dict[OutputFormat, int] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
     # AVIF effort 0 (libaom's fastest): 5-8x faster than effort 2 for an
@@ -280,6 +283,12 @@ _OPTIONS = (
     ),
     _Option("--max-output-size", "max_output_size", _positive_int, "largest width/height (4096)"),
     _Option("--max-source-bytes", "max_source_bytes", _byte_size, "largest original file (100MB)"),
+    _Option(
+        "--decode-budget",
+        "decode_budget",
+        _byte_size,
+        "whole-image decode memory of renders at once, per worker (512MB)",
+    ),
     _Option("--max-age", "max_age", _integer, "Cache-Control max-age in seconds (86400)"),
     _Option(
         "--quality", "quality", _quality_list, "per-format q (default jpeg=80,webp=80,avif=60)"

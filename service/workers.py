@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -20,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .cache import CacheUnavailable, DiskCache, TempFile
+from .decode_budget import DecodeBudget
 from .errors import OriginalReplaced, Overloaded, RenderTimeout
 from .formats import OutputFormat
 from .metrics import Metrics
-from .pipeline import OutputWriteError, RenderRequest, render
+from .pipeline import OutputWriteError, RenderRequest, decode_memory, render
 from .render_tokens import TokenClient
 from .sources import Original, OriginalChanged, open_original
 
@@ -78,12 +80,18 @@ class RenderService:
         concurrency: int,
         queue: int,
         tokens: TokenClient | None = None,
+        decode_budget: int | None = None,
     ) -> None:
         self.cache = cache
         self._tokens = tokens
         self.metrics = metrics
         self.capacity = concurrency + queue
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="render")
+        self._budget = (
+            None
+            if decode_budget is None
+            else DecodeBudget(decode_budget, on_wait=metrics.decode_budget_waits.inc)
+        )
         self._in_flight: dict[str, asyncio.Future[RenderedFile]] = {}
         self._admitted = 0  # renders running or waiting for a thread
         self.waiting = 0  # requests waiting on another request's render
@@ -135,6 +143,14 @@ class RenderService:
         self._in_flight[key] = future
         self._admitted += 1
         self.metrics.renders_in_flight.inc()
+        try:
+            # Queue time, like waiting for a thread: not against the deadline.
+            reserved = await self._reserve_decode_memory(original)
+        except BaseException as failure:  # cancelled, or the header read failed
+            self._release_slot(0, None)
+            self._fail(future, failure)
+            del self._in_flight[key]
+            raise
         thread_started = asyncio.Event()
         job = loop.run_in_executor(
             self._executor,
@@ -144,8 +160,9 @@ class RenderService:
             request,
             lambda: loop.call_soon_threadsafe(thread_started.set),
         )
-        # The slot is held until libvips returns, even after a 504.
-        job.add_done_callback(self._release_slot)
+        # The slot (and the decode memory) is held until libvips returns,
+        # even after a 504.
+        job.add_done_callback(functools.partial(self._release_slot, reserved))
         try:
             await self._wait_for_start(job, thread_started)
             started = time.perf_counter()
@@ -187,10 +204,23 @@ class RenderService:
         future.set_exception(error)
         future.exception()  # mark retrieved: there may be no waiters
 
-    def _release_slot(self, job: asyncio.Future[RenderedFile]) -> None:
+    async def _reserve_decode_memory(self, original: Original) -> int:
+        """Reserve what the original's decoder holds for the whole image
+        (``decode_budget``), waiting for room; the bytes reserved."""
+        if self._budget is None:
+            return 0
+        need = await self.io(_decode_memory_of, original)
+        await self._budget.acquire(need)
+        self.metrics.decode_budget_reserved.set(self._budget.reserved)
+        return need
+
+    def _release_slot(self, reserved: int, job: asyncio.Future[RenderedFile] | None) -> None:
         self._admitted -= 1
         self.metrics.renders_in_flight.dec()
-        if not job.cancelled():
+        if self._budget is not None:
+            self._budget.release(reserved)
+            self.metrics.decode_budget_reserved.set(self._budget.reserved)
+        if job is not None and not job.cancelled():
             job.exception()  # retrieved here: after a 504 nobody else looks
 
     def _render_to_file(
@@ -324,3 +354,16 @@ class RenderService:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self._spill, ignore_errors=True)
+
+
+def _decode_memory_of(original: Original) -> int:
+    """Blocking: the original's whole-image decode memory, from its header
+    (0 if it cannot be opened now: the render reports why)."""
+    try:
+        descriptor = open_original(original)
+    except (OriginalChanged, OSError):
+        return 0
+    try:
+        return decode_memory(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,181 @@
+"""The decode budget: renders that decode whole images wait for room;
+streaming renders never wait (decode_budget.py, pipeline.decode_memory)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import pyvips
+
+from service import pipeline
+from service.decode_budget import DecodeBudget
+from service.handlers import METRICS, RENDERS
+
+from .conftest import CORPUS, Client, MakeClient, decode
+from .test_cache_http import GATE_SECONDS, wait_for
+
+# -- the budget --------------------------------------------------------------
+
+
+async def test_reservations_that_fit_run_at_once_and_others_wait() -> None:
+    budget = DecodeBudget(100)
+    await budget.acquire(60)
+    await budget.acquire(40)
+    third = asyncio.ensure_future(budget.acquire(10))
+    await asyncio.sleep(0)
+    assert not third.done()
+    assert budget.waiting == 1
+    budget.release(60)
+    await third
+    assert budget.reserved == 50
+
+
+async def test_streaming_renders_never_wait() -> None:
+    budget = DecodeBudget(100)
+    await budget.acquire(100)
+    await asyncio.wait_for(budget.acquire(0), 1)  # returns without waiting
+    assert budget.reserved == 100
+
+
+async def test_one_larger_than_the_budget_runs_alone() -> None:
+    budget = DecodeBudget(100)
+    await budget.acquire(500)  # alone: admitted
+    small = asyncio.ensure_future(budget.acquire(1))
+    await asyncio.sleep(0)
+    assert not small.done()
+    budget.release(500)
+    await small
+
+
+async def test_waiters_are_served_in_arrival_order() -> None:
+    """A big waiter is not overtaken by a small one that would fit."""
+    budget = DecodeBudget(100)
+    await budget.acquire(70)
+    big = asyncio.ensure_future(budget.acquire(80))
+    await asyncio.sleep(0)
+    small = asyncio.ensure_future(budget.acquire(10))  # would fit beside the 70
+    await asyncio.sleep(0)
+    assert not big.done()
+    assert not small.done()
+    budget.release(70)
+    await big
+    await small  # 80 + 10 fit together
+    assert budget.reserved == 90
+
+
+async def test_a_cancelled_waiter_gives_way() -> None:
+    budget = DecodeBudget(100)
+    await budget.acquire(70)
+    big = asyncio.ensure_future(budget.acquire(80))
+    await asyncio.sleep(0)
+    small = asyncio.ensure_future(budget.acquire(10))
+    await asyncio.sleep(0)
+    big.cancel()
+    await asyncio.wait_for(small, 1)  # no longer behind the big one
+    assert budget.reserved == 80
+    assert budget.waiting == 0
+
+
+# -- the estimate ------------------------------------------------------------
+
+
+def estimate(path: Path) -> int:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        need = pipeline.decode_memory(descriptor)
+        assert os.lseek(descriptor, 0, os.SEEK_CUR) == 0  # the render reads from the start
+        return need
+    finally:
+        os.close(descriptor)
+
+
+def photo(tmp_path: Path, name: str, **save: object) -> Path:
+    path = tmp_path / name
+    image = pyvips.Image.new_from_file(os.fspath(CORPUS / "exif_landscape_1.jpg"))
+    image.write_to_file(os.fspath(path), **save)
+    return path
+
+
+def test_a_progressive_jpeg_needs_its_whole_coefficient_buffer(tmp_path: Path) -> None:
+    # 1800x1200: 2 bytes per coefficient, 1.5 samples a pixel in 4:2:0.
+    subsampled = photo(tmp_path, "p420.jpg", interlace=True, subsample_mode="on")
+    assert estimate(subsampled) == 1800 * 1200 * 3
+    full = photo(tmp_path, "p444.jpg", interlace=True, subsample_mode="off")
+    assert estimate(full) == 1800 * 1200 * 6
+
+
+def test_streaming_originals_need_nothing(tmp_path: Path) -> None:
+    assert estimate(photo(tmp_path, "baseline.jpg")) == 0
+    assert estimate(photo(tmp_path, "plain.png")) == 0
+    assert estimate(CORPUS / "gif_interlaced_trns.gif") == 0  # frames are decoded one by one
+
+
+def test_interlaced_png_and_heif_are_decoded_whole(tmp_path: Path) -> None:
+    assert estimate(photo(tmp_path, "adam7.png", interlace=True)) == 1800 * 1200 * 3
+    assert estimate(CORPUS / "avif_alpha.avif") == 64 * 64 * (4 + 2)
+
+
+def test_an_unreadable_header_needs_nothing(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image at all")
+    assert estimate(junk) == 0
+
+
+# -- over HTTP ---------------------------------------------------------------
+
+
+def waits(client: Client) -> float:
+    value = client.app[METRICS].registry.get_sample_value("image_factory_decode_budget_waits_total")
+    assert value is not None
+    return value
+
+
+async def test_whole_image_decodes_past_the_budget_wait_for_each_other(
+    originals: Path, make_client: MakeClient
+) -> None:
+    """Two render threads, a budget for one progressive JPEG: while the first
+    is held in its thread, the second waits on the loop (no thread taken),
+    and a baseline JPEG still renders beside the first."""
+    source = pyvips.Image.new_from_file(os.fspath(CORPUS / "exif_landscape_1.jpg"))
+    source.write_to_file(os.fspath(originals / "progressive.jpg"), interlace=True)
+    need = estimate(originals / "progressive.jpg")
+    client = await make_client(concurrency=2, decode_budget=need + need // 2)
+    renders = client.app[RENDERS]
+    gate, held = threading.Event(), threading.Event()
+    entered = []
+
+    def hold_first() -> None:
+        entered.append(threading.current_thread().name)
+        if not held.is_set():
+            held.set()
+            gate.wait(GATE_SECONDS)
+
+    renders.before_render = hold_first
+    first = asyncio.ensure_future(client.get("/picture/progressive.jpg?w=300"))
+    await wait_for(held.is_set)
+    second = asyncio.ensure_future(client.get("/picture/progressive.jpg?w=301"))
+    await wait_for(lambda: waits(client) == 1)
+    streaming = await client.get("/picture/exif_landscape_1.jpg?w=302")
+    assert streaming.status == 200  # the free thread was not taken by the waiter
+    assert len(entered) == 2  # the held render and the baseline JPEG, not the second
+    assert not second.done()
+    gate.set()
+    for response in await asyncio.gather(first, second):
+        assert response.status == 200, await response.text()
+        assert decode(await response.read()).width in (300, 301)
+    assert len(entered) == 3
+    reserved = client.app[METRICS].registry.get_sample_value(
+        "image_factory_decode_budget_reserved_bytes"
+    )
+    assert reserved == 0
+
+
+@pytest.mark.parametrize("name", ["exif_landscape_1.jpg", "jpeg_progressive_orient6.jpg"])
+async def test_renders_within_the_budget_never_wait(client: Client, name: str) -> None:
+    responses = await asyncio.gather(*(client.get(f"/picture/{name}?w={w}") for w in (90, 91)))
+    assert [response.status for response in responses] == [200, 200]
+    assert waits(client) == 0
