@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.formats import OutputFormat
-from service.settings import Settings, SettingsError, available_cpus
+from service.settings import _OPTIONS, Settings, SettingsError, available_cpus
 from service.units import parse_byte_size
 
 from .conftest import SAMPLES
@@ -41,6 +41,22 @@ def test_flags_override_environment() -> None:
     settings = Settings.from_sources(["--port", "9001"], environ)
     assert settings.port == 9001
     assert settings.cache_max_bytes == 2 * 2**30
+
+
+def test_decode_budget_is_a_byte_size() -> None:
+    assert Settings.from_sources([], {}).decode_budget == 512 * 10**6
+    from_env = Settings.from_sources([], {"IMAGE_FACTORY_DECODE_BUDGET": "2GiB"})
+    assert from_env.decode_budget == 2 * 2**30
+    with pytest.raises(SettingsError, match="--decode-budget"):
+        Settings.from_sources(["--decode-budget", "0"], {})
+
+
+def test_every_option_is_in_the_readme_configuration_table() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Security")]
+    for spec in _OPTIONS:
+        assert f"| `{spec.flag}" in table, spec.flag
+        assert f"`{spec.env}`" in table, spec.env
 
 
 def test_defaults_serve_the_bundled_samples() -> None:
