@@ -126,6 +126,7 @@ def _render_request(settings: Settings, spec: RequestSpec, choice: FormatChoice)
         animated_fallback=choice.animated_fallback,
         timeout_seconds=settings.render_timeout,
         allow_svg=settings.enable_svg,
+        max_decode_bytes=settings.max_decode_bytes,
     )
 
 

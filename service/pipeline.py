@@ -122,6 +122,8 @@ class RenderRequest:
     # Seconds from the start of the render (queue time is not counted).
     timeout_seconds: float = 20.0
     allow_svg: bool = False
+    # The largest whole-image decode one original may need (decode_memory).
+    max_decode_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,7 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         output = _choose_output(request, header, original)
         frames = _frames_to_render(request, original, output)
         _check_limits(request, original, frames)
+        _check_decode_memory(request, header)
         image = _resize(request, header, original, source_fd, frames)
         image = _to_srgb(image)
         image = _pad(image, request, output, original, frames)
@@ -279,6 +282,16 @@ def _check_limits(request: RenderRequest, original: _Original, frames: int) -> N
         raise SourceTooLarge(
             f"the original has {pixels} pixels to process, over the limit of "
             f"{request.max_source_pixels}"
+        )
+
+
+def _check_decode_memory(request: RenderRequest, header: pyvips.Image) -> None:
+    limit = request.max_decode_bytes
+    need = _whole_image_bytes(header)
+    if limit is not None and need > limit:
+        raise SourceTooLarge(
+            f"the original needs {need / 1e6:.0f} MB of memory to decode, over the limit of "
+            f"{limit / 1e6:.0f} MB"
         )
 
 

@@ -83,6 +83,8 @@ class Settings:
     # Whole-image decode buffers (progressive JPEG, interlaced PNG, HEIF) of
     # the renders running at once, per worker (decode_budget.py).
     decode_budget: int = 512 * 10**6
+    # One original's whole-image decode: a 100 MP AVIF needs ~1.8 GB.
+    max_decode_bytes: int = 10**9
     max_age: int = 86400
     quality: dict[OutputFormat, int] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
     # AVIF effort 0 (libaom's fastest): 5-8x faster than effort 2 for an
@@ -288,6 +290,12 @@ _OPTIONS = (
         "decode_budget",
         _byte_size,
         "whole-image decode memory of renders at once, per worker (512MB)",
+    ),
+    _Option(
+        "--max-decode-bytes",
+        "max_decode_bytes",
+        _byte_size,
+        "largest whole-image decode of one original (1GB); 422",
     ),
     _Option("--max-age", "max_age", _integer, "Cache-Control max-age in seconds (86400)"),
     _Option(

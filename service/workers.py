@@ -145,7 +145,7 @@ class RenderService:
         self.metrics.renders_in_flight.inc()
         try:
             # Queue time, like waiting for a thread: not against the deadline.
-            reserved = await self._reserve_decode_memory(original)
+            reserved = await self._reserve_decode_memory(original, request.max_decode_bytes)
         except BaseException as failure:  # cancelled, or the header read failed
             self._release_slot(0, None)
             self._fail(future, failure)
@@ -204,12 +204,15 @@ class RenderService:
         future.set_exception(error)
         future.exception()  # mark retrieved: there may be no waiters
 
-    async def _reserve_decode_memory(self, original: Original) -> int:
+    async def _reserve_decode_memory(self, original: Original, limit: int | None) -> int:
         """Reserve what the original's decoder holds for the whole image
-        (``decode_budget``), waiting for room; the bytes reserved."""
+        (``decode_budget``), waiting for room; the bytes reserved. Nothing
+        for one over ``limit``: its render refuses it at once."""
         if self._budget is None:
             return 0
         need = await self.io(_decode_memory_of, original)
+        if limit is not None and need > limit:
+            return 0
         await self._budget.acquire(need)
         self.metrics.decode_budget_reserved.set(self._budget.reserved)
         return need

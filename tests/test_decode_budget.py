@@ -179,3 +179,22 @@ async def test_renders_within_the_budget_never_wait(client: Client, name: str) -
     responses = await asyncio.gather(*(client.get(f"/picture/{name}?w={w}") for w in (90, 91)))
     assert [response.status for response in responses] == [200, 200]
     assert waits(client) == 0
+
+
+async def test_an_original_over_the_decode_limit_is_a_422(
+    originals: Path, make_client: MakeClient
+) -> None:
+    """--max-decode-bytes refuses from the header; at the limit, and for
+    streaming originals, renders go on."""
+    source = pyvips.Image.new_from_file(os.fspath(CORPUS / "exif_landscape_1.jpg"))
+    source.write_to_file(os.fspath(originals / "progressive.jpg"), interlace=True)
+    need = estimate(originals / "progressive.jpg")
+    refusing = await make_client(max_decode_bytes=need - 1)
+    refused = await refusing.get("/picture/progressive.jpg?w=300")
+    assert refused.status == 422
+    assert "to decode" in (await refused.json())["error"]
+    streaming = await refusing.get("/picture/exif_landscape_1.jpg?w=300")
+    assert streaming.status == 200
+    assert waits(refusing) == 0
+    at_limit = await make_client(max_decode_bytes=need)
+    assert (await at_limit.get("/picture/progressive.jpg?w=300")).status == 200

@@ -45,6 +45,7 @@ def test_flags_override_environment() -> None:
 
 def test_decode_budget_is_a_byte_size() -> None:
     assert Settings.from_sources([], {}).decode_budget == 512 * 10**6
+    assert Settings.from_sources([], {}).max_decode_bytes == 10**9
     from_env = Settings.from_sources([], {"IMAGE_FACTORY_DECODE_BUDGET": "2GiB"})
     assert from_env.decode_budget == 2 * 2**30
     with pytest.raises(SettingsError, match="--decode-budget"):
