@@ -65,6 +65,7 @@ MAX_SOURCE_SIDE = 32_768
 # What a HEIF/AVIF decode holds per pixel and byte of sample (see
 # _whole_image_bytes).
 _HEIF_BYTES_PER_PIXEL = 18
+_GIF_BYTES_PER_PIXEL = 6
 
 # Loaders whose originals can be animated, and that take the ``n`` option.
 _ANIMATED_LOADERS = frozenset({"gifload_source", "webpload_source"})
@@ -167,7 +168,7 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         image = _to_srgb(image)
         image = _pad(image, request, output, original, frames)
         image = _flatten(image, output, request.background)
-        _save(image, output, request, target_fd, deadline)
+        _save(image, output, request, target_fd, deadline, original_has_alpha=original.has_alpha)
     except pyvips.Error as error:
         if deadline.killed or deadline.passed():
             raise RenderTimeout(
@@ -179,17 +180,21 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
     )
 
 
-def decode_memory(source_fd: int) -> int:
+def decode_memory(request: RenderRequest, source_fd: int) -> int:
     """Bytes the decoder of the original at ``source_fd`` holds for the whole
     image at once, estimated from its header; 0 when it streams. For the
-    decode budget (``decode_budget``): an unreadable header is 0 here and
-    the render reports it."""
+    decode budget (``decode_budget``): 0 too for an original the render
+    will refuse from its header (unreadable, not accepted, over a source
+    limit), which must not wait for, nor hold, room it will never use."""
     try:
         header = _load_header(source_fd)
-    except UnprocessableImage:
+        original = _describe_original(header, request.allow_svg)
+        _check_limits(request, original, frames=1)
+        _check_decode_memory(request, header)
+    except UnprocessableImage:  # SourceTooLarge included
         return 0
     finally:
-        os.lseek(source_fd, 0, os.SEEK_SET)
+        os.lseek(source_fd, 0, os.SEEK_SET)  # for a caller that renders from it next
     return _whole_image_bytes(header)
 
 
@@ -205,6 +210,10 @@ def _whole_image_bytes(header: pyvips.Image) -> int:
         return pixels * _jpeg_coefficient_bytes_per_pixel(header)
     if loader == "pngload_source" and interlaced:
         return pixels * header.bands * sample_bytes  # Adam7: read whole
+    if loader == "gifload_source":
+        # libnsgif decodes each frame into a full-size RGBA canvas: 5.5 bytes
+        # a pixel above idle for a 6000x6000 GIF shrunk to 800 px.
+        return pixels * _GIF_BYTES_PER_PIXEL
     if loader == "heifload_source":
         # libheif decodes the whole image (the AV1/HEVC decoder's planes,
         # then RGB(A)) and libvips copies it, as heifload cannot stream:
@@ -473,6 +482,8 @@ def _save(
     request: RenderRequest,
     target_fd: int,
     deadline: _Deadline,
+    *,
+    original_has_alpha: bool,
 ) -> None:
     options: dict[str, object] = {"keep": "none"}
     if output.uses_quality:
@@ -480,7 +491,9 @@ def _save(
     if output is OutputFormat.JPEG:
         options["optimize_coding"] = True
     elif output is OutputFormat.PNG:
-        options.update(png_save_options(has_alpha=image.hasalpha()))
+        # By the original: fit=pad adds an alpha band to an opaque photo,
+        # which still compresses as a photo.
+        options.update(png_save_options(has_alpha=original_has_alpha))
     elif output is OutputFormat.AVIF:
         options["effort"] = request.avif_effort
     writer = _DescriptorWriter(target_fd)
@@ -587,11 +600,14 @@ def _needs_colour_management(header: pyvips.Image) -> bool:
 
 
 @functools.cache
-def _libvips_srgb_profile() -> tuple[bytes]:
+def _libvips_srgb_profile() -> tuple[bytes, ...]:
     """libvips' own sRGB profile, which libvips-made images embed (once per
     process: a 1-pixel transform attaches it)."""
     pixel = pyvips.Image.black(1, 1, bands=3).copy(interpretation="srgb")
-    return (_icc_profile(pixel.icc_transform("srgb", input_profile="srgb")),)
+    try:
+        return (_icc_profile(pixel.icc_transform("srgb", input_profile="srgb")),)
+    except pyvips.Error:  # a libvips without lcms: every profile converts, as before
+        return ()
 
 
 def _icc_profile(image: pyvips.Image) -> bytes:

@@ -143,23 +143,24 @@ class RenderService:
         self._in_flight[key] = future
         self._admitted += 1
         self.metrics.renders_in_flight.inc()
+        thread_started = asyncio.Event()
+        reserved = 0
         try:
             # Queue time, like waiting for a thread: not against the deadline.
-            reserved = await self._reserve_decode_memory(original, request.max_decode_bytes)
-        except BaseException as failure:  # cancelled, or the header read failed
-            self._release_slot(0, None)
+            reserved = await self._reserve_decode_memory(original, request)
+            job = loop.run_in_executor(
+                self._executor,
+                self._render_to_file,
+                key,
+                original,
+                request,
+                lambda: loop.call_soon_threadsafe(thread_started.set),
+            )
+        except BaseException as failure:  # cancelled, or shutting down
+            self._release_slot(reserved, None)
             self._fail(future, failure)
             del self._in_flight[key]
             raise
-        thread_started = asyncio.Event()
-        job = loop.run_in_executor(
-            self._executor,
-            self._render_to_file,
-            key,
-            original,
-            request,
-            lambda: loop.call_soon_threadsafe(thread_started.set),
-        )
         # The slot (and the decode memory) is held until libvips returns,
         # even after a 504.
         job.add_done_callback(functools.partial(self._release_slot, reserved))
@@ -204,15 +205,12 @@ class RenderService:
         future.set_exception(error)
         future.exception()  # mark retrieved: there may be no waiters
 
-    async def _reserve_decode_memory(self, original: Original, limit: int | None) -> int:
+    async def _reserve_decode_memory(self, original: Original, request: RenderRequest) -> int:
         """Reserve what the original's decoder holds for the whole image
-        (``decode_budget``), waiting for room; the bytes reserved. Nothing
-        for one over ``limit``: its render refuses it at once."""
+        (``decode_budget``), waiting for room; the bytes reserved."""
         if self._budget is None:
             return 0
-        need = await self.io(_decode_memory_of, original)
-        if limit is not None and need > limit:
-            return 0
+        need = await self.io(_decode_memory_of, original, request)
         await self._budget.acquire(need)
         self.metrics.decode_budget_reserved.set(self._budget.reserved)
         return need
@@ -359,7 +357,7 @@ class RenderService:
         shutil.rmtree(self._spill, ignore_errors=True)
 
 
-def _decode_memory_of(original: Original) -> int:
+def _decode_memory_of(original: Original, request: RenderRequest) -> int:
     """Blocking: the original's whole-image decode memory, from its header
     (0 if it cannot be opened now: the render reports why)."""
     try:
@@ -367,6 +365,6 @@ def _decode_memory_of(original: Original) -> int:
     except (OriginalChanged, OSError):
         return 0
     try:
-        return decode_memory(descriptor)
+        return decode_memory(request, descriptor)
     finally:
         os.close(descriptor)

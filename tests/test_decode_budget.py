@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,10 +84,22 @@ async def test_a_cancelled_waiter_gives_way() -> None:
 # -- the estimate ------------------------------------------------------------
 
 
-def estimate(path: Path) -> int:
+REQUEST = pipeline.RenderRequest(
+    width=800,
+    height=None,
+    format=None,
+    quality={},
+    background=(255, 255, 255, 255),
+    max_output_size=4096,
+    max_source_pixels=100_000_000,
+    avif_effort=0,
+)
+
+
+def estimate(path: Path, request: pipeline.RenderRequest = REQUEST) -> int:
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        need = pipeline.decode_memory(descriptor)
+        need = pipeline.decode_memory(request, descriptor)
         assert os.lseek(descriptor, 0, os.SEEK_CUR) == 0  # the render reads from the start
         return need
     finally:
@@ -111,7 +124,21 @@ def test_a_progressive_jpeg_needs_its_whole_coefficient_buffer(tmp_path: Path) -
 def test_streaming_originals_need_nothing(tmp_path: Path) -> None:
     assert estimate(photo(tmp_path, "baseline.jpg")) == 0
     assert estimate(photo(tmp_path, "plain.png")) == 0
-    assert estimate(CORPUS / "gif_interlaced_trns.gif") == 0  # frames are decoded one by one
+
+
+def test_gif_frames_are_decoded_onto_a_whole_canvas() -> None:
+    assert estimate(CORPUS / "gif_interlaced_trns.gif") == 100 * 100 * 6
+
+
+def test_originals_the_render_refuses_reserve_nothing(tmp_path: Path) -> None:
+    """Over a source limit, or not accepted: refused in milliseconds, so
+    they must not wait for (or hold) room in the budget."""
+    progressive = photo(tmp_path, "p.jpg", interlace=True)
+    assert estimate(progressive) > 0
+    small_limit = replace(REQUEST, max_source_pixels=1800 * 1200 - 1)
+    assert estimate(progressive, small_limit) == 0
+    assert estimate(progressive, replace(REQUEST, max_decode_bytes=1)) == 0
+    assert estimate(CORPUS / "svg_logo.svg") == 0
 
 
 def test_interlaced_png_and_heif_are_decoded_whole(tmp_path: Path) -> None:

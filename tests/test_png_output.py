@@ -41,6 +41,14 @@ async def test_opaque_images_get_adaptive_row_filters(client: Client) -> None:
     assert sum(kind != 0 for kind in filters) > len(filters) // 2
 
 
+async def test_a_padded_photo_keeps_its_filters(client: Client) -> None:
+    """fit=pad adds an alpha band to an opaque photo: still a photo."""
+    response = await client.get("/picture/exif_landscape_1.jpg?w=600&h=600&fit=pad&format=png")
+    assert response.status == 200, await response.text()
+    filters = row_filters(await response.read())
+    assert sum(kind != 0 for kind in filters) > len(filters) // 2
+
+
 async def test_images_with_alpha_are_written_unfiltered(client: Client) -> None:
     for name in ("png_rgba_small.png", "png_grey_alpha.png", "avif_alpha.avif"):
         response = await client.get(f"/picture/{name}?format=png")
