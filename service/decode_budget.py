@@ -4,9 +4,10 @@ Most renders stream: shrink-on-load and sequential access keep a few lines
 in memory whatever the original's size. Some originals cannot stream.
 A progressive JPEG needs its whole coefficient buffer (3 bytes a pixel for
 4:2:0 colour, however small the output), an interlaced PNG its whole image,
-a GIF a full RGBA canvas, HEIF/AVIF its decoded planes and a copy. A 100 MP progressive JPEG is within
-``--max-source-pixels``: one 800-px render of it peaked 316 MiB above the
-idle process, two side by side 615 MiB (``scripts/measure_decode_budget.py``).
+a GIF a full RGBA canvas, HEIF/AVIF its decoded planes and a copy. A 100 MP
+progressive JPEG is within ``--max-source-pixels``: one 800-px render of it
+peaked 316 MiB above the idle process, two side by side 615 MiB
+(``scripts/measure_decode_budget.py``).
 ``--concurrency`` of them at once would take a small container past its
 memory limit, and the kernel would kill the worker with every render in it.
 
