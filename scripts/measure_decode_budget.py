@@ -34,20 +34,9 @@ import pyvips
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.fspath(ROOT))  # this checkout's service, however it is installed
-from service.pipeline import RenderRequest, decode_memory  # noqa: E402
+from service.pipeline import decode_memory  # noqa: E402
 
 PHOTO = ROOT / "tests" / "corpus" / "conformance" / "exif_landscape_1.jpg"
-# Only for the estimate printed: no limit that would make it 0.
-ESTIMATE = RenderRequest(
-    width=800,
-    height=None,
-    format=None,
-    quality={},
-    background=(255, 255, 255, 255),
-    max_output_size=4096,
-    max_source_pixels=10**9,
-    avif_effort=0,
-)
 BUDGETS = {"512MB (default)": "512MB", "none (1TB)": "1TB"}
 
 
@@ -156,7 +145,7 @@ def main() -> None:
         path = originals / names[0]
         header = pyvips.Image.new_from_file(os.fspath(path))
         descriptor = os.open(path, os.O_RDONLY)
-        need = decode_memory(ESTIMATE, descriptor)
+        need = decode_memory(descriptor)
         os.close(descriptor)
         print(
             f"{header.width}x{header.height} progressive JPEGs "

@@ -163,7 +163,7 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         output = _choose_output(request, header, original)
         frames = _frames_to_render(request, original, output)
         _check_limits(request, original, frames)
-        _check_decode_memory(request, header)
+        _decode_need(request, header)
         image = _resize(request, header, original, source_fd, frames)
         image = _to_srgb(image)
         image = _pad(image, request, output, original, frames)
@@ -180,22 +180,23 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
     )
 
 
-def decode_memory(request: RenderRequest, source_fd: int) -> int:
+def decode_memory(source_fd: int, request: RenderRequest | None = None) -> int:
     """Bytes the decoder of the original at ``source_fd`` holds for the whole
-    image at once, estimated from its header; 0 when it streams. For the
-    decode budget (``decode_budget``): 0 too for an original the render
-    will refuse from its header (unreadable, not accepted, over a source
-    limit), which must not wait for, nor hold, room it will never use."""
+    image at once, estimated from its header; 0 when it streams or the
+    header is unreadable. With ``request`` (the decode budget's case), 0 too
+    for an original its render will refuse from the header (not accepted,
+    over a source limit): it must not wait for, nor hold, room it will
+    never use."""
     try:
         header = _load_header(source_fd)
-        original = _describe_original(header, request.allow_svg)
-        _check_limits(request, original, frames=1)
-        _check_decode_memory(request, header)
+        if request is None:
+            return _whole_image_bytes(header)
+        _check_limits(request, _describe_original(header, request.allow_svg), frames=1)
+        return _decode_need(request, header)
     except UnprocessableImage:  # SourceTooLarge included
         return 0
     finally:
         os.lseek(source_fd, 0, os.SEEK_SET)  # for a caller that renders from it next
-    return _whole_image_bytes(header)
 
 
 def _whole_image_bytes(header: pyvips.Image) -> int:
@@ -294,7 +295,9 @@ def _check_limits(request: RenderRequest, original: _Original, frames: int) -> N
         )
 
 
-def _check_decode_memory(request: RenderRequest, header: pyvips.Image) -> None:
+def _decode_need(request: RenderRequest, header: pyvips.Image) -> int:
+    """The original's whole-image decode memory; SourceTooLarge when it is
+    over ``max_decode_bytes``."""
     limit = request.max_decode_bytes
     need = _whole_image_bytes(header)
     if limit is not None and need > limit:
@@ -302,6 +305,7 @@ def _check_decode_memory(request: RenderRequest, header: pyvips.Image) -> None:
             f"the original needs {need / 1e6:.0f} MB of memory to decode, over the limit of "
             f"{limit / 1e6:.0f} MB"
         )
+    return need
 
 
 def _resize(

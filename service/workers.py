@@ -365,6 +365,6 @@ def _decode_memory_of(original: Original, request: RenderRequest) -> int:
     except (OriginalChanged, OSError):
         return 0
     try:
-        return decode_memory(request, descriptor)
+        return decode_memory(descriptor, request)
     finally:
         os.close(descriptor)

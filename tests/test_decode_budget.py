@@ -84,22 +84,10 @@ async def test_a_cancelled_waiter_gives_way() -> None:
 # -- the estimate ------------------------------------------------------------
 
 
-REQUEST = pipeline.RenderRequest(
-    width=800,
-    height=None,
-    format=None,
-    quality={},
-    background=(255, 255, 255, 255),
-    max_output_size=4096,
-    max_source_pixels=100_000_000,
-    avif_effort=0,
-)
-
-
-def estimate(path: Path, request: pipeline.RenderRequest = REQUEST) -> int:
+def estimate(path: Path, request: pipeline.RenderRequest | None = None) -> int:
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        need = pipeline.decode_memory(request, descriptor)
+        need = pipeline.decode_memory(descriptor, request)
         assert os.lseek(descriptor, 0, os.SEEK_CUR) == 0  # the render reads from the start
         return need
     finally:
@@ -133,12 +121,24 @@ def test_gif_frames_are_decoded_onto_a_whole_canvas() -> None:
 def test_originals_the_render_refuses_reserve_nothing(tmp_path: Path) -> None:
     """Over a source limit, or not accepted: refused in milliseconds, so
     they must not wait for (or hold) room in the budget."""
+    limits = pipeline.RenderRequest(
+        width=800,
+        height=None,
+        format=None,
+        quality={},
+        background=(255, 255, 255, 255),
+        max_output_size=4096,
+        max_source_pixels=100_000_000,
+        avif_effort=0,
+        max_decode_bytes=10**9,
+    )
     progressive = photo(tmp_path, "p.jpg", interlace=True)
     assert estimate(progressive) > 0
-    small_limit = replace(REQUEST, max_source_pixels=1800 * 1200 - 1)
+    assert estimate(progressive, limits) == estimate(progressive)  # within every limit
+    small_limit = replace(limits, max_source_pixels=1800 * 1200 - 1)
     assert estimate(progressive, small_limit) == 0
-    assert estimate(progressive, replace(REQUEST, max_decode_bytes=1)) == 0
-    assert estimate(CORPUS / "svg_logo.svg") == 0
+    assert estimate(progressive, replace(limits, max_decode_bytes=1)) == 0
+    assert estimate(CORPUS / "svg_logo.svg", limits) == 0
 
 
 def test_interlaced_png_and_heif_are_decoded_whole(tmp_path: Path) -> None:
