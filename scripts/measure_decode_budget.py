@@ -6,12 +6,11 @@ progressive JPEGs: peak RSS of the service, and how long they take.
 Generates progressive JPEGs of ``--megapixels`` (a real photo from the test
 corpus, upscaled; 4:2:0 like camera files), starts ``python -m service`` on
 loopback with 2 render threads once per budget and round (budgets alternate
-within a round), sends ``--requests`` concurrent requests for distinct
-800-px variants of them, samples the process's RSS from /proc every 5 ms and
-prints the medians over rounds. Budgets: ``--decode-budget 512MB`` (the
+within a round) the way the benchmark suite starts it, sends ``--requests``
+concurrent requests for distinct 800-px variants of them, samples the
+process's RSS every 5 ms and prints the medians over rounds. Budgets: ``--decode-budget 512MB`` (the
 default) and ``1TB`` (in effect none: the renders run side by side).
 """
-# ruff: noqa: S310, S603
 
 from __future__ import annotations
 
@@ -19,21 +18,17 @@ import argparse
 import concurrent.futures
 import math
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pyvips
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.fspath(ROOT))  # this checkout's service, however it is installed
+from benchmarks import competitors, proctree  # noqa: E402
 from service.pipeline import decode_memory  # noqa: E402
 
 PHOTO = ROOT / "tests" / "corpus" / "conformance" / "exif_landscape_1.jpg"
@@ -55,82 +50,35 @@ def make_originals(directory: Path, megapixels: float, count: int) -> list[str]:
     return names
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def wait_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit("the service exited at start")
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit("the service did not become healthy")
-
-
-def fetch(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=300) as response:
-            response.read()
-            status: int = response.status
-            return status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 def one_round(originals: Path, budget: str, names: list[str], requests: int) -> dict[str, float]:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as cache:
-        argv = [sys.executable, "-m", "service", "--port", str(port), "--originals"]
-        argv += [os.fspath(originals), "--cache-dir", cache, "--concurrency", "2"]
-        argv += ["--decode-budget", budget, "--max-source-bytes", "1GB"]
-        process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL)
+    """One service with ``budget`` (through its environment variable), the
+    suite's own start, stop and RSS sampling (benchmarks.competitors,
+    benchmarks.proctree)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        server = competitors.start_service(
+            os.fspath(originals),
+            workdir,
+            workers=1,
+            concurrency=2,
+            env={"IMAGE_FACTORY_DECODE_BUDGET": budget},
+        )
         try:
-            base = f"http://127.0.0.1:{port}"
-            wait_healthy(base, process)
-            idle = rss_mib(process.pid)
-            peak = idle
-            done = threading.Event()
-
-            def sample() -> None:
-                nonlocal peak
-                while not done.is_set():
-                    peak = max(peak, rss_mib(process.pid))
-                    time.sleep(0.005)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
+            server.wait_ready()
+            idle = proctree.rss_bytes(server.pid) / 2**20
             urls = [
-                f"{base}/picture/{names[index % len(names)]}?w={800 + index}"
+                f"{server.base_url}/picture/{names[index % len(names)]}?w={800 + index}"
                 for index in range(requests)
             ]
-            started = time.monotonic()
-            with concurrent.futures.ThreadPoolExecutor(requests) as pool:
-                statuses = list(pool.map(fetch, urls))
-            elapsed = time.monotonic() - started
-            done.set()
-            sampler.join()
+            with proctree.Sampler(server.pid, interval=0.005) as sampler:
+                started = time.monotonic()
+                with concurrent.futures.ThreadPoolExecutor(requests) as pool:
+                    statuses = [status for status, _, _ in pool.map(competitors.fetch, urls)]
+                elapsed = time.monotonic() - started
         finally:
-            process.terminate()
-            process.wait(30)
+            server.stop()
     if set(statuses) != {200}:
         raise SystemExit(f"unexpected statuses {statuses}")
-    return {"seconds": elapsed, "idle_mib": idle, "peak_mib": peak}
+    return {"seconds": elapsed, "idle_mib": idle, "peak_mib": sampler.peak.rss_bytes / 2**20}
 
 
 def main() -> None:
