@@ -39,5 +39,10 @@ def is_srgb(profile: bytes, *, also: tuple[bytes, ...] = ()) -> bool:
         return False
     if profile[16:20] != b"RGB " or profile[20:24] != b"XYZ ":  # device and connection spaces
         return False
-    tags = profile[_HEADER_BYTES:]
-    return any(tags == known[_HEADER_BYTES:] for known in (HP_SRGB, *also))
+    # Same length first, then compared in place: no copy of a profile that
+    # may be hundreds of KB (the corpus has a 400 KB one) on every render.
+    tags = memoryview(profile)[_HEADER_BYTES:]
+    return any(
+        len(known) == len(profile) and tags == memoryview(known)[_HEADER_BYTES:]
+        for known in (HP_SRGB, *also)
+    )
