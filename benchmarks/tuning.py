@@ -172,7 +172,7 @@ def encoders(kind: str, paths: list[str], repeat: int) -> list[str]:
         for c, f in ((6, "none"), (6, "all"), (4, "none"), (4, "paeth"), (4, "all"), (1, "all")):
             options: dict[str, Any] = {"compression": c, "filter": f}
             marks = ["libvips default"] if (c, f) == (6, "none") else []
-            marks += ["service"] if {"compression": 6, **service} == options else []
+            marks += ["service"] if options == service else []
             label = f"compression {c}, filter {f}" + (f" ({', '.join(marks)})" if marks else "")
             rows.append((label, ".png", options))
     results = [

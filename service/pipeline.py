@@ -517,7 +517,8 @@ def _save(
 
 
 def png_save_options(*, has_alpha: bool) -> dict[str, object]:
-    """The row filter for a PNG, chosen by whether it has alpha.
+    """The zlib level and row filter for a PNG; the filter by whether the
+    original has alpha.
 
     Measured with ``python -m benchmarks.tuning --only png`` on 32 PNGs at
     800 px (photos, icons, screenshots, charts, overlays; benchmarks/README.md):
@@ -528,7 +529,7 @@ def png_save_options(*, has_alpha: bool) -> dict[str, object]:
     icons compress best unfiltered. zlib stays at level 6, libvips' and
     Pillow's default.
     """
-    return {"filter": "none" if has_alpha else "all"}
+    return {"compression": 6, "filter": "none" if has_alpha else "all"}
 
 
 class _Deadline:
