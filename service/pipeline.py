@@ -226,9 +226,7 @@ def _whole_image_bytes(header: pyvips.Image) -> int:
 def _jpeg_coefficient_bytes_per_pixel(header: pyvips.Image) -> int:
     """2 bytes per coefficient, one coefficient per sample: 4:2:0 colour
     has 1.5 samples a pixel, 4:2:2 has 2, unsubsampled one per band."""
-    subsampling = ""
-    if "jpeg-chroma-subsample" in header.get_fields():
-        subsampling = str(header.get("jpeg-chroma-subsample"))
+    subsampling = _str_field(header, "jpeg-chroma-subsample")
     if header.bands == 3 and subsampling == "4:2:0":
         return 3
     if header.bands == 3 and subsampling in ("4:2:2", "4:4:0"):
@@ -268,7 +266,7 @@ def _choose_output(
     elif request.format is not None:
         return request.format
     native = ACCEPTED_LOADERS.get(original.loader)
-    if native is OutputFormat.AVIF and _heif_compression(header) != "av1":
+    if native is OutputFormat.AVIF and _str_field(header, "heif-compression") != "av1":
         native = None  # HEIC and friends: we read them but do not write them
     return native or fallback_format(original.has_alpha)
 
@@ -589,10 +587,8 @@ def _int_field(image: pyvips.Image, name: str, default: int) -> int:
     return value if isinstance(value, int) else default
 
 
-def _heif_compression(header: pyvips.Image) -> str:
-    if "heif-compression" in header.get_fields():
-        return str(header.get("heif-compression"))
-    return ""
+def _str_field(image: pyvips.Image, name: str) -> str:
+    return str(image.get(name)) if name in image.get_fields() else ""
 
 
 def _needs_colour_management(header: pyvips.Image) -> bool:
