@@ -9,8 +9,9 @@ In-process, over the benchmark corpus (``python -m benchmarks.corpus``):
 - ``avif``, ``webp``: encoder effort at the service's quality: ms and bytes;
 - ``jpeg``: JPEG save options (``optimize_coding``, ``interlace``,
   ``trellis_quant``): ms and bytes;
-- ``png``: PNG ``compression`` and ``filter``, opaque and transparent images
-  apart (``--pngs`` for your own): ms and bytes.
+- ``png``: PNG ``compression`` and ``filter``, in the service's three kinds of
+  original (opaque photographs, drawn images, images with alpha; ``--pngs``
+  for your own): ms and bytes.
 Each configuration runs in its own process (the environment is read when
 libvips starts). Prints Markdown tables; the numbers in
 ``benchmarks/README.md`` come from it.
@@ -32,7 +33,7 @@ from typing import Any
 # libvips when it starts) the parent sets.
 import pyvips
 
-from service.pipeline import png_save_options
+from service.pipeline import is_drawn, png_save_options
 
 from . import corpus
 from .competitors import ROOT, service_defaults
@@ -165,11 +166,12 @@ def encoders(kind: str, paths: list[str], repeat: int) -> list[str]:
             ("Q80 + optimize_coding + trellis_quant", ".jpg", {**optimized, "trellis_quant": True}),
         ]
     else:
-        # kind is "png" (opaque images) or "png-alpha": the service chooses
-        # its PNG options by that (pipeline.png_save_options).
-        service = png_save_options(has_alpha=kind == "png-alpha")
+        # kind is "png" (opaque photographs), "png-drawn" or "png-alpha":
+        # the service chooses its PNG options by that (pipeline.png_save_options).
+        service = png_save_options(has_alpha=kind == "png-alpha", drawn=kind == "png-drawn")
         rows = []
-        for c, f in ((6, "none"), (6, "all"), (4, "none"), (4, "paeth"), (4, "all"), (1, "all")):
+        photo = "none|sub|avg"
+        for c, f in ((6, "none"), (6, "all"), (6, photo), (6, "avg"), (4, "none"), (4, photo)):
             options: dict[str, Any] = {"compression": c, "filter": f}
             marks = ["libvips default"] if (c, f) == (6, "none") else []
             marks += ["service"] if options == service else []
@@ -191,6 +193,14 @@ def encoders(kind: str, paths: list[str], repeat: int) -> list[str]:
             f"| {figures['ms_total'] / base_ms:.2f}x | {figures['bytes_total'] / base_bytes:.2f}x |"
         )
     return lines
+
+
+def png_kind(path: str) -> str:
+    """The service's kind of PNG original (pipeline.png_save_options)."""
+    header = pyvips.Image.new_from_file(path)
+    if header.hasalpha():
+        return "png-alpha"
+    return "png-drawn" if is_drawn(header, os.path.getsize(path)) else "png"
 
 
 def _encode_config(
@@ -231,14 +241,14 @@ def main() -> None:
         elif part in ("avif", "webp", "jpeg"):
             lines = encoders(part, jpegs, args.repeat)
         elif part == "png":
-            # Opaque and transparent images apart: the service treats them apart.
-            alpha = [p for p in pngs if pyvips.Image.new_from_file(p).hasalpha()]
-            opaque = [p for p in pngs if p not in alpha]
-            lines = [
-                *(encoders("png", opaque, args.repeat) if opaque else []),
-                "",
-                *(encoders("png-alpha", alpha, args.repeat) if alpha else []),
-            ]
+            # In the service's three kinds: it treats them apart.
+            kinds: dict[str, list[str]] = {"png": [], "png-drawn": [], "png-alpha": []}
+            for path in pngs:
+                kinds[png_kind(path)].append(path)
+            lines = []
+            for kind, paths in kinds.items():
+                if paths:
+                    lines += [*encoders(kind, paths, args.repeat), ""]
         else:
             raise SystemExit(f"unknown part {part!r}")
         print("\n".join(lines) + "\n", flush=True)

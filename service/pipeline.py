@@ -56,6 +56,13 @@ _REDUCE_GAP = 2.0  # thumbnail's own: a box shrink, then Lanczos for the last 2-
 
 _SVG_LOADER = "svgload_source"  # accepted only with --enable-svg
 
+# PNG row filters for opaque photographs (png_save_options), and the
+# lossless compression under which a PNG counts as drawn (is_drawn): the
+# photographs and wallpapers measured compressed to 0.14-1.0 of their raw
+# size, the screenshots, charts and diagrams to 0.013-0.062.
+_PHOTO_PNG_FILTERS = "none|sub|avg"
+_DRAWN_MAX_COMPRESSION = 0.1
+
 # The longest side we decode. libvips' line buffers grow with the width, not
 # the pixel count: a 67 MP 16-bit PNG peaked at 90 MB as 8192², 330 MB at
 # 65535 x 1024 and 4.1 GB at 1048640 x 64 (found by fuzzing). 32,768 keeps a
@@ -94,7 +101,7 @@ def configure_libvips(*, enable_svg: bool = False) -> None:
 # Bump whenever a change here changes output bytes (save options, colour
 # handling, geometry): it is part of every cache key, so old renders are
 # never served for new ones.
-PIPELINE_REVISION = 3
+PIPELINE_REVISION = 4
 
 
 def libvips_version() -> str:
@@ -168,7 +175,10 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         image = _to_srgb(image)
         image = _pad(image, request, output, original, frames)
         image = _flatten(image, output, request.background)
-        _save(image, output, request, target_fd, deadline, original_has_alpha=original.has_alpha)
+        png_options = png_save_options(
+            has_alpha=original.has_alpha, drawn=is_drawn(header, os.fstat(source_fd).st_size)
+        )
+        _save(image, output, request, target_fd, deadline, png_options=png_options)
     except pyvips.Error as error:
         if deadline.killed or deadline.passed():
             raise RenderTimeout(
@@ -485,7 +495,7 @@ def _save(
     target_fd: int,
     deadline: _Deadline,
     *,
-    original_has_alpha: bool,
+    png_options: dict[str, object],
 ) -> None:
     options: dict[str, object] = {"keep": "none"}
     if output.uses_quality:
@@ -493,9 +503,7 @@ def _save(
     if output is OutputFormat.JPEG:
         options["optimize_coding"] = True
     elif output is OutputFormat.PNG:
-        # By the original: fit=pad adds an alpha band to an opaque photo,
-        # which still compresses as a photo.
-        options.update(png_save_options(has_alpha=original_has_alpha))
+        options.update(png_options)
     elif output is OutputFormat.AVIF:
         options["effort"] = request.avif_effort
     writer = _DescriptorWriter(target_fd)
@@ -514,20 +522,47 @@ def _save(
         raise
 
 
-def png_save_options(*, has_alpha: bool) -> dict[str, object]:
-    """The zlib level and row filter for a PNG; the filter by whether the
-    original has alpha.
+def png_save_options(*, has_alpha: bool, drawn: bool) -> dict[str, object]:
+    """The zlib level and row filters for a PNG, by what the original is
+    (not the output: fit=pad adds an alpha band to an opaque photo, which
+    still compresses as a photo).
 
-    Measured with ``python -m benchmarks.tuning --only png`` on 32 PNGs at
-    800 px (photos, icons, screenshots, charts, overlays; benchmarks/README.md):
-    libpng's adaptive filters (``all``, which Pillow uses too) make opaque
-    images 21 % smaller than no filter, for 1.6x the encode CPU; a cached file
-    is sent many times, so opaque images get them. On images with alpha they
-    made the files 6 % *bigger*, at 2.5x the CPU: overlays, cut-outs and
-    icons compress best unfiltered. zlib stays at level 6, libvips' and
-    Pillow's default.
+    Measured with ``python -m benchmarks.tuning --only png`` on 124 PNGs at
+    800 px (photos, wallpapers, icons, screenshots, charts, overlays;
+    benchmarks/README.md), against libpng's adaptive choice among all five
+    filters (``all``, which Pillow uses):
+
+    - unfiltered, the 13 opaque drawn images were 13 % smaller than with
+      ``all`` and the 93 with alpha 1 % smaller, at under half its encode
+      CPU (on images with alpha the filters' heuristic misjudges flat
+      transparent areas: one photo with transparent corners doubled);
+    - the 18 opaque photographs need filters (unfiltered is 30 % bigger),
+      but three do: libpng choosing among none, sub and average matched
+      ``all`` (+0.25 %) at 0.84x its CPU.
+
+    zlib stays at level 6, libvips' and Pillow's default.
     """
-    return {"compression": 6, "filter": "none" if has_alpha else "all"}
+    if has_alpha or drawn:
+        return {"compression": 6, "filter": "none"}
+    return {"compression": 6, "filter": _PHOTO_PNG_FILTERS}
+
+
+def is_drawn(header: pyvips.Image, source_bytes: int) -> bool:
+    """Whether the original looks drawn (a screenshot, chart, diagram, icon)
+    rather than photographed, from its header and file size: a GIF or SVG,
+    a palette PNG, or a PNG that compresses to under a tenth of its raw
+    size. Lossy formats hold photographs, and their compression says
+    nothing about flat colour, so they count as photographs."""
+    loader = str(header.get("vips-loader")).removesuffix("_source")
+    if loader in ("gifload", "svgload"):
+        return True
+    if loader != "pngload":
+        return False
+    if _int_field(header, "palette", 0):
+        return True
+    sample_bytes = 2 if header.format == "ushort" else 1
+    raw_bytes = header.width * header.height * header.bands * sample_bytes
+    return source_bytes < _DRAWN_MAX_COMPRESSION * raw_bytes
 
 
 class _Deadline:

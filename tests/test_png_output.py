@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
+
+from PIL import Image, ImageChops, ImageDraw
 
 from .conftest import Client
 
@@ -33,24 +36,68 @@ def row_filters(png: bytes) -> list[int]:
     return [pixels[row * stride] for row in range(height)]
 
 
-async def test_opaque_images_get_adaptive_row_filters(client: Client) -> None:
-    response = await client.get("/picture/exif_landscape_1.jpg?w=600&format=png")
-    assert response.status == 200, await response.text()
-    filters = row_filters(await response.read())
+# libpng choosing among these for each row: the photographs' filters.
+_PHOTO_FILTERS = {0, 1, 3}  # none, sub, average
+
+
+def assert_photo_filters(filters: list[int]) -> None:
+    assert set(filters) <= _PHOTO_FILTERS, set(filters)
     # A photograph: libpng's heuristic picks real filters for most rows.
     assert sum(kind != 0 for kind in filters) > len(filters) // 2
 
 
+async def fetch_png(client: Client, url: str) -> list[int]:
+    response = await client.get(url)
+    assert response.status == 200, await response.text()
+    assert response.content_type == "image/png"
+    return row_filters(await response.read())
+
+
+async def test_photographs_get_row_filters(client: Client) -> None:
+    # A JPEG original is a photograph; so is a PNG photo (chelsea.png
+    # compresses to 0.59 of its raw size).
+    for url in ("/picture/exif_landscape_1.jpg?w=600&format=png", "/picture/chelsea.png"):
+        assert_photo_filters(await fetch_png(client, url))
+
+
 async def test_a_padded_photo_keeps_its_filters(client: Client) -> None:
     """fit=pad adds an alpha band to an opaque photo: still a photo."""
-    response = await client.get("/picture/exif_landscape_1.jpg?w=600&h=600&fit=pad&format=png")
-    assert response.status == 200, await response.text()
-    filters = row_filters(await response.read())
-    assert sum(kind != 0 for kind in filters) > len(filters) // 2
+    url = "/picture/exif_landscape_1.jpg?w=600&h=600&fit=pad&format=png"
+    assert_photo_filters(await fetch_png(client, url))
 
 
 async def test_images_with_alpha_are_written_unfiltered(client: Client) -> None:
     for name in ("png_rgba_small.png", "png_grey_alpha.png", "avif_alpha.avif"):
-        response = await client.get(f"/picture/{name}?format=png")
-        assert response.status == 200, await response.text()
-        assert set(row_filters(await response.read())) == {0}, name
+        assert set(await fetch_png(client, f"/picture/{name}?format=png")) == {0}, name
+
+
+async def test_drawn_images_are_written_unfiltered(client: Client, originals: Path) -> None:
+    """A palette PNG, a GIF, and an RGB PNG of flat colour (a chart that
+    compresses to under a tenth of its raw size) are drawn, not photographs."""
+    chart = Image.new("RGB", (900, 600), "white")
+    draw = ImageDraw.Draw(chart)
+    for index, height in enumerate((120, 340, 260, 480, 200)):
+        draw.rectangle((60 + index * 160, 560 - height, 160 + index * 160, 560), fill="steelblue")
+    draw.line((40, 560, 860, 560), fill="black", width=3)
+    draw.text((60, 20), "requests per second", fill="black")
+    chart.save(originals / "chart.png")
+    raw = 900 * 600 * 3
+    assert (originals / "chart.png").stat().st_size < raw / 10
+    for url in (
+        "/picture/chart.png?w=600",
+        "/picture/png_palette.png",
+        "/picture/gif_interlaced_trns.gif?format=png",
+    ):
+        assert set(await fetch_png(client, url)) == {0}, url
+
+
+async def test_a_photographic_rgb_png_keeps_its_filters(client: Client, originals: Path) -> None:
+    """Gradients under sensor-like noise do not compress tenfold: filtered
+    like a photograph."""
+    ramp = Image.linear_gradient("L").resize((900, 600))
+    noise = Image.effect_noise((900, 600), 24)
+    mirrored = ramp.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    bands = (ImageChops.add(ramp, noise, 2), ramp, ImageChops.add(mirrored, noise, 2))
+    Image.merge("RGB", bands).save(originals / "photo-like.png")
+    assert (originals / "photo-like.png").stat().st_size > 900 * 600 * 3 / 10
+    assert_photo_filters(await fetch_png(client, "/picture/photo-like.png?w=600"))
