@@ -175,7 +175,9 @@ def encoders(kind: str, paths: list[str], repeat: int) -> list[str]:
             options: dict[str, Any] = {"compression": c, "filter": f}
             marks = ["libvips default"] if (c, f) == (6, "none") else []
             marks += ["service"] if options == service else []
-            label = f"compression {c}, filter {f}" + (f" ({', '.join(marks)})" if marks else "")
+            # A "|" would split the Markdown cell: flags print as none\|sub.
+            shown = f.replace("|", "\\|")
+            label = f"compression {c}, filter {shown}" + (f" ({', '.join(marks)})" if marks else "")
             rows.append((label, ".png", options))
     results = [
         (label, run_config(_encode_config(paths, suffix, options, repeat), {}))
