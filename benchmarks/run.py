@@ -6,7 +6,8 @@
 Scenarios (each against every competitor in the same run, the order of the
 competitors rotated from one repetition to the next):
 1. in-process cost per image, pyvips vs Pillow: ms and peak RSS, plus the
-   in-process throughput of each library on all cores;
+   in-process throughput of each library on all cores (run right after each
+   repetition of the uncached c=4 load, which is divided by them);
 2. uncached HTTP load over the corpus mix (every request a new variant) at
    concurrency 1, 4, 16; and the 4 MP JPEG alone at concurrency 4 (latency);
 3. cache hits at concurrency 16;
@@ -39,6 +40,8 @@ from typing import Any, TypeVar
 from . import competitors, corpus, proctree, report, urls, wrk
 
 RESULTS_DIR = os.path.join(competitors.ROOT, "benchmarks", "results")
+# The series whose repetitions the in-process loops follow: the targets'.
+PAIRED_CONCURRENCY = 4
 CORES = os.cpu_count() or 1
 T = TypeVar("T")
 
@@ -80,6 +83,10 @@ class Bench:
     servers: list[competitors.Server] = field(default_factory=list)
     pools: dict[str, urls.VariantPool] = field(default_factory=dict)
     results: dict[str, object] = field(default_factory=dict)
+    # The in-process loops, by library: run beside the uncached c=4 series
+    # when it runs (inprocess_loops), else in scenario 1.
+    pair_loops: bool = False
+    loops: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
     # -- helpers -----------------------------------------------------------
 
@@ -122,9 +129,17 @@ class Bench:
         return figures
 
     def uncached_series(
-        self, scenario: str, names: list[str], concurrency: int, seconds: float, fmt: str | None
+        self,
+        scenario: str,
+        names: list[str],
+        concurrency: int,
+        seconds: float,
+        fmt: str | None,
+        *,
+        between: Callable[[int], None] | None = None,
     ) -> dict[str, list[dict[str, object]]]:
-        """``runs`` repetitions, every competitor each time, fresh variants."""
+        """``runs`` repetitions, every competitor each time, fresh variants;
+        ``between(repetition)`` after each repetition."""
         series: dict[str, list[dict[str, object]]] = {s.name: [] for s in self.servers}
         budget = max(200, int(seconds * 160))
         for repetition in range(self.plan.runs):
@@ -146,6 +161,8 @@ class Bench:
                     f"{figures['rps']} req/s, p50 {_ms(figures, 'p50')}, "
                     f"p99 {_ms(figures, 'p99')}, peak RSS {figures['peak_rss_mib']} MiB"
                 )
+            if between is not None:
+                between(repetition)
         return series
 
     # -- scenarios ---------------------------------------------------------
@@ -183,32 +200,10 @@ class Bench:
         mix = corpus.mix_names()
         vips_total = sum(float(per_image[n]["vips"]["ms_median"]) for n in mix)
         pillow_total = sum(float(per_image[n]["pillow"]["ms_median"]) for n in mix)
-        # At the load runs' widths (VariantPool), not at 800 px: the load is
-        # compared with these, so both must render the same sizes. Repeated
-        # and rotated like the load runs, since one 8 s loop on a shared
-        # machine is as noisy as one load run.
-        libraries = ["vips", "service", "pillow"]
-        loops: dict[str, list[dict[str, float]]] = {library: [] for library in libraries}
-        # The quick run does them once: its budget is 2 minutes from a fresh
-        # clone, and 33 s of that go to fetching the corpus.
-        for repetition in range(self.plan.loop_runs):
-            for library in rotated(libraries, repetition):
-                loops[library].append(self.inprocess_throughput(pythons[library], library, mix))
-        throughput = {
-            library: statistics.median(run["rps"] for run in runs)
-            for library, runs in loops.items()
-        }
-        cpu_per_render = {
-            library: statistics.median(run["cpu_ms_per_render"] for run in runs)
-            for library, runs in loops.items()
-        }
-        self.results["libcost"] = {
+        libcost: dict[str, Any] = {
             "per_image": per_image,
             "mix_ms_total": {"vips": round(vips_total, 1), "pillow": round(pillow_total, 1)},
             "mix_speedup": round(pillow_total / vips_total, 3),
-            "inprocess_rps": throughput,
-            "inprocess_cpu_ms_per_render": cpu_per_render,
-            "inprocess_runs": loops,
             "settings": "per image: width 800; in-process throughput: the load runs' "
             "widths (benchmarks.urls.VariantPool); original's format, the service's quality "
             "defaults "
@@ -217,6 +212,54 @@ class Bench:
             "service path: service.pipeline.render, the same settings; "
             "Pillow: Image.thumbnail defaults",
         }
+        stored = self.results.setdefault("libcost", {})
+        assert isinstance(stored, dict)
+        stored.update(libcost)
+        if not self.pair_loops:
+            for repetition in range(self.plan.loop_runs):
+                self.inprocess_loops(repetition)
+            self.store_loops(paired=False)
+
+    def inprocess_loops(self, repetition: int) -> None:
+        """One repetition of the in-process loops, one per library, rotated.
+
+        At the load runs' widths (VariantPool), not at 800 px: the load is
+        compared with these, so both must render the same sizes. When the
+        uncached c=4 series runs, each of its repetitions is followed by one
+        of these (``pair_loops``), so that every ratio of the load to the
+        loops compares figures taken within the same minute: this machine
+        drifts by 10 % and more between minutes, and the loops used to run
+        a quarter of an hour before the load. The quick run does them after
+        its first repetition only (its budget is 2 minutes from a fresh
+        clone)."""
+        if repetition >= self.plan.loop_runs:
+            return
+        pythons = {
+            "vips": sys.executable,
+            "service": sys.executable,
+            "pillow": competitors.ensure_venv("baseline"),
+        }
+        for library in rotated(["vips", "service", "pillow"], repetition):
+            self.loops.setdefault(library, []).append(
+                self.inprocess_throughput(pythons[library], library, corpus.mix_names())
+            )
+
+    def store_loops(self, *, paired: bool) -> None:
+        if not self.loops:
+            return
+        libcost = self.results.setdefault("libcost", {})
+        assert isinstance(libcost, dict)
+        libcost["inprocess_rps"] = {
+            library: statistics.median(run["rps"] for run in runs)
+            for library, runs in self.loops.items()
+        }
+        libcost["inprocess_cpu_ms_per_render"] = {
+            library: statistics.median(run["cpu_ms_per_render"] for run in runs)
+            for library, runs in self.loops.items()
+        }
+        libcost["inprocess_runs"] = self.loops
+        # Run i of each loop followed repetition i of the uncached c=4 series.
+        libcost["inprocess_paired_with"] = "uncached c=4" if paired else None
 
     def inprocess_throughput(self, python: str, library: str, mix: list[str]) -> dict[str, float]:
         """Renders per second of ``library`` with one process per core over
@@ -255,9 +298,13 @@ class Bench:
         table: dict[str, object] = {}
         for concurrency in self.plan.concurrencies:
             self.log(f"scenario 2: uncached over the mix, concurrency {concurrency}")
+            paired = self.pair_loops and concurrency == PAIRED_CONCURRENCY
             table[str(concurrency)] = self.uncached_series(
-                f"uncached-c{concurrency}", mix, concurrency, self.plan.seconds, None
-            )
+                f"uncached-c{concurrency}", mix, concurrency, self.plan.seconds, None,
+                between=self.inprocess_loops if paired else None,
+            )  # fmt: skip
+            if paired:
+                self.store_loops(paired=True)
         self.results["uncached"] = table
         if self.plan.latency:
             self.log("scenario 2b: the 4 MP JPEG alone, concurrency 4 (latency)")
@@ -416,7 +463,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         competitors.ensure_venv("thumbor")
     originals = corpus.originals_dir(args.corpus)
     workdir = tempfile.mkdtemp(prefix="image-factory-bench-")
+    only = set(args.only.split(",")) if args.only else None
+    runs_uncached = only is None or "uncached" in only
     bench = Bench(plan, originals, workdir)
+    bench.pair_loops = runs_uncached and PAIRED_CONCURRENCY in plan.concurrencies
     bench.log(f"setup done in {time.monotonic() - started:.0f} s; scratch {workdir}")
     bench.results["plan"] = {k: getattr(plan, k) for k in plan.__dataclass_fields__}
     bench.results["machine"] = competitors.describe_machine()
@@ -424,7 +474,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     with open(os.path.join(args.corpus, "MANIFEST.json")) as handle:
         bench.results["corpus"] = json.load(handle)
 
-    only = set(args.only.split(",")) if args.only else None
     steps: list[tuple[str, Callable[[], None]]] = [
         ("libcost", bench.libcost),
         ("uncached", bench.uncached),

@@ -6,12 +6,15 @@ Offline and quick: nothing here starts a server, runs wrk or times anything.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from benchmarks import corpus, libcost, loadtest, proctree, report, urls, wrk
+from benchmarks import competitors, corpus, libcost, loadtest, proctree, report, urls, wrk
+from benchmarks import run as bench_run
 from benchmarks.libcost import output_format
 from benchmarks.run import library_environment, rotated
 from benchmarks.stats import (
@@ -498,3 +501,85 @@ def test_repetitions_rotate_who_runs_first() -> None:
         ["c", "a", "b"],
         ["a", "b", "c"],
     ]
+
+
+def _paired_results() -> dict[str, Any]:
+    """Loop i ran right after repetition i of the c=4 load; the machine
+    drifted between repetitions, differently for each side."""
+    results = _results()
+    load = results["uncached"]["4"]
+    for runs, values in ((load["service"], (20, 12, 18)), (load["baseline"], (10, 8, 11))):
+        for run_, rps in zip(runs, values, strict=True):
+            run_["rps"] = rps
+    loops = {
+        "vips": (25, 15, 20),
+        "service": (25, 12, 20),
+        "pillow": (20, 10, 15),
+    }
+    cpu = {"vips": 100.0, "service": 54.0, "pillow": 150.0}
+    results["libcost"]["inprocess_runs"] = {
+        library: [{"rps": rps, "cpu_ms_per_render": cpu[library]} for rps in values]
+        for library, values in loops.items()
+    }
+    results["libcost"]["inprocess_paired_with"] = "uncached c=4"
+    return results
+
+
+def test_targets_against_paired_loops_are_medians_of_run_by_run_ratios() -> None:
+    results = _paired_results()
+    shares = report.paired_shares(results)
+    # (20/10)/(25/20) = 1.6, (12/8)/(15/10) = 1.0, (18/11)/(20/15) = 1.227
+    assert shares["raw"] == pytest.approx((18 / 11) / (20 / 15))
+    # The ratio of medians, (18/10)/(20/15) = 1.35, is what pairing avoids.
+    assert shares["raw"] != pytest.approx((18 / 10) / (20 / 15))
+    assert shares["vips"] == pytest.approx(0.8)  # 20/25, 12/15, 18/20
+    assert shares["own"] == pytest.approx(0.9)  # 20/25, 12/12, 18/20
+    assert shares["raw_cpu"] == pytest.approx((60 / 60) / (150 / 100))  # each run alike
+    assert shares["own_cpu"] == pytest.approx(54 / 60)
+    found = {t["target"]: t for t in report.summarize_all(results)["targets"]}
+    name = "uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio (same widths)"
+    assert found[name]["value"] == pytest.approx(shares["raw"])
+    assert "medians of those run-by-run ratios" in report.markdown(results)
+
+
+def test_unpaired_loops_keep_the_ratio_of_medians() -> None:
+    results = _paired_results()
+    results["libcost"]["inprocess_paired_with"] = None
+    assert report.paired_shares(results) == {}
+
+
+def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    events: list[tuple[str, str]] = []
+
+    def load(
+        self: bench_run.Bench, server: SimpleNamespace, paths: list[str], **options: object
+    ) -> dict[str, Any]:
+        events.append((str(options["label"]), server.name))
+        return {**_run(10, 100), "wraps": False}
+
+    def loop(self: bench_run.Bench, python: str, library: str, mix: list[str]) -> dict[str, float]:
+        events.append(("loop", library))
+        return {"rps": 5.0, "cpu_ms_per_render": 100.0}
+
+    monkeypatch.setattr(bench_run.Bench, "load", load)
+    monkeypatch.setattr(bench_run.Bench, "inprocess_throughput", loop)
+    monkeypatch.setattr(competitors, "ensure_venv", lambda name: "python")
+    plan = replace(bench_run.QUICK, runs=3, loop_runs=2, concurrencies=(1, 4))
+    bench = bench_run.Bench(plan, str(tmp_path), str(tmp_path), pair_loops=True)
+    bench.servers = [SimpleNamespace(name="service"), SimpleNamespace(name="baseline")]  # type: ignore[list-item]
+    bench.uncached()
+    c4 = [event for event in events if not event[0].startswith("uncached-c1")]
+    assert c4 == [
+        ("uncached-c4-0", "service"), ("uncached-c4-0", "baseline"),
+        ("loop", "vips"), ("loop", "service"), ("loop", "pillow"),
+        ("uncached-c4-1", "baseline"), ("uncached-c4-1", "service"),
+        ("loop", "service"), ("loop", "pillow"), ("loop", "vips"),
+        ("uncached-c4-2", "service"), ("uncached-c4-2", "baseline"),
+    ]  # fmt: skip
+    assert all(label.startswith("uncached-c1") for label, _ in events[:6])
+    libcost_results = bench.results["libcost"]
+    assert isinstance(libcost_results, dict)
+    assert libcost_results["inprocess_paired_with"] == "uncached c=4"
+    assert {len(runs) for runs in libcost_results["inprocess_runs"].values()} == {2}
