@@ -16,6 +16,9 @@ from typing import Any
 from .stats import format_ratio, paired_ratios, ratio, summarize
 
 ORDER = ("service", "baseline", "thumbor")
+# What ``benchmarks.run`` writes as ``inprocess_paired_with`` when loop i ran
+# right after repetition i of this series, the one the targets use.
+LOOPS_PAIRED_WITH = "uncached c=4"
 Runs = Sequence[Mapping[str, Any]]
 
 
@@ -194,10 +197,11 @@ def paired_shares(results: Mapping[str, Any]) -> dict[str, float]:
     ratios, when ``benchmarks.run`` ran loop *i* right after repetition *i*
     of the uncached c=4 load (``inprocess_paired_with``); empty otherwise.
 
-    Each ratio then compares figures taken within the same minute, which
-    cancels most of this machine's drift (10 % and more between minutes)."""
+    Each ratio then compares figures taken within the same minute, not a
+    quarter of an hour apart; the minute-to-minute noise stays (the
+    repetitions' ratios spread by 10 % and more here)."""
     libcost = results.get("libcost", {})
-    if libcost.get("inprocess_paired_with") != "uncached c=4":
+    if libcost.get("inprocess_paired_with") != LOOPS_PAIRED_WITH:
         return {}
     loops = libcost.get("inprocess_runs", {})
     load = results.get("uncached", {}).get("4", {})
@@ -377,9 +381,7 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
             f"| **mix total** | {totals['vips']:.0f} | | {totals['pillow']:.0f} | "
             f"**{libcost['mix_speedup']:.2f}x** | | | |"
         )
-    rps = (libcost or {}).get("inprocess_rps", {})
-    if rps:
-        assert libcost is not None
+    if libcost and (rps := libcost.get("inprocess_rps")):
         lines += ["", _inprocess_sentence(rps, libcost.get("inprocess_cpu_ms_per_render", {}))]
         if libcost.get("inprocess_paired_with"):
             lines.append(

@@ -40,7 +40,8 @@ from typing import Any, TypeVar
 from . import competitors, corpus, proctree, report, urls, wrk
 
 RESULTS_DIR = os.path.join(competitors.ROOT, "benchmarks", "results")
-# The series whose repetitions the in-process loops follow: the targets'.
+# The series whose repetitions the in-process loops follow: the targets'
+# (report.LOOPS_PAIRED_WITH names it).
 PAIRED_CONCURRENCY = 4
 CORES = os.cpu_count() or 1
 T = TypeVar("T")
@@ -227,11 +228,10 @@ class Bench:
         compared with these, so both must render the same sizes. When the
         uncached c=4 series runs, each of its repetitions is followed by one
         of these (``pair_loops``), so that every ratio of the load to the
-        loops compares figures taken within the same minute: this machine
-        drifts by 10 % and more between minutes, and the loops used to run
-        a quarter of an hour before the load. The quick run does them after
-        its first repetition only (its budget is 2 minutes from a fresh
-        clone)."""
+        loops compares figures taken within the same minute, not a quarter
+        of an hour apart as when the loops ran in scenario 1. The first
+        ``loop_runs`` repetitions get one: the quick run does them after its
+        first only (its budget is 2 minutes from a fresh clone)."""
         if repetition >= self.plan.loop_runs:
             return
         pythons = {
@@ -240,9 +240,25 @@ class Bench:
             "pillow": competitors.ensure_venv("baseline"),
         }
         for library in rotated(["vips", "service", "pillow"], repetition):
-            self.loops.setdefault(library, []).append(
-                self.inprocess_throughput(pythons[library], library, corpus.mix_names())
-            )
+            figures = self.inprocess_throughput(pythons[library], library, corpus.mix_names())
+            self.loops.setdefault(library, []).append(figures)
+
+    def paired_loops(self, repetition: int) -> None:
+        """``inprocess_loops`` after a load repetition; a failure there is
+        recorded and ends the loops, not the load series around them."""
+        if "loops" in self.failures:
+            return
+        try:
+            self.inprocess_loops(repetition)
+        except Exception as error:
+            self.log(f"in-process loops failed: {error!r}")
+            self.failures["loops"] = repr(error)
+
+    @property
+    def failures(self) -> dict[str, str]:
+        failures = self.results.setdefault("failures", {})
+        assert isinstance(failures, dict)
+        return failures
 
     def store_loops(self, *, paired: bool) -> None:
         if not self.loops:
@@ -259,7 +275,7 @@ class Bench:
         }
         libcost["inprocess_runs"] = self.loops
         # Run i of each loop followed repetition i of the uncached c=4 series.
-        libcost["inprocess_paired_with"] = "uncached c=4" if paired else None
+        libcost["inprocess_paired_with"] = report.LOOPS_PAIRED_WITH if paired else None
 
     def inprocess_throughput(self, python: str, library: str, mix: list[str]) -> dict[str, float]:
         """Renders per second of ``library`` with one process per core over
@@ -296,16 +312,19 @@ class Bench:
     def uncached(self) -> None:
         mix = corpus.mix_names()
         table: dict[str, object] = {}
+        # Filled as it goes: a failure later in the scenario keeps what ran.
+        self.results["uncached"] = table
         for concurrency in self.plan.concurrencies:
             self.log(f"scenario 2: uncached over the mix, concurrency {concurrency}")
             paired = self.pair_loops and concurrency == PAIRED_CONCURRENCY
-            table[str(concurrency)] = self.uncached_series(
-                f"uncached-c{concurrency}", mix, concurrency, self.plan.seconds, None,
-                between=self.inprocess_loops if paired else None,
-            )  # fmt: skip
-            if paired:
-                self.store_loops(paired=True)
-        self.results["uncached"] = table
+            try:
+                table[str(concurrency)] = self.uncached_series(
+                    f"uncached-c{concurrency}", mix, concurrency, self.plan.seconds, None,
+                    between=self.paired_loops if paired else None,
+                )  # fmt: skip
+            finally:
+                if paired:
+                    self.store_loops(paired=True)
         if self.plan.latency:
             self.log("scenario 2b: the 4 MP JPEG alone, concurrency 4 (latency)")
             self.results["latency_4mp"] = self.uncached_series(
@@ -355,6 +374,14 @@ class Bench:
             )
         if table:
             self.results["formats"] = table
+
+
+def pairs_loops(plan: Plan, only: set[str] | None) -> bool:
+    """Whether the in-process loops run beside the uncached c=4 series
+    (``Bench.inprocess_loops``) rather than in scenario 1: when that series
+    runs at all."""
+    runs_uncached = only is None or "uncached" in only
+    return runs_uncached and PAIRED_CONCURRENCY in plan.concurrencies
 
 
 def rotated(items: list[T], repetition: int) -> list[T]:
@@ -464,9 +491,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     originals = corpus.originals_dir(args.corpus)
     workdir = tempfile.mkdtemp(prefix="image-factory-bench-")
     only = set(args.only.split(",")) if args.only else None
-    runs_uncached = only is None or "uncached" in only
-    bench = Bench(plan, originals, workdir)
-    bench.pair_loops = runs_uncached and PAIRED_CONCURRENCY in plan.concurrencies
+    bench = Bench(plan, originals, workdir, pair_loops=pairs_loops(plan, only))
     bench.log(f"setup done in {time.monotonic() - started:.0f} s; scratch {workdir}")
     bench.results["plan"] = {k: getattr(plan, k) for k in plan.__dataclass_fields__}
     bench.results["machine"] = competitors.describe_machine()
@@ -506,9 +531,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
                     step()
                 except Exception as error:  # keep the other scenarios' figures
                     bench.log(f"scenario {name} failed: {error!r}")
-                    failures = bench.results.setdefault("failures", {})
-                    assert isinstance(failures, dict)
-                    failures[name] = repr(error)
+                    bench.failures[name] = repr(error)
     finally:
         for server in bench.servers:
             server.stop()

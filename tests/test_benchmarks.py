@@ -521,6 +521,9 @@ def _paired_results() -> dict[str, Any]:
         library: [{"rps": rps, "cpu_ms_per_render": cpu[library]} for rps in values]
         for library, values in loops.items()
     }
+    # Server CPU per request, by repetition: the baseline's drifts.
+    for run_, ms in zip(load["baseline"], (120.0, 90.0, 150.0), strict=True):
+        run_["server_cpu_ms_per_request"] = ms
     results["libcost"]["inprocess_paired_with"] = "uncached c=4"
     return results
 
@@ -534,7 +537,8 @@ def test_targets_against_paired_loops_are_medians_of_run_by_run_ratios() -> None
     assert shares["raw"] != pytest.approx((18 / 10) / (20 / 15))
     assert shares["vips"] == pytest.approx(0.8)  # 20/25, 12/15, 18/20
     assert shares["own"] == pytest.approx(0.9)  # 20/25, 12/12, 18/20
-    assert shares["raw_cpu"] == pytest.approx((60 / 60) / (150 / 100))  # each run alike
+    # (120/60)/1.5 = 1.33, (90/60)/1.5 = 1.0, (150/60)/1.5 = 1.67: baseline over service
+    assert shares["raw_cpu"] == pytest.approx((120 / 60) / (150 / 100))
     assert shares["own_cpu"] == pytest.approx(54 / 60)
     found = {t["target"]: t for t in report.summarize_all(results)["targets"]}
     name = "uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio (same widths)"
@@ -545,7 +549,21 @@ def test_targets_against_paired_loops_are_medians_of_run_by_run_ratios() -> None
 def test_unpaired_loops_keep_the_ratio_of_medians() -> None:
     results = _paired_results()
     results["libcost"]["inprocess_paired_with"] = None
+    results["libcost"]["inprocess_rps"] = {"vips": 20.0, "service": 20.0, "pillow": 15.0}
     assert report.paired_shares(results) == {}
+    found = {t["target"]: t for t in report.summarize_all(results)["targets"]}
+    name = "uncached c=4 mix: service/baseline vs raw pyvips/Pillow ratio (same widths)"
+    # medians: service 18, baseline 10; loops 20 and 15
+    assert found[name]["value"] == pytest.approx((18 / 10) / (20 / 15))
+    assert found["uncached c=4 mix: service vs in-process pyvips throughput"]["value"] == 0.9
+
+
+def test_the_loops_pair_with_the_c4_series_only_when_it_runs() -> None:
+    assert bench_run.pairs_loops(bench_run.FULL, None)
+    assert bench_run.pairs_loops(bench_run.QUICK, {"uncached"})
+    assert not bench_run.pairs_loops(bench_run.FULL, {"libcost"})
+    assert not bench_run.pairs_loops(replace(bench_run.FULL, concurrencies=(1, 16)), None)
+    assert f"uncached c={bench_run.PAIRED_CONCURRENCY}" == report.LOOPS_PAIRED_WITH
 
 
 def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
@@ -583,3 +601,37 @@ def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
     assert isinstance(libcost_results, dict)
     assert libcost_results["inprocess_paired_with"] == "uncached c=4"
     assert {len(runs) for runs in libcost_results["inprocess_runs"].values()} == {2}
+
+
+def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def load(
+        self: bench_run.Bench, server: SimpleNamespace, paths: list[str], **options: object
+    ) -> dict[str, Any]:
+        return {**_run(10, 100), "wraps": False}
+
+    calls: list[str] = []
+
+    def loop(self: bench_run.Bench, python: str, library: str, mix: list[str]) -> dict[str, float]:
+        calls.append(library)
+        if len(calls) == 2:
+            raise RuntimeError("the loop's process died")
+        return {"rps": 5.0, "cpu_ms_per_render": 100.0}
+
+    monkeypatch.setattr(bench_run.Bench, "load", load)
+    monkeypatch.setattr(bench_run.Bench, "inprocess_throughput", loop)
+    monkeypatch.setattr(competitors, "ensure_venv", lambda name: "python")
+    plan = replace(bench_run.QUICK, runs=3, loop_runs=3, concurrencies=(1, 4, 16))
+    bench = bench_run.Bench(plan, str(tmp_path), str(tmp_path), pair_loops=True)
+    bench.servers = [SimpleNamespace(name="service"), SimpleNamespace(name="baseline")]  # type: ignore[list-item]
+    bench.uncached()
+    assert calls == ["vips", "service"]  # no loops after the failure
+    table = bench.results["uncached"]
+    assert isinstance(table, dict)
+    assert {len(runs) for case in table.values() for runs in case.values()} == {3}
+    assert sorted(table) == ["1", "16", "4"]
+    assert "died" in bench.failures["loops"]
+    libcost_results = bench.results["libcost"]
+    assert isinstance(libcost_results, dict)
+    assert libcost_results["inprocess_runs"] == {"vips": [{"rps": 5.0, "cpu_ms_per_render": 100.0}]}
