@@ -57,9 +57,9 @@ _REDUCE_GAP = 2.0  # thumbnail's own: a box shrink, then Lanczos for the last 2-
 _SVG_LOADER = "svgload_source"  # accepted only with --enable-svg
 
 # PNG row filters for opaque photographs (png_save_options), and the
-# lossless compression under which a PNG counts as drawn (is_drawn): the
-# photographs and wallpapers measured compressed to 0.14-1.0 of their raw
-# size, the screenshots, charts and diagrams to 0.013-0.062.
+# lossless compression under which a PNG counts as drawn (is_drawn): of the
+# 124 PNGs measured, the photographs and wallpapers compressed to 0.14-1.0
+# of their raw size, the screenshots, charts and diagrams to 0.013-0.062.
 _PHOTO_PNG_FILTERS = "none|sub|avg"
 _DRAWN_MAX_COMPRESSION = 0.1
 
@@ -175,9 +175,7 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         image = _to_srgb(image)
         image = _pad(image, request, output, original, frames)
         image = _flatten(image, output, request.background)
-        png_options = png_save_options(
-            has_alpha=original.has_alpha, drawn=is_drawn(header, os.fstat(source_fd).st_size)
-        )
+        png_options = _png_options(output, original, header, source_fd)
         _save(image, output, request, target_fd, deadline, png_options=png_options)
     except pyvips.Error as error:
         if deadline.killed or deadline.passed():
@@ -547,14 +545,27 @@ def png_save_options(*, has_alpha: bool, drawn: bool) -> dict[str, object]:
     return {"compression": 6, "filter": _PHOTO_PNG_FILTERS}
 
 
+def _png_options(
+    output: OutputFormat, original: _Original, header: pyvips.Image, source_fd: int
+) -> dict[str, object]:
+    if output is not OutputFormat.PNG:
+        return {}
+    drawn = is_drawn(header, os.fstat(source_fd).st_size)
+    return png_save_options(has_alpha=original.has_alpha, drawn=drawn)
+
+
 def is_drawn(header: pyvips.Image, source_bytes: int) -> bool:
     """Whether the original looks drawn (a screenshot, chart, diagram, icon)
-    rather than photographed, from its header and file size: a GIF or SVG,
-    a palette PNG, or a PNG that compresses to under a tenth of its raw
-    size. Lossy formats hold photographs, and their compression says
-    nothing about flat colour, so they count as photographs."""
+    rather than photographed, from its header and file size: a GIF, a
+    palette PNG, or a PNG that compresses to under a tenth of its raw size.
+
+    The raw size is the decoded one (8 or 16 bits a sample), so 1-, 2- and
+    4-bit PNGs (line art, bilevel scans) nearly always count as drawn. Every
+    other format counts as a photograph: the file size of a lossy original
+    says nothing about flat colour, and TIFF or lossless WebP originals are
+    rare here. (SVG renders with alpha: unfiltered anyway.)"""
     loader = str(header.get("vips-loader")).removesuffix("_source")
-    if loader in ("gifload", "svgload"):
+    if loader == "gifload":
         return True
     if loader != "pngload":
         return False

@@ -72,8 +72,9 @@ async def test_images_with_alpha_are_written_unfiltered(client: Client) -> None:
 
 
 async def test_drawn_images_are_written_unfiltered(client: Client, originals: Path) -> None:
-    """A palette PNG, a GIF, and an RGB PNG of flat colour (a chart that
-    compresses to under a tenth of its raw size) are drawn, not photographs."""
+    """A palette PNG, an opaque GIF, and an RGB PNG of flat colour (a chart
+    that compresses to under a tenth of its raw size) are drawn, not
+    photographs."""
     chart = Image.new("RGB", (900, 600), "white")
     draw = ImageDraw.Draw(chart)
     for index, height in enumerate((120, 340, 260, 480, 200)):
@@ -81,12 +82,13 @@ async def test_drawn_images_are_written_unfiltered(client: Client, originals: Pa
     draw.line((40, 560, 860, 560), fill="black", width=3)
     draw.text((60, 20), "requests per second", fill="black")
     chart.save(originals / "chart.png")
+    chart.save(originals / "chart.gif")  # opaque: no alpha to decide it
     raw = 900 * 600 * 3
     assert (originals / "chart.png").stat().st_size < raw / 10
     for url in (
         "/picture/chart.png?w=600",
         "/picture/png_palette.png",
-        "/picture/gif_interlaced_trns.gif?format=png",
+        "/picture/chart.gif?w=600&format=png",
     ):
         assert set(await fetch_png(client, url)) == {0}, url
 
@@ -101,3 +103,28 @@ async def test_a_photographic_rgb_png_keeps_its_filters(client: Client, original
     Image.merge("RGB", bands).save(originals / "photo-like.png")
     assert (originals / "photo-like.png").stat().st_size > 900 * 600 * 3 / 10
     assert_photo_filters(await fetch_png(client, "/picture/photo-like.png?w=600"))
+
+
+def test_drawn_is_a_tenth_of_the_decoded_size(tmp_path: Path) -> None:
+    """The rule at its edge, on real headers: the raw size counts 16-bit
+    samples as 2 bytes, and only PNGs are judged by their size."""
+    import pyvips  # noqa: PLC0415 - the service's own reader of headers
+
+    from service.pipeline import is_drawn  # noqa: PLC0415
+
+    def header(name: str, image: pyvips.Image) -> pyvips.Image:
+        path = tmp_path / name
+        image.write_to_file(str(path))
+        return pyvips.Image.new_from_file(str(path))
+
+    grey = pyvips.Image.black(100, 100, bands=3) + 128
+    eight = header("8.png", grey.cast("uchar"))
+    sixteen = header("16.png", (grey * 256).cast("ushort").copy(interpretation="rgb16"))
+    assert sixteen.format == "ushort"
+    # raw: 30,000 bytes at 8 bits, 60,000 at 16
+    assert is_drawn(eight, 2_999)
+    assert not is_drawn(eight, 3_001)
+    assert is_drawn(sixteen, 5_999)
+    assert not is_drawn(sixteen, 6_001)
+    jpeg = header("x.jpg", grey.cast("uchar"))
+    assert not is_drawn(jpeg, 1)  # a JPEG is a photograph whatever its size
