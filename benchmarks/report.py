@@ -489,7 +489,8 @@ def main() -> None:
             results = json.load(handle)
         results["summary"] = summarize_all(results)
         loaded.append(results)
-    print(markdown(loaded[0]) if len(loaded) == 1 else across_runs(loaded))
+    # markdown() ends its text with a newline already.
+    print(markdown(loaded[0]) if len(loaded) == 1 else across_runs(loaded), end="")
 
 
 if __name__ == "__main__":
