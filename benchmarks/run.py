@@ -174,11 +174,7 @@ class Bench:
     def libcost(self) -> None:
         self.log("scenario 1: in-process cost per image (pyvips vs Pillow)")
         names = [e.name for e in corpus.CORPUS]
-        pythons = {
-            "vips": sys.executable,
-            "service": sys.executable,
-            "pillow": competitors.ensure_venv("baseline"),
-        }
+        pythons = library_pythons()
         warmup = os.path.join(self.originals, "grace_hopper.jpg")
         per_image: dict[str, dict[str, Any]] = {}
         for index, name in enumerate(names):
@@ -237,11 +233,7 @@ class Bench:
         first only (its budget is 2 minutes from a fresh clone)."""
         if repetition >= self.plan.loop_runs:
             return
-        pythons = {
-            "vips": sys.executable,
-            "service": sys.executable,
-            "pillow": competitors.ensure_venv("baseline"),
-        }
+        pythons = library_pythons()
         for library in rotated(["vips", "service", "pillow"], repetition):
             figures = self.inprocess_throughput(pythons[library], library, corpus.mix_names())
             self.loops.setdefault(library, []).append(figures)
@@ -404,6 +396,17 @@ def _ms(figures: dict[str, object], key: str) -> str:
     latency = figures["latency_ms"]
     assert isinstance(latency, dict)
     return f"{latency[key]:.0f} ms"
+
+
+def library_pythons() -> dict[str, str]:
+    """The interpreter that has each library of the in-process measurements:
+    the project's for pyvips and the service's path, the baseline's venv for
+    Pillow."""
+    return {
+        "vips": sys.executable,
+        "service": sys.executable,
+        "pillow": competitors.ensure_venv("baseline"),
+    }
 
 
 def library_environment(library: str) -> dict[str, str]:

@@ -170,7 +170,7 @@ def encoders(kind: str, paths: list[str], repeat: int) -> list[str]:
         # the service chooses its PNG options by that (pipeline.png_save_options).
         service = png_save_options(has_alpha=kind == "png-alpha", drawn=kind == "png-drawn")
         rows = []
-        photo = "none|sub|avg"
+        photo = str(png_save_options(has_alpha=False, drawn=False)["filter"])
         for c, f in ((6, "none"), (6, "all"), (6, photo), (6, "avg"), (4, "none"), (4, photo)):
             options: dict[str, Any] = {"compression": c, "filter": f}
             marks = ["libvips default"] if (c, f) == (6, "none") else []
