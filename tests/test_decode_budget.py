@@ -94,8 +94,9 @@ def estimate(path: Path, request: pipeline.RenderRequest | None = None) -> int:
         os.close(descriptor)
 
 
-def photo(tmp_path: Path, name: str, **save: object) -> Path:
-    path = tmp_path / name
+def photo(directory: Path, name: str, **save: object) -> Path:
+    """A copy of the corpus's 1800x1200 photo, saved with ``save``."""
+    path = directory / name
     image = pyvips.Image.new_from_file(os.fspath(CORPUS / "exif_landscape_1.jpg"))
     image.write_to_file(os.fspath(path), **save)
     return path
@@ -167,9 +168,7 @@ async def test_whole_image_decodes_past_the_budget_wait_for_each_other(
     """Two render threads, a budget for one progressive JPEG: while the first
     is held in its thread, the second waits on the loop (no thread taken),
     and a baseline JPEG still renders beside the first."""
-    source = pyvips.Image.new_from_file(os.fspath(CORPUS / "exif_landscape_1.jpg"))
-    source.write_to_file(os.fspath(originals / "progressive.jpg"), interlace=True)
-    need = estimate(originals / "progressive.jpg")
+    need = estimate(photo(originals, "progressive.jpg", interlace=True))
     client = await make_client(concurrency=2, decode_budget=need + need // 2)
     renders = client.app[RENDERS]
     gate, held = threading.Event(), threading.Event()
@@ -213,9 +212,7 @@ async def test_an_original_over_the_decode_limit_is_a_422(
 ) -> None:
     """--max-decode-bytes refuses from the header; at the limit, and for
     streaming originals, renders go on."""
-    source = pyvips.Image.new_from_file(os.fspath(CORPUS / "exif_landscape_1.jpg"))
-    source.write_to_file(os.fspath(originals / "progressive.jpg"), interlace=True)
-    need = estimate(originals / "progressive.jpg")
+    need = estimate(photo(originals, "progressive.jpg", interlace=True))
     refusing = await make_client(max_decode_bytes=need - 1)
     refused = await refusing.get("/picture/progressive.jpg?w=300")
     assert refused.status == 422
