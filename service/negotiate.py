@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .formats import OutputFormat
@@ -44,14 +45,19 @@ def accepted_media_types(accept: str) -> set[str]:
     return listed
 
 
+# RFC 9110's qvalue: 0 to 1 with at most three decimals. float() alone would
+# take "nan" (which compares as not <= 0), "inf" and "1e-3".
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?", re.ASCII)
+
+
 def _is_zero_quality(param: str) -> bool:
     name, _, value = param.partition("=")
     if name.strip().lower() != "q":
         return False
-    try:
-        return float(value.strip()) <= 0
-    except ValueError:
+    weight = value.strip()
+    if not _QVALUE.fullmatch(weight):
         return True  # an unreadable weight is no acceptance
+    return float(weight) == 0
 
 
 def negotiate_format(accept: str) -> OutputFormat | None:

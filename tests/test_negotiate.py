@@ -21,6 +21,15 @@ from service.negotiate import negotiate_format
         ("", None),
         ("image/png,image/jpeg", None),
         ("image/webp;q=abc", None),
+        # Weights float() reads but HTTP's qvalue grammar does not: refused.
+        ("image/avif;q=nan,image/webp", OutputFormat.WEBP),
+        ("image/avif;q=inf", None),
+        ("image/avif;q=1e-3", None),
+        ("image/avif;q=-1", None),
+        ("image/avif;q=1.5", None),
+        ("image/avif;q=0.001", OutputFormat.AVIF),
+        ("image/avif;q=1.000", OutputFormat.AVIF),
+        ("image/avif; Q=0.5", OutputFormat.AVIF),
         (";;,,", None),
     ],
 )
