@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import resource
+import socket
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -34,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if tokens is not None:  # started by a supervisor: one of --workers
         serve(settings, reuse_port=True, tokens=tokens)
         return 0
+    problem = listen_problem(settings.host, settings.port, reuse_port=settings.workers > 1)
+    if problem is not None:
+        print(f"image-factory: {problem}", file=sys.stderr)
+        return 2 if problem.startswith("--host") else 1
     if settings.print_examples:
         _print_examples(settings)
     if settings.workers > 1:
@@ -64,6 +69,35 @@ def sign_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
         return 2
     print(sign_url(args.url, key))
     return 0
+
+
+def listen_problem(host: str, port: int, *, reuse_port: bool) -> str | None:
+    """Why the service could not listen on ``host:port`` (a name that does
+    not resolve, a port in use, an address not on this machine), found by
+    binding throwaway sockets as aiohttp will; None when it can. Without it
+    those errors surface as a traceback from deep inside aiohttp, and with
+    ``--workers`` as workers that die and are replaced forever."""
+    try:
+        addresses = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except (socket.gaierror, UnicodeError) as error:
+        reason = error.strerror if isinstance(error, socket.gaierror) else "not a valid name"
+        return f"--host: cannot resolve {host!r} ({reason})"
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            # The options asyncio's create_server sets, so the probe fails
+            # exactly when the real bind would.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                return f"cannot listen on {host}:{port}: {error.strerror or error}"
+    return None
 
 
 def raise_open_file_limit() -> None:

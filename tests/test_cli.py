@@ -62,6 +62,40 @@ def test_bad_flag_exits_before_binding_the_port() -> None:
     assert "address" not in result.stderr.lower()
 
 
+def _serve_briefly(*flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_is_one_line_not_a_traceback(workers: str) -> None:
+    """Not a bad value, but the same courtesy: one line, non-zero, and no
+    workers dying and being replaced in a loop."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        result = _serve_briefly("--port", str(port), "--workers", workers)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"image-factory: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "no such host.invalid"])
+def test_a_host_that_does_not_resolve_is_a_bad_value(host: str) -> None:
+    result = _serve_briefly("--host", host, "--port", "0")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"image-factory: --host: cannot resolve {host!r}")
+
+
 def test_json_access_log_has_one_line_per_request(tmp_path: Path) -> None:
     """--log-format json: one parseable line per request with the fields operators need."""
     with running_service(
