@@ -78,9 +78,7 @@ def listen_problem(host: str, port: int, *, reuse_port: bool) -> str | None:
     those errors surface as a traceback from deep inside aiohttp, and with
     ``--workers`` as workers that die and are replaced forever."""
     try:
-        addresses = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as error:
         reason = error.strerror if isinstance(error, socket.gaierror) else "not a valid name"
         return f"--host: cannot resolve {host!r} ({reason})"
