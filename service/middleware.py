@@ -16,7 +16,10 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 REQUEST_ID = web.RequestKey("request_id", str)
-_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
+# Ids as tracing systems and proxies make them (UUIDs, braced GUIDs, "a/b"
+# paths, base64) are echoed; markup and quotes, which would reach log viewers
+# and text logs unescaped, and runaway lengths are replaced by our own.
+_SAFE_REQUEST_ID = re.compile(r"[^\x00-\x1f\x7f-\U0010ffff<>\"'`\\]{1,200}")
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -28,7 +31,8 @@ def error_response(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Echo a well-formed X-Request-Id, or make one; every response has it."""
+    """Echo a well-formed X-Request-Id (printable ASCII without markup or
+    quotes, up to 200 characters), or make one; every response has it."""
     sent = request.headers.get("X-Request-Id", "")
     request_id = sent if _SAFE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
     request[REQUEST_ID] = request_id

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from .conftest import Client, decode
 
 
@@ -57,13 +61,28 @@ async def test_explicit_format_does_not_vary(client: Client) -> None:
     assert "Vary" not in response.headers
 
 
-async def test_request_id_is_echoed_or_made(client: Client) -> None:
-    echoed = await client.get("/healthz", headers={"X-Request-Id": "abc-123"})
-    assert echoed.headers["X-Request-Id"] == "abc-123"
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "abc-123",
+        "req/123",
+        "{3F2504E0-4F89-11D3-9A0C-0305E82C3301}",
+        "has space",
+        "dHJhY2U+PQ==",
+        "x" * 200,
+    ],
+)
+async def test_request_id_is_echoed(client: Client, sent: str) -> None:
+    echoed = await client.get("/healthz", headers={"X-Request-Id": sent})
+    assert echoed.headers["X-Request-Id"] == sent
+
+
+@pytest.mark.parametrize("sent", ["bad id <script>", 'a"b', "it's", "a\\b", "x" * 201, "caf\u00e9"])
+async def test_request_id_is_made_when_unsafe_or_missing(client: Client, sent: str) -> None:
+    replaced = await client.get("/healthz", headers={"X-Request-Id": sent})
+    assert re.fullmatch("[0-9a-f]{32}", replaced.headers["X-Request-Id"])
     made = await client.get("/picture/missing.jpg")
-    assert len(made.headers["X-Request-Id"]) == 32
-    unsafe = await client.get("/healthz", headers={"X-Request-Id": "bad id <script>"})
-    assert unsafe.headers["X-Request-Id"] != "bad id <script>"
+    assert re.fullmatch("[0-9a-f]{32}", made.headers["X-Request-Id"])
 
 
 async def test_healthz(client: Client) -> None:
