@@ -19,7 +19,7 @@ from .settings import Settings
 from .signing import verify
 from .sources import Original, OriginalsDirectory
 from .spec import RequestSpec, parse_spec
-from .workers import RenderService, Served
+from .workers import RenderService, Served, own_output_of
 
 SETTINGS = web.AppKey("settings", Settings)
 ORIGINALS = web.AppKey("originals", OriginalsDirectory)
@@ -94,12 +94,14 @@ def _locate(
     """Blocking: the original, its variant's key, and the cached file if any.
     A matching If-None-Match is answered from the key alone."""
     original = app[ORIGINALS].resolve(path)
+    settings = app[SETTINGS]
     key = variant_key(
         pipeline_version=app[PIPELINE_VERSION],
         original=original,
         spec=spec,
         choice=choice,
-        quality=app[SETTINGS].quality,
+        quality=settings.quality,
+        content=lambda: own_output_of(original, allow_svg=settings.enable_svg),
     )
     if _etag_matches(if_none_match, key.etag):
         return _Located(original, key, not_modified=True, cached=None)

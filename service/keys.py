@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .formats import OutputFormat
 from .negotiate import FormatChoice
 from .sources import Original
-from .spec import Fit, RequestSpec
+from .spec import WHITE, Fit, RequestSpec
+
+if TYPE_CHECKING:  # the pipeline imports libvips; keys only need the type
+    from .pipeline import OwnOutput
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,7 @@ def variant_key(
     spec: RequestSpec,
     choice: FormatChoice,
     quality: dict[OutputFormat, int],
+    content: Callable[[], OwnOutput | None],
 ) -> VariantKey:
     """Key a render from the normalised spec and the format choice (the
     original's own format is fixed by its identity, so "original" suffices).
@@ -40,19 +46,26 @@ def variant_key(
     Parameters that do not change the output are left out, so equivalent
     requests share one entry: quality only counts for lossy formats (all of
     the per-format defaults count when the format is not known yet), the
-    background only for padding and for formats that flatten alpha.
+    background only for padding and where it flattens alpha into a JPEG.
+    ``content`` tells what the original renders to and whether it has
+    alpha, from its header; it is called only for the two rarer requests
+    that need it (a ``q`` without a format, a coloured ``bg`` for a JPEG), so
+    a plain request never reads more than the file's identity.
     """
     output_format = choice.format
-    if spec.quality is not None and (output_format is None or output_format.uses_quality):
+    defaults = ",".join(f"{fmt.value}={quality[fmt]}" for fmt in OutputFormat)
+    if spec.quality is not None and _quality_applies(output_format, content):
         quality_part = str(spec.quality)
     elif output_format is None or choice.negotiated:
-        quality_part = ",".join(f"{fmt.value}={quality[fmt]}" for fmt in OutputFormat)
+        quality_part = defaults
     elif output_format.uses_quality:
         quality_part = str(quality[output_format])
     else:
         quality_part = "-"
-    uses_background = spec.fit is Fit.PAD or output_format is None or not output_format.has_alpha
-    background = "%02x%02x%02x%02x" % spec.background if uses_background else "-"  # noqa: UP031
+    if spec.fit is Fit.PAD or _flattens_onto(spec.background, output_format, content):
+        background = "%02x%02x%02x%02x" % spec.background  # noqa: UP031
+    else:
+        background = "-"
     fields = (
         pipeline_version,
         original.identity,
@@ -65,3 +78,27 @@ def variant_key(
         f"bg={background}",
     )
     return VariantKey("\n".join(fields))
+
+
+def _quality_applies(
+    output_format: OutputFormat | None, content: Callable[[], OwnOutput | None]
+) -> bool:
+    if output_format is None:  # the original's own format
+        own = content()
+        return own is None or own.format.uses_quality  # unknown: keep it
+    return output_format.uses_quality
+
+
+def _flattens_onto(
+    background: tuple[int, int, int, int],
+    output_format: OutputFormat | None,
+    content: Callable[[], OwnOutput | None],
+) -> bool:
+    """Whether a ``bg`` outside padding changes the output: only a JPEG of an
+    original with alpha is flattened, and onto white unless told otherwise.
+    With no format asked for it never is: an original with alpha keeps a
+    format that has alpha (PNG when its own cannot be written)."""
+    if output_format is None or output_format.has_alpha or background[:3] == WHITE[:3]:
+        return False
+    own = content()
+    return own is None or own.has_alpha  # unknown: keep it

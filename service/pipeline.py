@@ -273,10 +273,38 @@ def _choose_output(
             return request.animated_fallback
     elif request.format is not None:
         return request.format
+    return _own_format(header, original)
+
+
+def _own_format(header: pyvips.Image, original: _Original) -> OutputFormat:
+    """The format an original keeps when the request names none."""
     native = ACCEPTED_LOADERS.get(original.loader)
     if native is OutputFormat.AVIF and _str_field(header, "heif-compression") != "av1":
         native = None  # HEIC and friends: we read them but do not write them
     return native or fallback_format(original.has_alpha)
+
+
+@dataclass(frozen=True, slots=True)
+class OwnOutput:
+    """What a cache key may need to know about an original's content: the
+    format it renders to when none is asked for, and whether it has alpha
+    (which decides whether ``bg`` flattens it into a JPEG)."""
+
+    format: OutputFormat
+    has_alpha: bool
+
+
+def own_output(source_fd: int, *, allow_svg: bool) -> OwnOutput | None:
+    """From the header of the original at ``source_fd`` (no pixel decoded);
+    None when it is not an image we accept: its render will say why."""
+    try:
+        header = _load_header(source_fd)
+        original = _describe_original(header, allow_svg)
+    except UnprocessableImage:
+        return None
+    finally:
+        os.lseek(source_fd, 0, os.SEEK_SET)
+    return OwnOutput(_own_format(header, original), original.has_alpha)
 
 
 def _frames_to_render(request: RenderRequest, original: _Original, output: OutputFormat) -> int:

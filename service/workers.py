@@ -25,7 +25,14 @@ from .decode_budget import DecodeBudget
 from .errors import OriginalReplaced, Overloaded, RenderTimeout
 from .formats import OutputFormat
 from .metrics import Metrics
-from .pipeline import OutputWriteError, RenderRequest, decode_memory, render
+from .pipeline import (
+    OutputWriteError,
+    OwnOutput,
+    RenderRequest,
+    decode_memory,
+    own_output,
+    render,
+)
 from .render_tokens import TokenClient
 from .sources import Original, OriginalChanged, open_original
 
@@ -366,5 +373,20 @@ def _decode_memory_of(original: Original, request: RenderRequest) -> int:
         return 0
     try:
         return decode_memory(descriptor, request)
+    finally:
+        os.close(descriptor)
+
+
+@functools.lru_cache(maxsize=4096)
+def own_output_of(original: Original, *, allow_svg: bool) -> OwnOutput | None:
+    """Blocking: what the original renders to by default and whether it has
+    alpha, for the cache key; read from its header once per process (a
+    replaced file is a new ``Original``); None if it cannot be read now."""
+    try:
+        descriptor = open_original(original)
+    except (OriginalChanged, OSError):
+        return None
+    try:
+        return own_output(descriptor, allow_svg=allow_svg)
     finally:
         os.close(descriptor)

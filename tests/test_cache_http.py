@@ -73,6 +73,55 @@ async def test_304_is_answered_without_rendering(client: Client) -> None:
     assert renders_total(client) == before
 
 
+@pytest.mark.parametrize(
+    ("plain", "ignored"),
+    [
+        # bg without padding, where nothing is flattened: an opaque original,
+        # as its own format or as a JPEG; an alpha original kept as PNG.
+        ("rocket.jpg?w=77", "rocket.jpg?w=77&bg=000000"),
+        ("rocket.jpg?w=77&format=jpeg", "rocket.jpg?w=77&format=jpeg&bg=000000"),
+        ("png_rgba_small.png?w=20", "png_rgba_small.png?w=20&bg=000000"),
+        # white is what alpha is flattened onto anyway
+        ("png_rgba_small.png?w=20&format=jpeg", "png_rgba_small.png?w=20&format=jpeg&bg=ffffff"),
+        # q for an original whose own format is lossless
+        ("chelsea.png?w=77", "chelsea.png?w=77&q=10"),
+        ("chelsea.png?w=77&format=png", "chelsea.png?w=77&format=png&q=10"),
+    ],
+)
+async def test_a_parameter_that_does_not_apply_shares_the_entry(
+    client: Client, plain: str, ignored: str
+) -> None:
+    """The contract: a parameter that does not apply is not part of the key."""
+    first = await client.get(f"/picture/{plain}")
+    before = renders_total(client)
+    second = await client.get(f"/picture/{ignored}")
+    assert second.status == 200
+    assert second.headers["ETag"] == first.headers["ETag"]
+    assert second.headers["X-Cache"] == "HIT"
+    assert renders_total(client) == before
+    assert await second.read() == await first.read()
+
+
+@pytest.mark.parametrize(
+    ("plain", "applied"),
+    [
+        ("png_rgba_small.png?w=20&format=jpeg", "png_rgba_small.png?w=20&format=jpeg&bg=000000"),
+        ("rocket.jpg?w=77&h=77&fit=pad", "rocket.jpg?w=77&h=77&fit=pad&bg=000000"),
+        ("rocket.jpg?w=77", "rocket.jpg?w=77&q=10"),
+        ("tiff_g4_orient6.tif?w=40", "tiff_g4_orient6.tif?w=40&q=10"),  # answered as JPEG
+    ],
+)
+async def test_a_parameter_that_applies_gets_its_own_entry(
+    client: Client, plain: str, applied: str
+) -> None:
+    first = await client.get(f"/picture/{plain}")
+    second = await client.get(f"/picture/{applied}")
+    assert second.status == 200
+    assert second.headers["ETag"] != first.headers["ETag"]
+    assert second.headers["X-Cache"] == "MISS"
+    assert await second.read() != await first.read()
+
+
 async def test_a_replaced_original_is_served_new_at_once(client: Client, originals: Path) -> None:
     first = await client.get("/picture/photo.jpg")
     assert first.status == 404
