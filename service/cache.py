@@ -123,6 +123,7 @@ class DiskCache:
         # across SQLite or file work.
         self._memo_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._index_identity: tuple[int, int] | None = None  # (st_dev, st_ino) when connected
         self._pending_touches: dict[str, float] = {}
         # This process's memo of entries, so a hit needs no index read. Other
         # processes' evictions leave stale items (found out when the open
@@ -141,10 +142,9 @@ class DiskCache:
     def close(self) -> None:
         with self._lock:
             if self._db is not None:
-                with contextlib.suppress(sqlite3.Error, OSError):
+                with contextlib.suppress(sqlite3.Error, OSError, CacheUnavailable):
                     self._flush_touches()
-                self._db.close()
-                self._db = None
+            self._drop_connection()
 
     def _connect(self) -> None:
         os.makedirs(self._objects, exist_ok=True)
@@ -158,8 +158,17 @@ class DiskCache:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
         self._db = db
+        self._index_identity = _identity(self._index_path)
 
     def _database(self) -> sqlite3.Connection:
+        if self._db is not None and _identity(self._index_path) != self._index_identity:
+            # Deleted or replaced under us (rm -rf, a restore): SQLite would
+            # go on writing to the unlinked file, and this process would keep
+            # its own bound and LRU order apart from every other one.
+            self._drop_connection()
+            raise CacheUnavailable(
+                f"the cache directory {self.directory} was deleted or replaced; reopening it"
+            )
         if self._db is None:
             try:
                 self._connect()
@@ -463,6 +472,14 @@ class DiskCache:
             len(unrecorded),
             len(missing),
         )
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 _MAGIC = (

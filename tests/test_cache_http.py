@@ -137,16 +137,35 @@ async def test_a_replaced_original_is_served_new_at_once(client: Client, origina
     assert decode(await new.read()).size != decode(old_body).size  # rocket is not square
 
 
-async def test_deleted_cache_directory_degrades_then_resumes(client: Client) -> None:
-    cache_dir = Path(client.app[RENDERS].cache.directory)
+def cache_errors(client: Client) -> float:
+    value = client.app[METRICS].registry.get_sample_value("image_factory_cache_errors_total")
+    assert value is not None
+    return value
+
+
+async def test_deleted_cache_directory_degrades_then_resumes(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The contract: a deleted directory degrades with a log line and a
+    metric, and the cache comes back whole: its index too, not only the
+    folders (SQLite would go on writing to the unlinked index, so this
+    process's bound and LRU order would part from every other process's)."""
+    cache = client.app[RENDERS].cache
+    cache_dir = Path(cache.directory)
     await client.get("/picture/retina.jpg?w=50")
     shutil.rmtree(cache_dir)
+    errors = cache_errors(client)
     response = await client.get("/picture/retina.jpg?w=51")
     assert response.status == 200
     decode(await response.read())
+    assert cache_errors(client) == errors + 1
+    assert any("deleted or replaced" in record.getMessage() for record in caplog.records)
     hit = await client.get("/picture/retina.jpg?w=51")
     assert hit.status == 200
     assert hit.headers["X-Cache"] == "HIT"  # the cache came back with the directory
+    assert (cache_dir / "index.sqlite3").is_file()
+    stats = await client.app[RENDERS].io(cache.stats)
+    assert (stats.entries, stats.bytes) == (1, int(hit.headers["Content-Length"]))
 
 
 @pytest.fixture
