@@ -14,6 +14,12 @@ from typing import Any
 from .report import ORDER, summarize_all
 
 COLOURS = {"service": "#1b7837", "baseline": "#762a83", "thumbor": "#e08214"}
+TITLES = {"service": "Image Factory", "baseline": "Flask + Pillow (gunicorn)", "thumbor": "thumbor"}
+
+
+def _servers_of(results: dict[str, Any]) -> set[str]:
+    """The competitors that ran (a quick run has no thumbor)."""
+    return set(results.get("competitors", {})) or set(ORDER)
 
 
 def draw(results: dict[str, Any], target: str) -> None:
@@ -43,7 +49,7 @@ def draw(results: dict[str, Any], target: str) -> None:
         left.errorbar(xs, ys, yerr=[lows, highs], **style)
         middle.plot(xs, mem, color=COLOURS[name], marker="o", label=name)
     for axis, title, label in (
-        (left, "Uncached, corpus mix → 800 px", "requests/s (median, range of runs)"),
+        (left, "Uncached, corpus mix → 600-1099 px", "requests/s (median, range of runs)"),
         (middle, "Peak RSS of the process tree, uncached", "MiB"),
     ):
         axis.set_title(title)
@@ -70,10 +76,9 @@ def draw(results: dict[str, Any], target: str) -> None:
     else:
         right.axis("off")
     machine = results.get("machine", {})
+    competitors = " vs ".join(TITLES[name] for name in ORDER if name in _servers_of(results))
     figure.suptitle(
-        "Image Factory vs Flask + Pillow (gunicorn) vs thumbor — "
-        f"{machine.get('cpus', '?')} cores, "
-        f"{results.get('started', '')}"
+        f"{competitors} — {machine.get('cpus', '?')} cores, {results.get('started', '')}"
     )
     figure.tight_layout()
     figure.savefig(target, dpi=100)

@@ -273,11 +273,23 @@ HEADER = (
 )
 
 
+def _fewer_runs(plan: Mapping[str, Any]) -> str:
+    """The cases a plan (the quick one) measures fewer times than the rest."""
+    runs = plan.get("runs")
+    fewer = []
+    if plan.get("memory_runs", runs) != runs:
+        fewer.append(f"{plan['memory_runs']} of the largest images")
+    if plan.get("libcost_repeat", runs) != runs:
+        fewer.append(f"{plan['libcost_repeat']} render per image in process")
+    return f" ({', '.join(fewer)})" if fewer else ""
+
+
 def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one table after another
     summary = results.get("summary") or summarize_all(results)
     plan = results.get("plan", {})
     lines = [
-        f"Run of {results.get('started', '?')}: {plan.get('runs', '?')} runs of each case, "
+        f"Run of {results.get('started', '?')}: {plan.get('runs', '?')} runs of each case"
+        f"{_fewer_runs(plan)}, "
         f"{plan.get('seconds', '?')} s each (uncached); medians, with the range of the runs in "
         "brackets; ratios are of medians. Machine: "
         f"{results.get('machine', {}).get('cpus', '?')} cores, "

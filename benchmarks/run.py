@@ -446,7 +446,7 @@ def summarize_results(results: dict[str, object]) -> dict[str, object]:
     return report.summarize_all(results)
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one linear script
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the < 2 minute subset")
     parser.add_argument("--thumbor", action=argparse.BooleanOptionalAction, default=None)
@@ -472,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     parser.add_argument("--corpus", default=os.path.join(competitors.ROOT, corpus.DEFAULT_DIR))
     parser.add_argument("--out", default=RESULTS_DIR)
     parser.add_argument("--only", help="comma-separated: libcost,uncached,hits,memory,formats")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one linear script
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     from dataclasses import replace  # noqa: PLC0415
@@ -543,14 +548,37 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             server.stop()
     bench.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
     bench.results["summary"] = summarize_results(bench.results)
-    written = write_outputs(bench.results, args.out, "latest-quick" if args.quick else "latest")
+    written = write_outputs(bench.results, args.out, latest_name(args))
     print(report.markdown(bench.results))
     bench.log(f"done in {bench.results['elapsed_seconds']} s: {', '.join(written)}")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
-def write_outputs(results: dict[str, object], directory: str, latest: str) -> list[str]:
+def latest_name(args: argparse.Namespace) -> str | None:
+    """What the run may overwrite besides its dated files: ``latest`` (which
+    the READMEs quote) only for a whole run as ``make bench`` makes it,
+    ``latest-quick`` for ``make bench-quick``; a partial or re-configured
+    run (``--only``, other concurrencies, service options) writes only its
+    dated files."""
+    if args.quick:
+        return "latest-quick"
+    changed = (
+        args.only,
+        args.runs,
+        args.seconds,
+        args.concurrencies,
+        args.latency is not None,
+        args.thumbor is not None,
+        args.service_concurrency,
+        args.service_total_concurrency,
+        args.service_env,
+        args.service_workers != CORES,
+    )
+    return None if any(changed) else "latest"
+
+
+def write_outputs(results: dict[str, object], directory: str, latest: str | None) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
     base = os.path.join(directory, stamp)
@@ -567,8 +595,9 @@ def write_outputs(results: dict[str, object], directory: str, latest: str) -> li
     )
     if chart.returncode == 0:
         written.append(base + ".png")
-    for path in written:
-        shutil.copyfile(path, os.path.join(directory, latest + os.path.splitext(path)[1]))
+    if latest is not None:
+        for path in written:
+            shutil.copyfile(path, os.path.join(directory, latest + os.path.splitext(path)[1]))
     return written
 
 

@@ -635,3 +635,31 @@ def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
     libcost_results = bench.results["libcost"]
     assert isinstance(libcost_results, dict)
     assert libcost_results["inprocess_runs"] == {"vips": [{"rps": 5.0, "cpu_ms_per_render": 100.0}]}
+
+
+@pytest.mark.parametrize(
+    ("argv", "latest"),
+    [
+        ([], "latest"),
+        (["--quick"], "latest-quick"),
+        (["--only", "uncached"], None),
+        (["--concurrencies", "4"], None),
+        (["--runs", "5"], None),
+        (["--no-thumbor"], None),
+        (["--service-env", "GLIBC_TUNABLES="], None),
+        (["--service-workers", str(bench_run.CORES + 1)], None),
+    ],
+)
+def test_only_a_whole_run_replaces_the_results_the_readmes_quote(
+    argv: list[str], latest: str | None
+) -> None:
+    assert bench_run.latest_name(bench_run.build_parser().parse_args(argv)) == latest
+
+
+def test_the_report_says_which_cases_a_quick_run_measures_once() -> None:
+    def header(plan: bench_run.Plan) -> str:
+        fields = {name: getattr(plan, name) for name in plan.__dataclass_fields__}
+        return report.markdown({"plan": fields}).splitlines()[0]
+
+    assert "(1 of the largest images, 1 render per image in process)" in header(bench_run.QUICK)
+    assert "runs of each case, " in header(bench_run.FULL)
