@@ -328,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="image-factory",
         description="Resize and re-encode images on the fly. Every flag has an "
         "IMAGE_FACTORY_* environment variable; the flag wins.",
+        epilog="image-factory sign URL prints URL with its signature "
+        "(image-factory sign --help).",
     )
     for option in _OPTIONS:
         if option.switch:
