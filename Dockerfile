@@ -70,7 +70,8 @@ WORKDIR /var/cache/image-factory
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["/opt/venv/bin/python3", "/usr/local/bin/image-factory-healthcheck"]
 
-# SIGTERM (docker stop): /healthz turns 503, in-flight renders finish within
-# 25 s, exit 0. Give it that long: `docker stop -t 30`.
+# SIGTERM (docker stop): /healthz turns 503 for 3 s (--drain-seconds), then
+# in-flight renders finish within 22 s, exit 0. Give it that long:
+# `docker stop -t 30`.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/opt/venv/bin/image-factory"]

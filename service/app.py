@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
+from aiohttp.web_runner import GracefulExit
 
 from . import __version__
 from .cache import CacheStats, CacheUnavailable, DiskCache
@@ -71,9 +73,39 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
 
 async def _begin_draining(app: web.Application) -> None:
     """Runs once the listening sockets are closed, before in-flight requests
-    are awaited: from now on /healthz says 503 to any load balancer asking."""
+    are awaited (on SIGINT, or after the drain of a SIGTERM)."""
     app[LIFECYCLE].draining = True
     log.info("shutting down: finishing in-flight requests")
+
+
+def drain_on_sigterm(app: web.Application) -> None:
+    """For a served process (never the tests' in-process apps): SIGTERM
+    first makes /healthz answer 503 for ``--drain-seconds`` while every other
+    request is served as before, then stops the server as aiohttp's own
+    handler would. Without the drain, the listener closed at once and no
+    load balancer could ever see the 503. A second SIGTERM, or SIGINT (an
+    operator at a terminal), stops at once."""
+
+    async def install(app: web.Application) -> None:
+        # on_startup runs after aiohttp installed its handlers: this replaces
+        # its SIGTERM one and keeps its SIGINT one.
+        loop = asyncio.get_running_loop()
+        lifecycle = app[LIFECYCLE]
+        seconds = app[SETTINGS].drain_seconds
+
+        def stop() -> None:
+            raise GracefulExit()
+
+        def on_sigterm() -> None:
+            if lifecycle.draining or seconds <= 0:
+                stop()
+            lifecycle.draining = True
+            log.info("SIGTERM: /healthz answers 503; accepting stops in %g s", seconds)
+            loop.call_later(seconds, stop)
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+
+    app.on_startup.append(install)
 
 
 async def _render_service(

@@ -16,7 +16,9 @@ from .settings import Settings, SettingsError
 from .signing import sign_url
 from .supervisor import become_supervisor, join_supervisor
 
-SHUTDOWN_GRACE_SECONDS = 25.0
+# In-flight renders (at most --render-timeout, 20 s) may finish this long
+# after accepting stops; with the 3 s drain, under Kubernetes' default 30 s.
+SHUTDOWN_GRACE_SECONDS = 22.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_examples(settings)
     if settings.workers > 1:
         become_supervisor(
-            settings.workers, settings.total_concurrency, settings.log_format, arguments
+            settings.workers,
+            settings.total_concurrency,
+            settings.drain_seconds,
+            settings.log_format,
+            arguments,
         )
     serve(settings, reuse_port=False)
     return 0
@@ -120,22 +126,24 @@ def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = 
     from aiohttp import web  # noqa: PLC0415
 
     from .access_log import ACCESS_LOGGER, AccessLogger  # noqa: PLC0415
-    from .app import create_app  # noqa: PLC0415
+    from .app import create_app, drain_on_sigterm  # noqa: PLC0415
 
     raise_open_file_limit()
 
     logging.getLogger(__name__).info(
         "serving %s on http://%s:%d", settings.originals, settings.host, settings.port
     )
+    app = create_app(settings, tokens)
+    drain_on_sigterm(app)
     web.run_app(
-        create_app(settings, tokens),
+        app,
         host=settings.host,
         port=settings.port,
         reuse_port=reuse_port,
         # A flood of connections queues rather than being refused (NOTES.md).
         backlog=1024,
-        # SIGTERM: stop accepting, let in-flight renders finish (their results
-        # still fill the cache), then exit 0. Under Kubernetes' default 30 s.
+        # SIGTERM: drain, stop accepting, let in-flight renders finish (their
+        # results still fill the cache), then exit 0.
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
         access_log=logging.getLogger(ACCESS_LOGGER),
         access_log_class=AccessLogger,

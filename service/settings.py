@@ -95,6 +95,10 @@ class Settings:
     presets: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     presets_only: bool = False
     render_timeout: float = 20.0
+    # After SIGTERM, /healthz answers 503 this long while everything else is
+    # served as before, so load balancers take the process out of rotation
+    # before it stops accepting (Kubernetes' endpoints lag the signal too).
+    drain_seconds: float = 3.0
     enable_svg: bool = False
     signing_keys: tuple[str, ...] = ()
     log_format: str = "text"
@@ -246,9 +250,19 @@ def _presets_file(text: str) -> dict[str, tuple[tuple[str, str], ...]]:
 
 
 def _seconds(text: str) -> float:
-    stripped = text.strip()
-    if not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,6})?", stripped, re.ASCII) or float(stripped) <= 0:
+    try:
+        value = _non_negative_seconds(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
         raise ValueError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _non_negative_seconds(text: str) -> float:
+    stripped = text.strip()
+    if not re.fullmatch(r"[0-9]{1,6}(\.[0-9]{1,6})?", stripped, re.ASCII):
+        raise ValueError(f"must be a number of seconds, got {text!r}")
     return float(stripped)
 
 
@@ -306,6 +320,12 @@ _OPTIONS = (
     _Option("--presets", "presets", _presets_file, "TOML file of named parameter sets"),
     _Option("--presets-only", "presets_only", _boolean, "refuse ad-hoc sizes (off)", switch=True),
     _Option("--render-timeout", "render_timeout", _seconds, "seconds a render may take (20); 504"),
+    _Option(
+        "--drain-seconds",
+        "drain_seconds",
+        _non_negative_seconds,
+        "after SIGTERM, seconds /healthz answers 503 before accepting stops (3)",
+    ),
     _Option("--enable-svg", "enable_svg", _boolean, "accept SVG originals (off)", switch=True),
     _Option(
         "--signing-key",
@@ -328,8 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="image-factory",
         description="Resize and re-encode images on the fly. Every flag has an "
         "IMAGE_FACTORY_* environment variable; the flag wins.",
-        epilog="image-factory sign URL prints URL with its signature "
-        "(image-factory sign --help).",
+        epilog="image-factory sign URL prints URL with its signature (image-factory sign --help).",
     )
     for option in _OPTIONS:
         if option.switch:

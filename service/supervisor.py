@@ -42,6 +42,8 @@ log = logging.getLogger("service.supervisor")
 
 WORKER_SOCKET_ENV = "IMAGE_FACTORY_WORKER_SOCKET"
 
+# How long the workers may take to stop, beyond their drain: their shutdown
+# grace (22 s) and a margin.
 _STOP_GRACE_SECONDS = 30.0
 # A worker that dies this soon after starting is failing, not crashing once:
 # wait before replacing it so a broken configuration does not spin.
@@ -57,13 +59,18 @@ class _Worker:
 
 
 class _Supervisor:
-    def __init__(self, workers: int, tokens: int, arguments: Sequence[str]) -> None:
+    def __init__(
+        self, workers: int, tokens: int, drain_seconds: float, arguments: Sequence[str]
+    ) -> None:
         self.command = [sys.executable, "-m", "service", *arguments]
         self.tokens = TokenServer(tokens)
+        self.drain_seconds = drain_seconds
         self.selector = selectors.DefaultSelector()
         self.workers: list[_Worker | None] = [None] * workers
         self.restart_at = [0.0] * workers
         self.stopping = False
+        # Passed on to the workers: SIGTERM drains them, SIGINT stops at once.
+        self.stop_signal = signal.SIGTERM
 
     def start(self, slot: int) -> None:
         ours, theirs = socket.socketpair()
@@ -132,11 +139,19 @@ class _Supervisor:
             for slot, worker in enumerate(self.workers):
                 if worker is None and not self.stopping and now >= self.restart_at[slot]:
                     self.start(slot)
-        # Keep granting tokens while the workers finish their in-flight renders.
-        for worker in self.alive():
-            worker.process.send_signal(signal.SIGTERM)  # aiohttp shuts down gracefully
-        deadline = time.monotonic() + _STOP_GRACE_SECONDS
-        while self.alive() and time.monotonic() < deadline:
+        # Keep granting tokens while the workers finish their in-flight
+        # renders; a second signal (now SIGINT) is passed on too.
+        sent: signal.Signals | None = None
+        deadline = 0.0
+        while True:
+            if self.stop_signal != sent:
+                sent = self.stop_signal
+                for worker in self.alive():
+                    worker.process.send_signal(sent)  # aiohttp shuts down gracefully
+                drain = self.drain_seconds if sent == signal.SIGTERM else 0.0
+                deadline = time.monotonic() + drain + _STOP_GRACE_SECONDS
+            if not self.alive() or time.monotonic() >= deadline:
+                break
             self.serve_tokens(_POLL_SECONDS)
             self.reap()
         for worker in self.alive():
@@ -166,22 +181,28 @@ def join_supervisor(environ: MutableMapping[str, str]) -> TokenClient | None:
 
 
 def become_supervisor(
-    workers: int, tokens: int, log_format: str, arguments: Sequence[str]
+    workers: int, tokens: int, drain_seconds: float, log_format: str, arguments: Sequence[str]
 ) -> NoReturn:
     """Replace this process (same PID, same environment) by the lean
     supervisor of ``workers`` processes started with ``arguments``."""
     sys.stdout.flush()
     sys.stderr.flush()
-    command = [sys.executable, "-m", "service.supervisor", str(workers), str(tokens), log_format]
+    command = [
+        sys.executable, "-m", "service.supervisor",
+        str(workers), str(tokens), repr(drain_seconds), log_format,
+    ]  # fmt: skip
     os.execv(sys.executable, [*command, "--", *arguments])  # noqa: S606 - our interpreter
 
 
-def supervise(workers: int, tokens: int, arguments: Sequence[str]) -> int:
+def supervise(workers: int, tokens: int, drain_seconds: float, arguments: Sequence[str]) -> int:
     """Run ``workers`` workers with ``arguments`` until SIGTERM/SIGINT."""
-    supervisor = _Supervisor(workers, tokens, arguments)
+    supervisor = _Supervisor(workers, tokens, drain_seconds, arguments)
 
     def stop(signum: int, frame: FrameType | None) -> None:
+        if supervisor.stopping:
+            signum = signal.SIGINT  # asked twice: no more draining
         supervisor.stopping = True
+        supervisor.stop_signal = signal.Signals(signum)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -189,13 +210,15 @@ def supervise(workers: int, tokens: int, arguments: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m service.supervisor WORKERS TOKENS LOG_FORMAT -- ARGUMENTS``,
+    """``python -m service.supervisor WORKERS TOKENS DRAIN LOG_FORMAT -- ARGUMENTS``,
     as ``become_supervisor`` runs it with settings already validated."""
-    workers, tokens, log_format, separator, *arguments = argv
+    workers, tokens, drain, log_format, separator, *arguments = argv
     if separator != "--":
-        raise SystemExit("usage: python -m service.supervisor WORKERS TOKENS LOG_FORMAT -- ARGS")
+        raise SystemExit(
+            "usage: python -m service.supervisor WORKERS TOKENS DRAIN LOG_FORMAT -- ARGS"
+        )
     configure_logging(log_format)
-    return supervise(int(workers), int(tokens), arguments)
+    return supervise(int(workers), int(tokens), float(drain), arguments)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ def running_service(
     with subprocess.Popen(
         [sys.executable, "-m", "service", "--port", str(port), *arguments],
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        # No drain after SIGTERM (test_shutdown.py tests it): each stop
+        # would wait it out.
+        env={**os.environ, "IMAGE_FACTORY_DRAIN_SECONDS": "0", **(env or {})},
         stdout=stdout,
         stderr=log or stderr,
     ) as process:

@@ -120,3 +120,15 @@ def test_default_concurrency_follows_the_cgroup_cpu_quota(
     cpus = len(os.sched_getaffinity(0))
     assert available_cpus(str(path)) == (min(cpus, expected) if expected else cpus)
     assert available_cpus(str(tmp_path / "missing")) == cpus
+
+
+def test_drain_seconds_may_be_zero_but_a_render_timeout_may_not() -> None:
+    assert Settings.from_sources([], {}).drain_seconds == 3.0
+    assert Settings.from_sources(["--drain-seconds", "0"], {}).drain_seconds == 0.0
+    from_env = Settings.from_sources([], {"IMAGE_FACTORY_DRAIN_SECONDS": "7.5"})
+    assert from_env.drain_seconds == 7.5
+    for bad in ("-1", "abc", "1e3"):
+        with pytest.raises(SettingsError, match="--drain-seconds"):
+            Settings.from_sources(["--drain-seconds", bad], {})
+    with pytest.raises(SettingsError, match="positive number of seconds"):
+        Settings.from_sources(["--render-timeout", "0"], {})

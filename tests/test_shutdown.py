@@ -9,6 +9,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from .conftest import decode
 from .serving import running_service
 
@@ -51,4 +53,42 @@ def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) ->
         assert process.returncode == 0, output.decode(errors="replace")
     assert sorted(results, key=str) == [(1100, 1100), (1200, 1200)], results
     assert list((cache_dir / "tmp").iterdir()) == []
+    assert b"Traceback" not in output
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_drains_with_healthz_503_then_a_second_one_stops(
+    tmp_path: Path, workers: str
+) -> None:
+    """The contract's "/healthz answers 503 once shutdown has begun", seen by
+    a load balancer: during the drain /healthz is 503 on new connections
+    while images are still served; a second SIGTERM ends the (here, ten
+    minute) drain at once."""
+    with running_service(
+        "--cache-dir", str(tmp_path / "cache"), "--workers", workers,
+        env={"IMAGE_FACTORY_DRAIN_SECONDS": "600"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ) as running:  # fmt: skip
+        base, process = running.base, running.process
+        assert _status(f"{base}/healthz") == 200
+        process.send_signal(signal.SIGTERM)
+        polls = 0
+        while _status(f"{base}/healthz") != 503:  # with 2 workers: until both drain
+            polls += 1
+            assert polls < 10_000, "/healthz never turned 503"
+        for _ in range(4):  # whichever worker answers
+            assert _status(f"{base}/healthz") == 503
+        with urllib.request.urlopen(f"{base}/picture/rocket.jpg?w=90", timeout=30) as response:
+            assert decode(response.read()).size[0] == 90
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output.decode(errors="replace")
     assert b"Traceback" not in output
