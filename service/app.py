@@ -29,6 +29,7 @@ from .handlers import (
 from .metrics import Metrics
 from .middleware import count_requests, json_errors, request_ids
 from .pipeline import PIPELINE_REVISION, configure_libvips, libvips_version
+from .protocol_errors import install as answer_protocol_errors_in_json
 from .render_tokens import TokenClient
 from .settings import Settings
 from .sources import OriginalsDirectory
@@ -54,6 +55,7 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
     """The application; ``tokens`` are the supervisor's shared render slots
     when this process is one of several ``--workers``."""
     configure_libvips(enable_svg=settings.enable_svg)
+    answer_protocol_errors_in_json()
     metrics = Metrics()
     app = web.Application(middlewares=[request_ids, count_requests(metrics), json_errors])
     app[SETTINGS] = settings

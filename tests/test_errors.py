@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -137,6 +138,67 @@ async def test_other_methods_are_405(client: Client, method: str) -> None:
     response = await send(client, "/picture/retina.jpg", method=method)
     assert_json_error(response, 405)
     assert "GET" in response.headers["allow"]
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        ("FOO", "/picture/retina.jpg"),  # not a method aiohttp's parser knows
+        ("CONNECT", "/picture/retina.jpg"),
+        ("OPTIONS", "*"),
+        ("POST", "/nothing-here"),
+    ],
+)
+async def test_unknown_and_routeless_methods_are_405(
+    client: Client, method: str, target: str
+) -> None:
+    response = await send(client, target, method=method)
+    assert_json_error(response, 405)
+    assert response.headers["allow"].replace(" ", "") == "GET,HEAD"
+
+
+async def raw_bytes(client: Client, data: bytes) -> RawResponse:
+    assert client.server.host is not None
+    assert client.server.port is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(data)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return RawResponse(int(status_line.split()[1]), headers, body)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "mention"),
+    [
+        (b"GET /picture/retina.jpg?w=" + b"1" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "too long"),
+        (b"GET /picture/retina.jpg HTTP/1.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", "too long"),
+        (b"GET /picture/retina.jpg HTTP/1.1\r\nBad Header: 1\r\n\r\n", "not valid HTTP"),
+        (b"GET /pic\x00ture HTTP/1.1\r\nHost: x\r\n\r\n", "not a valid URL"),
+        (
+            b"POST /picture/retina.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "",
+        ),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", ""),  # TLS to HTTP
+    ],
+)
+async def test_what_the_http_parser_refuses_is_a_json_error_too(
+    client: Client, request_bytes: bytes, mention: str
+) -> None:
+    """Refused before any handler runs, and still one-line JSON with a
+    request id, never aiohttp's plain text quoting the request back."""
+    response = await raw_bytes(client, request_bytes)
+    assert 400 <= response.status < 500
+    assert_json_error(response, response.status, mention)
+    assert b"aaaa" not in response.body
+    assert b"1111" not in response.body
 
 
 async def test_head_has_the_headers_and_no_body(client: Client) -> None:

@@ -1,0 +1,73 @@
+"""Answers for requests that aiohttp refuses before any handler runs.
+
+A malformed request line, an unknown method, a header over 8 KiB, a
+smuggling attempt (``Content-Length`` with ``Transfer-Encoding``): aiohttp's
+parser answers those itself, in plain text that quotes the request back,
+without an ``X-Request-Id``, before any middleware sees them. The contract
+wants every error as one-line JSON with a request id, and ``405`` for any
+method but GET and HEAD; this gives the parser's answers that shape.
+
+aiohttp has no hook for them, so ``install`` wraps
+``RequestHandler.handle_error`` (kept: its logging, and its refusal to
+answer twice on a connection that already sent a response);
+tests/test_errors.py fails if an aiohttp upgrade routes around it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web, web_protocol
+from aiohttp.http_exceptions import (
+    BadHttpMethod,
+    BadStatusLine,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+)
+
+from .middleware import error_response
+
+ALLOWED_METHODS = "GET, HEAD"
+
+# Most specific first: BadHttpMethod is a BadStatusLine.
+_REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (LineTooLong, "the request line or a header is too long"),
+    (InvalidHeader, "a request header is malformed"),
+    (InvalidURLError, "the request target is not a valid URL"),
+    (BadStatusLine, "the request line is not valid HTTP/1.1"),
+)
+
+_original_handle_error = web_protocol.RequestHandler.handle_error
+
+
+def install() -> None:
+    """Make the parser's answers JSON (idempotent; once per process)."""
+    web_protocol.RequestHandler.handle_error = _handle_error  # type: ignore[method-assign]
+
+
+def _handle_error(
+    self: web_protocol.RequestHandler,
+    request: web.BaseRequest,
+    status: int = 500,
+    exc: BaseException | None = None,
+    message: str | None = None,
+) -> web.StreamResponse:
+    _original_handle_error(self, request, status, exc, message)
+    response = answer_for(status, exc)
+    response.force_close()  # as aiohttp's own: the stream may be out of step
+    return response
+
+
+def answer_for(status: int, exc: BaseException | None) -> web.Response:
+    """The JSON answer for a request the parser refused with ``status``."""
+    if isinstance(exc, BadHttpMethod):
+        response = error_response(405, f"only {ALLOWED_METHODS} are served")
+        response.headers["Allow"] = ALLOWED_METHODS
+    elif status >= 500:
+        response = error_response(status, "internal error")
+    else:
+        reason = next((text for kind, text in _REASONS if isinstance(exc, kind)), None)
+        response = error_response(status, reason or "the request is not valid HTTP")
+    response.headers["X-Request-Id"] = uuid.uuid4().hex
+    return response
