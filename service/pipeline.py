@@ -101,7 +101,7 @@ def configure_libvips(*, enable_svg: bool = False) -> None:
 # Bump whenever a change here changes output bytes (save options, colour
 # handling, geometry): it is part of every cache key, so old renders are
 # never served for new ones.
-PIPELINE_REVISION = 4
+PIPELINE_REVISION = 5
 
 
 def libvips_version() -> str:
@@ -478,7 +478,9 @@ def _pad(
     red, green, blue, alpha = request.background
     if image.bands < 3:
         image = image.colourspace("srgb")  # a coloured bg needs colour bands
-    if output.has_alpha:
+    # An opaque image on an opaque background stays opaque: an alpha band
+    # of 255 only makes the file bigger.
+    if output.has_alpha and (image.hasalpha() or alpha < 255):
         if not image.hasalpha():
             image = image.bandjoin(255)
         background: list[float] = [red, green, blue, alpha]

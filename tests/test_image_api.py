@@ -130,6 +130,22 @@ async def test_pad_with_a_translucent_bg_keeps_alpha(client: Client) -> None:
     assert red > 200
 
 
+@pytest.mark.parametrize(
+    ("query", "mode"),
+    [
+        ("exif_landscape_1.jpg?w=300&h=300&fit=pad&format=png", "RGB"),  # opaque on white
+        ("exif_landscape_1.jpg?w=300&h=300&fit=pad&bg=00ff00&format=webp", "RGB"),
+        ("png_rgba_small.png?w=100&h=50&fit=pad&format=png", "RGBA"),  # alpha kept
+        ("exif_landscape_1.jpg?w=300&h=300&fit=pad&bg=00ff0080&format=png", "RGBA"),
+    ],
+)
+async def test_pad_adds_an_alpha_band_only_where_something_is_translucent(
+    client: Client, query: str, mode: str
+) -> None:
+    response = await client.get(f"/picture/{query}")
+    assert decode(await response.read()).mode == mode
+
+
 async def test_pad_into_jpeg_uses_the_bg_colour_opaque(client: Client) -> None:
     image = await render(client, "png_rgba_small.png?w=100&h=50&fit=pad&bg=0000ff&format=jpeg")
     assert image.size == (100, 50)
