@@ -698,10 +698,19 @@ def _icc_profile(image: pyvips.Image) -> bytes:
     return value if isinstance(value, bytes) else b""
 
 
+# libvips' error log reads "unable to call <operation>", then what each
+# step said. A decoder that fails mid-pixels makes the saver fail last
+# ("vips2png: unable to write to target"), which names the wrong culprit;
+# the source's seek retries ("source: bad seek to 3587") say nothing either.
+_NOT_THE_CAUSE = ("vips2", "unable to call", "VipsForeignSave", "source: ")
+
+
 def _describe(error: pyvips.Error) -> str:
-    """A one-line, path-free reason for the client."""
+    """A one-line, path-free reason for the client: the first thing a
+    loader said, else libvips' last line."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    detail = lines[-1] if lines else "decode failed"
+    said = [line for line in lines if not line.startswith(_NOT_THE_CAUSE)]
+    detail = said[0] if said else (lines[-1] if lines else "decode failed")
     # libvips prefixes messages with the file name or descriptor; drop it.
     detail = detail.rsplit(": ", 1)[-1]
     return f"the original could not be decoded ({detail[:120]})"

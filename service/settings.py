@@ -202,7 +202,7 @@ def _quality_list(text: str) -> dict[OutputFormat, int]:
         name, sep, value = item.partition("=")
         fmt = FORMAT_NAMES.get(name.strip().lower())
         if not sep or fmt is None or not fmt.uses_quality:
-            raise ValueError(f"expected e.g. jpeg=80,webp=80,avif=55, got {item.strip()!r}")
+            raise ValueError(f"expected e.g. jpeg=80,webp=80,avif=60, got {item.strip()!r}")
         number = _integer(value)
         if not 1 <= number <= 100:
             raise ValueError(f"quality for {name.strip()} must be from 1 to 100, got {value!r}")

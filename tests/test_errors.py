@@ -256,6 +256,14 @@ async def test_late_failing_decoder_never_sends_a_200(client: Client) -> None:
     assert_json_error(response, 422)
 
 
+async def test_a_decoder_failing_mid_pixels_is_named_not_the_saver(client: Client) -> None:
+    """OJPEG TIFFs fail only when their strips are read, inside the PNG
+    save; the reason is the decoder's, not "unable to write to target"."""
+    response = await send(client, "/picture/tiff_oldjpeg_strip.tif?w=50&format=png")
+    assert_json_error(response, 422, "Old-style JPEG")
+    assert "target" not in str(response.json()["error"])
+
+
 async def test_unknown_route_is_a_json_404(client: Client) -> None:
     response = await send(client, "/nothing-here")
     assert_json_error(response, 404)
