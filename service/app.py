@@ -85,8 +85,10 @@ def drain_on_sigterm(app: web.Application) -> None:
     first makes /healthz answer 503 for ``--drain-seconds`` while every other
     request is served as before, then stops the server as aiohttp's own
     handler would. Without the drain, the listener closed at once and no
-    load balancer could ever see the 503. A second SIGTERM, or SIGINT (an
-    operator at a terminal), stops at once."""
+    load balancer could ever see the 503. SIGINT (an operator at a
+    terminal; the supervisor's answer to a second SIGTERM) stops at once. A
+    repeated SIGTERM does not: a signal to the whole process group reaches
+    a worker twice, straight and through the supervisor."""
 
     async def install(app: web.Application) -> None:
         # on_startup runs after aiohttp installed its handlers: this replaces
@@ -99,7 +101,9 @@ def drain_on_sigterm(app: web.Application) -> None:
             raise GracefulExit()
 
         def on_sigterm() -> None:
-            if lifecycle.draining or seconds <= 0:
+            if lifecycle.draining:
+                return
+            if seconds <= 0:
                 stop()
             lifecycle.draining = True
             log.info("SIGTERM: /healthz answers 503; accepting stops in %g s", seconds)

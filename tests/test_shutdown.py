@@ -64,14 +64,22 @@ def _status(url: str) -> int:
         return error.code
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_sigterm_drains_with_healthz_503_then_a_second_one_stops(
-    tmp_path: Path, workers: str
+@pytest.mark.parametrize(
+    ("workers", "first", "second"),
+    [
+        # alone: a second SIGTERM is ignored, SIGINT ends the drain
+        ("1", [signal.SIGTERM, signal.SIGTERM], signal.SIGINT),
+        # the supervisor: the second SIGTERM ends it (as SIGINT to the workers)
+        ("2", [signal.SIGTERM], signal.SIGTERM),
+    ],
+)
+def test_sigterm_drains_with_healthz_503_until_told_to_stop(
+    tmp_path: Path, workers: str, first: list[signal.Signals], second: signal.Signals
 ) -> None:
     """The contract's "/healthz answers 503 once shutdown has begun", seen by
     a load balancer: during the drain /healthz is 503 on new connections
-    while images are still served; a second SIGTERM ends the (here, ten
-    minute) drain at once."""
+    while images are still served, until the (here, ten minute) drain is
+    cut short."""
     with running_service(
         "--cache-dir", str(tmp_path / "cache"), "--workers", workers,
         env={"IMAGE_FACTORY_DRAIN_SECONDS": "600"},
@@ -79,7 +87,8 @@ def test_sigterm_drains_with_healthz_503_then_a_second_one_stops(
     ) as running:  # fmt: skip
         base, process = running.base, running.process
         assert _status(f"{base}/healthz") == 200
-        process.send_signal(signal.SIGTERM)
+        for signum in first:
+            process.send_signal(signum)
         polls = 0
         while _status(f"{base}/healthz") != 503:  # with 2 workers: until both drain
             polls += 1
@@ -88,7 +97,8 @@ def test_sigterm_drains_with_healthz_503_then_a_second_one_stops(
             assert _status(f"{base}/healthz") == 503
         with urllib.request.urlopen(f"{base}/picture/rocket.jpg?w=90", timeout=30) as response:
             assert decode(response.read()).size[0] == 90
-        process.send_signal(signal.SIGTERM)
+        assert process.poll() is None  # still draining
+        process.send_signal(second)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output.decode(errors="replace")
     assert b"Traceback" not in output
