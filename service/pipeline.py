@@ -177,12 +177,13 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         image = _flatten(image, output, request.background)
         png_options = _png_options(output, original, header, source_fd)
         _save(image, output, request, target_fd, deadline, png_options=png_options)
-    except pyvips.Error as error:
+    except (pyvips.Error, UnicodeDecodeError) as error:
+        reason = _describe(error)
         if deadline.killed or deadline.passed():
             raise RenderTimeout(
                 f"the render took longer than {request.timeout_seconds:g} s"
             ) from error
-        raise UnprocessableImage(_describe(error)) from error
+        raise UnprocessableImage(reason) from error
     return RenderResult(
         format=output, width=image.width, height=image.height // frames, frames=frames
     )
@@ -247,7 +248,8 @@ def _load_header(descriptor: int) -> pyvips.Image:
     try:
         # Header only: no pixels are decoded until the image is used.
         return pyvips.Image.new_from_source(source, "", access="sequential")
-    except pyvips.Error as error:
+    except (pyvips.Error, UnicodeDecodeError) as error:
+        _describe(error)  # clears what pyvips could not
         raise UnprocessableImage("the original is not an image in a supported format") from error
 
 
@@ -705,10 +707,21 @@ def _icc_profile(image: pyvips.Image) -> bytes:
 _NOT_THE_CAUSE = ("vips2", "unable to call", "VipsForeignSave", "source: ")
 
 
-def _describe(error: pyvips.Error) -> str:
+def _describe(error: pyvips.Error | UnicodeDecodeError) -> str:
     """A one-line, path-free reason for the client: the first thing a
-    loader said, else libvips' last line."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    loader said, else libvips' last line.
+
+    A UnicodeDecodeError is pyvips failing to build its Error: a decoder
+    quoted raw bytes of the original in its message (libheif: a box named
+    b"\\x80mir"). pyvips then never cleared libvips' error buffer, and every
+    later failure of any request would trip over the same bytes (a 500):
+    read it leniently here and clear it."""
+    if isinstance(error, UnicodeDecodeError):
+        text = pyvips.ffi.string(pyvips.vips_lib.vips_error_buffer()).decode("utf-8", "replace")
+        pyvips.vips_lib.vips_error_clear()
+    else:
+        text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     said = [line for line in lines if not line.startswith(_NOT_THE_CAUSE)]
     detail = said[0] if said else (lines[-1] if lines else "decode failed")
     # libvips prefixes messages with the file name or descriptor; drop it.

@@ -264,6 +264,24 @@ async def test_a_decoder_failing_mid_pixels_is_named_not_the_saver(client: Clien
     assert "target" not in str(response.json()["error"])
 
 
+async def test_a_decoder_message_that_is_not_utf8_is_a_422_and_leaves_no_trace(
+    client: Client, originals: Path
+) -> None:
+    """libheif quotes a corrupt box's name, raw bytes and all; pyvips could not
+    decode that message and left it in libvips' error buffer, so this file
+    and every later failure of any request were 500s."""
+    avif = bytearray((originals / "avif_irot1.avif").read_bytes())
+    avif[avif.index(b"imir")] = 0x80
+    (originals / "poison.avif").write_bytes(bytes(avif))
+    truncated = (originals / "retina.jpg").read_bytes()
+    (originals / "cut.jpg").write_bytes(truncated[: len(truncated) // 2])
+    for attempt in range(2):
+        assert_json_error(await send(client, f"/picture/poison.avif?w={90 + attempt}"), 422)
+        assert_json_error(await send(client, f"/picture/cut.jpg?w={90 + attempt}"), 422)
+    fine = await send(client, "/picture/avif_irot1.avif?w=40")
+    assert fine.status == 200
+
+
 async def test_unknown_route_is_a_json_404(client: Client) -> None:
     response = await send(client, "/nothing-here")
     assert_json_error(response, 404)
