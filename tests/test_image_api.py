@@ -4,6 +4,7 @@ colour management, presets."""
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
@@ -348,3 +349,42 @@ def test_a_bad_presets_file_is_a_start_up_error(tmp_path: Path) -> None:
     path.write_text('[thumb]\nw = "huge"\n')
     with pytest.raises(SettingsError, match="thumb"):
         Settings.from_sources(["--presets", str(path)], {})
+
+
+@pytest.fixture(scope="module")
+def long_animation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """100 flat-coloured frames of 1000x1000: a small file (made with
+    Pillow, in a second), but every frame is a full decode."""
+    images = [
+        Image.new("RGB", (1000, 1000), (index * 2, 255 - index * 2, 64)) for index in range(100)
+    ]
+    path = tmp_path_factory.mktemp("animation") / "long.gif"
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("query", "size"),
+    [("w=1&h=1&fit=cover", (1, 1)), ("w=40&h=20&fit=cover&gravity=north", (40, 20))],
+)
+async def test_an_animated_cover_stays_within_its_time_limit(
+    make_client: MakeClient,
+    originals: Path,
+    long_animation: Path,
+    query: str,
+    size: tuple[int, int],
+) -> None:
+    """Shaping each frame with thumbnail_image(crop=) decoded the GIF from
+    its first frame again for every frame, while the pipeline was still
+    being built, where the deadline cannot stop it: 100 frames of 1000x1000
+    took 29 s here and ran on long after the 504. Cropped lazily, they take
+    about 1 s, well inside a 15 s limit (and a 504 fails this test)."""
+    shutil.copy(long_animation, originals / "long.gif")
+    client = await make_client(render_timeout=15.0)
+    response = await client.get(f"/picture/long.gif?{query}")
+    assert response.status == 200, await response.text()
+    shown = frames(await response.read())
+    assert len(shown) > 1  # GIF merges neighbours that quantise alike
+    assert {frame.size for frame in shown} == {size}
+    first = shown[0].convert("RGB").getpixel((0, 0))
+    assert first == pytest.approx((0, 255, 64), abs=12)  # frame 0's colour comes first
