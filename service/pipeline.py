@@ -69,6 +69,14 @@ _DRAWN_MAX_COMPRESSION = 0.1
 # render under ~260 MB and still takes phone panoramas (16128 x 4032).
 MAX_SOURCE_SIDE = 32_768
 
+# The most scans a progressive JPEG may have. libjpeg decodes every scan
+# before the first pixel comes out, out of the render deadline's reach, and
+# a crafted file is all scans of nothing (EOB runs): 2,647 of them in 959 KB
+# held a render slot for 73 s at 100 MP. Encoders write 10 (libjpeg's
+# default script) or fewer; libjpeg-turbo's own fuzzers stop at 500.
+MAX_JPEG_SCANS = 256
+_SCAN_CHUNK_BYTES = 1 << 20
+
 # What a HEIF/AVIF decode holds per pixel and byte of sample (see
 # _whole_image_bytes).
 _HEIF_BYTES_PER_PIXEL = 18
@@ -174,6 +182,7 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         output = _choose_output(request, header, original)
         frames = _frames_to_render(request, original, output)
         _check_limits(request, original, frames)
+        _check_scans(header, source_fd)
         _decode_need(request, header)
         image = _resize(request, header, original, source_fd, frames)
         image = _to_srgb(image)
@@ -205,6 +214,7 @@ def decode_memory(source_fd: int, request: RenderRequest | None = None) -> int:
         if request is None:
             return _whole_image_bytes(header)
         _check_limits(request, _describe_original(header, request.allow_svg), frames=1)
+        _check_scans(header, source_fd)
         return _decode_need(request, header)
     except UnprocessableImage:  # SourceTooLarge included
         return 0
@@ -333,6 +343,49 @@ def _check_limits(request: RenderRequest, original: _Original, frames: int) -> N
             f"the original has {pixels} pixels to process, over the limit of "
             f"{request.max_source_pixels}"
         )
+
+
+def _check_scans(header: pyvips.Image, descriptor: int) -> None:
+    """Refuse a JPEG in more scans than MAX_JPEG_SCANS (progressive or
+    otherwise multi-scan ones only: a baseline JPEG has one)."""
+    if str(header.get("vips-loader")) != "jpegload_source":
+        return
+    if not (_int_field(header, "interlaced", 0) or _int_field(header, "jpeg-multiscan", 0)):
+        return
+    scans = jpeg_scans(descriptor)
+    if scans > MAX_JPEG_SCANS:
+        raise SourceTooLarge(
+            f"the original is a JPEG in {scans} scans, over the limit of {MAX_JPEG_SCANS}"
+        )
+
+
+def jpeg_scans(descriptor: int) -> int:
+    """The start-of-scan markers of the JPEG open at ``descriptor``.
+
+    The segments before the first scan are skipped by their lengths (an ICC
+    profile or EXIF thumbnail may hold any bytes); after it, every 0xFFDA
+    starts a scan, because entropy-coded data stuffs each 0xFF with a zero.
+    (A Huffman table between scans could hold the pair by chance: a
+    miscount of one, far under the limit.) Reads in 1 MiB chunks."""
+    position = 2  # after SOI
+    while True:
+        head = os.pread(descriptor, 4, position)
+        if len(head) < 4 or head[0] != 0xFF:
+            return 0  # no scan where one should be: libjpeg will say why
+        marker = head[1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xDA:
+            break
+        position += 2 + int.from_bytes(head[2:4], "big")
+    count, carry = 1, b""
+    position += 2
+    while chunk := os.pread(descriptor, _SCAN_CHUNK_BYTES, position):
+        count += (carry + chunk).count(b"\xff\xda")
+        carry = chunk[-1:]
+        position += len(chunk)
+    return count
 
 
 def _decode_need(request: RenderRequest, header: pyvips.Image) -> int:

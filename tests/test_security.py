@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from service.handlers import RENDERS
+from service.pipeline import jpeg_scans
 from service.signing import sign_url, signature, split_signature, verify
 
 from .conftest import Client, MakeClient, decode
@@ -48,6 +49,44 @@ async def test_source_byte_limit(originals: Path, make_client: MakeClient) -> No
     response = await client.get("/picture/retina.jpg?w=10")  # 270 kB
     assert response.status == 422
     assert "bytes" in (await response.json())["error"]
+
+
+def progressive_jpeg(path: Path, extra_scans: int) -> None:
+    """A real progressive JPEG (10 scans) with ``extra_scans`` empty scans
+    appended, as a scan flood is: libjpeg would decode them all before the
+    first pixel, out of reach of the render's deadline."""
+    image = Image.effect_noise((64, 64), 40).convert("RGB")
+    image.save(path, "JPEG", progressive=True, quality=80)
+    data = path.read_bytes()
+    assert data.endswith(b"\xff\xd9")
+    scan = b"\xff\xda\x00\x08\x01\x01\x00\x01\x01\x00" + b"\x00"
+    path.write_bytes(data[:-2] + scan * extra_scans + b"\xff\xd9")
+
+
+async def test_a_jpeg_in_hundreds_of_scans_is_refused_from_its_markers(
+    client: Client, originals: Path
+) -> None:
+    progressive_jpeg(originals / "flood.jpg", extra_scans=300)
+    refused = await client.get("/picture/flood.jpg?w=32")
+    assert refused.status == 422
+    assert "scans" in (await refused.json())["error"]
+    progressive_jpeg(originals / "plain.jpg", extra_scans=0)
+    served = await client.get("/picture/plain.jpg?w=32")
+    assert served.status == 200
+    assert decode(await served.read()).size == (32, 32)
+
+
+def test_scans_are_counted_past_the_header_segments(tmp_path: Path) -> None:
+    """A comment (or ICC profile, or EXIF thumbnail) may hold the marker's
+    bytes: only what follows the first scan counts."""
+    path = tmp_path / "commented.jpg"
+    image = Image.effect_noise((64, 64), 40).convert("RGB")
+    image.save(path, "JPEG", progressive=True, comment=b"\xff\xda" * 50)
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        assert jpeg_scans(descriptor) == 10  # Pillow's (libjpeg's) default script
+    finally:
+        os.close(descriptor)
 
 
 async def test_pixel_limit_counts_frames(make_client: MakeClient) -> None:
