@@ -7,10 +7,13 @@ without an ``X-Request-Id``, before any middleware sees them. The contract
 wants every error as one-line JSON with a request id, and ``405`` for any
 method but GET and HEAD; this gives the parser's answers that shape.
 
-aiohttp has no hook for them, so ``install`` wraps
-``RequestHandler.handle_error`` (kept: its logging, and its refusal to
-answer twice on a connection that already sent a response);
-tests/test_errors.py fails if an aiohttp upgrade routes around it.
+aiohttp has no hook for them, so ``install`` replaces
+``RequestHandler.handle_error`` (keeping its refusal to answer twice on a
+connection that already sent a response); tests/test_errors.py fails if an
+aiohttp upgrade routes around it. A refused request is the client's fault:
+it is logged at debug level (aiohttp logged each with a traceback at error
+level, a megabyte a second under a flood of them), a 5xx still with its
+traceback.
 """
 
 from __future__ import annotations
@@ -38,8 +41,6 @@ _REASONS: tuple[tuple[type[Exception], str], ...] = (
     (BadStatusLine, "the request line is not valid HTTP/1.1"),
 )
 
-_original_handle_error = web_protocol.RequestHandler.handle_error
-
 
 def install() -> None:
     """Make the parser's answers JSON (idempotent; once per process)."""
@@ -53,7 +54,13 @@ def _handle_error(
     exc: BaseException | None = None,
     message: str | None = None,
 ) -> web.StreamResponse:
-    _original_handle_error(self, request, status, exc, message)
+    if status >= 500:
+        self.log_exception("Error handling request from %s", request.remote, exc_info=exc)
+    else:
+        self.logger.debug("refused a request from %s: %r", request.remote, exc)
+    if request.writer.output_size > 0:
+        # As aiohttp's own: part of a response went out, the stream is broken.
+        raise ConnectionError("a response was already being sent")
     response = answer_for(status, exc)
     response.force_close()  # as aiohttp's own: the stream may be out of step
     return response

@@ -296,3 +296,13 @@ async def test_refusals_leave_the_cache_intact(client: Client, originals: Path) 
     again = await client.get("/picture/retina.jpg?w=120")
     assert again.headers["X-Cache"] == "HIT"
     assert await again.read() == body
+
+
+async def test_refused_requests_leave_no_traceback_in_the_log(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A flood of malformed requests must not flood the log with tracebacks."""
+    response = await raw_bytes(client, b"GET /picture/retina.jpg HTTP/1.1\r\nBad Header: 1\r\n\r\n")
+    assert response.status == 400
+    assert not [record for record in caplog.records if record.exc_info]
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
