@@ -21,10 +21,15 @@ class RawResponse:
 async def raw_request(
     host: str, port: int, target: str, method: str = "GET", headers: dict[str, str] | None = None
 ) -> RawResponse:
-    reader, writer = await asyncio.open_connection(host, port)
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    return await raw_exchange(host, port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+
+async def raw_exchange(host: str, port: int, request: bytes) -> RawResponse:
+    """Send ``request``, byte for byte, and read the answer to the end."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(request)
     await writer.drain()
     data = await reader.read()
     writer.close()

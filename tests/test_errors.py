@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
 from .conftest import Client, MakeClient
-from .rawhttp import RawResponse, raw_request
+from .rawhttp import RawResponse, raw_exchange, raw_request
 
 
 async def send(client: Client, target: str, method: str = "GET") -> RawResponse:
@@ -160,18 +159,7 @@ async def test_unknown_and_routeless_methods_are_405(
 async def raw_bytes(client: Client, data: bytes) -> RawResponse:
     assert client.server.host is not None
     assert client.server.port is not None
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(data)
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return RawResponse(int(status_line.split()[1]), headers, body)
+    return await raw_exchange(client.server.host, client.server.port, data)
 
 
 @pytest.mark.parametrize(
