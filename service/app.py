@@ -77,6 +77,7 @@ async def _begin_draining(app: web.Application) -> None:
     """Runs once the listening sockets are closed, before in-flight requests
     are awaited (on SIGINT, or after the drain of a SIGTERM)."""
     app[LIFECYCLE].draining = True
+    app[LIFECYCLE].stopping = True  # a drain's timer, still pending, must not stop again
     log.info("shutting down: finishing in-flight requests")
 
 
@@ -86,22 +87,28 @@ def drain_on_sigterm(app: web.Application) -> None:
     request is served as before, then stops the server as aiohttp's own
     handler would. Without the drain, the listener closed at once and no
     load balancer could ever see the 503. SIGINT (an operator at a
-    terminal; the supervisor's answer to a second SIGTERM) stops at once. A
-    repeated SIGTERM does not: a signal to the whole process group reaches
-    a worker twice, straight and through the supervisor."""
+    terminal; the supervisor's answer to a second SIGTERM) stops at once.
+
+    Each stop happens once: a signal to the whole process group reaches a
+    worker twice (straight and through the supervisor), and a second
+    GracefulExit raised into aiohttp's cleanup would abandon in-flight
+    requests and skip closing the cache."""
 
     async def install(app: web.Application) -> None:
-        # on_startup runs after aiohttp installed its handlers: this replaces
-        # its SIGTERM one and keeps its SIGINT one.
+        # on_startup runs after aiohttp installed its handlers: these
+        # replace them.
         loop = asyncio.get_running_loop()
         lifecycle = app[LIFECYCLE]
         seconds = app[SETTINGS].drain_seconds
 
         def stop() -> None:
+            if lifecycle.stopping:
+                return
+            lifecycle.stopping = True
             raise GracefulExit()
 
         def on_sigterm() -> None:
-            if lifecycle.draining:
+            if lifecycle.draining or lifecycle.stopping:
                 return
             if seconds <= 0:
                 stop()
@@ -110,6 +117,7 @@ def drain_on_sigterm(app: web.Application) -> None:
             loop.call_later(seconds, stop)
 
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        loop.add_signal_handler(signal.SIGINT, stop)
 
     app.on_startup.append(install)
 

@@ -29,10 +29,12 @@ METRICS = web.AppKey("metrics", Metrics)
 
 
 class Lifecycle:
-    """Whether the process is draining: set once shutdown has begun."""
+    """Whether the process is draining (/healthz says 503: set once shutdown
+    has begun) and whether it is stopping (no longer accepting)."""
 
     def __init__(self) -> None:
         self.draining = False
+        self.stopping = False
 
 
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

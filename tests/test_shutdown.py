@@ -102,3 +102,45 @@ def test_sigterm_drains_with_healthz_503_until_told_to_stop(
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output.decode(errors="replace")
     assert b"Traceback" not in output
+
+
+def test_sigint_during_a_drain_still_finishes_in_flight_renders(tmp_path: Path) -> None:
+    """SIGINT ends a drain at once, but the drain's own timer, still pending,
+    fired into aiohttp's cleanup a second stop that abandoned the requests
+    in flight and skipped closing the cache (exit 1). Five AVIF renders
+    queued on one slot outlast the 0.2 s drain."""
+    with running_service(
+        "--cache-dir", str(tmp_path / "cache"), "--concurrency", "1",
+        env={"IMAGE_FACTORY_DRAIN_SECONDS": "0.2"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ) as running:  # fmt: skip
+        base, process = running.base, running.process
+        results: list[object] = []
+
+        def fetch(width: int) -> None:
+            url = f"{base}/picture/retina.jpg?w={width}&format=avif&q=90"
+            try:
+                with urllib.request.urlopen(url, timeout=60) as response:
+                    results.append(decode(response.read()).size)
+            except (urllib.error.URLError, OSError) as error:
+                results.append(error)
+
+        widths = (1000, 1050, 1100, 1150, 1200)
+        threads = [threading.Thread(target=fetch, args=(w,)) for w in widths]
+        for thread in threads:
+            thread.start()
+        polls = 0
+        while True:  # all five accepted: one rendering, four queued
+            polls += 1
+            assert polls < 10_000, "the renders never started"
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                if "image_factory_renders_in_flight 5.0" in response.read().decode():
+                    break
+        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGINT)
+        for thread in threads:
+            thread.join(timeout=120)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output.decode(errors="replace")
+    assert sorted(results, key=str) == sorted(((w, w) for w in widths), key=str), results
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
