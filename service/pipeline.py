@@ -76,6 +76,11 @@ MAX_SOURCE_SIDE = 32_768
 # default script) or fewer; libjpeg-turbo's own fuzzers stop at 500.
 MAX_JPEG_SCANS = 256
 _SCAN_CHUNK_BYTES = 1 << 20
+_FILL_BLOCK_BYTES = 1 << 16
+# Real JPEGs have tens of segments before their first scan.
+_MAX_HEADER_SEGMENTS = 1024
+# Stuffing (0x00), TEM, SOI, EOI and the restart markers carry no length.
+_MARKERS_WITHOUT_LENGTH = frozenset({0x00, 0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)})
 
 # What a HEIF/AVIF decode holds per pixel and byte of sample (see
 # _whole_image_bytes).
@@ -346,46 +351,62 @@ def _check_limits(request: RenderRequest, original: _Original, frames: int) -> N
 
 
 def _check_scans(header: pyvips.Image, descriptor: int) -> None:
-    """Refuse a JPEG in more scans than MAX_JPEG_SCANS (progressive or
-    otherwise multi-scan ones only: a baseline JPEG has one)."""
-    if str(header.get("vips-loader")) != "jpegload_source":
+    """Refuse a JPEG in more scans than MAX_JPEG_SCANS: a progressive or
+    otherwise multi-scan one as libjpeg reports it, and every Ultra HDR one
+    (libultrahdr decodes its main image with libjpeg too)."""
+    loader = str(header.get("vips-loader"))
+    if loader == "jpegload_source":
+        if not (_int_field(header, "interlaced", 0) or _int_field(header, "jpeg-multiscan", 0)):
+            return
+    elif loader != "uhdrload_source":
         return
-    if not (_int_field(header, "interlaced", 0) or _int_field(header, "jpeg-multiscan", 0)):
-        return
-    scans = jpeg_scans(descriptor)
+    scans = jpeg_scans(descriptor, stop_after=MAX_JPEG_SCANS)
     if scans > MAX_JPEG_SCANS:
         raise SourceTooLarge(
-            f"the original is a JPEG in {scans} scans, over the limit of {MAX_JPEG_SCANS}"
+            f"the original is a JPEG in over {MAX_JPEG_SCANS} scans, the limit"
         )
 
 
-def jpeg_scans(descriptor: int) -> int:
-    """The start-of-scan markers of the JPEG open at ``descriptor``.
+def jpeg_scans(descriptor: int, *, stop_after: int | None = None) -> int:
+    """The start-of-scan markers (0xFFDA) of the JPEG open at ``descriptor``,
+    counting stopped once past ``stop_after``.
 
-    The segments before the first scan are skipped by their lengths (an ICC
-    profile or EXIF thumbnail may hold any bytes); after it, every 0xFFDA
-    starts a scan, because entropy-coded data stuffs each 0xFF with a zero.
-    (A Huffman table between scans could hold the pair by chance: a
-    miscount of one, far under the limit.) Reads in 1 MiB chunks."""
-    position = 2  # after SOI
-    while True:
-        head = os.pread(descriptor, 4, position)
-        if len(head) < 4 or head[0] != 0xFF:
-            return 0  # no scan where one should be: libjpeg will say why
-        marker = head[1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        if marker == 0xDA:
-            break
-        position += 2 + int.from_bytes(head[2:4], "big")
-    count, carry = 1, b""
-    position += 2
+    Counted at C speed, in 1 MiB chunks, from the end of the metadata
+    segments on: entropy-coded data never holds the pair (it stuffs each
+    0xFF with a zero), but an ICC profile or EXIF block may (a 400 KB
+    profile in the test corpus holds 43). Between scans a table could hold it by chance: an extra count,
+    far under the limit."""
+    count, carry, position = 0, b"", _scans_start(descriptor)
     while chunk := os.pread(descriptor, _SCAN_CHUNK_BYTES, position):
         count += (carry + chunk).count(b"\xff\xda")
+        if stop_after is not None and count > stop_after:
+            break
         carry = chunk[-1:]
         position += len(chunk)
     return count
+
+
+def _scans_start(descriptor: int) -> int:
+    """Where the scans may begin: past the segments before the first scan,
+    walked by their lengths as long as they are well formed. Anything else
+    (junk, which libjpeg skips with a warning; a marker without a length;
+    the first scan) ends the walk there, and everything from there on is
+    counted."""
+    position = 2  # after SOI
+    for _ in range(_MAX_HEADER_SEGMENTS):
+        head = os.pread(descriptor, 4, position)
+        if len(head) < 4 or head[0] != 0xFF:
+            return position
+        marker = head[1]
+        if marker == 0xFF:  # fill bytes: skip the run, up to its last 0xFF
+            run = os.pread(descriptor, _FILL_BLOCK_BYTES, position)
+            fill = len(run) - len(run.lstrip(b"\xff"))
+            position += fill if fill == len(run) else fill - 1
+            continue
+        if marker in _MARKERS_WITHOUT_LENGTH or marker == 0xDA:
+            return position
+        position += 2 + int.from_bytes(head[2:4], "big")
+    return position
 
 
 def _decode_need(request: RenderRequest, header: pyvips.Image) -> int:

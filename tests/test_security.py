@@ -51,22 +51,30 @@ async def test_source_byte_limit(originals: Path, make_client: MakeClient) -> No
     assert "bytes" in (await response.json())["error"]
 
 
-def progressive_jpeg(path: Path, extra_scans: int) -> None:
+def progressive_jpeg(path: Path, extra_scans: int, before_first_scan: bytes = b"") -> None:
     """A real progressive JPEG (10 scans) with ``extra_scans`` empty scans
     appended, as a scan flood is: libjpeg would decode them all before the
-    first pixel, out of reach of the render's deadline."""
+    first pixel, out of reach of the render's deadline. ``before_first_scan``
+    goes in front of its first scan (libjpeg skips junk and fill bytes)."""
     image = Image.effect_noise((64, 64), 40).convert("RGB")
     image.save(path, "JPEG", progressive=True, quality=80)
     data = path.read_bytes()
     assert data.endswith(b"\xff\xd9")
+    first_scan = data.index(b"\xff\xda")
+    data = data[:first_scan] + before_first_scan + data[first_scan:]
     scan = b"\xff\xda\x00\x08\x01\x01\x00\x01\x01\x00" + b"\x00"
     path.write_bytes(data[:-2] + scan * extra_scans + b"\xff\xd9")
 
 
+@pytest.mark.parametrize(
+    "before_first_scan",
+    [b"", b"junk", b"\xff" * 70_000, b"\xff\xd0", b"\xff\xfe\x00\x04\xff\xda"],
+    ids=["plain", "junk", "fill", "restart-marker", "comment-with-the-marker"],
+)
 async def test_a_jpeg_in_hundreds_of_scans_is_refused_from_its_markers(
-    client: Client, originals: Path
+    client: Client, originals: Path, before_first_scan: bytes
 ) -> None:
-    progressive_jpeg(originals / "flood.jpg", extra_scans=300)
+    progressive_jpeg(originals / "flood.jpg", extra_scans=300, before_first_scan=before_first_scan)
     refused = await client.get("/picture/flood.jpg?w=32")
     assert refused.status == 422
     assert "scans" in (await refused.json())["error"]
