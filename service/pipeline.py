@@ -374,8 +374,8 @@ def jpeg_scans(descriptor: int, *, stop_after: int | None = None) -> int:
     Counted at C speed, in 1 MiB chunks, from the end of the metadata
     segments on: entropy-coded data never holds the pair (it stuffs each
     0xFF with a zero), but an ICC profile or EXIF block may (a 400 KB
-    profile in the test corpus holds 43). Between scans a table could hold it by chance: an extra count,
-    far under the limit."""
+    profile in the test corpus holds 43). Between scans a table could hold
+    it by chance: an extra count, far under the limit."""
     count, carry, position = 0, b"", _scans_start(descriptor)
     while chunk := os.pread(descriptor, _SCAN_CHUNK_BYTES, position):
         count += (carry + chunk).count(b"\xff\xda")
