@@ -362,9 +362,7 @@ def _check_scans(header: pyvips.Image, descriptor: int) -> None:
         return
     scans = jpeg_scans(descriptor, stop_after=MAX_JPEG_SCANS)
     if scans > MAX_JPEG_SCANS:
-        raise SourceTooLarge(
-            f"the original is a JPEG in over {MAX_JPEG_SCANS} scans, the limit"
-        )
+        raise SourceTooLarge(f"the original is a JPEG in over {MAX_JPEG_SCANS} scans, the limit")
 
 
 def jpeg_scans(descriptor: int, *, stop_after: int | None = None) -> int:
