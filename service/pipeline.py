@@ -189,7 +189,7 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
         _check_limits(request, original, frames)
         _check_scans(header, source_fd)
         _decode_need(request, header)
-        image = _resize(request, header, original, source_fd, frames)
+        image = _resize(request, header, original, source_fd, frames, deadline=deadline)
         image = _to_srgb(image)
         image = _pad(image, request, output, original, frames)
         image = _flatten(image, output, request.background)
@@ -426,6 +426,8 @@ def _resize(
     original: _Original,
     descriptor: int,
     frames: int,
+    *,
+    deadline: _Deadline,
 ) -> pyvips.Image:
     """Shrink-on-load to the requested geometry (the fit modes live here)."""
     width, height = request.width, request.height
@@ -447,6 +449,8 @@ def _resize(
             # Each frame's shaping reads a little of its neighbours, and the
             # GIF loader decodes from the start again for each step back:
             # 100 frames of 1000x1000 to 50x50 took 7.9 s, 2.0 s from memory.
+            # The copy is computed here, so the deadline watches it too.
+            deadline.watch(strip)
             strip = strip.copy_memory()
         if request.fit is Fit.COVER:
             # A smart crop per frame would make the crop jump between frames.
@@ -637,8 +641,7 @@ def _save(
     # libvips reports progress while it computes pixels; past the deadline
     # we kill the pipeline. (An encoder busy with a frame, AVIF's, finishes
     # that frame first: the effort default keeps that bounded.)
-    image.set_progress(True)
-    image.signal_connect("eval", deadline.check)
+    deadline.watch(image)
     try:
         image.write_to_target(target, output.suffix, **options)
     except pyvips.Error:
@@ -712,6 +715,11 @@ class _Deadline:
 
     def passed(self) -> bool:
         return time.monotonic() > self.expires
+
+    def watch(self, image: pyvips.Image) -> None:
+        """Stop ``image``'s computation once the deadline has passed."""
+        image.set_progress(True)
+        image.signal_connect("eval", self.check)
 
     def check(self, image: pyvips.Image, progress: object) -> None:
         """libvips' ``eval`` signal handler: must not raise into libvips."""
