@@ -128,7 +128,10 @@ async def _render_service(
     settings = app[SETTINGS]
     metrics = app[METRICS]
     cache = DiskCache(
-        settings.cache_dir, settings.cache_max_bytes, on_evict=metrics.cache_evictions.inc
+        settings.cache_dir,
+        settings.cache_max_bytes,
+        on_evict=metrics.cache_evictions.inc,
+        on_reopen=metrics.cache_errors.inc,
     )
     try:
         await asyncio.get_running_loop().run_in_executor(None, cache.open)

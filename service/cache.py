@@ -109,11 +109,13 @@ class DiskCache:
         *,
         clock: Callable[[], float] = time.time,
         on_evict: Callable[[int], None] = lambda count: None,
+        on_reopen: Callable[[], None] = lambda: None,
     ) -> None:
         self.directory = os.path.abspath(directory)
         self.max_bytes = max_bytes
         self._clock = clock  # recency timestamps; tests pass a counter
         self._on_evict = on_evict
+        self._on_reopen = on_reopen  # the directory was deleted or replaced
         self._objects = os.path.join(self.directory, "objects")
         self._tmp = os.path.join(self.directory, "tmp")
         self._index_path = os.path.join(self.directory, "index.sqlite3")
@@ -164,11 +166,21 @@ class DiskCache:
         if self._db is not None and _identity(self._index_path) != self._index_identity:
             # Deleted or replaced under us (rm -rf, a restore): SQLite would
             # go on writing to the unlinked file, and this process would keep
-            # its own bound and LRU order apart from every other one.
-            self._drop_connection()
-            raise CacheUnavailable(
-                f"the cache directory {self.directory} was deleted or replaced; reopening it"
+            # its own bound and LRU order apart from every other one. Reopen
+            # as at start, so a restored directory's files are adopted and
+            # bounded, whichever caller notices first.
+            log.warning(
+                "cache: the directory %s was deleted or replaced; reopening it", self.directory
             )
+            self._on_reopen()
+            self._drop_connection()
+            try:
+                self._connect()
+                self._remove_stale_temporaries()
+                self._reconcile()
+            except (OSError, sqlite3.Error) as error:
+                self._drop_connection()
+                raise CacheUnavailable(str(error)) from error
         if self._db is None:
             try:
                 self._connect()

@@ -168,6 +168,41 @@ async def test_deleted_cache_directory_degrades_then_resumes(
     assert (stats.entries, stats.bytes) == (1, int(hit.headers["Content-Length"]))
 
 
+async def test_a_deleted_directory_noticed_by_housekeeping_is_counted_too(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The once-a-second recency flush may be the first to touch the index
+    after the deletion (a hit left a note to write): it too logs, counts and
+    reopens."""
+    cache = client.app[RENDERS].cache
+    await client.get("/picture/retina.jpg?w=50")
+    hit = await client.get("/picture/retina.jpg?w=50")
+    assert hit.headers["X-Cache"] == "HIT"  # a recency note is pending
+    shutil.rmtree(cache.directory)
+    errors = cache_errors(client)
+    await client.app[RENDERS].io(cache.flush)
+    assert cache_errors(client) == errors + 1
+    assert any("deleted or replaced" in record.getMessage() for record in caplog.records)
+    assert (Path(cache.directory) / "index.sqlite3").is_file()
+
+
+async def test_a_restored_directory_is_adopted_and_bounded(client: Client, tmp_path: Path) -> None:
+    """Restored from a backup under a running process: its files are
+    adopted into the reopened index, so they count against the bound."""
+    cache = client.app[RENDERS].cache
+    for width in (50, 51, 52):
+        await client.get(f"/picture/retina.jpg?w={width}")
+    backup = tmp_path / "backup"
+    shutil.copytree(cache.directory, backup)
+    shutil.rmtree(cache.directory)
+    shutil.copytree(backup, cache.directory)
+    (Path(cache.directory) / "index.sqlite3").unlink()  # the index lost, the files kept
+    stats = await client.app[RENDERS].io(cache.stats)
+    assert stats.entries == 3
+    again = await client.get("/picture/retina.jpg?w=51")
+    assert again.headers["X-Cache"] == "HIT"
+
+
 @pytest.fixture
 def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs: a really full filesystem, not a simulated one."""
