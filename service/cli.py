@@ -89,7 +89,11 @@ def listen_problem(host: str, port: int, *, reuse_port: bool) -> str | None:
         reason = error.strerror if isinstance(error, socket.gaierror) else "not a valid name"
         return f"--host: cannot resolve {host!r} ({reason})"
     for family, kind, protocol, _, address in addresses:
-        with socket.socket(family, kind, protocol) as probe:
+        try:
+            probe = socket.socket(family, kind, protocol)
+        except OSError:
+            continue  # a family this kernel lacks (IPv6 off): asyncio skips it too
+        with probe:
             # The options asyncio's create_server sets, so the probe fails
             # exactly when the real bind would.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

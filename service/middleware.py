@@ -16,7 +16,7 @@ from .metrics import Metrics
 log = logging.getLogger(__name__)
 
 REQUEST_ID = web.RequestKey("request_id", str)
-_SERVED_METHODS = ("GET", "HEAD")
+SERVED_METHODS = ("GET", "HEAD")
 # Ids as tracing systems and proxies make them (UUIDs, braced GUIDs, "a/b"
 # paths, base64) are echoed; markup and quotes, which would reach log viewers
 # and text logs unescaped, and runaway lengths are replaced by our own.
@@ -80,11 +80,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        if error.status == 404 and request.method not in _SERVED_METHODS:
+        if error.status == 404 and request.method not in SERVED_METHODS:
             # No route matched (CONNECT's target is a host:port, OPTIONS may
             # be "*"): still a method we serve nowhere.
             response = error_response(405, "method not allowed")
-            response.headers["Allow"] = ", ".join(_SERVED_METHODS)
+            response.headers["Allow"] = ", ".join(SERVED_METHODS)
             return response
         response = error_response(error.status, error.reason.lower())
         if "Allow" in error.headers:

@@ -29,9 +29,9 @@ from aiohttp.http_exceptions import (
     LineTooLong,
 )
 
-from .middleware import error_response
+from .middleware import REQUEST_ID, SERVED_METHODS, error_response
 
-ALLOWED_METHODS = "GET, HEAD"
+ALLOWED_METHODS = ", ".join(SERVED_METHODS)
 
 # Most specific first: BadHttpMethod is a BadStatusLine.
 _REASONS: tuple[tuple[type[Exception], str], ...] = (
@@ -62,13 +62,18 @@ def _handle_error(
         # As aiohttp's own: part of a response went out, the stream is broken.
         raise ConnectionError("a response was already being sent")
     response = answer_for(status, exc)
+    # The parser's refusals never reach our middleware; a 5xx after it may.
+    response.headers["X-Request-Id"] = request.get(REQUEST_ID) or uuid.uuid4().hex
     response.force_close()  # as aiohttp's own: the stream may be out of step
     return response
 
 
 def answer_for(status: int, exc: BaseException | None) -> web.Response:
     """The JSON answer for a request the parser refused with ``status``."""
-    if isinstance(exc, BadHttpMethod):
+    if isinstance(exc, BadHttpMethod) and "HTTPS" in exc.message:
+        # aiohttp's name for a TLS handshake sent to this plain HTTP port
+        response = error_response(400, "this port speaks plain HTTP, not HTTPS")
+    elif isinstance(exc, BadHttpMethod):
         response = error_response(405, f"only {ALLOWED_METHODS} are served")
         response.headers["Allow"] = ALLOWED_METHODS
     elif status >= 500:
@@ -76,5 +81,4 @@ def answer_for(status: int, exc: BaseException | None) -> web.Response:
     else:
         reason = next((text for kind, text in _REASONS if isinstance(exc, kind)), None)
         response = error_response(status, reason or "the request is not valid HTTP")
-    response.headers["X-Request-Id"] = uuid.uuid4().hex
     return response

@@ -368,25 +368,32 @@ def _decode_memory_of(original: Original, request: RenderRequest) -> int:
     """Blocking: the original's whole-image decode memory, from its header
     (0 if it cannot be opened now: the render reports why)."""
     try:
-        descriptor = open_original(original)
+        return _reading(original, lambda descriptor: decode_memory(descriptor, request))
     except (OriginalChanged, OSError):
         return 0
+
+
+def own_output_of(original: Original, *, allow_svg: bool) -> OwnOutput | None:
+    """Blocking: what the original renders to by default and whether it has
+    alpha, for the cache key; None if it cannot be opened now (not
+    remembered: a replaced file, or descriptors running out, passes)."""
     try:
-        return decode_memory(descriptor, request)
-    finally:
-        os.close(descriptor)
+        return _own_output_remembered(original, allow_svg)
+    except (OriginalChanged, OSError):
+        return None
 
 
 @functools.lru_cache(maxsize=4096)
-def own_output_of(original: Original, *, allow_svg: bool) -> OwnOutput | None:
-    """Blocking: what the original renders to by default and whether it has
-    alpha, for the cache key; read from its header once per process (a
-    replaced file is a new ``Original``); None if it cannot be read now."""
+def _own_output_remembered(original: Original, allow_svg: bool) -> OwnOutput | None:
+    """Read from the header once per process and original (a rewritten file
+    is a new ``Original``); raises when the file cannot be opened."""
+    return _reading(original, lambda descriptor: own_output(descriptor, allow_svg=allow_svg))
+
+
+def _reading(original: Original, read: Callable[[int], T]) -> T:
+    """``read`` the original, open and checked to be the resolved file."""
+    descriptor = open_original(original)
     try:
-        descriptor = open_original(original)
-    except (OriginalChanged, OSError):
-        return None
-    try:
-        return own_output(descriptor, allow_svg=allow_svg)
+        return read(descriptor)
     finally:
         os.close(descriptor)
