@@ -561,10 +561,9 @@ def latest_name(args: argparse.Namespace) -> str | None:
     ``latest-quick`` for ``make bench-quick``; a partial or re-configured
     run (``--only``, other concurrencies, service options) writes only its
     dated files."""
-    if args.quick:
-        return "latest-quick"
     changed = (
         args.only,
+        os.path.abspath(args.corpus) != os.path.join(competitors.ROOT, corpus.DEFAULT_DIR),
         args.runs,
         args.seconds,
         args.concurrencies,
@@ -575,7 +574,9 @@ def latest_name(args: argparse.Namespace) -> str | None:
         args.service_env,
         args.service_workers != CORES,
     )
-    return None if any(changed) else "latest"
+    if any(changed):
+        return None
+    return "latest-quick" if args.quick else "latest"
 
 
 def write_outputs(results: dict[str, object], directory: str, latest: str | None) -> list[str]:

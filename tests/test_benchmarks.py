@@ -648,6 +648,8 @@ def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
         (["--no-thumbor"], None),
         (["--service-env", "GLIBC_TUNABLES="], None),
         (["--service-workers", str(bench_run.CORES + 1)], None),
+        (["--quick", "--only", "hits"], None),
+        (["--corpus", "/elsewhere"], None),
     ],
 )
 def test_only_a_whole_run_replaces_the_results_the_readmes_quote(
