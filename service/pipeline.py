@@ -118,7 +118,7 @@ def configure_libvips(*, enable_svg: bool = False) -> None:
 # Bump whenever a change here changes output bytes (save options, colour
 # handling, geometry): it is part of every cache key, so old renders are
 # never served for new ones.
-PIPELINE_REVISION = 6
+PIPELINE_REVISION = 7
 
 
 def libvips_version() -> str:
@@ -613,8 +613,11 @@ def _flatten(
     if output.has_alpha or not image.hasalpha():
         return image
     red, green, blue, _ = background
-    colour: list[float] = [red] if image.bands == 2 else [red, green, blue]
-    return image.flatten(background=colour)
+    if image.bands == 2 and red == green == blue:
+        return image.flatten(background=[red])  # grey onto grey stays one band
+    if image.bands == 2:
+        image = image.colourspace("srgb")  # a coloured bg makes a colour image
+    return image.flatten(background=[red, green, blue])
 
 
 def _save(

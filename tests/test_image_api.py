@@ -147,6 +147,14 @@ async def test_pad_adds_an_alpha_band_only_where_something_is_translucent(
     assert decode(await response.read()).mode == mode
 
 
+async def test_grey_with_alpha_flattens_onto_a_coloured_bg_in_colour(client: Client) -> None:
+    """The bg's red alone used to stand for a grey image's background:
+    bg=00ffff flattened its transparent pixels onto black."""
+    image = await render(client, "png_grey_alpha.png?format=jpeg&bg=00ffff")
+    colours = {colour for _count, colour in image.getcolors(maxcolors=1 << 20) or []}
+    assert any(red < 40 and green > 200 and blue > 200 for red, green, blue in colours)
+
+
 async def test_pad_into_jpeg_uses_the_bg_colour_opaque(client: Client) -> None:
     image = await render(client, "png_rgba_small.png?w=100&h=50&fit=pad&bg=0000ff&format=jpeg")
     assert image.size == (100, 50)
