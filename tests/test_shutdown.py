@@ -17,6 +17,15 @@ from .serving import running_service
 ROOT = Path(__file__).parent.parent
 
 
+def fetch_size(url: str, results: list[object]) -> None:
+    """In a thread: the decoded size of the image at ``url``, or the error."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            results.append(decode(response.read()).size)
+    except (urllib.error.URLError, OSError) as error:
+        results.append(error)
+
+
 def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     with running_service(
@@ -24,17 +33,14 @@ def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) ->
     ) as running:
         base, process = running.base, running.process
         results: list[object] = []
-
-        def fetch(width: int) -> None:
-            url = f"{base}/picture/retina.jpg?w={width}&format=avif"
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:
-                    results.append(decode(response.read()).size)
-            except (urllib.error.URLError, OSError) as error:
-                results.append(error)
-
         # AVIF renders of a 2 MP photo take long enough to be in flight.
-        threads = [threading.Thread(target=fetch, args=(width,)) for width in (1100, 1200)]
+        threads = [
+            threading.Thread(
+                target=fetch_size,
+                args=(f"{base}/picture/retina.jpg?w={width}&format=avif", results),
+            )
+            for width in (1100, 1200)
+        ]
         for thread in threads:
             thread.start()
         assert process.stdout is not None
@@ -116,17 +122,14 @@ def test_sigint_during_a_drain_still_finishes_in_flight_renders(tmp_path: Path) 
     ) as running:  # fmt: skip
         base, process = running.base, running.process
         results: list[object] = []
-
-        def fetch(width: int) -> None:
-            url = f"{base}/picture/retina.jpg?w={width}&format=avif&q=90"
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:
-                    results.append(decode(response.read()).size)
-            except (urllib.error.URLError, OSError) as error:
-                results.append(error)
-
         widths = (1000, 1050, 1100, 1150, 1200)
-        threads = [threading.Thread(target=fetch, args=(w,)) for w in widths]
+        threads = [
+            threading.Thread(
+                target=fetch_size,
+                args=(f"{base}/picture/retina.jpg?w={w}&format=avif&q=90", results),
+            )
+            for w in widths
+        ]
         for thread in threads:
             thread.start()
         polls = 0
