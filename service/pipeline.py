@@ -232,7 +232,7 @@ def _whole_image_bytes(header: pyvips.Image) -> int:
     pixels = header.width * header.height  # one page: loaders default to n=1
     interlaced = bool(_int_field(header, "interlaced", 0))
     sample_bytes = 2 if header.format in ("ushort", "short") else 1
-    if loader == "jpegload_source" and (interlaced or _int_field(header, "jpeg-multiscan", 0)):
+    if _is_multiscan_jpeg(header):
         # Progressive, or any JPEG in several scans: libjpeg keeps every DCT
         # coefficient (2 bytes each) of every component until the last scan,
         # at full size whatever the shrink-on-load.
@@ -350,15 +350,20 @@ def _check_limits(request: RenderRequest, original: _Original, frames: int) -> N
         )
 
 
+def _is_multiscan_jpeg(header: pyvips.Image) -> bool:
+    """A JPEG in several scans (progressive, or sequential in parts), which
+    libjpeg decodes whole, coefficients first, before any pixel comes out."""
+    if str(header.get("vips-loader")) != "jpegload_source":
+        return False
+    return bool(_int_field(header, "interlaced", 0) or _int_field(header, "jpeg-multiscan", 0))
+
+
 def _check_scans(header: pyvips.Image, descriptor: int) -> None:
     """Refuse a JPEG in more scans than MAX_JPEG_SCANS: a progressive or
     otherwise multi-scan one as libjpeg reports it, and every Ultra HDR one
     (libultrahdr decodes its main image with libjpeg too)."""
     loader = str(header.get("vips-loader"))
-    if loader == "jpegload_source":
-        if not (_int_field(header, "interlaced", 0) or _int_field(header, "jpeg-multiscan", 0)):
-            return
-    elif loader != "uhdrload_source":
+    if not (_is_multiscan_jpeg(header) or loader == "uhdrload_source"):
         return
     scans = jpeg_scans(descriptor, stop_after=MAX_JPEG_SCANS)
     if scans > MAX_JPEG_SCANS:
