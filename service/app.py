@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import web
-from aiohttp.web_runner import GracefulExit
 
 from . import __version__
 from .cache import CacheStats, CacheUnavailable, DiskCache
@@ -79,47 +77,6 @@ async def _begin_draining(app: web.Application) -> None:
     app[LIFECYCLE].draining = True
     app[LIFECYCLE].stopping = True  # a drain's timer, still pending, must not stop again
     log.info("shutting down: finishing in-flight requests")
-
-
-def drain_on_sigterm(app: web.Application) -> None:
-    """For a served process (never the tests' in-process apps): SIGTERM
-    first makes /healthz answer 503 for ``--drain-seconds`` while every other
-    request is served as before, then stops the server as aiohttp's own
-    handler would. Without the drain, the listener closed at once and no
-    load balancer could ever see the 503. SIGINT (an operator at a
-    terminal; the supervisor's answer to a second SIGTERM) stops at once.
-
-    Each stop happens once: a signal to the whole process group reaches a
-    worker twice (straight and through the supervisor), and a second
-    GracefulExit raised into aiohttp's cleanup would abandon in-flight
-    requests and skip closing the cache."""
-
-    async def install(app: web.Application) -> None:
-        # on_startup runs after aiohttp installed its handlers: these
-        # replace them.
-        loop = asyncio.get_running_loop()
-        lifecycle = app[LIFECYCLE]
-        seconds = app[SETTINGS].drain_seconds
-
-        def stop() -> None:
-            if lifecycle.stopping:
-                return
-            lifecycle.stopping = True
-            raise GracefulExit()
-
-        def on_sigterm() -> None:
-            if lifecycle.draining or lifecycle.stopping:
-                return
-            if seconds <= 0:
-                stop()
-            lifecycle.draining = True
-            log.info("SIGTERM: /healthz answers 503; accepting stops in %g s", seconds)
-            loop.call_later(seconds, stop)
-
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-        loop.add_signal_handler(signal.SIGINT, stop)
-
-    app.on_startup.append(install)
 
 
 async def _render_service(

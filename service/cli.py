@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import resource
+import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from .allocator import reexec_with_tuned_malloc
 from .render_tokens import TokenClient
 from .settings import Settings, SettingsError
 from .signing import sign_url
 from .supervisor import become_supervisor, join_supervisor
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 # In-flight renders (at most --render-timeout, 20 s) may finish this long
 # after accepting stops; with the 3 s drain, under Kubernetes' default 30 s.
@@ -130,7 +136,7 @@ def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = 
     from aiohttp import web  # noqa: PLC0415
 
     from .access_log import ACCESS_LOGGER, AccessLogger  # noqa: PLC0415
-    from .app import create_app, drain_on_sigterm  # noqa: PLC0415
+    from .app import create_app  # noqa: PLC0415
 
     raise_open_file_limit()
 
@@ -154,6 +160,53 @@ def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = 
         access_log_format=settings.log_format,
         print=None,
     )
+
+
+def drain_on_sigterm(app: web.Application) -> None:
+    """For a served process (never the tests' in-process apps): SIGTERM
+    first makes /healthz answer 503 for ``--drain-seconds`` while every other
+    request is served as before, then stops the server as aiohttp's own
+    handler would. Without the drain, the listener closed at once and no
+    load balancer could ever see the 503. SIGINT (an operator at a
+    terminal; the supervisor's answer to a second SIGTERM) stops at once.
+
+    Each stop happens once: a signal to the whole process group reaches a
+    worker twice (straight and through the supervisor), and a second
+    GracefulExit raised into aiohttp's cleanup would abandon in-flight
+    requests and skip closing the cache."""
+
+    from aiohttp.web_runner import GracefulExit  # noqa: PLC0415 - served processes only
+
+    from .handlers import LIFECYCLE, SETTINGS  # noqa: PLC0415
+
+    log = logging.getLogger(__name__)
+
+    async def install(app: web.Application) -> None:
+        # on_startup runs after aiohttp installed its handlers: these
+        # replace them.
+        loop = asyncio.get_running_loop()
+        lifecycle = app[LIFECYCLE]
+        seconds = app[SETTINGS].drain_seconds
+
+        def stop() -> None:
+            if lifecycle.stopping:
+                return
+            lifecycle.stopping = True
+            raise GracefulExit()
+
+        def on_sigterm() -> None:
+            if lifecycle.draining or lifecycle.stopping:
+                return
+            if seconds <= 0:
+                stop()
+            lifecycle.draining = True
+            log.info("SIGTERM: /healthz answers 503; accepting stops in %g s", seconds)
+            loop.call_later(seconds, stop)
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        loop.add_signal_handler(signal.SIGINT, stop)
+
+    app.on_startup.append(install)
 
 
 def _print_examples(settings: Settings) -> None:
