@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+import traceback
 
 # Must precede the pyvips import: libvips reads these when it starts.
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
@@ -182,29 +183,50 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
     """
     deadline = _Deadline(request.timeout_seconds)
     try:
-        header = _load_header(source_fd)
-        original = _describe_original(header, request.allow_svg)
-        output = _choose_output(request, header, original)
-        frames = _frames_to_render(request, original, output)
-        _check_limits(request, original, frames)
-        _check_scans(header, source_fd)
-        _decode_need(request, header)
-        image = _resize(request, header, original, source_fd, frames, deadline=deadline)
-        image = _to_srgb(image)
-        image = _pad(image, request, output, original, frames)
-        image = _flatten(image, output, request.background)
-        png_options = _png_options(output, original, header, source_fd)
-        _save(image, output, request, target_fd, deadline, png_options=png_options)
+        return _render(request, source_fd, target_fd, deadline)
     except (pyvips.Error, UnicodeDecodeError) as error:
+        _release_images(error)
         reason = _describe(error)
         if deadline.killed or deadline.passed():
             raise RenderTimeout(
                 f"the render took longer than {request.timeout_seconds:g} s"
             ) from error
         raise UnprocessableImage(reason) from error
+    except BaseException as error:
+        _release_images(error)
+        raise
+
+
+def _render(
+    request: RenderRequest, source_fd: int, target_fd: int, deadline: _Deadline
+) -> RenderResult:
+    header = _load_header(source_fd)
+    original = _describe_original(header, request.allow_svg)
+    output = _choose_output(request, header, original)
+    frames = _frames_to_render(request, original, output)
+    _check_limits(request, original, frames)
+    _check_scans(header, source_fd)
+    _decode_need(request, header)
+    image = _resize(request, header, original, source_fd, frames, deadline=deadline)
+    image = _to_srgb(image)
+    image = _pad(image, request, output, original, frames)
+    image = _flatten(image, output, request.background)
+    png_options = _png_options(output, original, header, source_fd)
+    _save(image, output, request, target_fd, deadline, png_options=png_options)
     return RenderResult(
         format=output, width=image.width, height=image.height // frames, frames=frames
     )
+
+
+def _release_images(error: BaseException) -> None:
+    """Drop the locals of the finished frames in ``error``'s traceback: its
+    images and sources, each holding a descriptor of the original. Kept
+    alive by the traceback, they lived as long as the exception, and in the
+    service that is a reference cycle (an asyncio future holds it, a frame of
+    its traceback holds the future): until the cycle collector ran, every
+    failed render held the original open. The traceback itself, file and
+    line, stays for the log."""
+    traceback.clear_frames(error.__traceback__)
 
 
 def decode_memory(source_fd: int, request: RenderRequest | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -230,6 +231,37 @@ async def test_truncated_originals_are_422_not_grey(
     client = await make_client()
     response = await send(client, f"/picture/{name}?w=50")
     assert_json_error(response, 422)
+
+
+async def test_failed_renders_do_not_keep_the_original_open(
+    originals: Path, make_client: MakeClient
+) -> None:
+    """A failed render closes libvips' handles on the original at once.
+    Before, the exception's traceback kept the pipeline's images (and the
+    descriptors their sources hold) alive until Python's cycle collector
+    happened to run: a stream of corrupt originals piled up descriptors."""
+    data = (originals / "retina.jpg").read_bytes()
+    cut = originals / "cut-for-descriptors.jpg"
+    cut.write_bytes(data[: len(data) // 2])
+    client = await make_client()
+    gc.collect()
+    gc.disable()  # what is closed must be closed by reference counting
+    try:
+        for width in range(60, 80):
+            assert_json_error(await send(client, f"/picture/{cut.name}?w={width}"), 422)
+        still_open = [
+            entry for entry in os.listdir("/proc/self/fd") if _points_to(entry, cut.resolve())
+        ]
+    finally:
+        gc.enable()
+    assert still_open == []
+
+
+def _points_to(descriptor: str, path: Path) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{descriptor}") == str(path)
+    except OSError:  # closed since the listing
+        return False
 
 
 async def test_svg_is_refused_by_default(client: Client) -> None:
