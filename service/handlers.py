@@ -9,7 +9,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from .access_log import CACHE_STATUS, RENDER_SECONDS
-from .errors import Forbidden
+from .errors import Forbidden, SourceTooLarge
 from .keys import VariantKey, variant_key
 from .metrics import CONTENT_TYPE, Metrics
 from .negotiate import FormatChoice, choose_format
@@ -41,6 +41,17 @@ LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 
 async def picture(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _picture(request)
+    except SourceTooLarge:
+        # Refused by a source limit (pixels, frames, bytes, decode memory,
+        # scans): the limits an operator tunes, so counted apart from the
+        # 422s of broken files, which requests_total already has.
+        request.app[METRICS].rejected.labels(reason="source_limit").inc()
+        raise
+
+
+async def _picture(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
     renders = app[RENDERS]

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from service.handlers import RENDERS
+from service.handlers import METRICS, RENDERS
 from service.pipeline import jpeg_scans
 from service.signing import sign_url, signature, split_signature, verify
 
@@ -104,6 +104,24 @@ async def test_pixel_limit_counts_frames(make_client: MakeClient) -> None:
     assert animated.status == 422
     first_frame = await client.get("/picture/webp_animated_42f.webp?format=png")
     assert first_frame.status == 200
+
+
+async def test_source_limit_refusals_are_counted_apart_from_broken_files(
+    make_client: MakeClient, originals: Path
+) -> None:
+    """rejected_total{reason="source_limit"} counts what the limits refused
+    (here frames x pixels), once per request; a broken file is a 422 too,
+    but not a refusal of the service's limits."""
+    (originals / "broken.png").write_bytes(b"this is not a png\n")
+    client = await make_client(max_source_pixels=245 * 245 * 10)
+    for width in (40, 41):
+        response = await client.get(f"/picture/webp_animated_42f.webp?format=webp&w={width}")
+        assert response.status == 422
+    assert (await client.get("/picture/broken.png?w=40")).status == 422
+    registry = client.app[METRICS].registry
+    refused = registry.get_sample_value("image_factory_rejected_total", {"reason": "source_limit"})
+    assert refused == 2
+    assert registry.get_sample_value("image_factory_requests_total", {"status": "422"}) == 3
 
 
 def svg_with_references(port: int, secret: Path) -> bytes:
