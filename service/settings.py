@@ -318,7 +318,13 @@ _OPTIONS = (
     _Option("--avif-effort", "avif_effort", _effort, "AVIF encoder effort 0-9 (default 0)"),
     _Option("--max-frames", "max_frames", _positive_int, "animation frames kept (100)"),
     _Option("--presets", "presets", _presets_file, "TOML file of named parameter sets"),
-    _Option("--presets-only", "presets_only", _boolean, "refuse ad-hoc sizes (off)", switch=True),
+    _Option(
+        "--presets-only",
+        "presets_only",
+        _boolean,
+        "refuse ad-hoc sizes, q and bg (off)",
+        switch=True,
+    ),
     _Option("--render-timeout", "render_timeout", _seconds, "seconds a render may take (20); 504"),
     _Option(
         "--drain-seconds",

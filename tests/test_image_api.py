@@ -359,6 +359,26 @@ async def test_presets_only_refuses_ad_hoc_sizes(
     assert (await client.get("/picture/retina.jpg?w=100")).status == 400
     assert (await client.get("/picture/retina.jpg?preset=thumb")).status == 200
     assert (await client.get("/picture/retina.jpg?format=webp")).status == 200
+    assert (await client.get("/picture/retina.jpg?preset=thumb&format=png")).status == 200
+    assert (await client.get("/picture/retina.jpg?preset=hero")).status == 200  # its own q
+
+
+@pytest.mark.parametrize(
+    "query", ["preset=thumb&q=31", "quality=31", "preset=thumb&bg=00ff00", "format=jpeg&bg=00ff00"]
+)
+async def test_presets_only_refuses_ad_hoc_quality_and_background(
+    presets_file: Path, make_client: MakeClient, query: str
+) -> None:
+    """A free q or bg would mint a variant per value, the very thing
+    presets-only stops; the 400 names the parameter as it was written."""
+    from service.settings import Settings  # noqa: PLC0415
+
+    settings = Settings.from_sources(["--presets", str(presets_file), "--presets-only"], {})
+    client = await make_client(presets=settings.presets, presets_only=True)
+    response = await client.get(f"/picture/chelsea.png?{query}")
+    assert response.status == 400
+    written = query.rsplit("&", 1)[-1].split("=", maxsplit=1)[0]
+    assert (await response.json())["error"] == f"only presets set {written} here: use preset=<name>"
 
 
 def test_a_bad_presets_file_is_a_start_up_error(tmp_path: Path) -> None:
