@@ -361,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(
                 option.flag, dest=option.dest, action="store_const", const="true", help=option.help
             )
+            # So that a command line can turn off what the environment turned on.
+            parser.add_argument(
+                "--no-" + option.flag.removeprefix("--"),
+                dest=option.dest,
+                action="store_const",
+                const="false",
+                help=f"turn {option.flag} off, whatever {option.env} says",
+            )
         else:
             parser.add_argument(option.flag, dest=option.dest, default=None, help=option.help)
     parser.add_argument(

@@ -43,6 +43,22 @@ def test_flags_override_environment() -> None:
     assert settings.cache_max_bytes == 2 * 2**30
 
 
+def test_switches_have_an_off_form_that_beats_the_environment(tmp_path: Path) -> None:
+    """A command line can turn off what the environment turned on."""
+    presets = tmp_path / "presets.toml"  # --presets-only needs presets
+    presets.write_text("[thumb]\nw = 100\n")
+    switches = [spec for spec in _OPTIONS if spec.switch]
+    assert switches
+    for spec in switches:
+        base = {"IMAGE_FACTORY_PRESETS": str(presets)}
+        environ = {**base, spec.env: "true"}
+        assert getattr(Settings.from_sources([], environ), spec.dest) is True
+        off = Settings.from_sources(["--no-" + spec.flag.removeprefix("--")], environ)
+        assert getattr(off, spec.dest) is False
+        on = Settings.from_sources([spec.flag], {**base, spec.env: "false"})
+        assert getattr(on, spec.dest) is True
+
+
 def test_decode_budget_is_a_byte_size() -> None:
     assert Settings.from_sources([], {}).decode_budget == 512 * 10**6
     assert Settings.from_sources([], {}).max_decode_bytes == 10**9
