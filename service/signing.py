@@ -35,6 +35,19 @@ def split_signature(raw_path_qs: str) -> tuple[str, str | None]:
     return (f"{path}?{rest}" if rest else path), value
 
 
+def origin_form(target: str) -> str:
+    """The path and query of a request target as sent: an absolute-form
+    target (``GET http://host/picture/...``, which HTTP/1.1 servers must
+    accept, and which some clients send to what they take for a proxy)
+    loses its scheme and authority, so it verifies like the origin form."""
+    scheme, separator, rest = target.partition("://")
+    if not separator or scheme.lower() not in ("http", "https") or "/" in scheme:
+        return target
+    authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    path_and_query = rest[authority_end:]
+    return path_and_query if path_and_query.startswith("/") else "/" + path_and_query
+
+
 def verify(raw_path_qs: str, keys: Sequence[str]) -> bool:
     """Whether the target carries a valid signature under any of ``keys``.
     Every key is compared, in constant time, whatever matched before."""

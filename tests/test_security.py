@@ -19,10 +19,11 @@ from PIL import Image
 
 from service.handlers import METRICS, RENDERS
 from service.pipeline import jpeg_scans
-from service.signing import sign_url, signature, split_signature, verify
+from service.signing import origin_form, sign_url, signature, split_signature, verify
 
 from .conftest import Client, MakeClient, decode
 from .hostile import hostile_corpus
+from .rawhttp import raw_request
 from .serving import peak_rss_mb, running_service
 
 ROOT = Path(__file__).parent.parent
@@ -336,6 +337,32 @@ def test_signature_is_over_the_raw_target() -> None:
     assert verify(signed.removeprefix("http://cdn.example"), ["k"])
     assert not verify(signed.removeprefix("http://cdn.example").replace("%20", "+"), ["k"])
     assert signature("k", "/p") == signature("k", "/p")
+
+
+def test_absolute_form_targets_verify_like_their_origin_form() -> None:
+    assert origin_form("http://cdn.example:8080/picture/a%20b.jpg?w=1&s=x") == (
+        "/picture/a%20b.jpg?w=1&s=x"
+    )
+    assert origin_form("HTTPS://cdn.example/p") == "/p"
+    assert origin_form("http://cdn.example?w=1") == "/?w=1"
+    assert origin_form("http://cdn.example") == "/"
+    assert origin_form("/picture/http://x/a.jpg") == "/picture/http://x/a.jpg"  # origin form
+    assert origin_form("/p?u=http://x/") == "/p?u=http://x/"
+
+
+async def test_a_signed_url_in_absolute_form_is_served(signed_client: Client) -> None:
+    """HTTP/1.1 servers must accept ``GET http://host/path``; its signature
+    is over the path and query, as for the origin form."""
+    server = signed_client.server
+    target = sign_url("/picture/rocket.jpg?w=100", KEYS[0])
+    absolute = f"http://{server.host}:{server.port}{target}"
+    response = await raw_request(str(server.host), int(server.port or 0), absolute)
+    assert response.status == 200, response.body
+    assert response.headers["content-type"] == "image/jpeg"
+    tampered = await raw_request(
+        str(server.host), int(server.port or 0), absolute.replace("w=100", "w=101")
+    )
+    assert tampered.status == 403
 
 
 def test_sign_command_prints_a_signed_url() -> None:
