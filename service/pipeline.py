@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import os
 import time
-import traceback
 
 # Must precede the pyvips import: libvips reads these when it starts.
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
@@ -192,8 +191,8 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
                 f"the render took longer than {request.timeout_seconds:g} s"
             ) from error
         raise UnprocessableImage(reason) from error
-    except BaseException as error:
-        _release_images(error)
+    except UnprocessableImage as refusal:  # from the header: over a limit, not accepted
+        _release_images(refusal)
         raise
 
 
@@ -219,14 +218,19 @@ def _render(
 
 
 def _release_images(error: BaseException) -> None:
-    """Drop the locals of the finished frames in ``error``'s traceback: its
-    images and sources, each holding a descriptor of the original. Kept
-    alive by the traceback, they lived as long as the exception, and in the
-    service that is a reference cycle (an asyncio future holds it, a frame of
-    its traceback holds the future): until the cycle collector ran, every
-    failed render held the original open. The traceback itself, file and
-    line, stays for the log."""
-    traceback.clear_frames(error.__traceback__)
+    """Drop ``error``'s traceback, whose frames hold the pipeline's images
+    and sources, each source a descriptor of the original. Kept, they lived
+    as long as the exception, and in the service that is a reference cycle
+    (an asyncio future holds it, a frame of its traceback holds the future):
+    until the cycle collector ran, every failed render held the original
+    open. These are refusals of the original, whose traceback no log shows.
+
+    Dropped whole, the traceback frees its frames innermost first, as
+    Python always does. Not ``traceback.clear_frames``, which clears them
+    outermost first: that freed a ``TargetCustom``'s Python callbacks while
+    the failed saver still held the target, whose flush then called them
+    (a fatal error in cffi, found by tests/test_fuzz.py)."""
+    error.__traceback__ = None
 
 
 def decode_memory(source_fd: int, request: RenderRequest | None = None) -> int:
