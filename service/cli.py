@@ -137,8 +137,10 @@ def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = 
 
     from .access_log import ACCESS_LOGGER, AccessLogger  # noqa: PLC0415
     from .app import create_app  # noqa: PLC0415
+    from .slow_clients import install as close_slow_clients  # noqa: PLC0415
 
     raise_open_file_limit()
+    close_slow_clients(settings.header_timeout)
 
     logging.getLogger(__name__).info(
         "serving %s on http://%s:%d", settings.originals, settings.host, settings.port

@@ -99,6 +99,9 @@ class Settings:
     # served as before, so load balancers take the process out of rotation
     # before it stops accepting (Kubernetes' endpoints lag the signal too).
     drain_seconds: float = 3.0
+    # A connection's time to send a whole request head (slow_clients.py):
+    # nginx's client_header_timeout in deploy/nginx.conf.
+    header_timeout: float = 10.0
     enable_svg: bool = False
     signing_keys: tuple[str, ...] = ()
     log_format: str = "text"
@@ -331,6 +334,12 @@ _OPTIONS = (
         "drain_seconds",
         _non_negative_seconds,
         "after SIGTERM, seconds /healthz answers 503 before accepting stops (3)",
+    ),
+    _Option(
+        "--header-timeout",
+        "header_timeout",
+        _seconds,
+        "seconds a connection has to send a whole request head (10)",
     ),
     _Option("--enable-svg", "enable_svg", _boolean, "accept SVG originals (off)", switch=True),
     _Option(

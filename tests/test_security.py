@@ -6,6 +6,7 @@ import asyncio
 import http.server
 import os
 import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -277,6 +278,56 @@ async def flood(base: str, count: int, offset: int = 0) -> Counter[int]:
                 return response.status
 
         return Counter(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+# -- slow clients --------------------------------------------------------
+
+HEAD_TIMEOUT = 0.5
+
+
+def _closed_within(connection: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``connection`` within ``seconds``
+    (anything it sends first is read and dropped)."""
+    connection.settimeout(seconds)
+    try:
+        while connection.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_request_head_must_arrive_whole_within_the_header_timeout() -> None:
+    """Slowloris: a connection that sends nothing, or trickles its headers a
+    byte at a time, is closed after --header-timeout, not after aiohttp's 75 s
+    keep-alive; a keep-alive connection idle after a response keeps it."""
+    with running_service("--header-timeout", str(HEAD_TIMEOUT)) as running:
+        address = ("127.0.0.1", running.port)
+        with socket.create_connection(address) as silent:
+            assert _closed_within(silent, 30)
+        with socket.create_connection(address) as trickling:
+            started = time.monotonic()
+            head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200
+            closed = False
+            for byte in head:  # one byte every 20 ms, longer than the deadline
+                try:
+                    trickling.sendall(bytes([byte]))
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                    break
+                if _closed_within(trickling, 0.02):
+                    closed = True
+                    break
+            assert closed or _closed_within(trickling, 30)
+            assert time.monotonic() - started < 30
+        with socket.create_connection(address) as kept:
+            for _ in range(2):
+                kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert b"200 OK" in kept.recv(4096)
+                # Idle between requests for four deadlines: still open.
+                assert not _closed_within(kept, 4 * HEAD_TIMEOUT)
 
 
 # -- signed URLs ---------------------------------------------------------
