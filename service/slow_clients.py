@@ -23,9 +23,12 @@ upgrade routes around it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiohttp import web_protocol, web_server
+
+log = logging.getLogger(__name__)
 
 
 class _HeadDeadlineHandler(web_protocol.RequestHandler):
@@ -76,7 +79,27 @@ class _HeadDeadlineHandler(web_protocol.RequestHandler):
             self._arm()
 
 
-def install(seconds: float) -> None:
-    """Give every connection of this process's servers the head deadline."""
+# What the subclass reads of aiohttp's handler (its __slots__, 3.14).
+_ATTRIBUTES_USED = ("_request_count", "_waiter", "_loop")
+
+
+def install(seconds: float) -> bool:
+    """Give every connection of this process's servers the head deadline;
+    False (with a warning), and aiohttp's own behaviour, if this aiohttp's
+    handler no longer has what the deadline reads."""
+    slots = {
+        name
+        for cls in web_protocol.RequestHandler.__mro__
+        for name in getattr(cls, "__slots__", ())
+    }
+    missing = [name for name in _ATTRIBUTES_USED if name not in slots]
+    if missing or not hasattr(web_server, "RequestHandler"):
+        log.warning(
+            "this aiohttp's RequestHandler lacks %s: no --header-timeout, slow clients "
+            "get aiohttp's keep-alive timeout",
+            ", ".join(missing) or "its module name",
+        )
+        return False
     _HeadDeadlineHandler.seconds = seconds
-    web_server.RequestHandler = _HeadDeadlineHandler  # type: ignore[attr-defined]
+    web_server.RequestHandler = _HeadDeadlineHandler
+    return True
