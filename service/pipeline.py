@@ -191,8 +191,10 @@ def render(request: RenderRequest, source_fd: int, target_fd: int) -> RenderResu
                 f"the render took longer than {request.timeout_seconds:g} s"
             ) from error
         raise UnprocessableImage(reason) from error
-    except UnprocessableImage as refusal:  # from the header: over a limit, not accepted
-        _release_images(refusal)
+    except (UnprocessableImage, OutputWriteError) as failure:
+        # Refused from the header (over a limit, not accepted), or the
+        # target's disk failed: the caller answers or retries, uncached.
+        _release_images(failure)
         raise
 
 
@@ -218,19 +220,29 @@ def _render(
 
 
 def _release_images(error: BaseException) -> None:
-    """Drop ``error``'s traceback, whose frames hold the pipeline's images
-    and sources, each source a descriptor of the original. Kept, they lived
-    as long as the exception, and in the service that is a reference cycle
-    (an asyncio future holds it, a frame of its traceback holds the future):
-    until the cycle collector ran, every failed render held the original
-    open. These are refusals of the original, whose traceback no log shows.
+    """Drop the tracebacks of ``error`` and of the exceptions it chains
+    (``__cause__``, ``__context__``): their frames hold the pipeline's
+    images and sources, each source a descriptor of the original. Kept,
+    they lived as long as the exception, and in the service that is a
+    reference cycle (an asyncio future holds it, a frame of its traceback
+    holds the future): until the cycle collector ran, every failed render
+    held the original open. These are refusals of the original, a timeout
+    or a full disk, whose tracebacks no log shows.
 
-    Dropped whole, the traceback frees its frames innermost first, as
-    Python always does. Not ``traceback.clear_frames``, which clears them
+    Dropped whole, a traceback frees its frames innermost first, as Python
+    always does. Not ``traceback.clear_frames``, which clears them
     outermost first: that freed a ``TargetCustom``'s Python callbacks while
     the failed saver still held the target, whose flush then called them
     (a fatal error in cffi, found by tests/test_fuzz.py)."""
-    error.__traceback__ = None
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        pending += [current.__cause__, current.__context__]
 
 
 def decode_memory(source_fd: int, request: RenderRequest | None = None) -> int:
@@ -791,7 +803,9 @@ class _DescriptorWriter:
                 written += os.write(self.descriptor, view[written:])
             return written
         except OSError as error:
-            self.error = error
+            # Without its traceback: a frame of it holds this writer, a cycle
+            # that kept the failed render's target and images alive.
+            self.error = error.with_traceback(None)
             return -1
 
 

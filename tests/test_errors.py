@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from service.formats import OutputFormat
+from service.pipeline import OutputWriteError, RenderRequest, render
+
 from .conftest import Client, MakeClient
 from .rawhttp import RawResponse, raw_exchange, raw_request
 
@@ -233,28 +236,68 @@ async def test_truncated_originals_are_422_not_grey(
     assert_json_error(response, 422)
 
 
+@pytest.mark.parametrize("kind", ["truncated", "not an image"])
 async def test_failed_renders_do_not_keep_the_original_open(
-    originals: Path, make_client: MakeClient
+    originals: Path, make_client: MakeClient, kind: str
 ) -> None:
     """A failed render closes libvips' handles on the original at once.
-    Before, the exception's traceback kept the pipeline's images (and the
-    descriptors their sources hold) alive until Python's cycle collector
-    happened to run: a stream of corrupt originals piled up descriptors."""
+    Before, the exception's traceback (and those it chains) kept the
+    pipeline's images, and the descriptors their sources hold, alive until
+    Python's cycle collector happened to run: a stream of corrupt originals
+    piled up descriptors."""
     data = (originals / "retina.jpg").read_bytes()
     cut = originals / "cut-for-descriptors.jpg"
-    cut.write_bytes(data[: len(data) // 2])
+    cut.write_bytes(data[: len(data) // 2] if kind == "truncated" else b"<html>" * 100)
     client = await make_client()
     gc.collect()
     gc.disable()  # what is closed must be closed by reference counting
     try:
         for width in range(60, 80):
             assert_json_error(await send(client, f"/picture/{cut.name}?w={width}"), 422)
-        still_open = [
-            entry for entry in os.listdir("/proc/self/fd") if _points_to(entry, cut.resolve())
-        ]
+        still_open = _descriptors_of(cut)
     finally:
         gc.enable()
     assert still_open == []
+
+
+def test_a_full_disk_does_not_keep_the_original_open(originals: Path) -> None:
+    """The cache's disk failing mid-write (here /dev/full) is an
+    OutputWriteError, and the original is closed at once all the same (the
+    writer kept the OSError with its traceback, a cycle through the failed
+    render's frames: 50 such renders left most of their descriptors open)."""
+    request = RenderRequest(
+        width=300,
+        height=None,
+        format=OutputFormat.PNG,
+        quality={OutputFormat.JPEG: 80, OutputFormat.WEBP: 80, OutputFormat.AVIF: 60},
+        background=(255, 255, 255, 255),
+        max_output_size=300,
+        max_source_pixels=10**8,
+        avif_effort=0,
+        timeout_seconds=60.0,
+    )
+    original = originals / "retina.jpg"
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(50):
+            source = os.open(original, os.O_RDONLY)
+            full = os.open("/dev/full", os.O_WRONLY)
+            try:
+                with pytest.raises(OutputWriteError):
+                    render(request, source, full)
+            finally:
+                os.close(source)
+                os.close(full)
+        still_open = _descriptors_of(original)
+    finally:
+        gc.enable()
+    assert still_open == []
+
+
+def _descriptors_of(path: Path) -> list[str]:
+    target = path.resolve()
+    return [entry for entry in os.listdir("/proc/self/fd") if _points_to(entry, target)]
 
 
 def _points_to(descriptor: str, path: Path) -> bool:
