@@ -361,6 +361,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="image-factory",
+        # No prefixes: "--no-presets" must not pass for "--no-presets-only".
+        allow_abbrev=False,
         description="Resize and re-encode images on the fly. Every flag has an "
         "IMAGE_FACTORY_* environment variable; the flag wins.",
         epilog="image-factory sign URL prints URL with its signature (image-factory sign --help).",

@@ -59,6 +59,14 @@ def test_switches_have_an_off_form_that_beats_the_environment(tmp_path: Path) ->
         assert getattr(on, spec.dest) is True
 
 
+def test_flags_are_never_abbreviated() -> None:
+    """argparse would take the non-existent --no-presets for
+    --no-presets-only, and --ca for whichever flag it prefixes."""
+    for argv in (["--no-presets"], ["--cache-max", "1GB"], ["--enable"]):
+        with pytest.raises(SettingsError, match="unrecognized"):
+            Settings.from_sources(argv, {})
+
+
 def test_decode_budget_is_a_byte_size() -> None:
     assert Settings.from_sources([], {}).decode_budget == 512 * 10**6
     assert Settings.from_sources([], {}).max_decode_bytes == 10**9
