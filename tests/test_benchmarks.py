@@ -665,3 +665,20 @@ def test_the_report_says_which_cases_a_quick_run_measures_once() -> None:
 
     assert "(1 of the largest images, 1 render per image in process)" in header(bench_run.QUICK)
     assert "runs of each case, " in header(bench_run.FULL)
+
+
+def test_psnr_of_the_shrink_quality_comparison() -> None:
+    """Identical images are inf dB apart; an error of 1 in every sample of
+    8-bit images is 20 log10(255) = 48.13 dB; thumbor's steps (draft to the
+    output size) are no better than Pillow's thumbnail on a real photo."""
+    import pyvips  # noqa: PLC0415
+
+    from benchmarks.shrink_quality import measure, psnr  # noqa: PLC0415
+
+    grey = pyvips.Image.black(64, 48, bands=3) + 100
+    assert psnr(grey.cast("uchar"), grey.cast("uchar")) == float("inf")
+    assert psnr(grey.cast("uchar"), (grey + 1).cast("uchar")) == pytest.approx(48.13, abs=0.01)
+    photo = str(Path(__file__).parent.parent / "service" / "samples" / "retina.jpg")
+    reduction, _, baseline, thumbor = measure(photo, 120)
+    assert reduction > 4
+    assert thumbor <= baseline

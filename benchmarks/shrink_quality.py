@@ -1,0 +1,145 @@
+"""How much each competitor's JPEG shrink-on-load costs in quality.
+
+    .venv/bin/python -m benchmarks.shrink_quality [--widths 800,1050]
+
+For each JPEG of the benchmark mix, PSNR against an exact reference (the
+whole image decoded, then reduced by libvips' Lanczos 3) of:
+- the service's render path (libvips ``thumbnail``: shrinks on load only by
+  what leaves at least 2x for the Lanczos filter), rendered to PNG;
+- Pillow's ``thumbnail`` (the baseline): ``draft()`` to twice the output
+  size, then LANCZOS with ``reducing_gap=2``;
+- thumbor's PIL engine: ``draft(None, size)`` to the output size itself,
+  then LANCZOS (its real output is pixel for pixel this).
+All at the service's output size and scale (one scale for both axes), so
+only the resampling differs. Prints a Markdown table per width; the table
+in ``benchmarks/README.md`` ("Where thumbor is ahead") comes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Callable
+
+import pyvips
+from PIL import Image
+
+from service import pipeline
+from service.formats import OutputFormat
+
+from . import corpus
+from .competitors import ROOT
+
+PillowSteps = Callable[
+    [Image.Image, tuple[int, int], tuple[float, float, float, float]], Image.Image
+]
+
+
+def psnr(first: pyvips.Image, second: pyvips.Image) -> float:
+    """Peak signal-to-noise ratio of two 8-bit images, in dB (inf if equal)."""
+    difference = first.cast("double") - second.cast("double")
+    mean_square = float((difference * difference).avg())
+    return math.inf if mean_square == 0 else 10 * math.log10(255 * 255 / mean_square)
+
+
+def from_pillow(image: Image.Image) -> pyvips.Image:
+    rgb = image.convert("RGB")
+    return pyvips.Image.new_from_memory(rgb.tobytes(), rgb.width, rgb.height, 3, "uchar")
+
+
+def service_render(path: str, width: int) -> pyvips.Image:
+    request = pipeline.RenderRequest(
+        width=width,
+        height=None,
+        format=OutputFormat.PNG,  # lossless: only the resampling is compared
+        quality={OutputFormat.JPEG: 80, OutputFormat.WEBP: 80, OutputFormat.AVIF: 60},
+        background=(255, 255, 255, 255),
+        max_output_size=8192,
+        max_source_pixels=10**9,
+        avif_effort=0,
+        timeout_seconds=120.0,
+    )
+    with tempfile.NamedTemporaryFile(suffix=".png") as out:
+        source = os.open(path, os.O_RDONLY)
+        try:
+            pipeline.render(request, source, out.fileno())
+        finally:
+            os.close(source)
+        return pyvips.Image.new_from_file(out.name, access="sequential").copy_memory()
+
+
+def pillow_thumbnail(
+    image: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]
+) -> Image.Image:
+    return image.convert("RGB").resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
+
+
+def thumbor_steps(
+    image: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]
+) -> Image.Image:
+    return image.convert("RGB").resize(size, Image.Resampling.LANCZOS, box=box)
+
+
+def pillow_render(
+    path: str, size: tuple[int, int], scale: float, draft_factor: int, steps: PillowSteps
+) -> pyvips.Image:
+    """Pillow's draft to ``draft_factor`` times ``size``, then ``steps``, at
+    the service's ``scale`` (the box, in the drafted image's pixels)."""
+    with Image.open(path) as image:
+        full_width = image.width
+        image.draft(None, (size[0] * draft_factor, size[1] * draft_factor))
+        drafted = image.width / full_width
+        box = (
+            0.0,
+            0.0,
+            min(image.width, size[0] / scale * drafted),
+            min(image.height, size[1] / scale * drafted),
+        )
+        return from_pillow(steps(image, size, box))
+
+
+def measure(path: str, width: int) -> tuple[float, float, float, float]:
+    """(reduction, service dB, Pillow thumbnail dB, thumbor dB) for ``path``."""
+    service = service_render(path, width)
+    size = (service.width, service.height)
+    whole = pyvips.Image.new_from_file(path)
+    scale = service.width / whole.width  # thumbnail's one scale for both axes
+    reference = whole.resize(scale, kernel="lanczos3")
+    reference = reference.crop(0, 0, min(size[0], reference.width), min(size[1], reference.height))
+    service = service.crop(0, 0, reference.width, reference.height)
+    size = (reference.width, reference.height)
+    baseline = pillow_render(path, size, scale, 2, pillow_thumbnail)
+    thumbor = pillow_render(path, size, scale, 1, thumbor_steps)
+    return 1 / scale, psnr(service, reference), psnr(baseline, reference), psnr(thumbor, reference)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--widths", default="800,1050")
+    parser.add_argument("--corpus", default=os.path.join(ROOT, corpus.DEFAULT_DIR))
+    args = parser.parse_args()
+    pipeline.configure_libvips()
+    originals = corpus.originals_dir(args.corpus)
+    names = [name for name in corpus.mix_names() if name.endswith(".jpg")]
+    for width in (int(text) for text in args.widths.split(",")):
+        print(f"\n{width} px wide, PSNR against the exact reduction:\n")
+        print("| image | reduction | service | Pillow thumbnail | thumbor's steps |")
+        print("|---|---|---|---|---|")
+        measured = [(name, measure(os.path.join(originals, name), width)) for name in names]
+        measured = [(name, row) for name, row in measured if row[0] > 1]  # never upscaled
+        rows = [row for _, row in measured]
+        for name, (reduction, *decibels) in measured:
+            cells = " | ".join(f"{value:.1f} dB" for value in decibels)
+            print(f"| {name} | {reduction:.1f}x | {cells} |")
+        gaps = [baseline - thumbor for _, _, baseline, thumbor in rows]
+        print(
+            f"\nthumbor's steps below Pillow's thumbnail: {min(gaps):.1f}-{max(gaps):.1f} dB "
+            f"(median {statistics.median(gaps):.1f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
