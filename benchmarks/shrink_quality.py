@@ -21,17 +21,14 @@ import argparse
 import math
 import os
 import statistics
-import tempfile
 from collections.abc import Callable
 
 import pyvips
 from PIL import Image
 
-from service import pipeline
-from service.formats import OutputFormat
-
 from . import corpus
 from .competitors import ROOT
+from .libcost import Renderer, service_renderer
 
 PillowSteps = Callable[
     [Image.Image, tuple[int, int], tuple[float, float, float, float]], Image.Image
@@ -50,25 +47,10 @@ def from_pillow(image: Image.Image) -> pyvips.Image:
     return pyvips.Image.new_from_memory(rgb.tobytes(), rgb.width, rgb.height, 3, "uchar")
 
 
-def service_render(path: str, width: int) -> pyvips.Image:
-    request = pipeline.RenderRequest(
-        width=width,
-        height=None,
-        format=OutputFormat.PNG,  # lossless: only the resampling is compared
-        quality={OutputFormat.JPEG: 80, OutputFormat.WEBP: 80, OutputFormat.AVIF: 60},
-        background=(255, 255, 255, 255),
-        max_output_size=8192,
-        max_source_pixels=10**9,
-        avif_effort=0,
-        timeout_seconds=120.0,
-    )
-    with tempfile.NamedTemporaryFile(suffix=".png") as out:
-        source = os.open(path, os.O_RDONLY)
-        try:
-            pipeline.render(request, source, out.fileno())
-        finally:
-            os.close(source)
-        return pyvips.Image.new_from_file(out.name, access="sequential").copy_memory()
+def service_render(render: Renderer, path: str, width: int) -> pyvips.Image:
+    """The service's render path (``libcost``'s), to PNG: lossless, so only
+    the resampling is compared."""
+    return pyvips.Image.new_from_buffer(render(path, width, "png"), "")
 
 
 def pillow_thumbnail(
@@ -101,9 +83,10 @@ def pillow_render(
         return from_pillow(steps(image, size, box))
 
 
-def measure(path: str, width: int) -> tuple[float, float, float, float]:
-    """(reduction, service dB, Pillow thumbnail dB, thumbor dB) for ``path``."""
-    service = service_render(path, width)
+def measure(render: Renderer, path: str, width: int) -> tuple[float, float, float, float]:
+    """(reduction, service dB, Pillow thumbnail dB, thumbor dB) for ``path``,
+    ``render`` being the service's render path (``libcost.service_renderer``)."""
+    service = service_render(render, path, width)
     size = (service.width, service.height)
     whole = pyvips.Image.new_from_file(path)
     scale = service.width / whole.width  # thumbnail's one scale for both axes
@@ -121,14 +104,14 @@ def main() -> None:
     parser.add_argument("--widths", default="800,1050")
     parser.add_argument("--corpus", default=os.path.join(ROOT, corpus.DEFAULT_DIR))
     args = parser.parse_args()
-    pipeline.configure_libvips()
+    render = service_renderer()
     originals = corpus.originals_dir(args.corpus)
     names = [name for name in corpus.mix_names() if name.endswith(".jpg")]
     for width in (int(text) for text in args.widths.split(",")):
         print(f"\n{width} px wide, PSNR against the exact reduction:\n")
         print("| image | reduction | service | Pillow thumbnail | thumbor's steps |")
         print("|---|---|---|---|---|")
-        measured = [(name, measure(os.path.join(originals, name), width)) for name in names]
+        measured = [(name, measure(render, os.path.join(originals, name), width)) for name in names]
         measured = [(name, row) for name, row in measured if row[0] > 1]  # never upscaled
         rows = [row for _, row in measured]
         for name, (reduction, *decibels) in measured:

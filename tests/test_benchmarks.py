@@ -673,12 +673,13 @@ def test_psnr_of_the_shrink_quality_comparison() -> None:
     output size) are no better than Pillow's thumbnail on a real photo."""
     import pyvips  # noqa: PLC0415
 
+    from benchmarks.libcost import service_renderer  # noqa: PLC0415
     from benchmarks.shrink_quality import measure, psnr  # noqa: PLC0415
 
     grey = pyvips.Image.black(64, 48, bands=3) + 100
     assert psnr(grey.cast("uchar"), grey.cast("uchar")) == float("inf")
     assert psnr(grey.cast("uchar"), (grey + 1).cast("uchar")) == pytest.approx(48.13, abs=0.01)
     photo = str(Path(__file__).parent.parent / "service" / "samples" / "retina.jpg")
-    reduction, _, baseline, thumbor = measure(photo, 120)
+    reduction, _, baseline, thumbor = measure(service_renderer(), photo, 120)
     assert reduction > 4
     assert thumbor <= baseline
