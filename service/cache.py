@@ -137,9 +137,7 @@ class DiskCache:
     def open(self) -> None:
         """Create or reopen the directory; clean up after crashed writers."""
         with self._lock:
-            self._connect()
-            self._remove_stale_temporaries()
-            self._reconcile()
+            self._open_index()
 
     def close(self) -> None:
         with self._lock:
@@ -147,6 +145,13 @@ class DiskCache:
                 with contextlib.suppress(sqlite3.Error, OSError, CacheUnavailable):
                     self._flush_touches()
             self._drop_connection()
+
+    def _open_index(self) -> None:
+        """Under the lock: connect, drop crashed writers' temporaries, and
+        adopt and bound the files on disk (at start, and on a reopen)."""
+        self._connect()
+        self._remove_stale_temporaries()
+        self._reconcile()
 
     def _connect(self) -> None:
         os.makedirs(self._objects, exist_ok=True)
@@ -175,9 +180,7 @@ class DiskCache:
             self._on_reopen()
             self._drop_connection()
             try:
-                self._connect()
-                self._remove_stale_temporaries()
-                self._reconcile()
+                self._open_index()
             except (OSError, sqlite3.Error) as error:
                 self._drop_connection()
                 raise CacheUnavailable(str(error)) from error
