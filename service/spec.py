@@ -46,11 +46,11 @@ _GRAVITY_NAMES = {gravity.value: gravity for gravity in Gravity} | {"center": Gr
 
 # Parameters that set the output's size: a preset replaces them all.
 SIZE_PARAMETERS = frozenset({"scalex", "scaley", "dpr", "fit", "gravity"})
-# With --presets-only these come from presets alone too: a free q (100
-# values) or bg (16.7 million) would let anyone mint variants no cache
-# absorbs, which is what the mode is there to stop. A format stays free:
-# there are five.
-PRESET_ONLY_PARAMETERS = SIZE_PARAMETERS | {"q", "bg"}
+# With --presets-only these come from presets alone too, with or without a
+# preset: a free q (100 values) or bg (16.7 million) would let anyone mint
+# variants no cache absorbs, which is what the mode is there to stop. A
+# format stays free: there are five.
+PRESET_ONLY_OUTPUT_PARAMETERS = frozenset({"q", "bg"})
 
 Presets = Mapping[str, Sequence[tuple[str, str]]]
 
@@ -204,7 +204,7 @@ def parse_spec(
     """Build the spec from decoded query pairs, or raise ``BadRequest``."""
     fields = _Fields()
     seen = _apply(fields, pairs)
-    ad_hoc = sorted((PRESET_ONLY_PARAMETERS - SIZE_PARAMETERS) & set(seen))
+    ad_hoc = sorted(PRESET_ONLY_OUTPUT_PARAMETERS & seen.keys())
     if presets_only and ad_hoc:
         raise BadRequest(f"only presets set {seen[ad_hoc[0]]} here: use preset=<name>")
     if fields.preset is not None:
