@@ -39,6 +39,7 @@ from . import icc
 from .errors import RenderTimeout, SourceTooLarge, UnprocessableImage
 from .formats import ACCEPTED_LOADERS, OutputFormat, fallback_format
 from .geometry import centred_offset, cover_prescale, crop_anchor, scaled_box
+from .jpeg_markers import jpeg_scans
 from .spec import Fit, Gravity
 
 # libvips' largest coordinate: "unconstrained" for one side of the box.
@@ -75,12 +76,6 @@ MAX_SOURCE_SIDE = 32_768
 # held a render slot for 73 s at 100 MP. Encoders write 10 (libjpeg's
 # default script) or fewer; libjpeg-turbo's own fuzzers stop at 500.
 MAX_JPEG_SCANS = 256
-_SCAN_CHUNK_BYTES = 1 << 20
-_FILL_BLOCK_BYTES = 1 << 16
-# Real JPEGs have tens of segments before their first scan.
-_MAX_HEADER_SEGMENTS = 1024
-# Stuffing (0x00), TEM, SOI, EOI and the restart markers carry no length.
-_MARKERS_WITHOUT_LENGTH = frozenset({0x00, 0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)})
 
 # What a HEIF/AVIF decode holds per pixel and byte of sample (see
 # _whole_image_bytes).
@@ -406,48 +401,6 @@ def _check_scans(header: pyvips.Image, descriptor: int) -> None:
     scans = jpeg_scans(descriptor, stop_after=MAX_JPEG_SCANS)
     if scans > MAX_JPEG_SCANS:
         raise SourceTooLarge(f"the original is a JPEG in over {MAX_JPEG_SCANS} scans, the limit")
-
-
-def jpeg_scans(descriptor: int, *, stop_after: int | None = None) -> int:
-    """The start-of-scan markers (0xFFDA) of the JPEG open at ``descriptor``,
-    counting stopped once past ``stop_after``.
-
-    Counted at C speed, in 1 MiB chunks, from the end of the metadata
-    segments on: entropy-coded data never holds the pair (it stuffs each
-    0xFF with a zero), but an ICC profile or EXIF block may (a 400 KB
-    profile in the test corpus holds 43). Between scans a table could hold
-    it by chance: an extra count, far under the limit."""
-    count, carry, position = 0, b"", _scans_start(descriptor)
-    while chunk := os.pread(descriptor, _SCAN_CHUNK_BYTES, position):
-        count += (carry + chunk).count(b"\xff\xda")
-        if stop_after is not None and count > stop_after:
-            break
-        carry = chunk[-1:]
-        position += len(chunk)
-    return count
-
-
-def _scans_start(descriptor: int) -> int:
-    """Where the scans may begin: past the segments before the first scan,
-    walked by their lengths as long as they are well formed. Anything else
-    (junk, which libjpeg skips with a warning; a marker without a length;
-    the first scan) ends the walk there, and everything from there on is
-    counted."""
-    position = 2  # after SOI
-    for _ in range(_MAX_HEADER_SEGMENTS):
-        head = os.pread(descriptor, 4, position)
-        if len(head) < 4 or head[0] != 0xFF:
-            return position
-        marker = head[1]
-        if marker == 0xFF:  # fill bytes: skip the run, up to its last 0xFF
-            run = os.pread(descriptor, _FILL_BLOCK_BYTES, position)
-            fill = len(run) - len(run.lstrip(b"\xff"))
-            position += fill if fill == len(run) else fill - 1
-            continue
-        if marker in _MARKERS_WITHOUT_LENGTH or marker == 0xDA:
-            return position
-        position += 2 + int.from_bytes(head[2:4], "big")
-    return position
 
 
 def _decode_need(request: RenderRequest, header: pyvips.Image) -> int:

@@ -20,7 +20,7 @@ from aiohttp import web_protocol
 from PIL import Image
 
 from service.handlers import METRICS, RENDERS
-from service.pipeline import jpeg_scans
+from service.jpeg_markers import jpeg_scans
 from service.signing import origin_form, sign_url, signature, split_signature, verify
 from service.slow_clients import missing_attributes
 
