@@ -301,7 +301,7 @@ def _load_header(descriptor: int) -> pyvips.Image:
         # Header only: no pixels are decoded until the image is used.
         return pyvips.Image.new_from_source(source, "", access="sequential")
     except (pyvips.Error, UnicodeDecodeError) as error:
-        _describe(error)  # clears what pyvips could not
+        _libvips_message(error)  # read, so that libvips' error buffer is cleared
         raise UnprocessableImage("the original is not an image in a supported format") from error
 
 
@@ -811,21 +811,25 @@ def _icc_profile(image: pyvips.Image) -> bytes:
 _NOT_THE_CAUSE = ("vips2", "unable to call", "VipsForeignSave", "source: ")
 
 
-def _describe(error: pyvips.Error | UnicodeDecodeError) -> str:
-    """A one-line, path-free reason for the client: the first thing a
-    loader said, else libvips' last line.
+def _libvips_message(error: pyvips.Error | UnicodeDecodeError) -> str:
+    """What libvips said, with its error buffer left clear.
 
     A UnicodeDecodeError is pyvips failing to build its Error: a decoder
     quoted raw bytes of the original in its message (libheif: a box named
     b"\\x80mir"). pyvips then never cleared libvips' error buffer, and every
     later failure of any request would trip over the same bytes (a 500):
     read it leniently here and clear it."""
-    if isinstance(error, UnicodeDecodeError):
-        text = pyvips.ffi.string(pyvips.vips_lib.vips_error_buffer()).decode("utf-8", "replace")
-        pyvips.vips_lib.vips_error_clear()
-    else:
-        text = str(error)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not isinstance(error, UnicodeDecodeError):
+        return str(error)  # pyvips cleared the buffer building it
+    text: str = pyvips.ffi.string(pyvips.vips_lib.vips_error_buffer()).decode("utf-8", "replace")
+    pyvips.vips_lib.vips_error_clear()
+    return text
+
+
+def _describe(error: pyvips.Error | UnicodeDecodeError) -> str:
+    """A one-line, path-free reason for the client: the first thing a
+    loader said, else libvips' last line."""
+    lines = [line.strip() for line in _libvips_message(error).splitlines() if line.strip()]
     said = [line for line in lines if not line.startswith(_NOT_THE_CAUSE)]
     detail = said[0] if said else (lines[-1] if lines else "decode failed")
     # libvips prefixes messages with the file name or descriptor; drop it.
