@@ -21,7 +21,6 @@ import argparse
 import math
 import os
 import statistics
-from collections.abc import Callable
 
 import pyvips
 from PIL import Image
@@ -29,10 +28,6 @@ from PIL import Image
 from . import corpus
 from .competitors import ROOT
 from .libcost import Renderer, service_renderer
-
-PillowSteps = Callable[
-    [Image.Image, tuple[int, int], tuple[float, float, float, float]], Image.Image
-]
 
 
 def psnr(first: pyvips.Image, second: pyvips.Image) -> float:
@@ -53,23 +48,12 @@ def service_render(render: Renderer, path: str, width: int) -> pyvips.Image:
     return pyvips.Image.new_from_buffer(render(path, width, "png"), "")
 
 
-def pillow_thumbnail(
-    image: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]
-) -> Image.Image:
-    return image.convert("RGB").resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
-
-
-def thumbor_steps(
-    image: Image.Image, size: tuple[int, int], box: tuple[float, float, float, float]
-) -> Image.Image:
-    return image.convert("RGB").resize(size, Image.Resampling.LANCZOS, box=box)
-
-
 def pillow_render(
-    path: str, size: tuple[int, int], scale: float, draft_factor: int, steps: PillowSteps
+    path: str, size: tuple[int, int], scale: float, *, draft_factor: int, reducing_gap: float | None
 ) -> pyvips.Image:
-    """Pillow's draft to ``draft_factor`` times ``size``, then ``steps``, at
-    the service's ``scale`` (the box, in the drafted image's pixels)."""
+    """Pillow's ``draft()`` to ``draft_factor`` times ``size``, then LANCZOS
+    (with ``reducing_gap``, as ``thumbnail`` has it), at the service's
+    ``scale``: the box is in the drafted image's pixels."""
     with Image.open(path) as image:
         full_width = image.width
         image.draft(None, (size[0] * draft_factor, size[1] * draft_factor))
@@ -80,7 +64,10 @@ def pillow_render(
             min(image.width, size[0] / scale * drafted),
             min(image.height, size[1] / scale * drafted),
         )
-        return from_pillow(steps(image, size, box))
+        resized = image.convert("RGB").resize(
+            size, Image.Resampling.LANCZOS, box=box, reducing_gap=reducing_gap
+        )
+        return from_pillow(resized)
 
 
 def measure(render: Renderer, path: str, width: int) -> tuple[float, float, float, float]:
@@ -94,8 +81,9 @@ def measure(render: Renderer, path: str, width: int) -> tuple[float, float, floa
     reference = reference.crop(0, 0, min(size[0], reference.width), min(size[1], reference.height))
     service = service.crop(0, 0, reference.width, reference.height)
     size = (reference.width, reference.height)
-    baseline = pillow_render(path, size, scale, 2, pillow_thumbnail)
-    thumbor = pillow_render(path, size, scale, 1, thumbor_steps)
+    # Pillow's thumbnail drafts to twice the size; thumbor's engine to the size.
+    baseline = pillow_render(path, size, scale, draft_factor=2, reducing_gap=2.0)
+    thumbor = pillow_render(path, size, scale, draft_factor=1, reducing_gap=None)
     return 1 / scale, psnr(service, reference), psnr(baseline, reference), psnr(thumbor, reference)
 
 
