@@ -40,14 +40,13 @@ log = logging.getLogger(__name__)
 
 
 class _HeadDeadlineHandler(web_protocol.RequestHandler):
-    __slots__ = ("_head_timer", "_heads_when_armed")
+    __slots__ = ("_head_timer",)
 
     seconds: float = 10.0  # set by install
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401 - aiohttp's
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
-        self._heads_when_armed = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -66,7 +65,6 @@ class _HeadDeadlineHandler(web_protocol.RequestHandler):
         super().connection_lost(exc)
 
     def _arm(self) -> None:
-        self._heads_when_armed = self._request_count
         self._head_timer = self._loop.call_later(self.seconds, self._deadline_passed)
 
     def _disarm(self) -> None:
@@ -80,8 +78,10 @@ class _HeadDeadlineHandler(web_protocol.RequestHandler):
         return self._waiter is not None and not self._waiter.done()
 
     def _deadline_passed(self) -> None:
+        # A head that arrived cancelled the timer (asyncio skips a cancelled
+        # callback even once due), so none came: close if still idle.
         self._head_timer = None
-        if self._request_count == self._heads_when_armed and self._waiting_for_a_request():
+        if self._waiting_for_a_request():
             self.force_close()
 
 
