@@ -16,7 +16,7 @@ from .negotiate import FormatChoice, choose_format
 from .pipeline import RenderRequest
 from .responses import DescriptorResponse
 from .settings import Settings
-from .signing import origin_form, verify
+from .signing import verify
 from .sources import Original, OriginalsDirectory
 from .spec import RequestSpec, parse_spec
 from .workers import RenderService, Served, own_output_of
@@ -56,7 +56,7 @@ async def _picture(request: web.Request) -> web.StreamResponse:
     settings = app[SETTINGS]
     renders = app[RENDERS]
     # Before anything else: a bad signature is a 403 even for a missing file.
-    if settings.signing_keys and not verify(origin_form(request.raw_path), settings.signing_keys):
+    if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
         app[METRICS].rejected.labels(reason="bad_signature").inc()
         raise Forbidden("the URL signature is missing or wrong")
     spec = parse_spec(

@@ -41,7 +41,7 @@ def origin_form(target: str) -> str:
     accept, and which some clients send to what they take for a proxy)
     loses its scheme and authority, so it verifies like the origin form."""
     scheme, separator, rest = target.partition("://")
-    if not separator or scheme.lower() not in ("http", "https") or "/" in scheme:
+    if not separator or scheme.lower() not in ("http", "https"):
         return target
     authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     path_and_query = rest[authority_end:]
@@ -49,9 +49,10 @@ def origin_form(target: str) -> str:
 
 
 def verify(raw_path_qs: str, keys: Sequence[str]) -> bool:
-    """Whether the target carries a valid signature under any of ``keys``.
-    Every key is compared, in constant time, whatever matched before."""
-    signed_part, given = split_signature(raw_path_qs)
+    """Whether the request target as sent (origin or absolute form) carries
+    a valid signature under any of ``keys``. Every key is compared, in
+    constant time, whatever matched before."""
+    signed_part, given = split_signature(origin_form(raw_path_qs))
     if given is None:
         return False
     valid = False
