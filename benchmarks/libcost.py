@@ -177,17 +177,26 @@ def measure_image(
 
 
 def loop(
-    render: Renderer, paths: list[str], *, fmt: str, seconds: float, offset: int
+    render: Renderer,
+    paths: list[str],
+    *,
+    fmt: str,
+    seconds: float,
+    offset: int,
+    stride: int = 1,
 ) -> dict[str, object]:
-    """Render the variants a load run asks for, from ``offset``, for about
-    ``seconds``: the images round-robin at the pool's widths (``VariantPool``),
-    so that the in-process figure and the HTTP runs render the same sizes."""
+    """Render the variants a load run asks for, from ``offset`` every
+    ``stride``-th, for about ``seconds``: the images round-robin at the
+    pool's widths (``VariantPool``). One process per core, each from the next
+    offset with the cores as stride, render the pool's stretch in order, as
+    wrk's threads ask for it: the in-process figure and the HTTP run it is
+    paired with render the same variants."""
     pool = VariantPool(paths)
     started = time.perf_counter()
     cpu_started = time.process_time()  # all threads: libvips' too
     count = 0
     while time.perf_counter() - started < seconds:
-        variant = pool.variant(offset + count)
+        variant = pool.variant(offset + count * stride)
         render(variant.name, variant.width, fmt)
         count += 1
     return {
@@ -224,6 +233,7 @@ def main() -> None:
     parser.add_argument("--loop-seconds", type=float)
     parser.add_argument("--handshake-variants", type=int, help="for benchmarks.instructions")
     parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--stride", type=int, default=1)
     parser.add_argument("--quality", type=parse_quality, help="e.g. jpeg=80,webp=80,avif=60")
     parser.add_argument("--avif-effort", type=int)
     args = parser.parse_args()
@@ -246,6 +256,7 @@ def main() -> None:
             fmt=args.format,
             seconds=args.loop_seconds,
             offset=args.offset,
+            stride=args.stride,
         )
     else:
         result = measure_image(

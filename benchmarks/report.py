@@ -398,8 +398,9 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
         lines += ["", _inprocess_sentence(rps, libcost.get("inprocess_cpu_ms_per_render", {}))]
         if libcost.get("inprocess_paired_with"):
             lines.append(
-                "Each loop ran right after a repetition of the uncached c=4 load; the targets "
-                "against the loops below are medians of those run-by-run ratios."
+                "Each loop ran right after a repetition of the uncached c=4 load, over the "
+                "same variants (the stretch of the URL pool that repetition asked for); the "
+                "targets against the loops below are medians of those run-by-run ratios."
             )
     found = summary.get("targets", [])
     if found:

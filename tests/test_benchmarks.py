@@ -94,6 +94,11 @@ def test_in_process_loop_renders_the_pools_variants_from_its_offset() -> None:
         libcost.loop(render, ["a.jpg", "b.png"], fmt="original", seconds=60.0, offset=1)
     pool = urls.VariantPool(["a.jpg", "b.png"])
     assert asked == [(v.name, v.width, "original") for v in map(pool.variant, range(1, 6))]
+    asked.clear()
+    with pytest.raises(StopIteration):
+        libcost.loop(render, ["a.jpg", "b.png"], fmt="original", seconds=60.0, offset=7, stride=2)
+    # The second of two processes: every other variant, as wrk's second thread asks.
+    assert asked == [(v.name, v.width, "original") for v in map(pool.variant, range(7, 17, 2))]
 
 
 def test_pool_passes_the_format_and_rejects_empty_input() -> None:
@@ -591,8 +596,13 @@ def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
         events.append((str(options["label"]), server.name))
         return {**_run(10, 100), "wraps": False}
 
-    def loop(self: bench_run.Bench, python: str, library: str, mix: list[str]) -> dict[str, float]:
+    starts: list[int] = []
+
+    def loop(
+        self: bench_run.Bench, python: str, library: str, mix: list[str], *, start: int
+    ) -> dict[str, float]:
         events.append(("loop", library))
+        starts.append(start)
         return {"rps": 5.0, "cpu_ms_per_render": 100.0}
 
     monkeypatch.setattr(bench_run.Bench, "load", load)
@@ -615,6 +625,10 @@ def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
     assert isinstance(libcost_results, dict)
     assert libcost_results["inprocess_paired_with"] == "uncached c=4"
     assert {len(runs) for runs in libcost_results["inprocess_runs"].values()} == {2}
+    # Each loop renders the stretch of the pool its repetition asked for:
+    # after the c=1 series' three runs, each run taking the same budget.
+    budget = bench_run.variants_per_run(plan.seconds)
+    assert starts == [3 * budget] * 3 + [4 * budget] * 3
 
 
 def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
@@ -627,7 +641,9 @@ def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
 
     calls: list[str] = []
 
-    def loop(self: bench_run.Bench, python: str, library: str, mix: list[str]) -> dict[str, float]:
+    def loop(
+        self: bench_run.Bench, python: str, library: str, mix: list[str], *, start: int
+    ) -> dict[str, float]:
         calls.append(library)
         if len(calls) == 2:
             raise RuntimeError("the loop's process died")
