@@ -10,8 +10,10 @@ venv for Pillow), so that the peak RSS (``VmHWM``) is that render's own:
 
 ``--image`` renders one image at ``--width``; ``--loop-seconds`` renders the
 ``--images`` at the load runs' own widths (``VariantPool``) instead;
-``--handshake-variants N`` renders the pool's first N variants between two
-lines read from stdin, for ``benchmarks.instructions``.
+``--stretch N`` renders exactly the N variants of the pool from ``--offset``
+(what a load run's server answered); ``--handshake-variants N`` renders the
+pool's first N variants between two lines read from stdin, for
+``benchmarks.instructions``.
 
 ``vips`` is pyvips driven plainly (``thumbnail``); ``service`` is the
 service's own render path (``service.pipeline.render``, which for example
@@ -177,28 +179,39 @@ def measure_image(
 
 
 def loop(
-    render: Renderer,
-    paths: list[str],
-    *,
-    fmt: str,
-    seconds: float,
-    offset: int,
-    stride: int = 1,
+    render: Renderer, paths: list[str], *, fmt: str, seconds: float, offset: int
 ) -> dict[str, object]:
-    """Render the variants a load run asks for, from ``offset`` every
-    ``stride``-th, for about ``seconds``: the images round-robin at the
-    pool's widths (``VariantPool``). One process per core, each from the next
-    offset with the cores as stride, render the pool's stretch in order, as
-    wrk's threads ask for it: the in-process figure and the HTTP run it is
-    paired with render the same variants."""
+    """Render the variants a load run asks for, from ``offset``, for about
+    ``seconds``: the images round-robin at the pool's widths (``VariantPool``),
+    so that the in-process figure and the HTTP runs render the same sizes."""
     pool = VariantPool(paths)
     started = time.perf_counter()
     cpu_started = time.process_time()  # all threads: libvips' too
     count = 0
     while time.perf_counter() - started < seconds:
-        variant = pool.variant(offset + count * stride)
+        variant = pool.variant(offset + count)
         render(variant.name, variant.width, fmt)
         count += 1
+    return {
+        "renders": count,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+    }
+
+
+def stretch_loop(
+    render: Renderer, paths: list[str], *, fmt: str, start: int, count: int, lane: int
+) -> dict[str, object]:
+    """Render exactly the ``count`` variants of the pool from ``start`` (the
+    ones a load run's server answered), each once, from the ``lane``-th on
+    and round: one process per core, each from its own lane, render the
+    same work in different orders, and finish together."""
+    pool = VariantPool(paths)
+    started = time.perf_counter()
+    cpu_started = time.process_time()  # all threads: libvips' too
+    for step in range(count):
+        variant = pool.variant(start + (lane + step) % count)
+        render(variant.name, variant.width, fmt)
     return {
         "renders": count,
         "seconds": time.perf_counter() - started,
@@ -233,7 +246,8 @@ def main() -> None:
     parser.add_argument("--loop-seconds", type=float)
     parser.add_argument("--handshake-variants", type=int, help="for benchmarks.instructions")
     parser.add_argument("--offset", type=int, default=0)
-    parser.add_argument("--stride", type=int, default=1)
+    parser.add_argument("--stretch", type=int, help="render this many variants from --offset")
+    parser.add_argument("--lane", type=int, default=0, help="where in the stretch to begin")
     parser.add_argument("--quality", type=parse_quality, help="e.g. jpeg=80,webp=80,avif=60")
     parser.add_argument("--avif-effort", type=int)
     args = parser.parse_args()
@@ -247,17 +261,16 @@ def main() -> None:
     if args.handshake_variants:
         handshake(render, args.images.split(","), fmt=args.format, count=args.handshake_variants)
         return
-    if args.loop_seconds:
+    if args.stretch:
         paths = args.images.split(",")
         render(paths[0], 64, "jpeg")
-        result = loop(
-            render,
-            paths,
-            fmt=args.format,
-            seconds=args.loop_seconds,
-            offset=args.offset,
-            stride=args.stride,
+        result = stretch_loop(
+            render, paths, fmt=args.format, start=args.offset, count=args.stretch, lane=args.lane
         )
+    elif args.loop_seconds:
+        paths = args.images.split(",")
+        render(paths[0], 64, "jpeg")
+        result = loop(render, paths, fmt=args.format, seconds=args.loop_seconds, offset=args.offset)
     else:
         result = measure_image(
             render,

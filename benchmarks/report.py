@@ -397,10 +397,20 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
     if libcost and (rps := libcost.get("inprocess_rps")):
         lines += ["", _inprocess_sentence(rps, libcost.get("inprocess_cpu_ms_per_render", {}))]
         if libcost.get("inprocess_paired_with"):
+            same_work = any(
+                "stretch" in run
+                for runs in libcost.get("inprocess_runs", {}).values()
+                for run in runs
+            )
             lines.append(
-                "Each loop ran right after a repetition of the uncached c=4 load, over the "
-                "same variants (the stretch of the URL pool that repetition asked for); the "
-                "targets against the loops below are medians of those run-by-run ratios."
+                "Each loop ran right after a repetition of the uncached c=4 load"
+                + (
+                    ", over exactly the variants its server answered in it (pyvips and the "
+                    "service's path the service's, Pillow the baseline's)"
+                    if same_work
+                    else ""
+                )
+                + "; the targets against the loops below are medians of those run-by-run ratios."
             )
     found = summary.get("targets", [])
     if found:

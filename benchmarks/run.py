@@ -45,6 +45,8 @@ RESULTS_DIR = os.path.join(competitors.ROOT, "benchmarks", "results")
 PAIRED_CONCURRENCY = 4
 CORES = os.cpu_count() or 1
 T = TypeVar("T")
+# Whose answered variants each in-process loop renders when paired.
+LOOP_COUNTERPARTS = {"vips": "service", "service": "service", "pillow": "baseline"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +93,9 @@ class Bench:
     # when it runs (inprocess_loops), else in scenario 1.
     pair_loops: bool = False
     loops: dict[str, list[dict[str, float]]] = field(default_factory=dict)
-    # Where in its pool each server's latest uncached run began: the paired
-    # loops render that stretch of the pool (every competitor's pool
-    # advances alike, by the same budget per run).
-    pool_starts: dict[str, int] = field(default_factory=dict)
+    # The stretch of its pool each server answered in its latest uncached
+    # run: (first variant, requests answered). The paired loops render it.
+    stretches: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     # -- helpers -----------------------------------------------------------
 
@@ -154,13 +155,16 @@ class Bench:
                 pool = self.pools.setdefault(
                     f"{server.name}:{','.join(names)}", urls.VariantPool(names)
                 )
-                self.pool_starts[server.name] = pool.used
+                start = pool.used
                 variants = pool.take(budget, fmt)
                 paths = [urls.url_path(server.name, v) for v in variants]
                 figures = self.load(
                     server, paths, concurrency=concurrency, seconds=seconds,
                     label=f"{scenario}-{repetition}",
                 )  # fmt: skip
+                answered = figures["requests"]
+                assert isinstance(answered, int)
+                self.stretches[server.name] = (start, answered)
                 if figures["wraps"]:
                     self.log(f"  {server.name}: the URL list wrapped; some requests were hits")
                 series[server.name].append(figures)
@@ -233,19 +237,21 @@ class Bench:
         of these (``pair_loops``), so that every ratio of the load to the
         loops compares figures taken within the same minute, not a quarter
         of an hour apart as when the loops ran in scenario 1, and of the
-        same variants: the loops render the stretch of the pool that
-        repetition asked for. (From the pool's start instead, the first two
-        c=4 repetitions of a full run asked for 3.5 % wider outputs on
-        average than the loops rendered: 870 and 874 px against 840.) The first
+        same work: each library's loop renders exactly the variants its
+        server answered in that repetition (pyvips and the service's path
+        the service's, Pillow the baseline's). (Loops from the pool's start
+        rendered narrower outputs than the first c=4 repetitions asked for;
+        time-bounded loops over a repetition's stretch covered a different
+        length of it than the server, up to 3.5 % in mean width.) The first
         ``loop_runs`` repetitions get one: the quick run does them after its
         first only (its budget is 2 minutes from a fresh clone)."""
         if repetition >= self.plan.loop_runs:
             return
         pythons = library_pythons()
-        start = self.pool_starts.get("service", 0) if self.pair_loops else 0
         for library in rotated(["vips", "service", "pillow"], repetition):
+            stretch = self.stretches.get(LOOP_COUNTERPARTS[library]) if self.pair_loops else None
             figures = self.inprocess_throughput(
-                pythons[library], library, corpus.mix_names(), start=start
+                pythons[library], library, corpus.mix_names(), stretch=stretch
             )
             self.loops.setdefault(library, []).append(figures)
 
@@ -284,26 +290,50 @@ class Bench:
         libcost["inprocess_paired_with"] = report.LOOPS_PAIRED_WITH if paired else None
 
     def inprocess_throughput(
-        self, python: str, library: str, mix: list[str], *, start: int = 0
+        self,
+        python: str,
+        library: str,
+        mix: list[str],
+        *,
+        stretch: tuple[int, int] | None = None,
     ) -> dict[str, float]:
         """Renders per second of ``library`` with one process per core over
-        the mix, and the CPU time (all threads) per render: the pool's
-        variants from ``start`` on, in order, as a load run asks for them."""
+        the mix, and the CPU time (all threads) per render. With ``stretch``
+        (first variant, count), each process renders exactly those variants
+        of the pool, from its own lane; else the pool from its start for
+        ``loop_seconds``."""
         paths = ",".join(os.path.join(self.originals, n) for n in mix)
         argv = [
             python, "-m", "benchmarks.libcost", "--library", library, "--images", paths,
-            "--loop-seconds", str(self.plan.loop_seconds), *self.quality_args,
+            *self.quality_args,
         ]  # fmt: skip
+        if stretch is not None and stretch[1] >= CORES:
+            start, count = stretch
+            lanes = [
+                ["--offset", str(start), "--stretch", str(count), "--lane", str(i * count // CORES)]
+                for i in range(CORES)
+            ]
+        else:
+            stretch = None
+            lanes = [
+                [
+                    "--loop-seconds",
+                    str(self.plan.loop_seconds),
+                    "--offset",
+                    str(i * len(mix) // CORES),
+                ]
+                for i in range(CORES)
+            ]
         started = time.monotonic()
         processes = [
             subprocess.Popen(
-                [*argv, "--offset", str(start + i), "--stride", str(CORES)],
+                [*argv, *lane],
                 cwd=competitors.ROOT,
                 env=library_environment(library),
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            for i in range(CORES)
+            for lane in lanes
         ]
         outputs: list[dict[str, Any]] = [json.loads(p.communicate()[0]) for p in processes]
         wall = time.monotonic() - started
@@ -316,7 +346,10 @@ class Bench:
             f"  in-process {library}, {CORES} processes: {rps:.1f} renders/s, "
             f"{cpu_ms:.1f} ms CPU per render ({wall:.1f} s)"
         )
-        return {"rps": round(rps, 2), "cpu_ms_per_render": round(cpu_ms, 2)}
+        figures: dict[str, float] = {"rps": round(rps, 2), "cpu_ms_per_render": round(cpu_ms, 2)}
+        if stretch is not None:
+            figures["pool_start"], figures["stretch"] = stretch
+        return figures
 
     def uncached(self) -> None:
         mix = corpus.mix_names()

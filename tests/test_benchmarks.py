@@ -94,11 +94,25 @@ def test_in_process_loop_renders_the_pools_variants_from_its_offset() -> None:
         libcost.loop(render, ["a.jpg", "b.png"], fmt="original", seconds=60.0, offset=1)
     pool = urls.VariantPool(["a.jpg", "b.png"])
     assert asked == [(v.name, v.width, "original") for v in map(pool.variant, range(1, 6))]
-    asked.clear()
-    with pytest.raises(StopIteration):
-        libcost.loop(render, ["a.jpg", "b.png"], fmt="original", seconds=60.0, offset=7, stride=2)
-    # The second of two processes: every other variant, as wrk's second thread asks.
-    assert asked == [(v.name, v.width, "original") for v in map(pool.variant, range(7, 17, 2))]
+
+
+def test_a_stretch_loop_renders_exactly_the_answered_variants_from_its_lane() -> None:
+    asked: list[tuple[str, int]] = []
+
+    def render(path: str, width: int, fmt: str) -> bytes:
+        asked.append((path, width))
+        return b""
+
+    paths = ["a.jpg", "b.png", "c.jpg"]
+    lanes = [
+        libcost.stretch_loop(render, paths, fmt="original", start=40, count=5, lane=lane)
+        for lane in (0, 2)
+    ]
+    assert [lane["renders"] for lane in lanes] == [5, 5]
+    pool = urls.VariantPool(paths)
+    stretch = [(v.name, v.width) for v in map(pool.variant, range(40, 45))]
+    assert asked[:5] == stretch
+    assert asked[5:] == stretch[2:] + stretch[:2]  # the same work from the third on
 
 
 def test_pool_passes_the_format_and_rejects_empty_input() -> None:
@@ -594,15 +608,21 @@ def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
         self: bench_run.Bench, server: SimpleNamespace, paths: list[str], **options: object
     ) -> dict[str, Any]:
         events.append((str(options["label"]), server.name))
-        return {**_run(10, 100), "wraps": False}
+        # The service answers 40 requests a run, the baseline 20.
+        return {**_run(10 if server.name == "service" else 5, 100), "wraps": False}
 
-    starts: list[int] = []
+    stretches: list[tuple[str, tuple[int, int] | None]] = []
 
     def loop(
-        self: bench_run.Bench, python: str, library: str, mix: list[str], *, start: int
+        self: bench_run.Bench,
+        python: str,
+        library: str,
+        mix: list[str],
+        *,
+        stretch: tuple[int, int] | None,
     ) -> dict[str, float]:
         events.append(("loop", library))
-        starts.append(start)
+        stretches.append((library, stretch))
         return {"rps": 5.0, "cpu_ms_per_render": 100.0}
 
     monkeypatch.setattr(bench_run.Bench, "load", load)
@@ -625,10 +645,17 @@ def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
     assert isinstance(libcost_results, dict)
     assert libcost_results["inprocess_paired_with"] == "uncached c=4"
     assert {len(runs) for runs in libcost_results["inprocess_runs"].values()} == {2}
-    # Each loop renders the stretch of the pool its repetition asked for:
-    # after the c=1 series' three runs, each run taking the same budget.
-    budget = bench_run.variants_per_run(plan.seconds)
-    assert starts == [3 * budget] * 3 + [4 * budget] * 3
+    # Each loop renders what its server answered in the repetition before
+    # it: pyvips and the service's path the service's, Pillow the
+    # baseline's; each after the c=1 series' three runs of the same budget.
+    first, second = (
+        3 * bench_run.variants_per_run(plan.seconds),
+        4 * bench_run.variants_per_run(plan.seconds),
+    )
+    assert stretches == [
+        ("vips", (first, 40)), ("service", (first, 40)), ("pillow", (first, 20)),
+        ("service", (second, 40)), ("pillow", (second, 20)), ("vips", (second, 40)),
+    ]  # fmt: skip
 
 
 def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
@@ -642,7 +669,12 @@ def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
     calls: list[str] = []
 
     def loop(
-        self: bench_run.Bench, python: str, library: str, mix: list[str], *, start: int
+        self: bench_run.Bench,
+        python: str,
+        library: str,
+        mix: list[str],
+        *,
+        stretch: tuple[int, int] | None,
     ) -> dict[str, float]:
         calls.append(library)
         if len(calls) == 2:
@@ -806,3 +838,32 @@ def test_a_missing_tool_without_root_names_its_package(monkeypatch: pytest.Monke
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(RuntimeError, match="apt-get install valgrind"):
         debian.ensure_package("valgrind", "valgrind")
+
+
+def test_paired_loop_processes_each_render_the_whole_stretch_from_their_own_lane(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    launched: list[list[str]] = []
+
+    class FakeProcess:
+        def __init__(self, argv: list[str], **options: object) -> None:
+            launched.append(argv)
+            self.renders = int(argv[argv.index("--stretch") + 1]) if "--stretch" in argv else 7
+
+        def communicate(self) -> tuple[str, str]:
+            return json.dumps({"renders": self.renders, "seconds": 2.0, "cpu_seconds": 3.0}), ""
+
+    monkeypatch.setattr("benchmarks.run.subprocess.Popen", FakeProcess)
+    monkeypatch.setattr(bench_run, "CORES", 2)
+    bench = bench_run.Bench(bench_run.QUICK, str(tmp_path), str(tmp_path), pair_loops=True)
+    figures = bench.inprocess_throughput("python", "vips", ["a.jpg", "b.png"], stretch=(300, 9))
+    lanes = [argv[argv.index("--offset") :] for argv in launched]
+    assert lanes == [
+        ["--offset", "300", "--stretch", "9", "--lane", "0"],
+        ["--offset", "300", "--stretch", "9", "--lane", "4"],
+    ]
+    assert figures == {"rps": 9.0, "cpu_ms_per_render": 333.33, "pool_start": 300, "stretch": 9}
+    launched.clear()
+    unpaired = bench.inprocess_throughput("python", "vips", ["a.jpg", "b.png"])
+    assert all("--loop-seconds" in argv and "--stretch" not in argv for argv in launched)
+    assert "stretch" not in unpaired
