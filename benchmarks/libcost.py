@@ -11,8 +11,8 @@ venv for Pillow), so that the peak RSS (``VmHWM``) is that render's own:
 ``--image`` renders one image at ``--width``; ``--loop-seconds`` renders the
 ``--images`` at the load runs' own widths (``VariantPool``) instead;
 ``--stretch N`` renders exactly the N variants of the pool from ``--offset``
-(what a load run's server answered); ``--handshake-variants N`` renders the
-pool's first N variants between two lines read from stdin, for
+(what a load run's server answered); ``--handshake-variants N`` renders N
+variants (``urls.spread_variants``) between two lines read from stdin, for
 ``benchmarks.instructions``.
 
 ``vips`` is pyvips driven plainly (``thumbnail``); ``service`` is the
@@ -40,7 +40,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .urls import VariantPool
+from .urls import VariantPool, spread_variants
 
 # Overridden from the command line with the service's current defaults.
 QUALITY = {"jpeg": 80, "webp": 80, "avif": 60}
@@ -220,15 +220,16 @@ def stretch_loop(
 
 
 def handshake(render: Renderer, paths: list[str], *, fmt: str, count: int) -> dict[str, object]:
-    """Render the pool's first ``count`` variants between two lines of stdin,
-    so that ``benchmarks.instructions`` can zero valgrind's counters before
-    and dump them after, around exactly those renders. First each image once
-    at 64 px: that loads every codec the count must not include."""
+    """Render ``count`` variants (``spread_variants``) between two lines of
+    stdin, so that ``benchmarks.instructions`` can read valgrind's counters
+    before and after exactly those renders. First each image once at 64 px:
+    that loads every codec the count must not include."""
     for path in dict.fromkeys(paths):
         render(path, 64, fmt)
     print("ready", flush=True)
     sys.stdin.readline()
-    output_bytes = sum(len(render(v.name, v.width, fmt)) for v in VariantPool(paths).take(count))
+    variants = spread_variants(paths, count)
+    output_bytes = sum(len(render(v.name, v.width, fmt)) for v in variants)
     print(json.dumps({"renders": count, "output_bytes": output_bytes}), flush=True)
     sys.stdin.readline()
     return {"renders": count, "output_bytes": output_bytes}

@@ -750,10 +750,15 @@ def test_psnr_of_the_shrink_quality_comparison() -> None:
 # -- instruction counts -------------------------------------------------------------
 
 
-def test_callgrind_totals_read_either_spelling() -> None:
+def test_callgrind_totals_prefer_the_closing_line() -> None:
     header = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\n"
-    assert instructions.callgrind_totals(header + "summary: 14597833605\n") == 14597833605
-    assert instructions.callgrind_totals(header + "fn=main\n5 3\ntotals: 42\n") == 42
+    assert (
+        instructions.callgrind_totals(
+            header + "summary: 25796131\nfn=main\n5 3\ntotals: 25801180\n"
+        )
+        == 25801180
+    )
+    assert instructions.callgrind_totals(header + "summary: 42\nfn=main\n5 3\n") == 42
     with pytest.raises(ValueError, match="not a callgrind output"):
         instructions.callgrind_totals(header + "fn=main\n5 3\n")
 
@@ -762,13 +767,45 @@ def test_the_measured_stretch_is_the_newest_numbered_dump(tmp_path: Path) -> Non
     for name in ("callgrind.41", "callgrind.41.1", "callgrind.41.10", "callgrind.41.2",
                  "callgrind.410.3", "callgrind.41.log"):  # fmt: skip
         (tmp_path / name).write_text("summary: 1\n")
-    assert instructions.latest_dump(str(tmp_path), 41) == str(tmp_path / "callgrind.41.10")
+    assert instructions.latest_dump(str(tmp_path), 41) == (10, str(tmp_path / "callgrind.41.10"))
     assert instructions.latest_dump(str(tmp_path), 7) is None
+
+
+def test_a_dump_that_writes_nothing_new_is_a_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """callgrind_control exits 0 when it reached no process: only a new
+    numbered file says that a dump happened."""
+    written: list[int] = []
+
+    def control(argv: list[str], **options: object) -> SimpleNamespace:
+        pid = int(argv[-1])
+        if pid != 13:  # 13 is not under valgrind: nothing is written
+            number = len([w for w in written if w == pid]) + 1
+            (tmp_path / f"callgrind.{pid}.{number}").write_text(f"totals: {pid * 100 + number}\n")
+            written.append(pid)
+        return SimpleNamespace(
+            stdout=f"Error: Callgrind task with PID {pid} not detected.\n", stderr=""
+        )
+
+    monkeypatch.setattr("benchmarks.instructions.subprocess.run", control)
+    callgrind = instructions.Callgrind(str(tmp_path))
+    assert callgrind.dump([11, 12]) == 1101 + 1201
+    assert callgrind.dump([11, 12]) == 1102 + 1202  # the new dumps, not the first ones
+    with pytest.raises(RuntimeError, match="could not dump process 13: Error: Callgrind task"):
+        callgrind.dump([11, 13])
+
+
+def test_background_work_is_subtracted_at_its_idle_rate() -> None:
+    # 5,000 instructions in 100 s, of which the timers ran 20 a second.
+    assert instructions.net_of_background(5_000, 100.0, idle=400, idle_seconds=20.0) == 3_000
+    assert instructions.net_of_background(100, 100.0, idle=400, idle_seconds=20.0) == 0
 
 
 def test_instruction_ratios_follow_the_targets_direction() -> None:
     counts = {
-        side: instructions.Count(side, per_render * 4, renders=4, processes=1)
+        side: instructions.Count(side, per_render * 4, renders=4, processes=1, seconds=1.0,
+                                 background_per_second=0.0)
         for side, per_render in {
             "vips": 100, "service-path": 105, "service": 110, "pillow": 170, "baseline": 187,
         }.items()
@@ -790,17 +827,23 @@ def test_instruction_table_lists_sides_and_goals() -> None:
     results = {
         "started": "2026-12-01T19:00:00",
         "variants": 2,
+        "commit": "abc1234",
         "counts": {
-            "vips": {"instructions": 400_000_000, "renders": 2, "processes": 1},
-            "service": {"instructions": 440_000_000, "renders": 2, "processes": 3},
+            "vips": {"instructions": 4e8, "renders": 2, "processes": 1, "background_per_second": 0},
+            "service": {
+                "instructions": 4.4e8, "renders": 2, "processes": 3, "background_per_second": 2.5e5,
+            },
         },
         "ratios": {"service_vs_vips": 0.909},
-    }
+        "failures": {"baseline": "RuntimeError('boom')"},
+    }  # fmt: skip
     table = instructions.markdown(results)
-    assert "| vips | 200.0 | 1 |" in table
-    assert "| service | 220.0 | 3 |" in table
-    assert "| service over HTTP vs in-process pyvips | 0.909 | >= 0.90 |" in table
+    assert "| vips | 200.0 | 0.00 | 1 |" in table
+    assert "| service | 220.0 | 0.25 | 3 |" in table
+    assert "| service over HTTP vs in-process pyvips | 0.909 | 0.90 |" in table
     assert "pillow" not in table.split("| ratio |")[0]
+    assert "commit abc1234" in table
+    assert "Not measured: baseline: RuntimeError('boom')" in table
 
 
 def test_the_handshake_loop_renders_only_between_the_two_lines(
@@ -819,7 +862,7 @@ def test_the_handshake_loop_renders_only_between_the_two_lines(
 
     monkeypatch.setattr(sys, "stdin", SimpleNamespace(readline=readline))
     result = libcost.handshake(render, ["a.jpg", "b.png", "a.jpg"], fmt="original", count=3)
-    pool = urls.VariantPool(["a.jpg", "b.png", "a.jpg"]).take(3)
+    pool = urls.spread_variants(["a.jpg", "b.png", "a.jpg"], 3)
     assert calls == [
         ("a.jpg", 64, "original"),
         ("b.png", 64, "original"),
