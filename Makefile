@@ -55,6 +55,6 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
 
 # Instruction counts under valgrind (installed when missing): the same renders
-# on every side, free of the machine's noise. About 10 minutes.
+# on every side, free of the machine's noise. About 12 minutes.
 bench-instructions: $(STAMP)
 	$(BIN)/python -m benchmarks.instructions

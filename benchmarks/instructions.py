@@ -54,7 +54,7 @@ from .run import CORES, RESULTS_DIR, library_environment, library_pythons, quali
 IN_PROCESS = ("vips", "service-path", "pillow")
 OVER_HTTP = ("service", "baseline")
 SIDES = (*IN_PROCESS, *OVER_HTTP)
-# The two widths of every image: 24 renders of the 12-image mix.
+# Each image of the 12-image mix twice, at 24 different widths of the load runs.
 DEFAULT_VARIANTS = 24
 # valgrind runs code ~50x slower: a 250 ms render takes over 10 s, the 24
 # renders of a side several minutes.
