@@ -405,8 +405,8 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
             lines.append(
                 "Each loop ran right after a repetition of the uncached c=4 load"
                 + (
-                    ", over exactly the variants its server answered in it (pyvips and the "
-                    "service's path the service's, Pillow the baseline's)"
+                    ", over the variants its server answered in it, from the first on (pyvips "
+                    "and the service's path the service's, Pillow the baseline's)"
                     if same_work
                     else ""
                 )
