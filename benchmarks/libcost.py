@@ -32,15 +32,16 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import os
 import resource
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from .urls import VariantPool, spread_variants
+from .urls import Variant, VariantPool, spread_variants
 
 # Overridden from the command line with the service's current defaults.
 QUALITY = {"jpeg": 80, "webp": 80, "avif": 60}
@@ -185,18 +186,9 @@ def loop(
     ``seconds``: the images round-robin at the pool's widths (``VariantPool``),
     so that the in-process figure and the HTTP runs render the same sizes."""
     pool = VariantPool(paths)
-    started = time.perf_counter()
-    cpu_started = time.process_time()  # all threads: libvips' too
-    count = 0
-    while time.perf_counter() - started < seconds:
-        variant = pool.variant(offset + count)
-        render(variant.name, variant.width, fmt)
-        count += 1
-    return {
-        "renders": count,
-        "seconds": time.perf_counter() - started,
-        "cpu_seconds": time.process_time() - cpu_started,
-    }
+    ends = time.perf_counter() + seconds
+    variants = map(pool.variant, itertools.count(offset))
+    return _timed(render, itertools.takewhile(lambda _: time.perf_counter() < ends, variants), fmt)
 
 
 def stretch_loop(
@@ -207,11 +199,19 @@ def stretch_loop(
     and round: one process per core, each from its own lane, render the
     same work in different orders, and finish together."""
     pool = VariantPool(paths)
+    return _timed(
+        render, (pool.variant(start + (lane + step) % count) for step in range(count)), fmt
+    )
+
+
+def _timed(render: Renderer, variants: Iterable[Variant], fmt: str) -> dict[str, object]:
+    """Render ``variants``: how many, the wall time and the CPU time."""
     started = time.perf_counter()
     cpu_started = time.process_time()  # all threads: libvips' too
-    for step in range(count):
-        variant = pool.variant(start + (lane + step) % count)
+    count = 0
+    for variant in variants:
         render(variant.name, variant.width, fmt)
+        count += 1
     return {
         "renders": count,
         "seconds": time.perf_counter() - started,
@@ -262,16 +262,21 @@ def main() -> None:
     if args.handshake_variants:
         handshake(render, args.images.split(","), fmt=args.format, count=args.handshake_variants)
         return
-    if args.stretch:
+    if args.stretch or args.loop_seconds:
         paths = args.images.split(",")
         render(paths[0], 64, "jpeg")
-        result = stretch_loop(
-            render, paths, fmt=args.format, start=args.offset, count=args.stretch, lane=args.lane
+        result = (
+            stretch_loop(
+                render,
+                paths,
+                fmt=args.format,
+                start=args.offset,
+                count=args.stretch,
+                lane=args.lane,
+            )
+            if args.stretch
+            else loop(render, paths, fmt=args.format, seconds=args.loop_seconds, offset=args.offset)
         )
-    elif args.loop_seconds:
-        paths = args.images.split(",")
-        render(paths[0], 64, "jpeg")
-        result = loop(render, paths, fmt=args.format, seconds=args.loop_seconds, offset=args.offset)
     else:
         result = measure_image(
             render,
