@@ -49,7 +49,14 @@ from dataclasses import dataclass
 from typing import IO
 
 from . import competitors, corpus, debian, proctree, urls
-from .run import CORES, RESULTS_DIR, library_environment, library_pythons, quality_args
+from .run import (
+    CORES,
+    RESULTS_DIR,
+    library_environment,
+    library_pythons,
+    quality_args,
+    results_stamp,
+)
 
 IN_PROCESS = ("vips", "service-path", "pillow")
 OVER_HTTP = ("service", "baseline")
@@ -416,8 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratios": ratios(counts),
         "failures": failures,
     }
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
-    base = os.path.join(args.out, f"instructions-{stamp}")
+    base = os.path.join(args.out, f"instructions-{results_stamp()}")
     os.makedirs(args.out, exist_ok=True)
     with open(base + ".json", "w") as out:
         json.dump(results, out, indent=1)

@@ -645,10 +645,14 @@ def latest_name(args: argparse.Namespace) -> str | None:
     return "latest-quick" if args.quick else "latest"
 
 
+def results_stamp() -> str:
+    """The date part of a results file's name (``2026-12-01-193645``)."""
+    return datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
+
+
 def write_outputs(results: dict[str, object], directory: str, latest: str | None) -> list[str]:
     os.makedirs(directory, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
-    base = os.path.join(directory, stamp)
+    base = os.path.join(directory, results_stamp())
     with open(base + ".json", "w") as out:
         json.dump(results, out, indent=1)
     with open(base + ".md", "w") as out:
