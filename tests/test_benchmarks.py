@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -599,6 +600,27 @@ def test_the_loops_pair_with_the_c4_series_only_when_it_runs() -> None:
     assert f"uncached c={bench_run.PAIRED_CONCURRENCY}" == report.LOOPS_PAIRED_WITH
 
 
+def _replace_loops(
+    monkeypatch: pytest.MonkeyPatch, on_loop: Callable[[str, tuple[int, int] | None], None]
+) -> None:
+    """In-process loops that call ``on_loop(library, stretch)`` and measure
+    5 renders/s at 100 ms each; no venv is set up."""
+
+    def loop(
+        self: bench_run.Bench,
+        python: str,
+        library: str,
+        mix: list[str],
+        *,
+        stretch: tuple[int, int] | None,
+    ) -> dict[str, float]:
+        on_loop(library, stretch)
+        return {"rps": 5.0, "cpu_ms_per_render": 100.0}
+
+    monkeypatch.setattr(bench_run.Bench, "inprocess_throughput", loop)
+    monkeypatch.setattr(competitors, "ensure_venv", lambda name: "python")
+
+
 def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -613,21 +635,12 @@ def test_the_loops_follow_the_c4_repetitions_they_are_paired_with(
 
     stretches: list[tuple[str, tuple[int, int] | None]] = []
 
-    def loop(
-        self: bench_run.Bench,
-        python: str,
-        library: str,
-        mix: list[str],
-        *,
-        stretch: tuple[int, int] | None,
-    ) -> dict[str, float]:
+    def record(library: str, stretch: tuple[int, int] | None) -> None:
         events.append(("loop", library))
         stretches.append((library, stretch))
-        return {"rps": 5.0, "cpu_ms_per_render": 100.0}
 
     monkeypatch.setattr(bench_run.Bench, "load", load)
-    monkeypatch.setattr(bench_run.Bench, "inprocess_throughput", loop)
-    monkeypatch.setattr(competitors, "ensure_venv", lambda name: "python")
+    _replace_loops(monkeypatch, record)
     # At most 30 of the answered variants: the service's 40 are cut, the baseline's 20 not.
     plan = replace(bench_run.QUICK, runs=3, loop_runs=2, concurrencies=(1, 4), loop_variants=30)
     bench = bench_run.Bench(plan, str(tmp_path), str(tmp_path), pair_loops=True)
@@ -669,22 +682,13 @@ def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
 
     calls: list[str] = []
 
-    def loop(
-        self: bench_run.Bench,
-        python: str,
-        library: str,
-        mix: list[str],
-        *,
-        stretch: tuple[int, int] | None,
-    ) -> dict[str, float]:
+    def die_at_the_second(library: str, stretch: tuple[int, int] | None) -> None:
         calls.append(library)
         if len(calls) == 2:
             raise RuntimeError("the loop's process died")
-        return {"rps": 5.0, "cpu_ms_per_render": 100.0}
 
     monkeypatch.setattr(bench_run.Bench, "load", load)
-    monkeypatch.setattr(bench_run.Bench, "inprocess_throughput", loop)
-    monkeypatch.setattr(competitors, "ensure_venv", lambda name: "python")
+    _replace_loops(monkeypatch, die_at_the_second)
     plan = replace(bench_run.QUICK, runs=3, loop_runs=3, concurrencies=(1, 4, 16))
     bench = bench_run.Bench(plan, str(tmp_path), str(tmp_path), pair_loops=True)
     bench.servers = [SimpleNamespace(name="service"), SimpleNamespace(name="baseline")]  # type: ignore[list-item]
