@@ -47,7 +47,7 @@ clean:
 # Benchmarks against a Flask + Pillow baseline and thumbor (benchmarks/README.md).
 # They fetch their corpus from Debian and PyPI packages, set up .bench-venv/
 # for the competitors, install wrk when missing, and write benchmarks/results/.
-.PHONY: bench bench-quick bench-instructions
+.PHONY: bench bench-quick bench-instructions bench-cores
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
@@ -58,3 +58,9 @@ bench-quick: $(STAMP)
 # on every side, free of the machine's noise. About 12 minutes.
 bench-instructions: $(STAMP)
 	$(BIN)/python -m benchmarks.instructions
+
+# Each server against its library in process at the same moment, one CPU
+# each, then swapped: the in-process ratios free of minute-to-minute noise.
+# About 8 minutes.
+bench-cores: $(STAMP)
+	$(BIN)/python -m benchmarks.cores

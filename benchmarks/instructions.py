@@ -38,7 +38,6 @@ import glob
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import sys
@@ -46,14 +45,15 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
 
 from . import competitors, corpus, debian, proctree, urls
+from .handshake import expect_line, read_line
 from .run import (
     CORES,
     RESULTS_DIR,
     library_environment,
     library_pythons,
+    measured_commit,
     quality_args,
     results_stamp,
 )
@@ -266,14 +266,14 @@ def count_in_process(side: str, paths: Sequence[str], variants: int, callgrind: 
         assert process.stdout is not None
         stdin, stdout = process.stdin, process.stdout
         try:
-            _expect(_read_line(stdout, _SLOW_SECONDS), "ready", side)
+            expect_line(read_line(stdout, _SLOW_SECONDS), "ready", side)
             pids = proctree.tree(process.pid)
             answered: list[int] = []
 
             def work() -> None:
                 stdin.write("go\n")
                 stdin.flush()
-                answered.append(int(json.loads(_read_line(stdout, _STRETCH_SECONDS))["renders"]))
+                answered.append(int(json.loads(read_line(stdout, _STRETCH_SECONDS))["renders"]))
 
             instructions, seconds, background = callgrind.measure(pids, work)
             stdin.write("end\n")
@@ -334,36 +334,6 @@ def _get(server: competitors.Server, variant: urls.Variant, side: str) -> None:
         raise RuntimeError(f"{side}: {variant} was not rendered (X-Cache {headers.get('X-Cache')})")
 
 
-def _read_line(stream: IO[str], timeout: float) -> str:
-    """A line from a child's stdout, or TimeoutError: a child that hangs
-    must not hang the benchmark."""
-    ready, _, _ = select.select([stream], [], [], timeout)
-    if not ready:
-        raise TimeoutError(f"no answer from the render loop in {timeout:g} s")
-    return stream.readline()
-
-
-def _expect(line: str, wanted: str, side: str) -> None:
-    if line.strip() != wanted:
-        raise RuntimeError(f"{side}: expected {wanted!r} from the render loop, got {line!r}")
-
-
-def _commit() -> str | None:
-    """The checkout measured, with ``-dirty`` when it has changes."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=competitors.ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        changes = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=competitors.ROOT, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("-dirty" if changes else "")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variants", type=int, default=DEFAULT_VARIANTS)
@@ -383,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = [os.path.join(originals, name) for name in mix]
     scratch = tempfile.mkdtemp(prefix="image-factory-instructions-")
     started = datetime.datetime.now().isoformat(timespec="seconds")
-    commit = _commit()
+    commit = measured_commit()
 
     def measure(side: str) -> Count:
         callgrind = Callgrind(os.path.join(scratch, side))

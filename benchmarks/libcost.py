@@ -219,15 +219,22 @@ def _timed(render: Renderer, variants: Iterable[Variant], fmt: str) -> dict[str,
     }
 
 
+def wait_for_start(render: Renderer, paths: list[str], *, fmt: str) -> None:
+    """Render each image once at 64 px (every codec the loop will use is
+    loaded then), print ``ready`` and block until a line arrives on stdin:
+    ``benchmarks.cores`` starts the loop and a load run at the same moment."""
+    for path in dict.fromkeys(paths):
+        render(path, 64, fmt)
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+
 def handshake(render: Renderer, paths: list[str], *, fmt: str, count: int) -> dict[str, object]:
     """Render ``count`` variants (``spread_variants``) between two lines of
     stdin, so that ``benchmarks.instructions`` can read valgrind's counters
     before and after exactly those renders. First each image once at 64 px:
     that loads every codec the count must not include."""
-    for path in dict.fromkeys(paths):
-        render(path, 64, fmt)
-    print("ready", flush=True)
-    sys.stdin.readline()
+    wait_for_start(render, paths, fmt=fmt)
     variants = spread_variants(paths, count)
     output_bytes = sum(len(render(v.name, v.width, fmt)) for v in variants)
     print(json.dumps({"renders": count, "output_bytes": output_bytes}), flush=True)
@@ -249,6 +256,11 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--stretch", type=int, help="render this many variants from --offset")
     parser.add_argument("--lane", type=int, default=0, help="where in the stretch to begin")
+    parser.add_argument(
+        "--start-on-stdin",
+        action="store_true",
+        help="with --loop-seconds: warm up, say 'ready', loop from a line (benchmarks.cores)",
+    )
     parser.add_argument("--quality", type=parse_quality, help="e.g. jpeg=80,webp=80,avif=60")
     parser.add_argument("--avif-effort", type=int)
     args = parser.parse_args()
@@ -264,7 +276,10 @@ def main() -> None:
         return
     if args.stretch or args.loop_seconds:
         paths = args.images.split(",")
-        render(paths[0], 64, "jpeg")
+        if args.start_on_stdin:
+            wait_for_start(render, paths, fmt=args.format)
+        else:
+            render(paths[0], 64, "jpeg")
         result = (
             stretch_loop(
                 render,

@@ -650,6 +650,22 @@ def results_stamp() -> str:
     return datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S")
 
 
+def measured_commit() -> str | None:
+    """The checkout measured, with ``-dirty`` when it has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=competitors.ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        changes = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=competitors.ROOT, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("-dirty" if changes else "")
+
+
 def write_outputs(results: dict[str, object], directory: str, latest: str | None) -> list[str]:
     os.makedirs(directory, exist_ok=True)
     base = os.path.join(directory, results_stamp())

@@ -17,6 +17,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import debian
@@ -255,8 +256,10 @@ def run(
     seconds: float,
     threads: int | None = None,
     script: str | None = None,
+    wrapper: Sequence[str] = (),
 ) -> WrkResult:
-    """Run wrk once against ``base_url`` over the paths in ``paths_file``."""
+    """Run wrk once against ``base_url`` over the paths in ``paths_file``;
+    ``wrapper`` runs it under another program (``taskset``)."""
     threads = threads or threads_for(concurrency)
     with tempfile.TemporaryDirectory(prefix="wrk-") as scratch:
         script = script or write_script(scratch)
@@ -264,7 +267,9 @@ def run(
             base_url, script, paths_file, concurrency=concurrency, seconds=seconds, threads=threads
         )
         before = _children_cpu()
-        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [*wrapper, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         out, err = process.communicate(timeout=seconds + 120)
         # wrk's user + system time, as the kernel accounted it once reaped
         # (nothing else of ours is reaped while wrk runs).

@@ -19,6 +19,7 @@ import pytest
 
 from benchmarks import (
     competitors,
+    cores,
     corpus,
     debian,
     instructions,
@@ -915,3 +916,178 @@ def test_paired_loop_processes_each_render_the_whole_stretch_from_their_own_lane
     unpaired = bench.inprocess_throughput("python", "vips", ["a.jpg", "b.png"])
     assert all("--loop-seconds" in argv and "--stretch" not in argv for argv in launched)
     assert "stretch" not in unpaired
+
+
+# -- same moment, one CPU each (benchmarks.cores) ---------------------------------
+
+
+def test_core_pairings_are_parsed_and_unknown_ones_refused() -> None:
+    assert cores.parse_pairings("service:vips, baseline:pillow,") == [
+        ("service", "vips"),
+        ("baseline", "pillow"),
+    ]
+    with pytest.raises(ValueError, match="unknown pairing 'service:pillow'"):
+        cores.parse_pairings("service:pillow")
+    with pytest.raises(ValueError, match="no pairing"):
+        cores.parse_pairings(" , ")
+
+
+def test_each_round_swaps_the_two_cpus_of_server_and_loop() -> None:
+    assert cores.two_cpus({5, 3, 9}) == (3, 5)
+    with pytest.raises(RuntimeError, match="two CPUs"):
+        cores.two_cpus({0})
+    assert list(cores.placements((3, 5), rounds=2)) == [(3, 5), (5, 3), (3, 5), (5, 3)]
+
+
+def test_service_environment_items_keep_empty_values() -> None:
+    # GLIBC_TUNABLES= (empty) is how the service's allocator settings are opted out of.
+    assert cores.parse_environment(["GLIBC_TUNABLES=", "A=b=c"]) == {
+        "GLIBC_TUNABLES": "",
+        "A": "b=c",
+    }
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        cores.parse_environment(["GLIBC_TUNABLES"])
+
+
+def test_mean_width_is_of_the_variants_each_side_got_through() -> None:
+    pool = urls.VariantPool(["a.jpg", "b.png"], widths=[600, 700, 800])
+    # From index 1: b@600, a@700, b@700.
+    assert cores.mean_width(pool, 1, 3) == pytest.approx(2000 / 3)
+    assert cores.mean_width(pool, 1, 0) == 0.0
+
+
+def _pair(server: str, loop: str, server_rps: float, loop_rps: float, **more: float) -> cores.Pair:
+    fields: dict[str, Any] = {
+        "server_cpu": 0, "loop_cpu": 1, "requests": 100, "server_cpu_ms": 100.0, "renders": 110,
+        "loop_cpu_ms": 90.0, "server_mean_width": 850.0, "loop_mean_width": 860.0,
+    }  # fmt: skip
+    fields.update(more)
+    return cores.Pair(server=server, loop=loop, server_rps=server_rps, loop_rps=loop_rps, **fields)
+
+
+def test_core_pairs_are_summarized_per_pairing_by_median_and_range() -> None:
+    pairs = [
+        _pair("service", "vips", 8.0, 10.0, server_cpu_ms=125.0, loop_cpu_ms=100.0),
+        _pair("service", "vips", 9.0, 10.0, server_cpu_ms=110.0, loop_cpu_ms=99.0),
+        _pair("service", "vips", 9.5, 10.0, server_cpu_ms=100.0, loop_cpu_ms=98.0),
+        _pair("baseline", "pillow", 5.0, 5.0),
+    ]
+    got = cores.summary(pairs)
+    assert list(got) == ["service:vips", "baseline:pillow"]
+    vips = got["service:vips"]
+    assert vips["pairs"] == 3
+    assert vips["rate_ratio"] == {"median": 0.9, "low": 0.8, "high": 0.95}
+    assert vips["cpu_ratio"] == {"median": 0.9, "low": 0.8, "high": 0.98}
+    assert vips["server_cpu_ms"] == 110.0
+    assert vips["loop_cpu_ms"] == 99.0
+    assert got["baseline:pillow"]["rate_ratio"] == {"median": 1.0, "low": 1.0, "high": 1.0}
+
+    table = cores.markdown(
+        {"summary": got, "seconds": 20.0, "commit": "abc1234", "service_environment": {}}
+    )
+    assert "| service:vips | 3 | 0.90 (0.80-0.95) | 0.90 (0.80-0.98) | 110.0 / 99.0 |" in table
+    assert "| baseline:pillow | 1 | 1.00 (1.00-1.00) |" in table
+    assert "Commit abc1234; service environment as the service sets it." in table
+
+
+def test_the_start_on_stdin_loop_warms_every_image_up_before_it_says_ready(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[str] = []
+
+    def readline() -> str:
+        calls.append("<line>")
+        return "go\n"
+
+    def render(path: str, width: int, fmt: str) -> bytes:
+        calls.append(f"{path}@{width}:{fmt}")
+        return b""
+
+    monkeypatch.setattr(sys, "stdin", SimpleNamespace(readline=readline))
+    libcost.wait_for_start(render, ["a.jpg", "b.png", "a.jpg"], fmt="original")
+    assert calls == ["a.jpg@64:original", "b.png@64:original", "<line>"]
+    assert capsys.readouterr().out == "ready\n"
+
+
+def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: dict[str, Any] = {}
+    launched: list[list[str]] = []
+
+    class FakeServer:
+        pid = 4242
+        base_url = "http://127.0.0.1:1"
+
+        def wait_ready(self) -> None:
+            started["ready"] = True
+
+        def stop(self) -> None:
+            started["stopped"] = True
+
+    def start_service(originals: str, workdir: str, **options: object) -> FakeServer:
+        started.update(options)
+        return FakeServer()
+
+    class FakeLoop:
+        def __init__(self, argv: list[str], **options: object) -> None:
+            launched.append(argv)
+            self.stdin = SimpleNamespace(
+                write=lambda line: launched.append([line]), flush=lambda: None
+            )
+            self.stdout = iter(
+                ["ready\n", json.dumps({"renders": 20, "seconds": 2.0, "cpu_seconds": 1.9})]
+            )
+
+        def __enter__(self) -> FakeLoop:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def kill(self) -> None:
+            raise AssertionError("the loop was killed")
+
+    cpu = iter([10.0, 12.0])
+    loads: list[dict[str, Any]] = []
+
+    def fake_wrk(base_url: str, paths_file: str, **options: object) -> wrk.WrkResult:
+        loads.append({"paths": Path(paths_file).read_text().splitlines(), **options})
+        return wrk.WrkResult(requests=16, seconds=2.0, rps=8.0, latency_ms={}, statuses={"200": 16})
+
+    monkeypatch.setattr("benchmarks.cores.competitors.start_service", start_service)
+    monkeypatch.setattr("benchmarks.cores.competitors.fetch", lambda url: (200, {}, 10))
+    monkeypatch.setattr("benchmarks.cores.subprocess.Popen", FakeLoop)
+    monkeypatch.setattr("benchmarks.cores.read_line", lambda stream, timeout: next(stream))
+    monkeypatch.setattr("benchmarks.cores.proctree.tree", lambda pid: [pid])
+    monkeypatch.setattr("benchmarks.cores.proctree.cpu_seconds", lambda pids: next(cpu))
+    monkeypatch.setattr("benchmarks.cores.wrk.run", fake_wrk)
+
+    pair = cores.measure_pair(
+        "service", "service-path", (1, 0),
+        originals="/o", names=["a.jpg", "b.png"], offset=6, seconds=2.0,
+        workdir=str(tmp_path / "pair"), service_env={"GLIBC_TUNABLES": ""},
+    )  # fmt: skip
+
+    # The server: one process, one render, pinned to CPU 1, with the extra environment.
+    assert started["workers"] == started["concurrency"] == started["total_concurrency"] == 1
+    assert started["wrapper"] == ("taskset", "-c", "1")
+    assert started["env"] == {"GLIBC_TUNABLES": ""}
+    assert started["stopped"]
+    # The loop: the service's path in process, pinned to CPU 0, from the same offset.
+    loop_argv = launched[0]
+    assert loop_argv[:3] == ["taskset", "-c", "0"]
+    assert loop_argv[loop_argv.index("--library") + 1] == "service"
+    assert loop_argv[loop_argv.index("--offset") + 1] == "6"
+    assert "--start-on-stdin" in loop_argv
+    assert launched[1] == ["go\n"]  # told to start before the load ran
+    # The load: the pool's variants from the same offset, wrk pinned with the server.
+    pool = urls.VariantPool(["a.jpg", "b.png"])
+    assert loads[0]["paths"][:3] == [urls.url_path("service", pool.variant(i)) for i in (6, 7, 8)]
+    assert loads[0]["wrapper"] == ("taskset", "-c", "1")
+    assert loads[0]["concurrency"] == 2
+    assert pair.server_cpu_ms == pytest.approx(1000 * 2.0 / 16)
+    assert pair.loop_rps == 10.0
+    assert pair.loop_cpu_ms == pytest.approx(95.0)
+    assert pair.rate_ratio == pytest.approx(0.8)
+    assert pair.server_mean_width == cores.mean_width(pool, 6, 16)
