@@ -1055,6 +1055,8 @@ def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
         loads.append({"paths": Path(paths_file).read_text().splitlines(), **options})
         return wrk.WrkResult(requests=16, seconds=2.0, rps=8.0, latency_ms={}, statuses={"200": 16})
 
+    # No baseline venv is set up for it (library_pythons would, on a fresh clone).
+    monkeypatch.setattr(competitors, "ensure_venv", lambda name: "/baseline/python")
     monkeypatch.setattr("benchmarks.cores.competitors.start_service", start_service)
     monkeypatch.setattr("benchmarks.cores.competitors.fetch", lambda url: (200, {}, 10))
     monkeypatch.setattr("benchmarks.cores.subprocess.Popen", FakeLoop)
@@ -1076,7 +1078,7 @@ def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
     assert started["stopped"]
     # The loop: the service's path in process, pinned to CPU 0, from the same offset.
     loop_argv = launched[0]
-    assert loop_argv[:3] == ["taskset", "-c", "0"]
+    assert loop_argv[:4] == ["taskset", "-c", "0", sys.executable]
     assert loop_argv[loop_argv.index("--library") + 1] == "service"
     assert loop_argv[loop_argv.index("--offset") + 1] == "6"
     assert "--start-on-stdin" in loop_argv
