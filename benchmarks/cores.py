@@ -15,7 +15,9 @@ run at the same moment instead, each pinned to a core of its own:
   request renders while the next waits, so the core never idles between
   requests), on one core;
 - ``benchmarks.libcost``'s loop over the same variants from the same start,
-  on the other core, started by the same instant as ``wrk``.
+  on the other core, told to start just before ``wrk`` starts, and counted
+  over as many renders as the server answered (its time after each render
+  is recorded), so that both sides are measured over the same variants.
 
 Then the two swap cores, and that is one round. Each pair gives the server's
 req/s over the loop's renders/s, and the loop's CPU per render over the
@@ -52,7 +54,7 @@ from .handshake import expect_line, read_line
 from .run import (
     RESULTS_DIR,
     library_environment,
-    library_pythons,
+    library_python,
     measured_commit,
     quality_args,
     results_stamp,
@@ -81,7 +83,9 @@ class Pair:
     requests: int
     server_rps: float
     server_cpu_ms: float  # the server's process tree, per request
-    renders: int
+    client_cpu_ms: float  # wrk's, on the server's CPU, per request
+    renders: int  # counted: as many as the server answered, when the loop got that far
+    loop_renders_in_all: int
     loop_rps: float
     loop_cpu_ms: float  # per render
     server_mean_width: float  # of the variants each side got through
@@ -199,6 +203,18 @@ def start_server(
     return competitors.start_baseline(originals, workdir, workers=1, wrapper=pin)
 
 
+def loop_over_first(rendered: Mapping[str, object], count: int) -> tuple[int, float, float]:
+    """The loop's renders, wall and CPU seconds over its first ``count``
+    renders (its ``marks``): the variants the server got through, from the
+    same start. A loop that rendered fewer is taken whole."""
+    marks = rendered["marks"]
+    assert isinstance(marks, list)
+    if count <= 0 or count > len(marks):
+        return len(marks), float(rendered["seconds"]), float(rendered["cpu_seconds"])  # type: ignore[arg-type]
+    seconds, cpu_seconds = marks[count - 1]
+    return count, float(seconds), float(cpu_seconds)
+
+
 def measure_pair(
     server_name: str,
     loop: str,
@@ -218,15 +234,18 @@ def measure_pair(
     variants = [pool.variant(offset + i) for i in range(int(seconds * _PATHS_PER_SECOND))]
     paths_file = urls.paths_file(workdir, "load")
     urls.write_paths(paths_file, [urls.url_path(server_name, v) for v in variants])
-    server = start_server(server_name, originals, workdir, server_cpu, service_env)
     library = _LOOP_LIBRARY[loop]
     argv = [
         "taskset", "-c", str(loop_cpu),
-        library_pythons()[library], "-m", "benchmarks.libcost", "--library", library,
+        library_python(library), "-m", "benchmarks.libcost", "--library", library,
         "--images", ",".join(os.path.join(originals, n) for n in names),
-        "--loop-seconds", str(seconds), "--offset", str(offset), "--start-on-stdin",
+        "--loop-seconds", str(seconds), "--offset", str(offset), "--start-on-stdin", "--marks",
         *quality_args(),
     ]  # fmt: skip
+    loop_env = library_environment(library)
+    if library == "service":  # the service's path runs as the service does
+        loop_env.update(service_env)
+    server = start_server(server_name, originals, workdir, server_cpu, service_env)
     try:
         server.wait_ready()
         for name in dict.fromkeys(names):  # load the server's codecs, uncounted
@@ -238,7 +257,7 @@ def measure_pair(
         with subprocess.Popen(
             argv,
             cwd=competitors.ROOT,
-            env=library_environment(library),
+            env=loop_env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -249,15 +268,17 @@ def measure_pair(
                 expect_line(read_line(process.stdout, _READY_SECONDS), "ready", loop)
                 tree = proctree.tree(server.pid)
                 cpu_before = proctree.cpu_seconds(tree)
+                # The loop goes first: wrk's own start (its script, its
+                # connections) takes a few ms of the 20 s more.
                 process.stdin.write("go\n")
                 process.stdin.flush()
                 load = wrk.run(
                     server.base_url, paths_file, concurrency=_CONNECTIONS, seconds=seconds,
                     threads=1, wrapper=("taskset", "-c", str(server_cpu)),
                 )  # fmt: skip
-                # The tree of before: a process started since would have no
-                # CPU time of before to subtract.
                 server_cpu_seconds = proctree.cpu_seconds(tree) - cpu_before
+                if proctree.tree(server.pid) != tree:  # a replaced worker's CPU is lost
+                    raise RuntimeError(f"{server_name}'s processes changed during the load")
                 rendered = json.loads(read_line(process.stdout, seconds + _READY_SECONDS))
             except BaseException:
                 process.kill()
@@ -268,7 +289,7 @@ def measure_pair(
         raise RuntimeError(f"{server_name}: {load.non_2xx} non-2xx answers, errors {load.errors}")
     if load.wraps or load.cache_hits:
         raise RuntimeError(f"{server_name}: wrk went round its {len(variants)} paths: hits")
-    renders = int(rendered["renders"])
+    renders, loop_seconds, loop_cpu_seconds = loop_over_first(rendered, load.requests)
     return Pair(
         server=server_name,
         loop=loop,
@@ -276,10 +297,14 @@ def measure_pair(
         loop_cpu=loop_cpu,
         requests=load.requests,
         server_rps=load.rps,
+        # Also the part of the render still running when wrk stopped: at
+        # most one render in the ~150 counted, against the server.
         server_cpu_ms=1000 * server_cpu_seconds / load.requests,
+        client_cpu_ms=1000 * load.client_cpu_seconds / load.requests,
         renders=renders,
-        loop_rps=renders / float(rendered["seconds"]),
-        loop_cpu_ms=1000 * float(rendered["cpu_seconds"]) / renders,
+        loop_renders_in_all=int(rendered["renders"]),
+        loop_rps=renders / loop_seconds,
+        loop_cpu_ms=1000 * loop_cpu_seconds / renders,
         server_mean_width=mean_width(pool, offset, load.requests),
         loop_mean_width=mean_width(pool, offset, renders),
     )

@@ -180,15 +180,25 @@ def measure_image(
 
 
 def loop(
-    render: Renderer, paths: list[str], *, fmt: str, seconds: float, offset: int
+    render: Renderer,
+    paths: list[str],
+    *,
+    fmt: str,
+    seconds: float,
+    offset: int,
+    marks: bool = False,
 ) -> dict[str, object]:
     """Render the variants a load run asks for, from ``offset``, for about
     ``seconds``: the images round-robin at the pool's widths (``VariantPool``),
-    so that the in-process figure and the HTTP runs render the same sizes."""
+    so that the in-process figure and the HTTP runs render the same sizes.
+    With ``marks``, also the wall and CPU seconds at the end of each render,
+    so that a caller can take the first N renders alone."""
     pool = VariantPool(paths)
     ends = time.perf_counter() + seconds
     variants = map(pool.variant, itertools.count(offset))
-    return _timed(render, itertools.takewhile(lambda _: time.perf_counter() < ends, variants), fmt)
+    return _timed(
+        render, itertools.takewhile(lambda _: time.perf_counter() < ends, variants), fmt, marks
+    )
 
 
 def stretch_loop(
@@ -204,19 +214,28 @@ def stretch_loop(
     )
 
 
-def _timed(render: Renderer, variants: Iterable[Variant], fmt: str) -> dict[str, object]:
-    """Render ``variants``: how many, the wall time and the CPU time."""
+def _timed(
+    render: Renderer, variants: Iterable[Variant], fmt: str, marks: bool = False
+) -> dict[str, object]:
+    """Render ``variants``: how many, the wall time and the CPU time (and
+    with ``marks`` both, cumulative, after each render)."""
     started = time.perf_counter()
     cpu_started = time.process_time()  # all threads: libvips' too
     count = 0
+    after_each: list[tuple[float, float]] = []
     for variant in variants:
         render(variant.name, variant.width, fmt)
         count += 1
-    return {
+        if marks:
+            after_each.append((time.perf_counter() - started, time.process_time() - cpu_started))
+    result: dict[str, object] = {
         "renders": count,
         "seconds": time.perf_counter() - started,
         "cpu_seconds": time.process_time() - cpu_started,
     }
+    if marks:
+        result["marks"] = after_each
+    return result
 
 
 def wait_for_start(render: Renderer, paths: list[str], *, fmt: str) -> None:
@@ -259,7 +278,12 @@ def main() -> None:
     parser.add_argument(
         "--start-on-stdin",
         action="store_true",
-        help="with --loop-seconds: warm up, say 'ready', loop from a line (benchmarks.cores)",
+        help="warm up, say 'ready', loop once a line arrives (benchmarks.cores)",
+    )
+    parser.add_argument(
+        "--marks",
+        action="store_true",
+        help="with --loop-seconds: wall and CPU seconds after each render (benchmarks.cores)",
     )
     parser.add_argument("--quality", type=parse_quality, help="e.g. jpeg=80,webp=80,avif=60")
     parser.add_argument("--avif-effort", type=int)
@@ -290,7 +314,14 @@ def main() -> None:
                 lane=args.lane,
             )
             if args.stretch
-            else loop(render, paths, fmt=args.format, seconds=args.loop_seconds, offset=args.offset)
+            else loop(
+                render,
+                paths,
+                fmt=args.format,
+                seconds=args.loop_seconds,
+                offset=args.offset,
+                marks=args.marks,
+            )
         )
     else:
         result = measure_image(

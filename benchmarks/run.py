@@ -464,15 +464,17 @@ def quality_args() -> list[str]:
     return ["--quality", competitors.quality_list(quality), "--avif-effort", str(effort)]
 
 
+def library_python(library: str) -> str:
+    """The interpreter that has ``library`` (``library_pythons``), setting
+    up the baseline's venv only for Pillow."""
+    return competitors.ensure_venv("baseline") if library == "pillow" else sys.executable
+
+
 def library_pythons() -> dict[str, str]:
     """The interpreter that has each library of the in-process measurements:
     the project's for pyvips and the service's path, the baseline's venv for
     Pillow."""
-    return {
-        "vips": sys.executable,
-        "service": sys.executable,
-        "pillow": competitors.ensure_venv("baseline"),
-    }
+    return {library: library_python(library) for library in ("vips", "service", "pillow")}
 
 
 def library_environment(library: str) -> dict[str, str]:

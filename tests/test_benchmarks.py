@@ -958,8 +958,9 @@ def test_mean_width_is_of_the_variants_each_side_got_through() -> None:
 
 def _pair(server: str, loop: str, server_rps: float, loop_rps: float, **more: float) -> cores.Pair:
     fields: dict[str, Any] = {
-        "server_cpu": 0, "loop_cpu": 1, "requests": 100, "server_cpu_ms": 100.0, "renders": 110,
-        "loop_cpu_ms": 90.0, "server_mean_width": 850.0, "loop_mean_width": 860.0,
+        "server_cpu": 0, "loop_cpu": 1, "requests": 100, "server_cpu_ms": 100.0,
+        "client_cpu_ms": 0.5, "renders": 100, "loop_renders_in_all": 110, "loop_cpu_ms": 90.0,
+        "server_mean_width": 850.0, "loop_mean_width": 860.0,
     }  # fmt: skip
     fields.update(more)
     return cores.Pair(server=server, loop=loop, server_rps=server_rps, loop_rps=loop_rps, **fields)
@@ -1014,6 +1015,9 @@ def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
 ) -> None:
     started: dict[str, Any] = {}
     launched: list[list[str]] = []
+    events: list[str] = []  # the order of what the pair did
+    # The loop rendered 20 in 2 s, 0.1 s (0.095 s of CPU) each; the server answered 16.
+    marks = [(0.1 * n, 0.095 * n) for n in range(1, 21)]
 
     class FakeServer:
         pid = 4242
@@ -1032,12 +1036,10 @@ def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
     class FakeLoop:
         def __init__(self, argv: list[str], **options: object) -> None:
             launched.append(argv)
-            self.stdin = SimpleNamespace(
-                write=lambda line: launched.append([line]), flush=lambda: None
-            )
-            self.stdout = iter(
-                ["ready\n", json.dumps({"renders": 20, "seconds": 2.0, "cpu_seconds": 1.9})]
-            )
+            started["loop_env"] = options["env"]
+            self.stdin = SimpleNamespace(write=events.append, flush=lambda: None)
+            done = {"renders": 20, "seconds": 2.05, "cpu_seconds": 1.95, "marks": marks}
+            self.stdout = iter(["ready\n", json.dumps(done)])
 
         def __enter__(self) -> FakeLoop:
             return self
@@ -1052,8 +1054,12 @@ def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
     loads: list[dict[str, Any]] = []
 
     def fake_wrk(base_url: str, paths_file: str, **options: object) -> wrk.WrkResult:
+        events.append("wrk")
         loads.append({"paths": Path(paths_file).read_text().splitlines(), **options})
-        return wrk.WrkResult(requests=16, seconds=2.0, rps=8.0, latency_ms={}, statuses={"200": 16})
+        return wrk.WrkResult(
+            requests=16, seconds=2.0, rps=8.0, latency_ms={}, statuses={"200": 16},
+            client_cpu_seconds=0.032,
+        )  # fmt: skip
 
     # No baseline venv is set up for it (library_pythons would, on a fresh clone).
     monkeypatch.setattr(competitors, "ensure_venv", lambda name: "/baseline/python")
@@ -1082,14 +1088,83 @@ def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
     assert loop_argv[loop_argv.index("--library") + 1] == "service"
     assert loop_argv[loop_argv.index("--offset") + 1] == "6"
     assert "--start-on-stdin" in loop_argv
-    assert launched[1] == ["go\n"]  # told to start before the load ran
+    assert "--marks" in loop_argv
+    assert started["loop_env"]["GLIBC_TUNABLES"] == ""  # the service's environment too
+    assert events == ["go\n", "wrk"]  # told to start, then the load ran
     # The load: the pool's variants from the same offset, wrk pinned with the server.
     pool = urls.VariantPool(["a.jpg", "b.png"])
     assert loads[0]["paths"][:3] == [urls.url_path("service", pool.variant(i)) for i in (6, 7, 8)]
     assert loads[0]["wrapper"] == ("taskset", "-c", "1")
     assert loads[0]["concurrency"] == 2
     assert pair.server_cpu_ms == pytest.approx(1000 * 2.0 / 16)
-    assert pair.loop_rps == 10.0
+    assert pair.client_cpu_ms == pytest.approx(2.0)
+    # The loop is counted over its first 16 renders, the variants the server answered.
+    assert (pair.renders, pair.loop_renders_in_all) == (16, 20)
+    assert pair.loop_rps == pytest.approx(10.0)
     assert pair.loop_cpu_ms == pytest.approx(95.0)
     assert pair.rate_ratio == pytest.approx(0.8)
-    assert pair.server_mean_width == cores.mean_width(pool, 6, 16)
+    assert pair.server_mean_width == pair.loop_mean_width == cores.mean_width(pool, 6, 16)
+
+
+def test_a_loop_is_counted_over_the_renders_its_server_answered() -> None:
+    rendered = {
+        "renders": 3,
+        "seconds": 3.5,
+        "cpu_seconds": 3.2,
+        "marks": [[1, 0.9], [2, 1.9], [3, 2.9]],
+    }
+    assert cores.loop_over_first(rendered, 2) == (2, 2.0, 1.9)
+    assert cores.loop_over_first(rendered, 3) == (3, 3.0, 2.9)
+    # A loop that got less far than the server is taken whole.
+    assert cores.loop_over_first(rendered, 5) == (3, 3.5, 3.2)
+
+
+def test_a_pair_whose_server_processes_changed_fails_and_stops_the_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    stopped: list[bool] = []
+    killed: list[bool] = []
+
+    class FakeServer:
+        pid = 7
+        base_url = "http://127.0.0.1:1"
+
+        def wait_ready(self) -> None:
+            return None
+
+        def stop(self) -> None:
+            stopped.append(True)
+
+    class FakeLoop:
+        def __init__(self, argv: list[str], **options: object) -> None:
+            self.stdin = SimpleNamespace(write=lambda line: None, flush=lambda: None)
+            self.stdout = iter(["ready\n"])
+
+        def __enter__(self) -> FakeLoop:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def kill(self) -> None:
+            killed.append(True)
+
+    trees = iter([[7, 8], [7, 9]])  # worker 8 replaced by 9 during the load
+    monkeypatch.setattr("benchmarks.cores.competitors.start_service", lambda *a, **k: FakeServer())
+    monkeypatch.setattr("benchmarks.cores.competitors.fetch", lambda url: (200, {}, 10))
+    monkeypatch.setattr("benchmarks.cores.subprocess.Popen", FakeLoop)
+    monkeypatch.setattr("benchmarks.cores.read_line", lambda stream, timeout: next(stream))
+    monkeypatch.setattr("benchmarks.cores.proctree.tree", lambda pid: next(trees))
+    monkeypatch.setattr("benchmarks.cores.proctree.cpu_seconds", lambda pids: 1.0)
+    monkeypatch.setattr(
+        "benchmarks.cores.wrk.run",
+        lambda *a, **k: wrk.WrkResult(requests=4, seconds=2.0, rps=2.0, latency_ms={}),
+    )
+    with pytest.raises(RuntimeError, match="processes changed"):
+        cores.measure_pair(
+            "service", "vips", (0, 1),
+            originals="/o", names=["a.jpg"], offset=0, seconds=2.0,
+            workdir=str(tmp_path / "pair"), service_env={},
+        )  # fmt: skip
+    assert killed == [True]
+    assert stopped == [True]
