@@ -43,14 +43,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from . import competitors, corpus, proctree, urls, wrk
-from .handshake import expect_line, read_line
+from .handshake import answer, ready_child, tell
 from .run import (
     RESULTS_DIR,
     library_environment,
@@ -254,35 +253,22 @@ def measure_pair(
             )
             if status != 200:
                 raise RuntimeError(f"{server_name}: warm-up of {name} answered {status}")
-        with subprocess.Popen(
-            argv,
-            cwd=competitors.ROOT,
-            env=loop_env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+        with ready_child(
+            argv, cwd=competitors.ROOT, env=loop_env, side=loop, timeout=_READY_SECONDS
         ) as process:
-            assert process.stdin is not None
-            assert process.stdout is not None
-            try:
-                expect_line(read_line(process.stdout, _READY_SECONDS), "ready", loop)
-                tree = proctree.tree(server.pid)
-                cpu_before = proctree.cpu_seconds(tree)
-                # The loop goes first: wrk's own start (its script, its
-                # connections) takes a few ms of the 20 s more.
-                process.stdin.write("go\n")
-                process.stdin.flush()
-                load = wrk.run(
-                    server.base_url, paths_file, concurrency=_CONNECTIONS, seconds=seconds,
-                    threads=1, wrapper=("taskset", "-c", str(server_cpu)),
-                )  # fmt: skip
-                server_cpu_seconds = proctree.cpu_seconds(tree) - cpu_before
-                if proctree.tree(server.pid) != tree:  # a replaced worker's CPU is lost
-                    raise RuntimeError(f"{server_name}'s processes changed during the load")
-                rendered = json.loads(read_line(process.stdout, seconds + _READY_SECONDS))
-            except BaseException:
-                process.kill()
-                raise
+            tree = proctree.tree(server.pid)
+            cpu_before = proctree.cpu_seconds(tree)
+            # The loop goes first: wrk's own start (its script, its
+            # connections) takes a few ms of the 20 s more.
+            tell(process, "go")
+            load = wrk.run(
+                server.base_url, paths_file, concurrency=_CONNECTIONS, seconds=seconds,
+                threads=1, wrapper=("taskset", "-c", str(server_cpu)),
+            )  # fmt: skip
+            server_cpu_seconds = proctree.cpu_seconds(tree) - cpu_before
+            if proctree.tree(server.pid) != tree:  # a replaced worker's CPU is lost
+                raise RuntimeError(f"{server_name}'s processes changed during the load")
+            rendered = json.loads(answer(process, seconds + _READY_SECONDS))
     finally:
         server.stop()
     if load.non_2xx or any(load.errors.values()):

@@ -4,8 +4,46 @@ warms up, says ``ready``, and renders once it reads a line."""
 
 from __future__ import annotations
 
+import contextlib
 import select
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
 from typing import IO
+
+
+@contextlib.contextmanager
+def ready_child(
+    argv: Sequence[str], *, cwd: str, env: Mapping[str, str], side: str, timeout: float
+) -> Iterator[subprocess.Popen[str]]:
+    """Start ``argv`` with piped stdin and stdout, wait for its ``ready``,
+    and hand it over; kill it if anything fails meanwhile, so that a child
+    that hangs or errs never outlives the benchmark."""
+    with subprocess.Popen(
+        list(argv), cwd=cwd, env=dict(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            expect_line(read_line(_stdout(process), timeout), "ready", side)
+            yield process
+        except BaseException:
+            process.kill()
+            raise
+
+
+def tell(process: subprocess.Popen[str], line: str) -> None:
+    """Write one line to the child (``go``, ``end``)."""
+    assert process.stdin is not None
+    process.stdin.write(line + "\n")
+    process.stdin.flush()
+
+
+def answer(process: subprocess.Popen[str], timeout: float) -> str:
+    """The child's next line, or TimeoutError after ``timeout`` seconds."""
+    return read_line(_stdout(process), timeout)
+
+
+def _stdout(process: subprocess.Popen[str]) -> IO[str]:
+    assert process.stdout is not None
+    return process.stdout
 
 
 def read_line(stream: IO[str], timeout: float) -> str:

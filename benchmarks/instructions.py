@@ -47,12 +47,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import competitors, corpus, debian, proctree, urls
-from .handshake import expect_line, read_line
+from .handshake import answer, ready_child, tell
 from .run import (
     CORES,
     RESULTS_DIR,
     library_environment,
-    library_pythons,
+    library_python,
     measured_commit,
     quality_args,
     results_stamp,
@@ -251,36 +251,22 @@ def count_in_process(side: str, paths: Sequence[str], variants: int, callgrind: 
     library = "service" if side == "service-path" else side
     argv = [
         *callgrind.wrapper,
-        library_pythons()[library], "-m", "benchmarks.libcost", "--library", library,
+        library_python(library), "-m", "benchmarks.libcost", "--library", library,
         "--images", ",".join(paths), "--handshake-variants", str(variants), *quality_args(),
     ]  # fmt: skip
-    with subprocess.Popen(
-        argv,
-        cwd=competitors.ROOT,
-        env=library_environment(library),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdin is not None
-        assert process.stdout is not None
-        stdin, stdout = process.stdin, process.stdout
-        try:
-            expect_line(read_line(stdout, _SLOW_SECONDS), "ready", side)
-            pids = proctree.tree(process.pid)
-            answered: list[int] = []
+    with ready_child(
+        argv, cwd=competitors.ROOT, env=library_environment(library), side=side,
+        timeout=_SLOW_SECONDS,
+    ) as process:  # fmt: skip
+        pids = proctree.tree(process.pid)
+        answered: list[int] = []
 
-            def work() -> None:
-                stdin.write("go\n")
-                stdin.flush()
-                answered.append(int(json.loads(read_line(stdout, _STRETCH_SECONDS))["renders"]))
+        def work() -> None:
+            tell(process, "go")
+            answered.append(int(json.loads(answer(process, _STRETCH_SECONDS))["renders"]))
 
-            instructions, seconds, background = callgrind.measure(pids, work)
-            stdin.write("end\n")
-            stdin.close()
-        except BaseException:
-            process.kill()
-            raise
+        instructions, seconds, background = callgrind.measure(pids, work)
+        tell(process, "end")
     return Count(side, instructions, answered[0], len(pids), seconds, background)
 
 

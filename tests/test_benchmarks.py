@@ -1065,8 +1065,8 @@ def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
     monkeypatch.setattr(competitors, "ensure_venv", lambda name: "/baseline/python")
     monkeypatch.setattr("benchmarks.cores.competitors.start_service", start_service)
     monkeypatch.setattr("benchmarks.cores.competitors.fetch", lambda url: (200, {}, 10))
-    monkeypatch.setattr("benchmarks.cores.subprocess.Popen", FakeLoop)
-    monkeypatch.setattr("benchmarks.cores.read_line", lambda stream, timeout: next(stream))
+    monkeypatch.setattr("benchmarks.handshake.subprocess.Popen", FakeLoop)
+    monkeypatch.setattr("benchmarks.handshake.read_line", lambda stream, timeout: next(stream))
     monkeypatch.setattr("benchmarks.cores.proctree.tree", lambda pid: [pid])
     monkeypatch.setattr("benchmarks.cores.proctree.cpu_seconds", lambda pids: next(cpu))
     monkeypatch.setattr("benchmarks.cores.wrk.run", fake_wrk)
@@ -1152,8 +1152,8 @@ def test_a_pair_whose_server_processes_changed_fails_and_stops_the_server(
     trees = iter([[7, 8], [7, 9]])  # worker 8 replaced by 9 during the load
     monkeypatch.setattr("benchmarks.cores.competitors.start_service", lambda *a, **k: FakeServer())
     monkeypatch.setattr("benchmarks.cores.competitors.fetch", lambda url: (200, {}, 10))
-    monkeypatch.setattr("benchmarks.cores.subprocess.Popen", FakeLoop)
-    monkeypatch.setattr("benchmarks.cores.read_line", lambda stream, timeout: next(stream))
+    monkeypatch.setattr("benchmarks.handshake.subprocess.Popen", FakeLoop)
+    monkeypatch.setattr("benchmarks.handshake.read_line", lambda stream, timeout: next(stream))
     monkeypatch.setattr("benchmarks.cores.proctree.tree", lambda pid: next(trees))
     monkeypatch.setattr("benchmarks.cores.proctree.cpu_seconds", lambda pids: 1.0)
     monkeypatch.setattr(
