@@ -47,6 +47,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from . import competitors, corpus, proctree, urls, wrk
 from .handshake import answer, ready_child, tell
@@ -140,9 +141,9 @@ def mean_width(pool: urls.VariantPool, start: int, count: int) -> float:
     return statistics.fmean(pool.variant(start + index).width for index in range(count))
 
 
-def summary(pairs: Sequence[Pair]) -> dict[str, dict[str, object]]:
+def summary(pairs: Sequence[Pair]) -> dict[str, dict[str, Any]]:
     """Per pairing: the median and range of both ratios over its pairs."""
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for server, loop in dict.fromkeys((p.server, p.loop) for p in pairs):
         mine = [p for p in pairs if (p.server, p.loop) == (server, loop)]
         rate, cpu = summarize([p.rate_ratio for p in mine]), summarize([p.cpu_ratio for p in mine])
@@ -158,7 +159,7 @@ def summary(pairs: Sequence[Pair]) -> dict[str, dict[str, object]]:
     return out
 
 
-def markdown(results: Mapping[str, object]) -> str:
+def markdown(results: Mapping[str, Any]) -> str:
     """The results as a Markdown table, one row per pairing."""
     lines = [
         "| server : in-process loop | pairs | server req/s ÷ loop renders/s | "
@@ -166,8 +167,7 @@ def markdown(results: Mapping[str, object]) -> str:
         "mean width, server / loop |",
         "|---|---|---|---|---|---|",
     ]
-    rows: Mapping[str, Mapping[str, object]] = results["summary"]  # type: ignore[assignment]
-    for name, row in rows.items():
+    for name, row in results["summary"].items():
         rate, cpu = _formatted(row["rate_ratio"]), _formatted(row["cpu_ratio"])
         lines.append(
             f"| {name} | {row['pairs']} | {rate} | {cpu} | "
@@ -184,9 +184,8 @@ def markdown(results: Mapping[str, object]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _formatted(values: object) -> str:
+def _formatted(values: Mapping[str, float]) -> str:
     """'0.97 (0.92-0.98)' from a pairing's median, low and high."""
-    assert isinstance(values, Mapping)
     return format_summary(Summary(values["median"], values["low"], values["high"], 0), digits=2)
 
 
@@ -202,14 +201,13 @@ def start_server(
     return competitors.start_baseline(originals, workdir, workers=1, wrapper=pin)
 
 
-def loop_over_first(rendered: Mapping[str, object], count: int) -> tuple[int, float, float]:
+def loop_over_first(rendered: Mapping[str, Any], count: int) -> tuple[int, float, float]:
     """The loop's renders, wall and CPU seconds over its first ``count``
     renders (its ``marks``): the variants the server got through, from the
     same start. A loop that rendered fewer is taken whole."""
     marks = rendered["marks"]
-    assert isinstance(marks, list)
     if count <= 0 or count > len(marks):
-        return len(marks), float(rendered["seconds"]), float(rendered["cpu_seconds"])  # type: ignore[arg-type]
+        return len(marks), float(rendered["seconds"]), float(rendered["cpu_seconds"])
     seconds, cpu_seconds = marks[count - 1]
     return count, float(seconds), float(cpu_seconds)
 
