@@ -16,7 +16,7 @@ variants (``urls.spread_variants``) between two lines read from stdin, for
 ``benchmarks.instructions``.
 
 ``vips`` is pyvips driven plainly (``thumbnail``); ``service`` is the
-service's own render path (``service.pipeline.render``, which for example
+service's own render path (``service.render.render``, which for example
 reduces wide PNGs along their lines first), in process, without HTTP.
 
 Both sides do what their server does: fit inside ``--width`` (never
@@ -86,27 +86,33 @@ def service_renderer() -> Renderer:
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
     import tempfile  # noqa: PLC0415
 
-    from service import pipeline  # noqa: PLC0415 - only in the process that measures it
+    from service import render as service_render  # noqa: PLC0415 - only where it is measured
     from service.formats import OutputFormat  # noqa: PLC0415
 
-    pipeline.configure_libvips()
+    service_render.configure_libvips()
+    policy = service_render.RenderPolicy(
+        quality={OutputFormat(name): q for name, q in QUALITY.items()},
+        max_output_size=10**6,
+        max_source_pixels=10**9,
+        avif_effort=AVIF_EFFORT,
+        timeout_seconds=600.0,
+    )
+    # The service reads an original's header once per process (header_memo).
+    remembered: dict[str, service_render.HeaderFacts] = {}
 
     def render(path: str, width: int, requested: str) -> bytes:
-        request = pipeline.RenderRequest(
+        request = service_render.RenderRequest(
             width=width,
             height=None,
             format=OutputFormat(output_format(path, requested)),
-            quality={OutputFormat(name): q for name, q in QUALITY.items()},
             background=(255, 255, 255, 255),
-            max_output_size=width,
-            max_source_pixels=10**9,
-            avif_effort=AVIF_EFFORT,
-            timeout_seconds=600.0,
         )
         source = os.open(path, os.O_RDONLY)
         try:
+            if path not in remembered:
+                remembered[path] = service_render.read_facts(source, allow_svg=False)
             with tempfile.TemporaryFile() as out:
-                pipeline.render(request, source, out.fileno())
+                service_render.render(policy, request, remembered[path], source, out.fileno())
                 out.seek(0)
                 return out.read()
         finally:

@@ -222,7 +222,7 @@ class Bench:
             "defaults "
             f"({' '.join(self.quality_args)}); "
             "libvips: thumbnail(size=down), VIPS_CONCURRENCY=1, cache off; "
-            "service path: service.pipeline.render, the same settings; "
+            "service path: service.render.render, the same settings; "
             "Pillow: Image.thumbnail defaults",
         }
         stored = self.results.setdefault("libcost", {})
@@ -484,7 +484,7 @@ def library_environment(library: str) -> dict[str, str]:
     pyvips and Pillow keep glibc's defaults, as their users have them."""
     if library != "service":
         return dict(os.environ)
-    from service.allocator import is_glibc, tuned_environment  # noqa: PLC0415
+    from service.process.allocator import is_glibc, tuned_environment  # noqa: PLC0415
 
     return tuned_environment(os.environ, glibc=is_glibc()) or dict(os.environ)
 

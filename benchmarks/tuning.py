@@ -33,7 +33,8 @@ from typing import Any
 # libvips when it starts) the parent sets.
 import pyvips
 
-from service.pipeline import is_drawn, png_save_options
+from service.render.header import is_drawn
+from service.render.save import png_save_options
 
 from . import corpus
 from .competitors import ROOT, service_defaults

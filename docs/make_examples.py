@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from service.app import create_app
+from service.server.app import create_app
 from service.settings import Settings, bundled_samples
 
 HERE = Path(__file__).parent / "examples"

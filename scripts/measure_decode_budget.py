@@ -29,7 +29,7 @@ import pyvips
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, os.fspath(ROOT))  # this checkout's service, however it is installed
 from benchmarks import competitors, proctree  # noqa: E402
-from service.pipeline import decode_memory  # noqa: E402
+from service.render import read_facts  # noqa: E402
 
 PHOTO = ROOT / "tests" / "corpus" / "conformance" / "exif_landscape_1.jpg"
 BUDGETS = {"512MB (default)": "512MB", "none (1TB)": "1TB"}
@@ -93,7 +93,7 @@ def main() -> None:
         path = originals / names[0]
         header = pyvips.Image.new_from_file(os.fspath(path))
         descriptor = os.open(path, os.O_RDONLY)
-        need = decode_memory(descriptor)
+        need = read_facts(descriptor, allow_svg=False).decode_bytes
         os.close(descriptor)
         print(
             f"{header.width}x{header.height} progressive JPEGs "

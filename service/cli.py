@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
-import resource
-import signal
-import socket
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .allocator import reexec_with_tuned_malloc
-from .render_tokens import TokenClient
+from .process.allocator import reexec_with_tuned_malloc
+from .process.supervisor import become_supervisor, join_supervisor
+from .server.listen import listen_problem
 from .settings import Settings, SettingsError
 from .signing import sign_url
-from .supervisor import become_supervisor, join_supervisor
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
-# In-flight renders (at most --render-timeout, 20 s) may finish this long
-# after accepting stops; with the 3 s drain, under Kubernetes' default 30 s.
-SHUTDOWN_GRACE_SECONDS = 22.0
+    from .process.render_tokens import TokenClient
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
     tokens = join_supervisor(os.environ)
     if tokens is not None:  # started by a supervisor: one of --workers
-        serve(settings, reuse_port=True, tokens=tokens)
+        _serve(settings, reuse_port=True, tokens=tokens)
         return 0
     problem = listen_problem(settings.host, settings.port, reuse_port=settings.workers > 1)
     if problem is not None:
@@ -57,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings.log_format,
             arguments,
         )
-    serve(settings, reuse_port=False)
+    _serve(settings, reuse_port=False)
     return 0
 
 
@@ -83,132 +74,18 @@ def sign_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
     return 0
 
 
-def listen_problem(host: str, port: int, *, reuse_port: bool) -> str | None:
-    """Why the service could not listen on ``host:port`` (a name that does
-    not resolve, a port in use, an address not on this machine), found by
-    binding throwaway sockets as aiohttp will; None when it can. Without it
-    those errors surface as a traceback from deep inside aiohttp, and with
-    ``--workers`` as workers that die and are replaced forever."""
-    try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError) as error:
-        reason = error.strerror if isinstance(error, socket.gaierror) else "not a valid name"
-        return f"--host: cannot resolve {host!r} ({reason})"
-    for family, kind, protocol, _, address in addresses:
-        try:
-            probe = socket.socket(family, kind, protocol)
-        except OSError:
-            continue  # a family this kernel lacks (IPv6 off): asyncio skips it too
-        with probe:
-            # The options asyncio's create_server sets, so the probe fails
-            # exactly when the real bind would.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                probe.bind(address)
-            except OSError as error:
-                return f"cannot listen on {host}:{port}: {error.strerror or error}"
-    return None
+def _serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = None) -> None:
+    # Deferred: serving loads aiohttp and libvips, which bad settings never
+    # need and a supervisor process never uses.
+    from .server.serve import serve  # noqa: PLC0415
 
-
-def raise_open_file_limit() -> None:
-    """Each connection is a descriptor: allow as many as the hard limit, so a
-    flood of connections is answered (503 when busy) rather than refused."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    serve(settings, reuse_port=reuse_port, tokens=tokens)
 
 
 def configure_logging(settings: Settings) -> None:
     from .logs import configure_logging as configure  # noqa: PLC0415
 
     configure(settings.log_format)
-
-
-def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = None) -> None:
-    """Run one serving process until SIGTERM or SIGINT; ``tokens`` are the
-    supervisor's shared render slots when this process is one of its workers."""
-    # Deferred: the app loads libvips and aiohttp, which bad settings never
-    # need and a supervisor process never uses.
-    from aiohttp import web  # noqa: PLC0415
-
-    from .access_log import ACCESS_LOGGER, AccessLogger  # noqa: PLC0415
-    from .app import create_app  # noqa: PLC0415
-    from .slow_clients import install as close_slow_clients  # noqa: PLC0415
-
-    raise_open_file_limit()
-    close_slow_clients(settings.header_timeout)
-
-    logging.getLogger(__name__).info(
-        "serving %s on http://%s:%d", settings.originals, settings.host, settings.port
-    )
-    app = create_app(settings, tokens)
-    drain_on_sigterm(app)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        # A flood of connections queues rather than being refused (NOTES.md).
-        backlog=1024,
-        # SIGTERM: drain, stop accepting, let in-flight renders finish (their
-        # results still fill the cache), then exit 0.
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
-        access_log=logging.getLogger(ACCESS_LOGGER),
-        access_log_class=AccessLogger,
-        access_log_format=settings.log_format,
-        print=None,
-    )
-
-
-def drain_on_sigterm(app: web.Application) -> None:
-    """For a served process (never the tests' in-process apps): SIGTERM
-    first makes /healthz answer 503 for ``--drain-seconds`` while every other
-    request is served as before, then stops the server as aiohttp's own
-    handler would. Without the drain, the listener closed at once and no
-    load balancer could ever see the 503. SIGINT (an operator at a
-    terminal; the supervisor's answer to a second SIGTERM) stops at once.
-
-    Each stop happens once: a signal to the whole process group reaches a
-    worker twice (straight and through the supervisor), and a second
-    GracefulExit raised into aiohttp's cleanup would abandon in-flight
-    requests and skip closing the cache."""
-
-    from aiohttp.web_runner import GracefulExit  # noqa: PLC0415 - served processes only
-
-    from .handlers import LIFECYCLE, SETTINGS  # noqa: PLC0415
-
-    log = logging.getLogger(__name__)
-
-    async def install(app: web.Application) -> None:
-        # on_startup runs after aiohttp installed its handlers: these
-        # replace them.
-        loop = asyncio.get_running_loop()
-        lifecycle = app[LIFECYCLE]
-        seconds = app[SETTINGS].drain_seconds
-
-        def stop() -> None:
-            if lifecycle.stopping:
-                return
-            lifecycle.stopping = True
-            raise GracefulExit()
-
-        def on_sigterm() -> None:
-            if lifecycle.draining or lifecycle.stopping:
-                return
-            if seconds <= 0:
-                stop()
-            lifecycle.draining = True
-            log.info("SIGTERM: /healthz answers 503; accepting stops in %g s", seconds)
-            loop.call_later(seconds, stop)
-
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-        loop.add_signal_handler(signal.SIGINT, stop)
-
-    app.on_startup.append(install)
 
 
 def _print_examples(settings: Settings) -> None:

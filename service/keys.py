@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .formats import OutputFormat
 from .negotiate import FormatChoice
 from .sources import Original
 from .spec import WHITE, Fit, RequestSpec
 
-if TYPE_CHECKING:  # the pipeline imports libvips; keys only need the type
-    from .pipeline import OwnOutput
+
+class OriginalContent(Protocol):
+    """What a key may need to know of an original's content, from its header
+    (``render.HeaderFacts`` has it): the format it renders to when none is
+    asked for, and whether it has alpha (which decides whether ``bg``
+    flattens it into a JPEG)."""
+
+    @property
+    def own_format(self) -> OutputFormat: ...
+
+    @property
+    def has_alpha(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +43,12 @@ class VariantKey:
 
 def variant_key(
     *,
-    pipeline_version: str,
+    output_settings: str,
     original: Original,
     spec: RequestSpec,
     choice: FormatChoice,
-    quality: dict[OutputFormat, int],
-    content: Callable[[], OwnOutput | None],
+    quality: Mapping[OutputFormat, int],
+    content: Callable[[], OriginalContent | None],
 ) -> VariantKey:
     """Key a render from the normalised spec and the format choice (the
     original's own format is fixed by its identity, so "original" suffices).
@@ -67,7 +77,7 @@ def variant_key(
     else:
         background = "-"
     fields = (
-        pipeline_version,
+        output_settings,
         original.identity,
         f"w={spec.width}",
         f"h={spec.height}",
@@ -81,18 +91,18 @@ def variant_key(
 
 
 def _quality_applies(
-    output_format: OutputFormat | None, content: Callable[[], OwnOutput | None]
+    output_format: OutputFormat | None, content: Callable[[], OriginalContent | None]
 ) -> bool:
     if output_format is None:  # the original's own format
         own = content()
-        return own is None or own.format.uses_quality  # unknown: keep it
+        return own is None or own.own_format.uses_quality  # unknown: keep it
     return output_format.uses_quality
 
 
 def _flattens_onto(
     background: tuple[int, int, int, int],
     output_format: OutputFormat | None,
-    content: Callable[[], OwnOutput | None],
+    content: Callable[[], OriginalContent | None],
 ) -> bool:
     """Whether a ``bg`` outside padding changes the output: only a JPEG of an
     original with alpha is flattened, and onto white unless told otherwise.

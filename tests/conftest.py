@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import settings as hypothesis_settings
 from PIL import Image
 
-from service.app import create_app
+from service.server.app import create_app
 from service.settings import Settings
 
 # Shared 2-core machines: per-example deadlines only measure the noise.

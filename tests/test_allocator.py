@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.allocator import TUNABLES, is_glibc, tuned_environment
+from service.process.allocator import TUNABLES, is_glibc, tuned_environment
 
 from .serving import running_service
 

@@ -41,7 +41,7 @@ from benchmarks.stats import (
     ratio,
     summarize,
 )
-from service.allocator import TUNABLES, is_glibc
+from service.process.allocator import TUNABLES, is_glibc
 
 # -- URL lists ------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from service.handlers import METRICS, RENDERS
+from service.server.state import METRICS, RENDERS
 
 from .conftest import Client, MakeClient, decode
 
@@ -164,7 +164,7 @@ async def test_deleted_cache_directory_degrades_then_resumes(
     assert hit.status == 200
     assert hit.headers["X-Cache"] == "HIT"  # the cache came back with the directory
     assert (cache_dir / "index.sqlite3").is_file()
-    stats = await client.app[RENDERS].io(cache.stats)
+    stats = await client.app[RENDERS].to_thread(cache.stats)
     assert (stats.entries, stats.bytes) == (1, int(hit.headers["Content-Length"]))
 
 
@@ -180,7 +180,7 @@ async def test_a_deleted_directory_noticed_by_housekeeping_is_counted_too(
     assert hit.headers["X-Cache"] == "HIT"  # a recency note is pending
     shutil.rmtree(cache.directory)
     errors = cache_errors(client)
-    await client.app[RENDERS].io(cache.flush)
+    await client.app[RENDERS].to_thread(cache.flush)
     assert cache_errors(client) == errors + 1
     assert any("deleted or replaced" in record.getMessage() for record in caplog.records)
     assert (Path(cache.directory) / "index.sqlite3").is_file()
@@ -197,7 +197,7 @@ async def test_a_restored_directory_is_adopted_and_bounded(client: Client, tmp_p
     shutil.rmtree(cache.directory)
     shutil.copytree(backup, cache.directory)
     (Path(cache.directory) / "index.sqlite3").unlink()  # the index lost, the files kept
-    stats = await client.app[RENDERS].io(cache.stats)
+    stats = await client.app[RENDERS].to_thread(cache.stats)
     assert stats.entries == 3
     again = await client.get("/picture/retina.jpg?w=51")
     assert again.headers["X-Cache"] == "HIT"

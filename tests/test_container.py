@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from service.allocator import TUNABLES
+from service.process.allocator import TUNABLES
 
 from .conftest import decode
 from .serving import free_port

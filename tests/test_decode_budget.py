@@ -1,5 +1,5 @@
 """The decode budget: renders that decode whole images wait for room;
-streaming renders never wait (decode_budget.py, pipeline.decode_memory)."""
+streaming renders never wait (decode_budget.py, render/memory.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from service import pipeline
 from service.decode_budget import DecodeBudget
-from service.handlers import METRICS, RENDERS
+from service.errors import UnprocessableImage
+from service.render import HeaderFacts, RenderPolicy, decode_reservation, read_facts
+from service.server.state import METRICS, RENDERS
 
 from .conftest import CORPUS, Client, MakeClient, decode
 from .test_cache_http import GATE_SECONDS, wait_for
@@ -84,14 +85,20 @@ async def test_a_cancelled_waiter_gives_way() -> None:
 # -- the estimate ------------------------------------------------------------
 
 
-def estimate(path: Path, request: pipeline.RenderRequest | None = None) -> int:
+def facts(path: Path) -> HeaderFacts:
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        need = pipeline.decode_memory(descriptor, request)
+        read = read_facts(descriptor, allow_svg=False)
         assert os.lseek(descriptor, 0, os.SEEK_CUR) == 0  # the render reads from the start
-        return need
+        return read
     finally:
         os.close(descriptor)
+
+
+def estimate(path: Path, policy: RenderPolicy | None = None) -> int:
+    """The whole-image decode memory; with ``policy``, what the budget reserves."""
+    header = facts(path)
+    return header.decode_bytes if policy is None else decode_reservation(header, policy)
 
 
 def photo(directory: Path, name: str, **save: object) -> Path:
@@ -121,13 +128,10 @@ def test_gif_frames_are_decoded_onto_a_whole_canvas() -> None:
 
 def test_originals_the_render_refuses_reserve_nothing(tmp_path: Path) -> None:
     """Over a source limit, or not accepted: refused in milliseconds, so
-    they must not wait for (or hold) room in the budget."""
-    limits = pipeline.RenderRequest(
-        width=800,
-        height=None,
-        format=None,
+    they must not wait for (or hold) room in the budget (a type we do not
+    accept is refused when its header is read, before any reservation)."""
+    limits = RenderPolicy(
         quality={},
-        background=(255, 255, 255, 255),
         max_output_size=4096,
         max_source_pixels=100_000_000,
         avif_effort=0,
@@ -139,7 +143,8 @@ def test_originals_the_render_refuses_reserve_nothing(tmp_path: Path) -> None:
     small_limit = replace(limits, max_source_pixels=1800 * 1200 - 1)
     assert estimate(progressive, small_limit) == 0
     assert estimate(progressive, replace(limits, max_decode_bytes=1)) == 0
-    assert estimate(CORPUS / "svg_logo.svg", limits) == 0
+    with pytest.raises(UnprocessableImage):  # blocked as untrusted, or not accepted
+        facts(CORPUS / "svg_logo.svg")
 
 
 def test_interlaced_png_and_heif_are_decoded_whole(tmp_path: Path) -> None:
@@ -147,10 +152,11 @@ def test_interlaced_png_and_heif_are_decoded_whole(tmp_path: Path) -> None:
     assert estimate(CORPUS / "avif_alpha.avif") == 64 * 64 * 18
 
 
-def test_an_unreadable_header_needs_nothing(tmp_path: Path) -> None:
+def test_an_unreadable_header_is_refused_before_any_reservation(tmp_path: Path) -> None:
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"not an image at all")
-    assert estimate(junk) == 0
+    with pytest.raises(UnprocessableImage, match="not an image"):
+        facts(junk)
 
 
 # -- over HTTP ---------------------------------------------------------------

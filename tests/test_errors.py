@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from service.formats import OutputFormat
-from service.pipeline import OutputWriteError, RenderRequest, render
+from service.render import (
+    OutputWriteError,
+    RenderPolicy,
+    RenderRequest,
+    read_facts,
+    render,
+)
 
 from .conftest import Client, MakeClient
 from .rawhttp import RawResponse, raw_exchange, raw_request
@@ -265,16 +271,15 @@ def test_a_full_disk_does_not_keep_the_original_open(originals: Path) -> None:
     OutputWriteError, and the original is closed at once all the same (the
     writer kept the OSError with its traceback, a cycle through the failed
     render's frames: 50 such renders left most of their descriptors open)."""
-    request = RenderRequest(
-        width=300,
-        height=None,
-        format=OutputFormat.PNG,
+    policy = RenderPolicy(
         quality={OutputFormat.JPEG: 80, OutputFormat.WEBP: 80, OutputFormat.AVIF: 60},
-        background=(255, 255, 255, 255),
         max_output_size=300,
         max_source_pixels=10**8,
         avif_effort=0,
         timeout_seconds=60.0,
+    )
+    request = RenderRequest(
+        width=300, height=None, format=OutputFormat.PNG, background=(255, 255, 255, 255)
     )
     original = originals / "retina.jpg"
     gc.collect()
@@ -284,8 +289,9 @@ def test_a_full_disk_does_not_keep_the_original_open(originals: Path) -> None:
             source = os.open(original, os.O_RDONLY)
             full = os.open("/dev/full", os.O_WRONLY)
             try:
+                facts = read_facts(source, allow_svg=False)
                 with pytest.raises(OutputWriteError):
-                    render(request, source, full)
+                    render(policy, request, facts, source, full)
             finally:
                 os.close(source)
                 os.close(full)

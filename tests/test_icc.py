@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from service import icc, pipeline
+from service.render import colour, icc
 
 from .conftest import CORPUS, MakeClient, decode
 
@@ -51,7 +51,7 @@ def test_a_changed_colour_description_is_not_srgb() -> None:
 def test_the_corpus_other_profiles_still_convert(name: str) -> None:
     header = pyvips.Image.new_from_file(os.fspath(CORPUS / name))
     assert not icc.is_srgb(profile_of(CORPUS / name))
-    assert pipeline._needs_colour_management(header)
+    assert colour.needs_colour_management(header)
 
 
 def tag(source: Path, target: Path, profile: bytes | None) -> None:
@@ -72,7 +72,7 @@ async def test_srgb_tagged_originals_render_as_their_untagged_pixels(
     pyvips.Image.new_from_file(os.fspath(source)).write_to_file(os.fspath(originals / "plain.png"))
     header = pyvips.Image.new_from_file(os.fspath(originals / "tagged.png"))
     assert "icc-profile-data" in header.get_fields()
-    assert not pipeline._needs_colour_management(header)
+    assert not colour.needs_colour_management(header)
 
     client = await make_client()
     bodies = []

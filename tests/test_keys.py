@@ -7,6 +7,7 @@ keyed from the file's identity alone, never by reading the image.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 import pytest
@@ -14,10 +15,18 @@ import pytest
 from service.formats import OutputFormat
 from service.keys import variant_key
 from service.negotiate import choose_format
-from service.pipeline import OwnOutput
 from service.settings import DEFAULT_QUALITY
 from service.sources import Original
 from service.spec import parse_spec
+
+
+@dataclass(frozen=True)
+class OwnOutput:
+    """The two facts of a header that a key may ask for."""
+
+    own_format: OutputFormat
+    has_alpha: bool
+
 
 ORIGINAL = Original(relative="a.png", path="/originals/a.png", size=1, mtime_ns=2, inode=3)
 
@@ -38,7 +47,7 @@ def key(query: str, header: Header, accept: str = "") -> str:
     spec = parse_spec(parse_qsl(query), max_output_size=4096)
     choice = choose_format(spec.format, spec.auto_format, accept)
     return variant_key(
-        pipeline_version="v",
+        output_settings="v",
         original=ORIGINAL,
         spec=spec,
         choice=choice,

@@ -1,4 +1,4 @@
-"""PNG output: the row filters the service writes (pipeline.png_save_options).
+"""PNG output: the row filters the service writes (render/save.py png_save_options).
 
 Read from the PNG itself: each row of the inflated image data starts with
 its filter type (0 none, 1 sub, 2 up, 3 average, 4 Paeth).
@@ -110,7 +110,7 @@ def test_drawn_is_a_tenth_of_the_decoded_size(tmp_path: Path) -> None:
     samples as 2 bytes, and only PNGs are judged by their size."""
     import pyvips  # noqa: PLC0415 - the service's own reader of headers
 
-    from service.pipeline import is_drawn  # noqa: PLC0415
+    from service.render.header import is_drawn  # noqa: PLC0415
 
     def header(name: str, image: pyvips.Image) -> pyvips.Image:
         path = tmp_path / name

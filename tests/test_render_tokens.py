@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.render_tokens import ASK, GIVE_BACK, GRANT, TokenClient, TokenServer
+from service.process.render_tokens import ASK, GIVE_BACK, GRANT, TokenClient, TokenServer
 
 WAIT_SECONDS = 10.0
 

@@ -19,10 +19,10 @@ import pytest
 from aiohttp import web_protocol
 from PIL import Image
 
-from service.handlers import METRICS, RENDERS
-from service.jpeg_markers import jpeg_scans
+from service.render.jpeg_markers import jpeg_scans
+from service.server.patches.slow_clients import missing_attributes
+from service.server.state import METRICS, RENDERS
 from service.signing import origin_form, sign_url, signature, split_signature, verify
-from service.slow_clients import missing_attributes
 
 from .conftest import Client, MakeClient, decode
 from .hostile import hostile_corpus

@@ -76,11 +76,11 @@ def mapped_files(pid: int) -> set[str]:
 def test_the_supervisor_is_a_lean_process_without_libvips_or_settings(
     two_workers: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
-    """The supervisor re-executes itself as service.supervisor: same PID, no
+    """The supervisor re-executes itself as service.process.supervisor: same PID, no
     libvips, aiohttp or OpenSSL (signing keys) mapped, while workers have them."""
     base, process = two_workers
     with open(f"/proc/{process.pid}/cmdline") as cmdline:
-        assert cmdline.read().split("\0")[1:3] == ["-m", "service.supervisor"]
+        assert cmdline.read().split("\0")[1:3] == ["-m", "service.process.supervisor"]
     supervisor = mapped_files(process.pid)
     worker = mapped_files(worker_pid(base))
     assert any(name.startswith("libvips") for name in worker)

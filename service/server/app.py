@@ -10,42 +10,53 @@ from functools import partial
 
 from aiohttp import web
 
-from . import __version__
-from .cache import CacheStats, CacheUnavailable, DiskCache
-from .handlers import (
-    LIFECYCLE,
-    METRICS,
-    ORIGINALS,
+from .. import __version__
+from ..cache import CacheStats, CacheUnavailable, DiskCache
+from ..metrics import Metrics
+from ..process.render_tokens import TokenClient
+from ..render import (
     PIPELINE_VERSION,
-    RENDERS,
-    SETTINGS,
-    Lifecycle,
-    healthz,
-    metrics_handler,
-    picture,
+    RenderPolicy,
+    configure_libvips,
+    libvips_version,
 )
-from .metrics import Metrics
+from ..renders import RenderService
+from ..settings import Settings
+from ..sources import OriginalsDirectory
+from . import state
+from .handlers import healthz, metrics_handler, picture
+from .locate import Locator
 from .middleware import count_requests, json_errors, request_ids
-from .pipeline import PIPELINE_REVISION, configure_libvips, libvips_version
-from .protocol_errors import install as answer_protocol_errors_in_json
-from .render_tokens import TokenClient
-from .settings import Settings
-from .sources import OriginalsDirectory
-from .workers import RenderService
+from .patches.protocol_errors import install as answer_protocol_errors_in_json
+from .state import Lifecycle
 
 log = logging.getLogger(__name__)
 
 _HOUSEKEEPING_SECONDS = 1.0
 
 
-def pipeline_version(settings: Settings) -> str:
+def output_settings(settings: Settings) -> str:
     """Everything besides the request that shapes an output: a change to any
     of these must never serve an old render."""
     quality = ",".join(f"{fmt.value}={q}" for fmt, q in sorted(settings.quality.items(), key=str))
     return (
-        f"image-factory {__version__} r{PIPELINE_REVISION}; libvips {libvips_version()}; "
+        f"image-factory {__version__} r{PIPELINE_VERSION}; libvips {libvips_version()}; "
         f"max-output {settings.max_output_size}; max-frames {settings.max_frames}; "
         f"avif-effort {settings.avif_effort}; q {quality}; svg {settings.enable_svg}"
+    )
+
+
+def render_policy(settings: Settings) -> RenderPolicy:
+    """What every render of this process is held to."""
+    return RenderPolicy(
+        quality=dict(settings.quality),
+        max_output_size=settings.max_output_size,
+        max_source_pixels=settings.max_source_pixels,
+        avif_effort=settings.avif_effort,
+        max_frames=settings.max_frames,
+        timeout_seconds=settings.render_timeout,
+        allow_svg=settings.enable_svg,
+        max_decode_bytes=settings.max_decode_bytes,
     )
 
 
@@ -56,14 +67,15 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
     answer_protocol_errors_in_json()
     metrics = Metrics()
     app = web.Application(middlewares=[request_ids, count_requests(metrics), json_errors])
-    app[SETTINGS] = settings
-    app[METRICS] = metrics
-    app[LIFECYCLE] = Lifecycle()
+    app[state.SETTINGS] = settings
+    app[state.POLICY] = render_policy(settings)
+    app[state.METRICS] = metrics
+    app[state.LIFECYCLE] = Lifecycle()
     app.on_shutdown.append(_begin_draining)
-    app[ORIGINALS] = OriginalsDirectory(
+    app[state.ORIGINALS] = OriginalsDirectory(
         settings.originals, max_source_bytes=settings.max_source_bytes
     )
-    app[PIPELINE_VERSION] = pipeline_version(settings)
+    app[state.OUTPUT_SETTINGS] = output_settings(settings)
     app.cleanup_ctx.append(partial(_render_service, tokens=tokens))
     app.router.add_get("/picture/{path:.+}", picture)
     app.router.add_get("/healthz", healthz)
@@ -74,16 +86,17 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
 async def _begin_draining(app: web.Application) -> None:
     """Runs once the listening sockets are closed, before in-flight requests
     are awaited (on SIGINT, or after the drain of a SIGTERM)."""
-    app[LIFECYCLE].draining = True
-    app[LIFECYCLE].stopping = True  # a drain's timer, still pending, must not stop again
+    lifecycle = state.lifecycle(app)
+    lifecycle.draining = True
+    lifecycle.stopping = True  # a drain's timer, still pending, must not stop again
     log.info("shutting down: finishing in-flight requests")
 
 
 async def _render_service(
     app: web.Application, *, tokens: TokenClient | None
 ) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    metrics = app[METRICS]
+    settings = state.settings(app)
+    metrics = state.metrics(app)
     cache = DiskCache(
         settings.cache_dir,
         settings.cache_max_bytes,
@@ -98,6 +111,7 @@ async def _render_service(
     renders = RenderService(
         cache,
         metrics,
+        state.policy(app),
         # Alone, this process is the whole service: the total bounds it too.
         concurrency=settings.concurrency
         if tokens
@@ -106,7 +120,14 @@ async def _render_service(
         tokens=tokens,
         decode_budget=settings.decode_budget,
     )
-    app[RENDERS] = renders
+    app[state.RENDERS] = renders
+    app[state.LOCATOR] = Locator(
+        state.originals(app),
+        renders,
+        state.output_settings(app),
+        settings.quality,
+        settings.enable_svg,
+    )
     metrics.watch_cache(partial(_cache_stats, cache))
     housekeeping = asyncio.create_task(_housekeeping(renders))
     yield
@@ -122,8 +143,8 @@ async def _housekeeping(renders: RenderService) -> None:
     while True:
         await asyncio.sleep(_HOUSEKEEPING_SECONDS)
         try:
-            await renders.io(renders.cache.flush)
-            await renders.io(renders.sweep_spill)
+            await renders.to_thread(renders.cache.flush)
+            await renders.to_thread(renders.sweep_spill)
         except Exception:
             # One bad round must not end housekeeping for the process's life.
             log.exception("housekeeping failed; retrying in a second")

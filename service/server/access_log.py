@@ -5,11 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from .middleware import REQUEST_ID
 from .responses import DescriptorResponse
-
-CACHE_STATUS = web.RequestKey("cache_status", str)
-RENDER_SECONDS = web.RequestKey("render_seconds", float)
+from .state import CACHE_STATUS, RENDER_SECONDS, REQUEST_ID
 
 ACCESS_LOGGER = "image_factory.access"
 

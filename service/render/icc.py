@@ -24,8 +24,12 @@ import os
 _HEADER_BYTES = 128
 
 
+# The profiles ship in service/profiles, beside this package.
+_PROFILES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "profiles")
+
+
 def _bundled(name: str) -> bytes:
-    with open(os.path.join(os.path.dirname(__file__), "profiles", name), "rb") as handle:
+    with open(os.path.join(_PROFILES, name), "rb") as handle:
         return handle.read()
 
 

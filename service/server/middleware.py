@@ -10,12 +10,12 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from .errors import Overloaded, ServiceError
-from .metrics import Metrics
+from ..errors import Overloaded, ServiceError
+from ..metrics import Metrics
+from .state import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = web.RequestKey("request_id", str)
 SERVED_METHODS = ("GET", "HEAD")
 # Ids as tracing systems and proxies make them (UUIDs, braced GUIDs, "a/b"
 # paths, base64) are echoed; markup and quotes, which would reach log viewers

@@ -29,7 +29,8 @@ from aiohttp.http_exceptions import (
     LineTooLong,
 )
 
-from .middleware import REQUEST_ID, SERVED_METHODS, error_response
+from ..middleware import SERVED_METHODS, error_response
+from ..state import REQUEST_ID
 
 ALLOWED_METHODS = ", ".join(SERVED_METHODS)
 

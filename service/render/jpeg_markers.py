@@ -1,6 +1,6 @@
 """Counting a JPEG's scans from its markers, without decoding it.
 
-The render refuses a JPEG in too many scans (pipeline.MAX_JPEG_SCANS):
+The render refuses a JPEG in too many scans (limits.MAX_JPEG_SCANS):
 libjpeg decodes every scan before the first pixel, out of the render
 deadline's reach. This reads the file's bytes only.
 """

@@ -24,16 +24,17 @@ from .cache import CacheUnavailable, DiskCache, TempFile
 from .decode_budget import DecodeBudget
 from .errors import OriginalReplaced, Overloaded, RenderTimeout
 from .formats import OutputFormat
+from .header_memo import facts_of
 from .metrics import Metrics
-from .pipeline import (
+from .process.render_tokens import TokenClient
+from .render import (
+    HeaderFacts,
     OutputWriteError,
-    OwnOutput,
+    RenderPolicy,
     RenderRequest,
-    decode_memory,
-    own_output,
+    decode_reservation,
     render,
 )
-from .render_tokens import TokenClient
 from .sources import Original, OriginalChanged, open_original
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class RenderService:
         self,
         cache: DiskCache,
         metrics: Metrics,
+        policy: RenderPolicy,
         *,
         concurrency: int,
         queue: int,
@@ -90,6 +92,7 @@ class RenderService:
         decode_budget: int | None = None,
     ) -> None:
         self.cache = cache
+        self.policy = policy
         self._tokens = tokens
         self.metrics = metrics
         self.capacity = concurrency + queue
@@ -112,19 +115,21 @@ class RenderService:
         """Renders running or queued for a thread (each holds a slot)."""
         return self._admitted
 
-    async def io(self, function: Callable[..., T], *args: object) -> T:
+    async def to_thread(self, function: Callable[..., T], *args: object) -> T:
         """Run small blocking file work (stat, open, SQLite) off the loop."""
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
-    async def fetch(self, key: str, original: Original, request: RenderRequest) -> Served:
+    async def cached_or_rendered(
+        self, key: str, original: Original, request: RenderRequest
+    ) -> Served:
         """The variant ``key`` as an open file: from the cache, or rendered."""
         for _ in range(_ATTEMPTS):
-            served = await self.io(self.open_cached, key)
+            served = await self.to_thread(self.open_cached, key)
             if served is not None:
                 return served
             self.metrics.cache_misses.inc()
             rendered, render_seconds = await self._render_once(key, original, request)
-            served = await self.io(self._open_rendered, rendered)
+            served = await self.to_thread(self._open_rendered, rendered)
             if served is not None:
                 served.render_seconds = render_seconds
                 return served
@@ -153,14 +158,18 @@ class RenderService:
         thread_started = asyncio.Event()
         reserved = 0
         try:
+            # The header, read once per original: its facts size the decode
+            # reservation and drive the render.
+            facts = await self.to_thread(self._facts, original)
             # Queue time, like waiting for a thread: not against the deadline.
-            reserved = await self._reserve_decode_memory(original, request)
+            reserved = await self._reserve_decode_memory(facts)
             job = loop.run_in_executor(
                 self._executor,
                 self._render_to_file,
                 key,
                 original,
                 request,
+                facts,
                 lambda: loop.call_soon_threadsafe(thread_started.set),
             )
         except BaseException as failure:  # cancelled, or shutting down
@@ -176,11 +185,10 @@ class RenderService:
             started = time.perf_counter()
             # The render kills itself at its deadline; an encoder busy with a
             # frame may not stop at once, so the request does not wait longer.
-            rendered = await asyncio.wait_for(
-                asyncio.shield(job), request.timeout_seconds + _KILL_GRACE_SECONDS
-            )
+            timeout = self.policy.timeout_seconds
+            rendered = await asyncio.wait_for(asyncio.shield(job), timeout + _KILL_GRACE_SECONDS)
         except TimeoutError:
-            error = RenderTimeout(f"the render took longer than {request.timeout_seconds:g} s")
+            error = RenderTimeout(f"the render took longer than {timeout:g} s")
             self._fail(future, error)
             raise error from None
         except BaseException as error:
@@ -212,12 +220,19 @@ class RenderService:
         future.set_exception(error)
         future.exception()  # mark retrieved: there may be no waiters
 
-    async def _reserve_decode_memory(self, original: Original, request: RenderRequest) -> int:
+    def _facts(self, original: Original) -> HeaderFacts:
+        """Blocking: the original's header facts (read once per original)."""
+        try:
+            return facts_of(original, allow_svg=self.policy.allow_svg)
+        except OriginalChanged:
+            raise OriginalReplaced("the original changed during the request, try again") from None
+
+    async def _reserve_decode_memory(self, facts: HeaderFacts) -> int:
         """Reserve what the original's decoder holds for the whole image
         (``decode_budget``), waiting for room; the bytes reserved."""
         if self._budget is None:
             return 0
-        need = await self.io(_decode_memory_of, original, request)
+        need = decode_reservation(facts, self.policy)
         await self._budget.acquire(need)
         self.metrics.decode_budget_reserved.set(self._budget.reserved)
         return need
@@ -236,6 +251,7 @@ class RenderService:
         key: str,
         original: Original,
         request: RenderRequest,
+        facts: HeaderFacts,
         announce_start: Callable[[], object],
     ) -> RenderedFile:
         """In a pool thread: render into a temporary file, then publish it.
@@ -254,28 +270,30 @@ class RenderService:
                     "the original changed during the request, try again"
                 ) from None
             try:
-                rendered = self._render_from(source, request)
+                rendered = self._render_from(source, request, facts)
             finally:
                 os.close(source)
         if isinstance(rendered, RenderedFile):
             return rendered  # uncached: nothing to publish
         return self._publish(key, rendered)
 
-    def _render_from(self, source: int, request: RenderRequest) -> _Unpublished | RenderedFile:
+    def _render_from(
+        self, source: int, request: RenderRequest, facts: HeaderFacts
+    ) -> _Unpublished | RenderedFile:
         """Render into a cache temporary, or uncached when the cache fails."""
         try:
             temp = self.cache.new_temp()
         except CacheUnavailable as error:
             self._note_cache_failure(error)
-            return self._render_uncached(source, request)
+            return self._render_uncached(source, request, facts)
         try:
-            result = render(request, source, temp.descriptor)
+            result = render(self.policy, request, facts, source, temp.descriptor)
         except OutputWriteError as error:
             # The cache's disk failed mid-write (full, gone): go again, uncached.
             temp.discard()
             self._note_cache_failure(CacheUnavailable(str(error)))
             os.lseek(source, 0, os.SEEK_SET)
-            return self._render_uncached(source, request)
+            return self._render_uncached(source, request, facts)
         except BaseException:
             temp.discard()
             raise
@@ -301,11 +319,13 @@ class RenderService:
             temp.discard()
         return RenderedFile(spilled, output_format, cached=False)
 
-    def _render_uncached(self, source: int, request: RenderRequest) -> RenderedFile:
+    def _render_uncached(
+        self, source: int, request: RenderRequest, facts: HeaderFacts
+    ) -> RenderedFile:
         descriptor, path = tempfile.mkstemp(dir=self._spill)
         temp = TempFile(path, descriptor)
         try:
-            result = render(request, source, temp.descriptor)
+            result = render(self.policy, request, facts, source, temp.descriptor)
         except OutputWriteError as error:
             temp.discard()
             raise Overloaded("no space left to render, try again later") from error
@@ -362,38 +382,3 @@ class RenderService:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self._spill, ignore_errors=True)
-
-
-def _decode_memory_of(original: Original, request: RenderRequest) -> int:
-    """Blocking: the original's whole-image decode memory, from its header
-    (0 if it cannot be opened now: the render reports why)."""
-    try:
-        return _reading(original, lambda descriptor: decode_memory(descriptor, request))
-    except (OriginalChanged, OSError):
-        return 0
-
-
-def own_output_of(original: Original, *, allow_svg: bool) -> OwnOutput | None:
-    """Blocking: what the original renders to by default and whether it has
-    alpha, for the cache key; None if it cannot be opened now (not
-    remembered: a replaced file, or descriptors running out, passes)."""
-    try:
-        return _own_output_remembered(original, allow_svg)
-    except (OriginalChanged, OSError):
-        return None
-
-
-@functools.lru_cache(maxsize=4096)
-def _own_output_remembered(original: Original, allow_svg: bool) -> OwnOutput | None:
-    """Read from the header once per process and original (a rewritten file
-    is a new ``Original``); raises when the file cannot be opened."""
-    return _reading(original, lambda descriptor: own_output(descriptor, allow_svg=allow_svg))
-
-
-def _reading(original: Original, read: Callable[[int], T]) -> T:
-    """``read`` the original, open and checked to be the resolved file."""
-    descriptor = open_original(original)
-    try:
-        return read(descriptor)
-    finally:
-        os.close(descriptor)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .spec import Gravity
+from ..spec import Gravity
 
 
 def scaled_box(width: int, height: int, original: tuple[int, int]) -> tuple[int, int]:

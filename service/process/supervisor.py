@@ -13,7 +13,7 @@ A worker is told it is one by the descriptor of its end of a socketpair in
 socket closes and the worker shuts itself down rather than linger unsupervised.
 
 The process that validated the settings becomes the supervisor by
-re-executing itself (same PID) as ``python -m service.supervisor``: this
+re-executing itself (same PID) as ``python -m service.process.supervisor``: this
 module imports only the standard library, ``logs`` and ``render_tokens``,
 so the supervisor holds ~17 MiB instead of the ~23 MiB of an interpreter
 that has parsed settings, presets and signing keys (it does none of that).
@@ -34,11 +34,11 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import NoReturn
 
-from .logs import configure_logging
+from ..logs import configure_logging
 from .render_tokens import TokenClient, TokenServer
 
 # By name: the supervisor runs this module as __main__.
-log = logging.getLogger("service.supervisor")
+log = logging.getLogger("service.process.supervisor")
 
 WORKER_SOCKET_ENV = "IMAGE_FACTORY_WORKER_SOCKET"
 
@@ -188,7 +188,7 @@ def become_supervisor(
     sys.stdout.flush()
     sys.stderr.flush()
     command = [
-        sys.executable, "-m", "service.supervisor",
+        sys.executable, "-m", "service.process.supervisor",
         str(workers), str(tokens), repr(drain_seconds), log_format,
     ]  # fmt: skip
     os.execv(sys.executable, [*command, "--", *arguments])  # noqa: S606 - our interpreter
@@ -210,12 +210,12 @@ def supervise(workers: int, tokens: int, drain_seconds: float, arguments: Sequen
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m service.supervisor WORKERS TOKENS DRAIN LOG_FORMAT -- ARGUMENTS``,
+    """``python -m service.process.supervisor WORKERS TOKENS DRAIN LOG_FORMAT -- ARGUMENTS``,
     as ``become_supervisor`` runs it with settings already validated."""
     workers, tokens, drain, log_format, separator, *arguments = argv
     if separator != "--":
         raise SystemExit(
-            "usage: python -m service.supervisor WORKERS TOKENS DRAIN LOG_FORMAT -- ARGS"
+            "usage: python -m service.process.supervisor WORKERS TOKENS DRAIN LOG_FORMAT -- ARGS"
         )
     configure_logging(log_format)
     return supervise(int(workers), int(tokens), float(drain), arguments)

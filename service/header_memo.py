@@ -1,0 +1,54 @@
+"""The header facts of each original, read once per process and identity.
+
+The cache key (for the two rarer requests that need them), the decode
+budget and the render all ask the same questions of an original's header;
+this reads it once and keeps the answer, refusals included, for as long as
+the original's identity (path, size, mtime, inode) stands: a rewritten file
+is a new ``Original`` and is read anew. Nothing here decodes a pixel.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from .errors import UnprocessableImage
+from .render import HeaderFacts, read_facts
+from .sources import Original, OriginalChanged, open_original
+
+# Facts are ~200 bytes: 4,096 originals is under a megabyte.
+_REMEMBERED_ORIGINALS = 4096
+
+
+def facts_of(original: Original, *, allow_svg: bool) -> HeaderFacts:
+    """Blocking: the facts of ``original``. Raises UnprocessableImage when
+    its header is refused (not an image, a type we do not accept), and
+    OriginalChanged when it cannot be opened as the file that was resolved
+    (neither is remembered: a replaced file, or descriptors running out,
+    passes)."""
+    remembered = _remembered(original, allow_svg)
+    if isinstance(remembered, str):
+        raise UnprocessableImage(remembered)
+    return remembered
+
+
+def facts_or_none(original: Original, *, allow_svg: bool) -> HeaderFacts | None:
+    """Blocking: the facts, or None when the original is refused or cannot
+    be opened now (the render will say why)."""
+    try:
+        return facts_of(original, allow_svg=allow_svg)
+    except (UnprocessableImage, OriginalChanged):
+        return None
+
+
+@functools.lru_cache(maxsize=_REMEMBERED_ORIGINALS)
+def _remembered(original: Original, allow_svg: bool) -> HeaderFacts | str:
+    """The facts, or the refusal's one-line reason (refusals are remembered
+    too: a broken original asked for often costs one read)."""
+    descriptor = open_original(original)
+    try:
+        return read_facts(descriptor, allow_svg=allow_svg)
+    except UnprocessableImage as refusal:
+        return refusal.message
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,53 @@
+"""The render: the only package of ``service`` that imports pyvips.
+
+Its modules, in the order a render meets them (``pipeline.STEPS``):
+
+- ``header``: the original's header, read once per original into plain
+  ``HeaderFacts``; the output format and frames (the first step);
+- ``limits``: refusals from those facts (side, pixels, scans, decode memory);
+  ``memory``: the whole-image decode estimate; ``jpeg_markers``: the scan count;
+- ``resize``: shrink-on-load to the fit mode's box (``geometry``: the box
+  arithmetic; ``frames``: animation strips);
+- ``colour``: ICC and CMYK to sRGB, 8 bits (``icc``: which profiles are sRGB);
+- ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``;
+- ``save``: encoder options, written through ``output``'s descriptor writer;
+- ``failures``: libvips' messages made one line, and the render's deadline;
+- ``request``: what is asked (per process, per request); ``context``: what
+  the steps share; ``libvips``: process-wide setup; ``pipeline``: the steps.
+"""
+
+import os
+
+# Before the first pyvips import, which every submodule makes: libvips reads
+# these once, when it starts.
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+# Drop libvips' warnings ("error in tile", "read gave 1 warnings") in C: a
+# corrupt original produces dozens, and failures reach us as exceptions.
+os.environ.setdefault("VIPS_WARNING", "0")
+
+from .header import HeaderFacts, read_facts
+from .libvips import configure_libvips, libvips_version
+from .limits import decode_reservation
+from .output import OutputWriteError
+from .pipeline import STEPS, RenderResult, render
+from .request import RenderPolicy, RenderRequest
+
+# Bump whenever a change to the render changes output bytes (save options,
+# colour handling, geometry): it is part of every cache key, so old renders
+# are never served for new ones.
+PIPELINE_VERSION = 7
+
+__all__ = [
+    "PIPELINE_VERSION",
+    "STEPS",
+    "HeaderFacts",
+    "OutputWriteError",
+    "RenderPolicy",
+    "RenderRequest",
+    "RenderResult",
+    "configure_libvips",
+    "decode_reservation",
+    "libvips_version",
+    "read_facts",
+    "render",
+]

@@ -1,0 +1,41 @@
+"""The one object a render's steps share: what was asked, what the header
+said, where to read and write, and the image so far."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyvips
+
+from ..formats import OutputFormat
+from .failures import Deadline
+from .header import HeaderFacts
+from .request import RenderPolicy, RenderRequest
+
+
+@dataclass(slots=True)
+class RenderContext:
+    """Mutable, owned by one render in one thread; each step reads what it
+    needs and replaces ``image`` (or sets ``output`` and ``frames``)."""
+
+    policy: RenderPolicy
+    request: RenderRequest
+    facts: HeaderFacts
+    source_fd: int  # the original, open; steps that load make their own Source
+    target_fd: int  # where the encoded image is written
+    deadline: Deadline
+    # Set by the header step (choose_output), before any other.
+    output: OutputFormat = OutputFormat.JPEG
+    frames: int = 1
+    _image: pyvips.Image | None = None
+
+    @property
+    def image(self) -> pyvips.Image:
+        """The image so far: made by the resize step, replaced by each later one."""
+        if self._image is None:
+            raise RuntimeError("a step read the image before the resize step made it")
+        return self._image
+
+    @image.setter
+    def image(self, image: pyvips.Image) -> None:
+        self._image = image

@@ -1,0 +1,69 @@
+"""Refusals from the header, before any pixel is decoded.
+
+Pure arithmetic on the header's facts: the side and pixel limits, the JPEG
+scan limit and the whole-image decode limit. Each is a ``SourceTooLarge``
+(422) with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import SourceTooLarge
+
+if TYPE_CHECKING:
+    from .context import RenderContext
+    from .header import HeaderFacts
+    from .request import RenderPolicy
+
+# The longest side we decode. libvips' line buffers grow with the width, not
+# the pixel count: a 67 MP 16-bit PNG peaked at 90 MB as 8192², 330 MB at
+# 65535 x 1024 and 4.1 GB at 1048640 x 64 (found by fuzzing). 32,768 keeps a
+# render under ~260 MB and still takes phone panoramas (16128 x 4032).
+MAX_SOURCE_SIDE = 32_768
+
+# The most scans a progressive JPEG may have. libjpeg decodes every scan
+# before the first pixel comes out, out of the render deadline's reach, and
+# a crafted file is all scans of nothing (EOB runs): 2,647 of them in 959 KB
+# held a render slot for 73 s at 100 MP. Encoders write 10 (libjpeg's
+# default script) or fewer; libjpeg-turbo's own fuzzers stop at 500.
+MAX_JPEG_SCANS = 256
+
+
+def check_limits(context: RenderContext) -> None:
+    """Step: refuse an original over any limit, for the frames it renders."""
+    check(context.facts, context.policy, frames=context.frames)
+
+
+def check(facts: HeaderFacts, policy: RenderPolicy, *, frames: int) -> None:
+    """Every header limit; SourceTooLarge for the first one ``facts`` is over."""
+    if max(facts.width, facts.height) > MAX_SOURCE_SIDE:
+        raise SourceTooLarge(
+            f"the original is {facts.width}x{facts.height}, over the limit of "
+            f"{MAX_SOURCE_SIDE} px per side"
+        )
+    pixels = facts.width * facts.height * frames
+    if pixels > policy.max_source_pixels:
+        raise SourceTooLarge(
+            f"the original has {pixels} pixels to process, over the limit of "
+            f"{policy.max_source_pixels}"
+        )
+    if facts.jpeg_scans is not None and facts.jpeg_scans > MAX_JPEG_SCANS:
+        raise SourceTooLarge(f"the original is a JPEG in over {MAX_JPEG_SCANS} scans, the limit")
+    limit = policy.max_decode_bytes
+    if limit is not None and facts.decode_bytes > limit:
+        raise SourceTooLarge(
+            f"the original needs {facts.decode_bytes / 1e6:.0f} MB of memory to decode, "
+            f"over the limit of {limit / 1e6:.0f} MB"
+        )
+
+
+def decode_reservation(facts: HeaderFacts, policy: RenderPolicy) -> int:
+    """What the decode budget reserves for a render of ``facts``: its
+    whole-image decode memory, or 0 when the render will be refused from the
+    header (it must not wait for, nor hold, room it will never use)."""
+    try:
+        check(facts, policy, frames=1)
+    except SourceTooLarge:
+        return 0
+    return facts.decode_bytes

@@ -1,0 +1,97 @@
+"""The render: one original in, one encoded image written to a descriptor.
+
+A render is the ordered ``STEPS`` over one ``RenderContext``. Each step is
+one function of one module, does one thing, and is a no-op when it has
+nothing to do (pad without fit=pad, flatten for a format with alpha), so a
+new operation is one new module and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyvips
+
+from ..errors import RenderTimeout, UnprocessableImage
+from ..formats import OutputFormat
+from .colour import to_srgb
+from .context import RenderContext
+from .failures import Deadline, describe, release_images
+from .flatten import flatten
+from .header import HeaderFacts, choose_output
+from .limits import check_limits
+from .output import OutputWriteError
+from .pad import pad
+from .request import RenderPolicy, RenderRequest
+from .resize import resize
+from .save import save
+
+Step = Callable[[RenderContext], None]
+
+STEPS: tuple[Step, ...] = (
+    choose_output,  # header: the output format and the frames kept
+    check_limits,  # limits: side, pixels, scans, decode memory
+    resize,  # resize: shrink-on-load to the fit mode's box
+    to_srgb,  # colour: 8-bit sRGB or grey
+    pad,  # pad: fit=pad's box
+    flatten,  # flatten: alpha onto bg for formats without it
+    save,  # save: encode into the target
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    format: OutputFormat
+    width: int
+    height: int  # per frame
+    frames: int
+
+
+def render(
+    policy: RenderPolicy,
+    request: RenderRequest,
+    facts: HeaderFacts,
+    source_fd: int,
+    target_fd: int,
+) -> RenderResult:
+    """Render the original open at ``source_fd`` (whose header said
+    ``facts``) into ``target_fd``.
+
+    Raises ``UnprocessableImage`` for anything about the original that stops
+    the render: an undecodable, truncated, refused or over-limit original;
+    ``RenderTimeout`` past the policy's deadline; ``OutputWriteError`` when
+    the target's disk fails. Some decoders fail only in the middle of the
+    pixels (HEVC in HEIF, old JPEG-in-TIFF), which is why the caller renders
+    into a file and only then answers.
+    """
+    deadline = Deadline(policy.timeout_seconds)
+    try:
+        # The context (and the images it holds, each holding the original
+        # open) lives only in _run's frame, which release_images frees.
+        return _run(RenderContext(policy, request, facts, source_fd, target_fd, deadline))
+    except (pyvips.Error, UnicodeDecodeError) as error:
+        release_images(error)
+        reason = describe(error)
+        if deadline.killed or deadline.passed():
+            raise RenderTimeout(
+                f"the render took longer than {policy.timeout_seconds:g} s"
+            ) from error
+        raise UnprocessableImage(reason) from error
+    except (UnprocessableImage, OutputWriteError) as failure:
+        # Refused from the header (over a limit), or the target's disk
+        # failed: the caller answers or retries, uncached.
+        release_images(failure)
+        raise
+
+
+def _run(context: RenderContext) -> RenderResult:
+    for step in STEPS:
+        step(context)
+    image = context.image
+    return RenderResult(
+        format=context.output,
+        width=image.width,
+        height=image.height // context.frames,
+        frames=context.frames,
+    )

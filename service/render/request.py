@@ -1,0 +1,57 @@
+"""What a render is asked to do: the process's policy and one request's wishes.
+
+Pure data, no libvips. ``RenderPolicy`` is built once per process from the
+settings (``server.app.create_app``); ``RenderRequest`` is what one request
+adds, already validated and with its format negotiated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..formats import OutputFormat
+from ..spec import Fit, Gravity
+
+
+@dataclass(frozen=True, slots=True)
+class RenderPolicy:
+    """Fixed for the life of a process: limits, defaults, encoder effort."""
+
+    quality: Mapping[OutputFormat, int]  # the default q per output format
+    max_output_size: int
+    max_source_pixels: int
+    avif_effort: int
+    max_frames: int = 100
+    # Seconds from the start of the render (queue time is not counted).
+    timeout_seconds: float = 20.0
+    allow_svg: bool = False
+    # The largest whole-image decode one original may need (limits).
+    max_decode_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRequest:
+    """What one request asks for, validated and resolved."""
+
+    width: int | None
+    height: int | None
+    format: OutputFormat | None  # None: the original's, or the fallback
+    background: tuple[int, int, int, int]
+    quality: int | None = None  # the request's q; None: the policy's per format
+    fit: Fit = Fit.CONTAIN
+    gravity: Gravity = Gravity.CENTRE
+    # format=auto chose the format; AVIF is not used for animations, which
+    # get animated_fallback instead (None: the original's own format).
+    negotiated: bool = False
+    animated_fallback: OutputFormat | None = None
+
+    @property
+    def pads(self) -> bool:
+        """fit=pad with a whole box: the output is exactly the box."""
+        return self.fit is Fit.PAD and self.width is not None and self.height is not None
+
+
+def quality_for(output: OutputFormat, policy: RenderPolicy, request: RenderRequest) -> int:
+    """The q to encode ``output`` with: the request's, else the default."""
+    return policy.quality[output] if request.quality is None else request.quality

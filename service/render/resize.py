@@ -1,0 +1,165 @@
+"""Resize: shrink-on-load to the requested geometry; the fit modes live here.
+
+Every path goes through libvips' ``thumbnail`` on a ``Source``: shrink-on-
+load where the format has it (JPEG's DCT scaling, WebP's, HEIF's thumbnails),
+sequential access, and never a full-size decode of a large original into
+memory. We never upscale. Box arithmetic is in ``geometry``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pyvips
+
+from ..spec import Fit, Gravity
+from . import colour
+from .frames import per_frame
+from .geometry import cover_prescale, crop_anchor, scaled_box
+
+if TYPE_CHECKING:
+    from .context import RenderContext
+    from .header import HeaderFacts
+
+# libvips' largest coordinate: "unconstrained" for one side of the box.
+_UNBOUNDED = 10_000_000
+
+# Make truncated originals errors, not grey-filled images. thumbnail_source
+# ignores its ``fail_on`` keyword (libvips 8.18): it must go in the load
+# option string, which is our constant, never user text.
+LOAD_OPTIONS = "fail_on=truncated"
+
+# Loaders that decode every line at full width (no shrink-on-load), and the
+# reduction from which lines are reduced first (see _reduces_lines_first).
+_FULL_WIDTH_LOADERS = frozenset({"pngload_source"})
+_LINES_FIRST_MIN_FACTOR = 4
+_REDUCE_GAP = 2.0  # thumbnail's own: a box shrink, then Lanczos for the last 2-4x
+
+# The largest shrunk animation strip that cover and fill shape from memory:
+# an animated avatar, 200x200 x 100 frames, is 16 MB.
+_STRIP_IN_MEMORY_BYTES = 32 * 2**20
+
+
+def resize(context: RenderContext) -> None:
+    """Step: the original, shrunk on load to the box its fit mode asks for."""
+    request, facts = context.request, context.facts
+    width, height = request.width, request.height
+    if request.fit is Fit.CONTAIN or width is None or height is None:
+        if width is None and height is None:
+            # No size asked: the original's, but never beyond the output limit.
+            width = height = context.policy.max_output_size
+        context.image = _thumbnail(context, (width or _UNBOUNDED, height or _UNBOUNDED))
+        return
+    upright = (facts.width, facts.height)
+    box = scaled_box(width, height, upright)
+    if request.fit is Fit.PAD:
+        context.image = _thumbnail(context, box)  # the pad step makes it the box
+    elif context.frames > 1:
+        context.image = _shape_animation(context, box)
+    elif request.fit is Fit.FILL:
+        context.image = _thumbnail(context, box, size="force")
+    else:
+        context.image = _thumbnail(context, box, crop=crop_anchor(request.gravity, box, upright))
+
+
+def _shape_animation(context: RenderContext, box: tuple[int, int]) -> pyvips.Image:
+    """cover and fill for an animation: thumbnail's crop and force would act
+    on the whole frame strip, so shrink the strip first, then shape each
+    frame."""
+    request, facts, frames = context.request, context.facts, context.frames
+    upright = (facts.width, facts.height)
+    strip = _thumbnail(context, cover_prescale(box, upright))
+    if strip.width * strip.height * strip.bands <= _STRIP_IN_MEMORY_BYTES:
+        # Each frame's shaping reads a little of its neighbours, and the
+        # GIF loader decodes from the start again for each step back:
+        # 100 frames of 1000x1000 to 50x50 took 7.9 s, 2.0 s from memory.
+        # The copy is computed here, so the deadline watches it too.
+        context.deadline.watch(strip)
+        strip = strip.copy_memory()
+    if request.fit is Fit.COVER:
+        # A smart crop per frame would make the crop jump between frames.
+        smart = request.gravity in (Gravity.ATTENTION, Gravity.ENTROPY)
+        anchor = "centre" if smart else crop_anchor(request.gravity, box, upright)
+        return per_frame(strip, frames, lambda frame: _cover_frame(frame, box, anchor))
+    return per_frame(
+        strip, frames, lambda frame: frame.thumbnail_image(box[0], height=box[1], size="force")
+    )
+
+
+def _thumbnail(
+    context: RenderContext,
+    box: tuple[int, int],
+    *,
+    size: str = "down",  # thumbnail upscales by default; we never do
+    crop: str | None = None,
+) -> pyvips.Image:
+    facts, frames = context.facts, context.frames
+    source = pyvips.Source.new_from_descriptor(context.source_fd)
+    load_options = LOAD_OPTIONS + (f",n={frames}" if frames > 1 else "")
+    # Any: pyvips' stubs type each option; this dict holds a varying few.
+    options: dict[str, Any] = colour.thumbnail_options(facts.needs_colour_management)
+    if crop is not None:
+        options["crop"] = crop
+    if frames == 1 and crop is None and size == "down" and _reduces_lines_first(facts, box):
+        return _thumbnail_lines_first(source, options, box, facts)
+    return pyvips.Image.thumbnail_source(
+        source, box[0], height=box[1], size=size, option_string=load_options, **options
+    )
+
+
+def _reduces_lines_first(facts: HeaderFacts, box: tuple[int, int]) -> bool:
+    """Whether to reduce along each line before thumbnail does the rest.
+
+    For originals that cannot shrink on load, thumbnail reduces down the
+    image first, so it buffers full-width lines: a 46 MP PNG (9042 px wide)
+    peaked 50 MiB above idle. Reducing along the lines first, with the same
+    filter thumbnail uses (Lanczos 3 after a box shrink, gap 2), keeps those
+    buffers narrow: 21 MiB, and the same output to rounding (51.0 dB from an
+    exact Lanczos resize against thumbnail's 51.1; 54 dB from thumbnail's).
+    Opaque images only: thumbnail premultiplies alpha before filtering.
+    """
+    if facts.loader not in _FULL_WIDTH_LOADERS or facts.has_alpha:
+        return False
+    return facts.stored_width >= _LINES_FIRST_MIN_FACTOR * box[0]
+
+
+def _thumbnail_lines_first(
+    source: pyvips.Source, options: dict[str, Any], box: tuple[int, int], facts: HeaderFacts
+) -> pyvips.Image:
+    expected = _plain_thumbnail_size(facts, box)
+    image = pyvips.Image.new_from_source(source, LOAD_OPTIONS, access="sequential")
+    line_target = expected[1] if facts.swaps_axes else expected[0]
+    if image.width > line_target:
+        image = image.reduceh(image.width / line_target, gap=_REDUCE_GAP)
+    # The lines fit now: thumbnail reduces down the image, rotates and
+    # converts colour exactly as on the plain path.
+    return image.thumbnail_image(expected[0], height=expected[1], size="force", **options)
+
+
+def _plain_thumbnail_size(facts: HeaderFacts, box: tuple[int, int]) -> tuple[int, int]:
+    """The exact size plain thumbnail gives an original without shrink-on-
+    load, so both paths produce the same size. thumbnail sizes an image from
+    its dimensions and orientation alone: asked of a stand-in of the same
+    shape (lazy, never computed), not of the original, whose sequential
+    source a second pipeline on it would read out of order."""
+    stored_height = facts.width if facts.swaps_axes else facts.height
+    stand_in = pyvips.Image.black(facts.stored_width, stored_height)
+    if facts.swaps_axes:
+        stand_in = stand_in.copy()
+        stand_in.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    sized = stand_in.thumbnail_image(box[0], height=box[1], size="down")
+    return sized.width, sized.height
+
+
+def _cover_frame(frame: pyvips.Image, box: tuple[int, int], anchor: str) -> pyvips.Image:
+    """One frame of an animated cover. The strip was shrunk so that each
+    frame covers the box, so this is a crop. ``thumbnail_image(crop=...)``
+    gives the same, but computes the frame's pixels while the pipeline is
+    being built, and a GIF frame needs every frame before it decoded: 100
+    frames of 1000x1000 took 16 s that way (frames squared), and ran on
+    past the render's deadline, which only stops a running pipeline."""
+    if frame.width < box[0] or frame.height < box[1]:  # a rounding pixel short
+        return frame.thumbnail_image(box[0], height=box[1], crop=anchor)
+    spare = (frame.width - box[0], frame.height - box[1])
+    left, top = {"low": (0, 0), "high": spare}.get(anchor, (spare[0] // 2, spare[1] // 2))
+    return frame.crop(left, top, box[0], box[1])

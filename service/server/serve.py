@@ -1,0 +1,106 @@
+"""Run one serving process until a signal: the app, the listener, the drain.
+
+Imported only by a process that serves (cli defers it): it loads aiohttp
+and, through the app, libvips, which a supervisor never needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import signal
+
+from aiohttp import web
+from aiohttp.web_runner import GracefulExit
+
+from ..process.render_tokens import TokenClient
+from ..settings import Settings
+from . import state
+from .access_log import ACCESS_LOGGER, AccessLogger
+from .app import create_app
+from .patches.slow_clients import install as close_slow_clients
+
+# In-flight renders (at most --render-timeout, 20 s) may finish this long
+# after accepting stops; with the 3 s drain, under Kubernetes' default 30 s.
+SHUTDOWN_GRACE_SECONDS = 22.0
+
+
+def raise_open_file_limit() -> None:
+    """Each connection is a descriptor: allow as many as the hard limit, so a
+    flood of connections is answered (503 when busy) rather than refused."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = None) -> None:
+    """Run one serving process until SIGTERM or SIGINT; ``tokens`` are the
+    supervisor's shared render slots when this process is one of its workers."""
+    raise_open_file_limit()
+    close_slow_clients(settings.header_timeout)
+
+    logging.getLogger(__name__).info(
+        "serving %s on http://%s:%d", settings.originals, settings.host, settings.port
+    )
+    app = create_app(settings, tokens)
+    drain_on_sigterm(app)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reuse_port=reuse_port,
+        # run_app's default backlog is 128: past it, a burst of new
+        # connections is refused by the kernel instead of queued.
+        backlog=1024,
+        # SIGTERM: drain, stop accepting, let in-flight renders finish (their
+        # results still fill the cache), then exit 0.
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        access_log=logging.getLogger(ACCESS_LOGGER),
+        access_log_class=AccessLogger,
+        access_log_format=settings.log_format,
+        print=None,
+    )
+
+
+def drain_on_sigterm(app: web.Application) -> None:
+    """For a served process (never the tests' in-process apps): SIGTERM
+    first makes /healthz answer 503 for ``--drain-seconds`` while every other
+    request is served as before, then stops the server as aiohttp's own
+    handler would. Without the drain, the listener closed at once and no
+    load balancer could ever see the 503. SIGINT (an operator at a
+    terminal; the supervisor's answer to a second SIGTERM) stops at once.
+
+    Each stop happens once: a signal to the whole process group reaches a
+    worker twice (straight and through the supervisor), and a second
+    GracefulExit raised into aiohttp's cleanup would abandon in-flight
+    requests and skip closing the cache."""
+
+    log = logging.getLogger(__name__)
+
+    async def install(app: web.Application) -> None:
+        # on_startup runs after aiohttp installed its handlers: these
+        # replace them.
+        loop = asyncio.get_running_loop()
+        lifecycle = state.lifecycle(app)
+        seconds = state.settings(app).drain_seconds
+
+        def stop() -> None:
+            if lifecycle.stopping:
+                return
+            lifecycle.stopping = True
+            raise GracefulExit()
+
+        def on_sigterm() -> None:
+            if lifecycle.draining or lifecycle.stopping:
+                return
+            if seconds <= 0:
+                stop()
+            lifecycle.draining = True
+            log.info("SIGTERM: /healthz answers 503; accepting stops in %g s", seconds)
+            loop.call_later(seconds, stop)
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        loop.add_signal_handler(signal.SIGINT, stop)
+
+    app.on_startup.append(install)

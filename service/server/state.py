@@ -1,0 +1,75 @@
+"""What the application and each request carry, as typed keys.
+
+aiohttp's ``AppKey``/``RequestKey`` instead of string keys (a string key is a
+``NotAppKeyWarning``, an error under the tests' warning filter), and one
+accessor per key so that modules ask for the one thing they need instead of
+importing keys from whichever module happened to set them.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..metrics import Metrics
+from ..render import RenderPolicy
+from ..renders import RenderService
+from ..settings import Settings
+from ..sources import OriginalsDirectory
+from .locate import Locator
+
+
+class Lifecycle:
+    """Whether the process is draining (/healthz says 503: set once shutdown
+    has begun) and whether it is stopping (no longer accepting)."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.stopping = False
+
+
+SETTINGS = web.AppKey("settings", Settings)
+POLICY = web.AppKey("policy", RenderPolicy)
+ORIGINALS = web.AppKey("originals", OriginalsDirectory)
+RENDERS = web.AppKey("renders", RenderService)
+LOCATOR = web.AppKey("locator", Locator)
+METRICS = web.AppKey("metrics", Metrics)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+# Everything besides the request that shapes an output, the render's
+# PIPELINE_VERSION included (server.app.output_settings): part of every key.
+OUTPUT_SETTINGS = web.AppKey("output_settings", str)
+
+REQUEST_ID = web.RequestKey("request_id", str)
+CACHE_STATUS = web.RequestKey("cache_status", str)
+RENDER_SECONDS = web.RequestKey("render_seconds", float)
+
+
+def settings(app: web.Application) -> Settings:
+    return app[SETTINGS]
+
+
+def policy(app: web.Application) -> RenderPolicy:
+    return app[POLICY]
+
+
+def originals(app: web.Application) -> OriginalsDirectory:
+    return app[ORIGINALS]
+
+
+def renders(app: web.Application) -> RenderService:
+    return app[RENDERS]
+
+
+def locator(app: web.Application) -> Locator:
+    return app[LOCATOR]
+
+
+def metrics(app: web.Application) -> Metrics:
+    return app[METRICS]
+
+
+def lifecycle(app: web.Application) -> Lifecycle:
+    return app[LIFECYCLE]
+
+
+def output_settings(app: web.Application) -> str:
+    return app[OUTPUT_SETTINGS]
