@@ -100,10 +100,11 @@ def percentile(values: Sequence[float], fraction: float) -> float:
         raise ValueError("no values")
     if not 0 <= fraction <= 1:
         raise ValueError("fraction must be within [0, 1]")
-    return _nearest_rank(sorted(values), fraction)
+    return nearest_rank(sorted(values), fraction)
 
 
-def _nearest_rank(ordered: Sequence[float], fraction: float) -> float:
+def nearest_rank(ordered: Sequence[float], fraction: float) -> float:
+    """``percentile`` of values already sorted."""
     return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
@@ -112,7 +113,7 @@ def latency_summary(values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p90": None, "p99": None, "max": None}
     ordered = sorted(values)
-    figures = {f"p{round(q * 100)}": _nearest_rank(ordered, q) for q in (0.50, 0.90, 0.99)}
+    figures = {f"p{round(q * 100)}": nearest_rank(ordered, q) for q in (0.50, 0.90, 0.99)}
     figures["max"] = ordered[-1]
     return {key: round(value, 2) for key, value in figures.items()}
 

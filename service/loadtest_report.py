@@ -10,9 +10,10 @@ imported only here, only when asked for.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from .loadtest import nearest_rank
 
 if TYPE_CHECKING:
     from .loadtest import LoadStats
@@ -120,14 +121,15 @@ def time_bins(
     for index in sorted(slices):
         ordered = sorted(slices[index])
         rows.append(
-            (index * width, len(ordered), _rank(ordered, 0.50), _rank(ordered, 0.99), ordered[-1])
+            (
+                index * width,
+                len(ordered),
+                nearest_rank(ordered, 0.50),
+                nearest_rank(ordered, 0.99),
+                ordered[-1],
+            )
         )
     return rows
-
-
-def _rank(ordered: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of sorted values, as loadtest.percentile."""
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 def write_chart(path: str, stats: LoadStats, *, title: str) -> None:
