@@ -4,6 +4,11 @@
 #   docker run -p 8080:8080 -v /srv/photos:/originals:ro \
 #       -e IMAGE_FACTORY_ORIGINALS=/originals image-factory
 #
+# Load-test a deployment with the image's own client (no --chart: matplotlib
+# is left out):
+#   docker run --rm -i --network host image-factory loadtest \
+#       http://127.0.0.1:8080 --paths - < urls.txt
+#
 # Configuration only through IMAGE_FACTORY_* variables (README, "Configuration").
 # libvips comes from the pyvips[binary] wheel, so no system libvips is needed.
 

@@ -22,6 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["sign"]:
         return sign_command(arguments[1:], os.environ)
+    if arguments[:1] == ["loadtest"]:
+        # Imported here: serving never loads the load-test client.
+        from .loadtest import loadtest_command  # noqa: PLC0415
+
+        return loadtest_command(arguments[1:])
     try:
         settings = Settings.from_sources(arguments, os.environ)
     except SettingsError as error:

@@ -365,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Resize and re-encode images on the fly. Every flag has an "
         "IMAGE_FACTORY_* environment variable; the flag wins.",
-        epilog="image-factory sign URL prints URL with its signature (image-factory sign --help).",
+        epilog="image-factory sign URL prints URL with its signature (image-factory sign --help). "
+        "image-factory loadtest URL --paths FILE load-tests your own deployment "
+        "(image-factory loadtest --help).",
     )
     for option in _OPTIONS:
         if option.switch:

@@ -24,7 +24,6 @@ from benchmarks import (
     debian,
     instructions,
     libcost,
-    loadtest,
     proctree,
     report,
     urls,
@@ -424,45 +423,6 @@ def test_markdown_tables_carry_every_case_and_ratio() -> None:
     assert "| kleiber-46mp.png | 500 | 510 | 900 | 1.80x | 80 | 50 | 230 |" in text
     # a results file round-trips through JSON and renders the same
     assert report.markdown(json.loads(json.dumps(_results()))) == text
-
-
-# -- the user's load-test tool ----------------------------------------------------
-
-
-def test_loadtest_statistics() -> None:
-    stats = loadtest.LoadStats()
-    for index in range(100):
-        stats.record(200 if index % 10 else 503, float(index + 1), "HIT" if index < 75 else "miss")
-    stats.fail("timeout")
-    summary = stats.summary(seconds=4.0, client_cpu_seconds=1.0)
-    assert summary["requests"] == 100
-    assert summary["rps"] == 25.0
-    assert summary["latency_ms"] == {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0}
-    assert summary["statuses"] == {"200": 90, "503": 10}
-    assert summary["errors"] == {"timeout": 1}
-    assert summary["cache_hit_ratio"] == 0.75
-    assert summary["client_cpu_percent"] == 25.0
-    text = loadtest.format_summary(summary)
-    assert "25.0 req/s" in text
-    assert "503: 10" in text
-    assert "75.0 %" in text
-
-
-def test_loadtest_without_x_cache_or_requests() -> None:
-    summary = loadtest.LoadStats().summary(seconds=1.0)
-    assert summary["cache_hit_ratio"] is None
-    assert summary["latency_ms"]["p50"] is None
-    assert "n/a" in loadtest.format_summary(summary)
-
-
-def test_loadtest_progress_and_base_url() -> None:
-    line = loadtest.progress_line(5.0, 10.0, 100, 2, width=10)
-    assert line.startswith("[#####.....]")
-    assert "20.0 req/s" in line
-    assert "2 errors" in line
-    assert loadtest.progress_line(20.0, 10.0, 0, 0, width=4).startswith("[####]")
-    assert loadtest.base_url("127.0.0.1:8080") == "http://127.0.0.1:8080"
-    assert loadtest.base_url("https://img.example/picture/x.jpg") == "https://img.example"
 
 
 def test_pool_runs_through_many_height_salts() -> None:

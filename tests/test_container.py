@@ -8,7 +8,8 @@ Builds with ``docker build`` where a Docker engine answers, else with
 ``../shared/container/build.sh`` (buildah; see its README), runs the image on
 a free loopback port, fetches a resized image and /healthz, checks the
 service runs as a non-root user, that the image keeps its HEALTHCHECK (and
-that the check passes), and stops it with SIGTERM: exit 0.
+that the check passes), that ``image-factory loadtest`` in the image loads
+it, and stops it with SIGTERM: exit 0.
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ class Engine:
         """Run command next to the service: inside its container (docker), or
         in a second container on the host network (buildah)."""
         if self.docker:
-            return ["docker", "exec", name, *command]
+            # -i: the command's stdin is the caller's (loadtest reads --paths -).
+            return ["docker", "exec", "-i", name, *command]
         return self.run_argv(port, name, *command)
 
 
@@ -221,6 +223,50 @@ def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> dict
     raise AssertionError("the container did not become healthy:\n" + log.read_text()[-3000:])
 
 
+# What the load test asks for: a render cached by then, a new one, a 404.
+LOADTEST_PATHS = (
+    b"# fed on stdin: run.sh mounts nothing into the container\n"
+    b"/picture/retina.jpg?w=300&format=webp\n"
+    b"/picture/rocket.jpg?w=200\n"
+    b"/picture/missing.jpg?w=100\n"
+)
+
+
+def check_loadtest(engine: Engine, name: str, port: int) -> None:
+    """``image-factory loadtest`` is in the image and loads the service
+    next to it; --chart says matplotlib is left out, before any request."""
+    command = (
+        *("/opt/venv/bin/image-factory", "loadtest", f"http://127.0.0.1:{port}"),
+        *("--paths", "-", "--duration", "2", "--concurrency", "2", "--json"),
+    )
+    ran = subprocess.run(
+        engine.exec_argv(port, name, *command),
+        input=LOADTEST_PATHS,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert b"Traceback" not in ran.stderr, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["probe_status"] == 200, result
+    assert result["errors"] == {}, result
+    assert set(result["statuses"]) == {"200", "404"}, result
+    assert result["requests"] == sum(row["count"] for row in result["by_status"])
+    assert result["cache"].get("HIT", 0) > 0, result
+    assert result["bytes_received"] > 0
+
+    charted = subprocess.run(
+        engine.exec_argv(port, name, *command, "--chart", "/tmp/loadtest.png"),  # noqa: S108
+        input=LOADTEST_PATHS,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert charted.returncode == 2, charted.stdout + charted.stderr
+    assert b"pip install 'image-factory[chart]'" in charted.stderr, charted.stderr
+
+
 def test_image_configuration(engine: Engine) -> None:
     config = engine.config()
     assert config.get("User") not in (None, "", "root", "0", "0:0"), config.get("User")
@@ -272,6 +318,8 @@ def test_container_serves_resizes_and_stops_cleanly(engine: Engine, tmp_path: Pa
             check=False,
         )
         assert failed.returncode != 0, failed.stdout + failed.stderr
+
+        check_loadtest(engine, name, port)
 
         # SIGTERM, as `docker stop` sends it: drain, exit 0.
         if engine.docker:
