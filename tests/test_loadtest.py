@@ -120,7 +120,6 @@ def test_time_bins_give_percentiles_per_slice() -> None:
 
 
 def test_chart_is_a_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     stats = loadtest.LoadStats()
     for index in range(200):
         stats.record(200, 1.0 + index % 7, "HIT", finished_s=index / 100)
