@@ -125,12 +125,12 @@ class Server:
 
 
 def _spawn(
-    argv: list[str], log_path: str, env: dict[str, str] | None = None
+    argv: list[str], log_path: str, env: dict[str, str] | None = None, cwd: str = ROOT
 ) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -149,12 +149,16 @@ def start_service(
     env: dict[str, str] | None = None,
     extra_args: Sequence[str] = (),
     wrapper: Sequence[str] = (),
+    name: str = "service",
+    checkout: str | None = None,
 ) -> Server:
     """The service; ``None`` leaves a setting at the service's default (one
     render per core machine-wide, whichever worker holds the connection).
-    ``wrapper`` runs it under another program (valgrind)."""
+    ``wrapper`` runs it under another program (valgrind). ``checkout`` runs
+    the ``service`` package of another checkout of the project (an A/B of
+    two commits) with this venv's packages, under ``name``."""
     port = free_port()
-    cache = os.path.join(workdir, "service-cache")
+    cache = os.path.join(workdir, f"{name}-cache")
     argv = [
         sys.executable, "-m", "service",
         "--port", str(port),
@@ -171,17 +175,21 @@ def start_service(
     if total_concurrency is not None:
         argv += ["--total-concurrency", str(total_concurrency)]
     argv += extra_args
-    process = _spawn([*wrapper, *argv], os.path.join(workdir, "service.log"), env)
+    source = os.path.abspath(checkout) if checkout else ROOT
+    if checkout:
+        env = {**(env or {}), "PYTHONPATH": source}
+    process = _spawn([*wrapper, *argv], os.path.join(workdir, f"{name}.log"), env, cwd=source)
     quality, effort = service_defaults()
     settings = {
         "command": "python -m service " + " ".join(argv[3:]),
+        "checkout": source,
         "workers": workers,
         "concurrency_per_worker": concurrency or "default (CPUs)",
         "total_concurrency": total_concurrency or "default (CPUs)",
         "environment": env or {},
         "quality": f"service defaults: {quality_list(quality)}, AVIF effort {effort}",
     }
-    return Server("service", port, process, "/healthz", settings)
+    return Server(name, port, process, "/healthz", settings)
 
 
 def start_baseline(

@@ -47,32 +47,76 @@ def series_summary(runs: Runs) -> dict[str, Any]:
     return out
 
 
+# The name of a second Image Factory from another checkout (run.py's
+# --compare-with), measured in the same run for an A/B of two commits.
+BEFORE = "before"
+
+
 def case_summary(case: Mapping[str, Runs]) -> dict[str, Any]:
-    """Every competitor of one case, and the service's ratios to the others."""
+    """Every competitor of one case, and the service's ratios to the others
+    (and, with --compare-with, the earlier commit's as ``before_ratios``)."""
     out: dict[str, Any] = {name: series_summary(runs) for name, runs in case.items() if runs}
+    out["ratios"] = _ratios(case, out, "service")
+    if case.get(BEFORE):
+        out["before_ratios"] = _ratios(case, out, BEFORE)
+    return out
+
+
+def _ratios(case: Mapping[str, Runs], out: Mapping[str, Any], ours: str) -> dict[str, Any]:
     ratios: dict[str, Any] = {}
-    service = case.get("service")
+    service = case.get(ours)
     for other in ("baseline", "thumbor"):
         theirs = case.get(other)
         if not service or not theirs:
             continue
         ours_rps = [float(r["rps"]) for r in service]
         their_rps = [float(r["rps"]) for r in theirs]
-        ours_mem = out["service"]["peak_rss_mib"]["median"]
+        ours_mem = out[ours]["peak_rss_mib"]["median"]
         their_mem = out[other]["peak_rss_mib"]["median"]
         paired = paired_ratios(ours_rps, their_rps) if len(ours_rps) == len(their_rps) else []
-        cpu_ours = out["service"].get("server_cpu_ms_per_request", {}).get("median")
+        cpu_ours = out[ours].get("server_cpu_ms_per_request", {}).get("median")
         cpu_theirs = out[other].get("server_cpu_ms_per_request", {}).get("median")
         ratios[other] = {
-            "rps": ratio(out["service"]["rps"]["median"], out[other]["rps"]["median"]),
+            "rps": ratio(out[ours]["rps"]["median"], out[other]["rps"]["median"]),
             # how many times less CPU the service spends on a request
             "cpu_efficiency": ratio(cpu_theirs or 0.0, cpu_ours or 0.0),
             "rps_paired_min": min(paired) if paired else None,
             "rps_paired_max": max(paired) if paired else None,
             "peak_rss": ratio(ours_mem, their_mem),
         }
-    out["ratios"] = ratios
-    return out
+    return ratios
+
+
+def _after_over_before(case: Mapping[str, Any]) -> float | None:
+    return ratio(case["service"]["rps"]["median"], case[BEFORE]["rps"]["median"])
+
+
+def ab_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The A/B table of a --compare-with run: each commit's req/s against the
+    baseline measured in the same rounds, and after/before. Empty otherwise."""
+    cases: list[tuple[str, Mapping[str, Any]]] = [
+        (f"uncached mix, c={c}", case)
+        for c, case in sorted(summary.get("uncached", {}).items(), key=lambda kv: int(kv[0]))
+    ]
+    if "cache_hits" in summary:
+        cases.append(("cache hits, c=16", summary["cache_hits"]))
+    rows = [
+        f"| {label} | {format_ratio(case['ratios'].get('baseline', {}).get('rps'))} "
+        f"| {format_ratio(case['before_ratios'].get('baseline', {}).get('rps'))} "
+        f"| {format_ratio(_after_over_before(case))} |"
+        for label, case in cases
+        if "before_ratios" in case
+    ]
+    if not rows:
+        return []
+    return [
+        "",
+        "**A/B: this checkout against --compare-with's, in the same run** (req/s ratios)",
+        "",
+        "| case | after / baseline | before / baseline | after / before |",
+        "|---|---|---|---|",
+        *rows,
+    ]
 
 
 def summarize_all(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -425,6 +469,7 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
             value = "-" if t["value"] is None else f"{t['value']:.2f}"
             met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
             lines.append(f"| {t['target']} | {value} | {t['goal']} | {met} |")
+    lines += ab_lines(summary)
     return "\n".join(lines) + "\n"
 
 

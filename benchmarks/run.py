@@ -540,6 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus", default=os.path.join(competitors.ROOT, corpus.DEFAULT_DIR))
     parser.add_argument("--out", default=RESULTS_DIR)
     parser.add_argument("--only", help="comma-separated: libcost,uncached,hits,memory,formats")
+    parser.add_argument(
+        "--compare-with",
+        metavar="CHECKOUT",
+        help="also run the service of another checkout (e.g. a git worktree of the commit "
+        "before a change) as 'before', in the same rounds: an A/B of two commits",
+    )
     return parser
 
 
@@ -597,6 +603,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             ),
             lambda: competitors.start_baseline(originals, workdir, workers=CORES),
         ]
+        if args.compare_with:
+            starters.append(
+                lambda: competitors.start_service(
+                    originals,
+                    workdir,
+                    workers=args.service_workers,
+                    concurrency=args.service_concurrency,
+                    total_concurrency=args.service_total_concurrency,
+                    env=dict(item.split("=", 1) for item in args.service_env),
+                    name=report.BEFORE,
+                    checkout=args.compare_with,
+                )
+            )
         if plan.thumbor:
             starters.append(lambda: competitors.start_thumbor(originals, workdir, processes=2))
         for start in starters:
@@ -638,6 +657,7 @@ def latest_name(args: argparse.Namespace) -> str | None:
         args.latency is not None,
         args.thumbor is not None,
         args.service_concurrency,
+        args.compare_with,
         args.service_total_concurrency,
         args.service_env,
         args.service_workers != CORES,
