@@ -1,4 +1,5 @@
-"""The ``image-factory`` command: validate settings, then serve."""
+"""The ``image-factory`` command: serve (validate settings, then listen or
+supervise), or one of its subcommands, ``sign`` and ``loadtest``."""
 
 from __future__ import annotations
 
