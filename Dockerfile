@@ -53,7 +53,7 @@ COPY --from=build /opt/venv /opt/venv
 COPY deploy/healthcheck.py /usr/local/bin/image-factory-healthcheck
 
 # Memory: libvips allocates and frees large pixel buffers from many threads.
-# glibc tuned as service/allocator.py does outside the container (one arena,
+# glibc tuned as service/process/allocator.py does outside the container (one arena,
 # buffers >= 1 MiB mmapped on transparent huge pages, so freed ones go back to
 # the kernel at almost no CPU cost): peak RSS 183 MB over 30 s of uncached
 # renders (2 at once) against 446 MB untuned and 209 MB with jemalloc, which

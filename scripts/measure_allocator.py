@@ -11,7 +11,7 @@ RSS from /proc, and prints the medians over rounds. Variants:
   the service's own tuning);
 - ``glibc-arena2``: glibc with ``MALLOC_ARENA_MAX=2``;
 - ``glibc-tuned``: what the service sets by itself outside the container
-  (``service/allocator.py``: one arena, buffers of 1 MiB and more mapped on
+  (``service/process/allocator.py``: one arena, buffers of 1 MiB and more mapped on
   transparent huge pages);
 - ``jemalloc``: ``libjemalloc.so.2`` (Debian's libjemalloc2) through
   ``LD_PRELOAD``, with the ``MALLOC_CONF`` the Dockerfile sets;

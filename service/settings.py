@@ -73,7 +73,7 @@ class Settings:
     cache_max_bytes: int = 2**30
     workers: int = 1
     concurrency: int = field(default_factory=available_cpus)
-    # Renders at once over all --workers together (render_tokens.py): one
+    # Renders at once over all --workers together (process/render_tokens.py): one
     # per core, however the kernel happened to spread the connections.
     total_concurrency: int = field(default_factory=available_cpus)
     queue: int = 64
@@ -99,7 +99,7 @@ class Settings:
     # served as before, so load balancers take the process out of rotation
     # before it stops accepting (Kubernetes' endpoints lag the signal too).
     drain_seconds: float = 3.0
-    # A connection's time to send a whole request head (slow_clients.py):
+    # A connection's time to send a whole request head (server/patches/slow_clients.py):
     # nginx's client_header_timeout in deploy/nginx.conf.
     header_timeout: float = 10.0
     enable_svg: bool = False
