@@ -172,7 +172,7 @@ class RenderService:
                 facts,
                 lambda: loop.call_soon_threadsafe(thread_started.set),
             )
-        except BaseException as failure:  # cancelled, or shutting down
+        except BaseException as failure:  # refused by its header, cancelled, shutting down
             self._release_slot(reserved, None)
             self._fail(future, failure)
             del self._in_flight[key]
