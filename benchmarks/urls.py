@@ -92,7 +92,11 @@ def fixed_variants(names: Iterable[str], width: int, fmt: str | None = None) -> 
 
 # The service and the baseline take the same three parameters under their
 # own names: width, height, output format.
-_QUERY_NAMES = {"service": ("w", "h", "format"), "baseline": ("scalex", "scaley", "encoding")}
+_QUERY_NAMES = {
+    "service": ("w", "h", "format"),
+    "before": ("w", "h", "format"),  # the service of another checkout (--compare-with)
+    "baseline": ("scalex", "scaley", "encoding"),
+}
 
 
 def url_path(competitor: str, variant: Variant) -> str:
