@@ -135,9 +135,16 @@ class DiskCache:
     # -- lifecycle -------------------------------------------------------
 
     def open(self) -> None:
-        """Create or reopen the directory; clean up after crashed writers."""
+        """Create or reopen the directory; clean up after crashed writers.
+        CacheUnavailable when the directory cannot be used now (a full disk
+        fails SQLite's first write: "database or disk is full"); every later
+        use tries to connect again."""
         with self._lock:
-            self._open_index()
+            try:
+                self._open_index()
+            except (OSError, sqlite3.Error) as error:
+                self._drop_connection()
+                raise CacheUnavailable(str(error)) from error
 
     def close(self) -> None:
         with self._lock:

@@ -106,6 +106,7 @@ class RenderService:
         self._admitted = 0  # renders running or waiting for a thread
         self.waiting = 0  # requests waiting on another request's render
         self._spill = tempfile.mkdtemp(prefix="image-factory-uncached-")
+        self._cache_failing = False  # in an outage that has been logged
         # A hook run in the render thread before each render. Tests hold
         # renders with it (an event they release) instead of sleeping.
         self.before_render: Callable[[], None] | None = None
@@ -284,14 +285,14 @@ class RenderService:
         try:
             temp = self.cache.new_temp()
         except CacheUnavailable as error:
-            self._note_cache_failure(error)
+            self.note_cache_failure(error)
             return self._render_uncached(source, request, facts)
         try:
             result = render(self.policy, request, facts, source, temp.descriptor)
         except OutputWriteError as error:
             # The cache's disk failed mid-write (full, gone): go again, uncached.
             temp.discard()
-            self._note_cache_failure(CacheUnavailable(str(error)))
+            self.note_cache_failure(CacheUnavailable(str(error)))
             os.lseek(source, 0, os.SEEK_SET)
             return self._render_uncached(source, request, facts)
         except BaseException:
@@ -305,11 +306,14 @@ class RenderService:
         try:
             entry = self.cache.commit(key, temp, output_format)
         except CacheUnavailable as error:
-            self._note_cache_failure(error)
+            self.note_cache_failure(error)
         except BaseException:
             temp.discard()
             raise
         else:
+            if self._cache_failing:
+                self._cache_failing = False
+                log.warning("cache usable again")
             return RenderedFile(entry.path, output_format, cached=True)
         try:
             # Copy from the open descriptor: the cache directory (and the
@@ -346,16 +350,21 @@ class RenderService:
             os.close(out)
         return path
 
-    def _note_cache_failure(self, error: CacheUnavailable) -> None:
+    def note_cache_failure(self, error: CacheUnavailable) -> None:
+        """Count every failure; log the first of an outage (a full disk
+        fails every request until it is freed: one line each would flood
+        the log), and its end, on the next commit that succeeds."""
         self.metrics.cache_errors.inc()
-        log.warning("cache unavailable, serving uncached: %s", error)
+        if not self._cache_failing:
+            self._cache_failing = True
+            log.warning("cache unavailable, serving uncached until it recovers: %s", error)
 
     def open_cached(self, key: str) -> Served | None:
         """Blocking: the cached render of ``key``, open, counted as a hit."""
         try:
             found = self.cache.open_entry(key)
         except CacheUnavailable as error:
-            self._note_cache_failure(error)
+            self.note_cache_failure(error)
             return None
         if found is None:
             return None

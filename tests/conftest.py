@@ -7,7 +7,8 @@ import csv
 import io
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+import subprocess
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -113,3 +114,28 @@ def original_has_alpha(path: Path) -> bool:
     import pyvips  # noqa: PLC0415
 
     return bool(pyvips.Image.new_from_file(os.fspath(path), access="sequential").hasalpha())
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs: a really full filesystem, not a simulated one."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(path: Path) -> None:
+    """Write zeros to ``path`` until its filesystem has no space left."""
+    with open(path, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass  # the disk is full

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from service.server.state import METRICS, RENDERS
 
-from .conftest import Client, MakeClient, decode
+from .conftest import Client, MakeClient, decode, fill
 
 GATE_SECONDS = 30
 
@@ -203,20 +201,6 @@ async def test_a_restored_directory_is_adopted_and_bounded(client: Client, tmp_p
     assert again.headers["X-Cache"] == "HIT"
 
 
-@pytest.fixture
-def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs: a really full filesystem, not a simulated one."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], check=True)
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=True)
-
-
 async def test_full_filesystem_still_answers(
     tiny_filesystem: Path, make_client: MakeClient
 ) -> None:
@@ -224,13 +208,7 @@ async def test_full_filesystem_still_answers(
     client = await make_client(cache_dir=str(tiny_filesystem / "cache"))
     await client.get("/picture/retina.jpg?w=40")  # the index exists now
     filler = tiny_filesystem / "filler"
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass  # the disk is full
+    fill(filler)
     for width in (1200, 1300, 1400):
         response = await client.get(f"/picture/retina.jpg?w={width}&format=png")
         assert response.status == 200, await response.text()
@@ -268,3 +246,26 @@ async def test_an_original_replaced_mid_request_is_never_cached_under_the_old_ke
     width, height = decode(await again.read()).size
     assert width == 64
     assert abs(height - 427 * 64 / 640) <= 1  # the new original, rocket, not square retina
+
+
+async def test_a_cache_on_a_full_filesystem_at_start_still_serves(
+    tiny_filesystem: Path, make_client: MakeClient
+) -> None:
+    """The cache volume is full before the service starts (SQLite cannot
+    even create its index): the service starts, serves uncached and counts
+    it, then caches again once space is freed."""
+    filler = tiny_filesystem / "filler"
+    fill(filler)
+    client = await make_client(cache_dir=str(tiny_filesystem / "cache"))
+    for width in (300, 301):
+        response = await client.get(f"/picture/retina.jpg?w={width}")
+        assert response.status == 200, await response.text()
+        assert response.headers["X-Cache"] == "MISS"
+        assert decode(await response.read()).size == (width, width)
+    errors = client.app[METRICS].registry.get_sample_value("image_factory_cache_errors_total")
+    assert errors is not None
+    assert errors >= 2  # at start, then again on use
+    filler.unlink()
+    await client.get("/picture/retina.jpg?w=302")
+    again = await client.get("/picture/retina.jpg?w=302")
+    assert again.headers["X-Cache"] == "HIT"

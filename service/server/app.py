@@ -103,11 +103,6 @@ async def _render_service(
         on_evict=metrics.cache_evictions.inc,
         on_reopen=metrics.cache_errors.inc,
     )
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, cache.open)
-    except (OSError, CacheUnavailable) as error:
-        # Serve uncached rather than not at all; the cache reconnects on use.
-        log.warning("cache directory %s unusable at start: %s", settings.cache_dir, error)
     renders = RenderService(
         cache,
         metrics,
@@ -121,6 +116,12 @@ async def _render_service(
         decode_budget=settings.decode_budget,
     )
     app[state.RENDERS] = renders
+    try:
+        await renders.to_thread(cache.open)
+    except CacheUnavailable as error:
+        # Serve uncached rather than not at all (a full cache volume is
+        # exactly when a restart happens); the cache reconnects on use.
+        renders.note_cache_failure(error)
     app[state.LOCATOR] = Locator(
         state.originals(app),
         renders,
