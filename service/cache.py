@@ -20,6 +20,13 @@ interleave across processes. A crash leaves at worst an unrecorded file
 (adopted at the next start), a recorded file that is gone (dropped when
 missed), or a temporary file (removed once no process holds its lock).
 
+The bound (``max_bytes``) covers the entries' files. The index beside them
+is kept small: SQLite's default lets a WAL grow to about 4 MB before it is
+checkpointed, and never shrinks it; here it is checkpointed every
+``_WAL_CHECKPOINT_PAGES`` pages and cut back to ``_WAL_KEEP_BYTES`` after
+each checkpoint. Beyond both, only the renders in flight, each at most one
+output, are on disk (``tmp/``).
+
 Recency: a hit only notes the time in memory; the notes are written in one
 batch (every second, and before any eviction in this process), so a hit costs
 no disk write.
@@ -62,6 +69,12 @@ INSERT OR IGNORE INTO totals (id, bytes, entries) VALUES (0, 0, 0);
 
 
 _KNOWN_LIMIT = 100_000  # about 20 MB of memo at most
+
+# The WAL is checkpointed every 64 pages (256 KiB at SQLite's 4 KiB pages;
+# its default, 1000 pages, let it reach 4 MB), and truncated to 256 KiB
+# after a checkpoint (by default it keeps the largest size it ever had).
+_WAL_CHECKPOINT_PAGES = 64
+_WAL_KEEP_BYTES = 256 * 1024
 
 
 class CacheUnavailable(Exception):
@@ -170,6 +183,8 @@ class DiskCache:
         # NORMAL in WAL mode: a crash of the process loses nothing; a power
         # cut may lose the last transactions, which only costs re-renders.
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_PAGES}")
+        db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
         db.executescript(_SCHEMA)
         self._db = db
         self._index_identity = _identity(self._index_path)
