@@ -1,23 +1,36 @@
-"""Prometheus metrics, one registry per process (per worker).
+"""Prometheus metrics: the whole service's, whichever worker is scraped.
 
-Per-worker rather than prometheus-client's multi-process mode: that mode
-needs a shared directory wiped at every start and loses gauges of dead
-workers, and the contract lets ``/metrics`` describe one worker. The cache
-gauges are read from the cache index at scrape time, so they describe the
-whole cache whichever worker answers.
+One process alone keeps its metrics in memory. With ``--workers N`` each
+scrape lands on whichever worker the kernel picks, so a worker's own counts
+would jump between workers' totals and ``rate()`` would read resets. There
+the supervisor gives its workers one directory (``MULTIPROCESS_DIR_ENV``,
+new for each start of the service) and prometheus-client's multiprocess mode
+keeps every value in a file of it: a scrape of any worker sums the counters
+and merges the histograms of all workers, the dead ones included (their
+files stay, so no counter ever goes down), and shows each live worker's
+gauges with its ``pid`` label (the supervisor removes a dead worker's).
+
+The cache gauges are read from the cache index at scrape time, so they
+describe the whole cache whichever worker answers.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from .cache import CacheStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# prometheus-client's own variable: it reads it when it is first imported,
+# so the supervisor sets it in its workers' environment before they start.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -46,6 +59,13 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        shared = os.environ.get(MULTIPROCESS_DIR_ENV)
+        # What a scrape reads: this process's registry, or every worker's files.
+        self._exposed = registry
+        if shared:
+            self._exposed = CollectorRegistry()
+            # prometheus-client 0.26 leaves this constructor unannotated.
+            MultiProcessCollector(self._exposed, path=shared)  # type: ignore[no-untyped-call]
         self.requests = Counter(
             "image_factory_requests", "HTTP requests answered.", ["status"], registry=registry
         )
@@ -78,15 +98,18 @@ class Metrics:
             "Times the cache directory could not be used (served uncached instead).",
             registry=registry,
         )
+        # Per worker: each live worker's own value, labelled with its pid.
         self.renders_in_flight = Gauge(
             "image_factory_renders_in_flight",
             "Renders running or waiting for a render thread.",
             registry=registry,
+            multiprocess_mode="liveall",
         )
         self.decode_budget_reserved = Gauge(
             "image_factory_decode_budget_reserved_bytes",
             "Whole-image decode memory reserved by the renders running (--decode-budget).",
             registry=registry,
+            multiprocess_mode="liveall",
         )
         self.decode_budget_waits = Counter(
             "image_factory_decode_budget_waits",
@@ -101,8 +124,9 @@ class Metrics:
         )
 
     def watch_cache(self, read_stats: Callable[[], CacheStats | None]) -> None:
-        self.registry.register(_CacheCollector(read_stats))
+        self._exposed.register(_CacheCollector(read_stats))
 
     def exposition(self) -> bytes:
-        """The text exposition (reads the cache index: call off the loop)."""
-        return generate_latest(self.registry)
+        """The text exposition (reads the cache index, and with several
+        workers their files: call off the loop)."""
+        return generate_latest(self._exposed)

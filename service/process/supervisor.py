@@ -21,13 +21,16 @@ that has parsed settings, presets and signing keys (it does none of that).
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +44,9 @@ from .render_tokens import TokenClient, TokenServer
 log = logging.getLogger("service.process.supervisor")
 
 WORKER_SOCKET_ENV = "IMAGE_FACTORY_WORKER_SOCKET"
+# Where the workers keep their metrics for each other's scrapes (metrics.py);
+# prometheus-client's own name, spelled here so the supervisor stays lean.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # How long the workers may take to stop, beyond their drain: their shutdown
 # grace (22 s) and a margin.
@@ -71,11 +77,14 @@ class _Supervisor:
         self.stopping = False
         # Passed on to the workers: SIGTERM drains them, SIGINT stops at once.
         self.stop_signal = signal.SIGTERM
+        # New at every start: counters begin at zero, as a restart's would.
+        self.metrics_dir = tempfile.mkdtemp(prefix="image-factory-metrics-")
 
     def start(self, slot: int) -> None:
         ours, theirs = socket.socketpair()
         environment = dict(os.environ)
         environment[WORKER_SOCKET_ENV] = str(theirs.fileno())
+        environment[METRICS_DIR_ENV] = self.metrics_dir
         try:
             process = subprocess.Popen(  # noqa: S603 - our interpreter, our own arguments
                 self.command, env=environment, pass_fds=(theirs.fileno(),)
@@ -111,6 +120,7 @@ class _Supervisor:
                 continue
             self.forget_connection(worker.connection)
             self.workers[slot] = None
+            self.forget_gauges(worker.process.pid)
             if not self.stopping:
                 log.warning(
                     "worker %s exited with %s; replacing it",
@@ -119,6 +129,13 @@ class _Supervisor:
                 )
                 failing_fast = now - worker.started_at < _RESTART_BACKOFF_SECONDS
                 self.restart_at[slot] = now + (_RESTART_BACKOFF_SECONDS if failing_fast else 0.0)
+
+    def forget_gauges(self, pid: int) -> None:
+        """A dead worker's gauges leave /metrics; its counters stay in the
+        sums. (What prometheus-client's mark_process_dead does for the
+        "live" gauge modes, without importing it here.)"""
+        for path in glob.glob(os.path.join(self.metrics_dir, f"gauge_live*_{pid}.db")):
+            os.remove(path)
 
     def serve_tokens(self, timeout: float) -> None:
         for key, _ in self.selector.select(timeout):
@@ -158,6 +175,7 @@ class _Supervisor:
             worker.process.kill()
             worker.process.wait()
         self.reap()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
         return 0
 
 
