@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from service.server.state import METRICS, RENDERS
 
 from .conftest import Client, MakeClient, decode
+from .waiting import eventually_async
 
 GATE_SECONDS = 30
 
@@ -24,14 +24,6 @@ def renders_total(client: Client) -> float:
     value = client.app[METRICS].registry.get_sample_value("image_factory_renders_total")
     assert value is not None
     return value
-
-
-async def wait_for(condition: object, timeout: float = GATE_SECONDS) -> None:
-    """Poll a condition until it holds (bounded), yielding to the loop."""
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 async def test_concurrent_identical_requests_render_once(client: Client) -> None:
@@ -46,7 +38,9 @@ async def test_concurrent_identical_requests_render_once(client: Client) -> None
     before = renders_total(client)
     url = "/picture/retina.jpg?w=333&format=webp"
     requests = [asyncio.ensure_future(client.get(url)) for _ in range(50)]
-    await wait_for(lambda: renders.waiting == 49)  # one renders, 49 wait on it
+    await eventually_async(  # one renders, 49 wait on it
+        lambda: renders.waiting == 49, GATE_SECONDS, message="49 requests never waited"
+    )
     gate.set()
     responses = await asyncio.gather(*requests)
     bodies = {await response.read() for response in responses}

@@ -28,6 +28,7 @@ from .conftest import Client, MakeClient, decode
 from .hostile import hostile_corpus
 from .rawhttp import raw_request
 from .serving import peak_rss_mb, running_service
+from .waiting import eventually_async
 
 ROOT = Path(__file__).parent.parent
 
@@ -210,9 +211,9 @@ async def test_a_render_past_its_deadline_is_a_504_and_frees_its_slot(
     assert response.status == 504
     assert response.headers["Cache-Control"] == "no-store"
     renders = client.app[RENDERS]
-    deadline = time.monotonic() + 30
-    while renders.admitted and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)  # poll the condition, bounded
+    await eventually_async(
+        lambda: renders.admitted == 0, 30, message="the slot was not returned after the 504"
+    )
     assert renders.admitted == 0
     small = await client.get("/picture/png_rgba_small.png?w=10")
     assert small.status == 200
@@ -233,10 +234,8 @@ async def test_queue_time_does_not_count_against_the_limit(make_client: MakeClie
 
     renders.before_render = hold_first
     first = asyncio.ensure_future(client.get("/picture/rocket.jpg?w=100"))
-    deadline = time.monotonic() + 30
-    while not held.is_set():  # the first render owns the thread before the second asks
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.005)
+    # The first render owns the thread before the second asks.
+    await eventually_async(held.is_set, 30, message="the first render never started")
     second = asyncio.ensure_future(client.get("/picture/rocket.jpg?w=101"))
     first_response = await first  # answered 504 at its deadline, thread still held
     assert first_response.status == 504
