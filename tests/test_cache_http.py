@@ -211,6 +211,17 @@ def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount_point)], check=True)
 
 
+def fill(path: Path) -> None:
+    """Write zeros to ``path`` until its filesystem is full."""
+    with open(path, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass  # the disk is full
+
+
 async def test_full_filesystem_still_answers(
     tiny_filesystem: Path, make_client: MakeClient
 ) -> None:
@@ -218,13 +229,7 @@ async def test_full_filesystem_still_answers(
     client = await make_client(cache_dir=str(tiny_filesystem / "cache"))
     await client.get("/picture/retina.jpg?w=40")  # the index exists now
     filler = tiny_filesystem / "filler"
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass  # the disk is full
+    await asyncio.to_thread(fill, filler)  # blocking writes, off the loop
     for width in (1200, 1300, 1400):
         response = await client.get(f"/picture/retina.jpg?w={width}&format=png")
         assert response.status == 200, await response.text()

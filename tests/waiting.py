@@ -69,7 +69,7 @@ def eventually(
 @overload
 async def eventually_async(
     condition: Callable[[], bool],
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - ends in AssertionError(message), not TimeoutError
     *,
     interval: float = ...,
     message: Message = ...,
@@ -78,7 +78,7 @@ async def eventually_async(
 @overload
 async def eventually_async(
     condition: Callable[[], T | None],
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - ends in AssertionError(message), not TimeoutError
     *,
     interval: float = ...,
     message: Message = ...,
@@ -86,7 +86,7 @@ async def eventually_async(
 ) -> T: ...
 async def eventually_async(
     condition: Callable[[], T | bool | None],
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - ends in AssertionError(message), not TimeoutError
     *,
     interval: float = INTERVAL,
     message: Message = "the condition did not hold",
