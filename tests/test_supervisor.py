@@ -1,4 +1,4 @@
-"""--workers N: several processes on one port, one cache, replaced on death."""
+"""The --workers supervisor: several processes on one port, one cache, replaced on death."""
 
 from __future__ import annotations
 
