@@ -248,15 +248,15 @@ async def test_queue_time_does_not_count_against_the_limit(make_client: MakeClie
 # -- overload ------------------------------------------------------------
 
 
-def test_a_flood_of_1000_connections_gets_only_200_503_304(tmp_path: Path, originals: Path) -> None:
-    """1,000 concurrent uncached requests on loopback: only 200/503, bounded
-    RSS, and normal service right after."""
+def test_a_flood_of_1000_connections_gets_only_200_or_503(tmp_path: Path, originals: Path) -> None:
+    """1,000 concurrent uncached requests on loopback: only 200/503 (with
+    Retry-After), bounded RSS, and normal service right after."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
     arguments = ("--originals", str(originals), "--cache-dir", str(tmp_path / "cache"))
     with running_service(*arguments, "--concurrency", "2", "--queue", "16") as running:
         statuses = asyncio.run(flood(running.base, 1000))
-        assert set(statuses) <= {200, 503, 304}, statuses
+        assert set(statuses) <= {200, 503}, statuses  # no If-None-Match sent: never a 304
         assert statuses[200] > 0
         assert statuses[503] > 0
         rss = peak_rss_mb(running.process.pid)

@@ -68,7 +68,7 @@ def mapped_files(pid: int) -> set[str]:
         return {os.path.basename(line.split()[-1]) for line in maps if "/" in line}
 
 
-def test_the_supervisor_is_a_lean_process_without_libvips_or_settings(
+def test_the_supervisor_is_a_lean_process_without_libvips_aiohttp_or_openssl(
     two_workers: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     """The supervisor re-executes itself as service.process.supervisor: same PID, no
