@@ -42,10 +42,15 @@ BUILD_SECONDS = 1800
 START_SECONDS = 90
 STOP_SECONDS = 60
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("IMAGE_FACTORY_TEST_CONTAINER") != "1",
-    reason="builds the container image: run by `make test-container`",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("IMAGE_FACTORY_TEST_CONTAINER") != "1",
+        reason="builds the container image: run by `make test-container`",
+    ),
+    # The first test pays for the module's build (pytest-timeout counts
+    # fixtures): the build's own bound, then starting, loading, stopping.
+    pytest.mark.timeout(BUILD_SECONDS + 300),
+]
 
 
 def docker_engine_answers() -> bool:
