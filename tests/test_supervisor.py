@@ -34,12 +34,28 @@ def worker_pid(base: str) -> int:
         return pid
 
 
-@pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve_two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     with running_service("--workers", "2", "--cache-dir", str(tmp_path / "cache")) as running:
         yield running.base, running.process
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(timeout=60) == 0
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    yield from serve_two_workers(tmp_path)
+
+
+@pytest.fixture
+def two_unmeasured_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``two_workers`` without coverage's subprocess measurement (`make
+    test` turns it on through this variable): coverage would map its own
+    imports, hashlib's libcrypto among them, into the supervisor."""
+    monkeypatch.delenv("COVERAGE_PROCESS_CONFIG", raising=False)
+    monkeypatch.delenv("COVERAGE_PROCESS_START", raising=False)
+    yield from serve_two_workers(tmp_path)
 
 
 def test_two_workers_share_the_port_and_the_cache(
@@ -69,11 +85,11 @@ def mapped_files(pid: int) -> set[str]:
 
 
 def test_the_supervisor_is_a_lean_process_without_libvips_aiohttp_or_openssl(
-    two_workers: tuple[str, subprocess.Popen[bytes]],
+    two_unmeasured_workers: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     """The supervisor re-executes itself as service.process.supervisor: same PID, no
     libvips, aiohttp or OpenSSL (signing keys) mapped, while workers have them."""
-    base, process = two_workers
+    base, process = two_unmeasured_workers
     with open(f"/proc/{process.pid}/cmdline") as cmdline:
         assert cmdline.read().split("\0")[1:3] == ["-m", "service.process.supervisor"]
     supervisor = mapped_files(process.pid)
