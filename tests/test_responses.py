@@ -1,4 +1,5 @@
-"""Response headers: caching, negotiation, request ids, health."""
+"""Responses: their headers (caching, negotiation, request ids, health) and
+what a plain request gets by default (size, metadata, colour, flattening)."""
 
 from __future__ import annotations
 
