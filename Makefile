@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/python -m service --print-examples
 
+# Prints the branch coverage of service/ (a report, not a gate), including
+# the service processes the tests start (pyproject's [tool.coverage.run]).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov=service --cov-branch --cov-report=term
 
 # The production image and the nginx scale-out (README, "Operating guide").
 # Installs what it needs from Debian's packages when missing (buildah, podman,
@@ -42,7 +44,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .coverage .coverage.*
 
 # Benchmarks against a Flask + Pillow baseline and thumbor (benchmarks/README.md).
 # They fetch their corpus from Debian and PyPI packages, set up .bench-venv/

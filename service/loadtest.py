@@ -465,7 +465,7 @@ async def run_load(
     concurrency: int,
     duration: float,
     max_requests: int | None,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 - per request (aiohttp ClientTimeout), not for this run
     progress: Progress,
 ) -> LoadRun:
     """Check the target answers, then load it; raises Unreachable."""

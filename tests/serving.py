@@ -7,13 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from .waiting import eventually
 
 ROOT = Path(__file__).parent.parent
 STARTUP_SECONDS = 30
@@ -28,16 +29,18 @@ def free_port() -> int:
 
 
 def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         assert process.poll() is None, "the service exited during start-up"
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.05)  # polling a condition with a deadline, not a fixed wait
-    raise AssertionError("the service did not become healthy")
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+            return bool(response.status == 200)
+
+    eventually(
+        healthy,
+        STARTUP_SECONDS,
+        interval=0.05,
+        message="the service did not become healthy",
+        ignoring=(urllib.error.URLError, ConnectionError),
+    )
 
 
 @dataclass

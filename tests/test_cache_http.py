@@ -6,7 +6,6 @@ import asyncio
 import os
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from service.server.state import METRICS, RENDERS
 
 from .conftest import Client, MakeClient, decode, fill
+from .waiting import eventually_async
 
 GATE_SECONDS = 30
 
@@ -22,14 +22,6 @@ def renders_total(client: Client) -> float:
     value = client.app[METRICS].registry.get_sample_value("image_factory_renders_total")
     assert value is not None
     return value
-
-
-async def wait_for(condition: object, timeout: float = GATE_SECONDS) -> None:
-    """Poll a condition until it holds (bounded), yielding to the loop."""
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 async def test_concurrent_identical_requests_render_once(client: Client) -> None:
@@ -44,7 +36,9 @@ async def test_concurrent_identical_requests_render_once(client: Client) -> None
     before = renders_total(client)
     url = "/picture/retina.jpg?w=333&format=webp"
     requests = [asyncio.ensure_future(client.get(url)) for _ in range(50)]
-    await wait_for(lambda: renders.waiting == 49)  # one renders, 49 wait on it
+    await eventually_async(  # one renders, 49 wait on it
+        lambda: renders.waiting == 49, GATE_SECONDS, message="49 requests never waited"
+    )
     gate.set()
     responses = await asyncio.gather(*requests)
     bodies = {await response.read() for response in responses}
@@ -208,7 +202,7 @@ async def test_full_filesystem_still_answers(
     client = await make_client(cache_dir=str(tiny_filesystem / "cache"))
     await client.get("/picture/retina.jpg?w=40")  # the index exists now
     filler = tiny_filesystem / "filler"
-    fill(filler)
+    await asyncio.to_thread(fill, filler)  # blocking writes, off the loop
     for width in (1200, 1300, 1400):
         response = await client.get(f"/picture/retina.jpg?w={width}&format=png")
         assert response.status == 200, await response.text()
@@ -255,7 +249,7 @@ async def test_a_cache_on_a_full_filesystem_at_start_still_serves(
     even create its index): the service starts, serves uncached and counts
     it, then caches again once space is freed."""
     filler = tiny_filesystem / "filler"
-    fill(filler)
+    await asyncio.to_thread(fill, filler)  # blocking writes, off the loop
     client = await make_client(cache_dir=str(tiny_filesystem / "cache"))
     for width in (300, 301):
         response = await client.get(f"/picture/retina.jpg?w={width}")

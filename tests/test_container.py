@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -35,6 +34,7 @@ from service.process.allocator import TUNABLES
 
 from .conftest import decode
 from .serving import free_port
+from .waiting import eventually
 
 ROOT = Path(__file__).parent.parent
 IMAGE = "image-factory"
@@ -42,10 +42,15 @@ BUILD_SECONDS = 1800
 START_SECONDS = 90
 STOP_SECONDS = 60
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("IMAGE_FACTORY_TEST_CONTAINER") != "1",
-    reason="builds the container image: run by `make test-container`",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.environ.get("IMAGE_FACTORY_TEST_CONTAINER") != "1",
+        reason="builds the container image: run by `make test-container`",
+    ),
+    # The first test pays for the module's build (pytest-timeout counts
+    # fixtures): the build's own bound, then starting, loading, stopping.
+    pytest.mark.timeout(BUILD_SECONDS + 300),
+]
 
 
 def docker_engine_answers() -> bool:
@@ -210,17 +215,21 @@ def running(engine: Engine, port: int, log: Path) -> Iterator[tuple[subprocess.P
 
 
 def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
+    def health() -> dict[str, Any] | None:
         assert process.poll() is None, "the container exited:\n" + log.read_text()[-3000:]
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    body: dict[str, Any] = json.loads(response.read())
-                    return body
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)  # polling a condition with a deadline, not a fixed wait
-    raise AssertionError("the container did not become healthy:\n" + log.read_text()[-3000:])
+        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+            if response.status != 200:
+                return None
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+
+    return eventually(
+        health,
+        START_SECONDS,
+        interval=0.1,
+        message=lambda: "the container did not become healthy:\n" + log.read_text()[-3000:],
+        ignoring=(urllib.error.URLError, ConnectionError),
+    )
 
 
 # What the load test asks for: a render cached by then, a new one, a 404.

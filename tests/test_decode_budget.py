@@ -18,7 +18,8 @@ from service.render import HeaderFacts, RenderPolicy, decode_reservation, read_f
 from service.server.state import METRICS, RENDERS
 
 from .conftest import CORPUS, Client, MakeClient, decode
-from .test_cache_http import GATE_SECONDS, wait_for
+from .test_cache_http import GATE_SECONDS
+from .waiting import eventually_async
 
 # -- the budget --------------------------------------------------------------
 
@@ -188,9 +189,11 @@ async def test_whole_image_decodes_past_the_budget_wait_for_each_other(
 
     renders.before_render = hold_first
     first = asyncio.ensure_future(client.get("/picture/progressive.jpg?w=300"))
-    await wait_for(held.is_set)
+    await eventually_async(held.is_set, GATE_SECONDS, message="the first render never started")
     second = asyncio.ensure_future(client.get("/picture/progressive.jpg?w=301"))
-    await wait_for(lambda: waits(client) == 1)
+    await eventually_async(
+        lambda: waits(client) == 1, GATE_SECONDS, message="the second never waited on the budget"
+    )
     streaming = await client.get("/picture/exif_landscape_1.jpg?w=302")
     assert streaming.status == 200  # the free thread was not taken by the waiter
     assert len(entered) == 2  # the held render and the baseline JPEG, not the second

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import pyvips
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from .conftest import Client, MakeClient, decode
 
@@ -110,6 +110,49 @@ async def test_compass_gravity_keeps_the_named_edge(
 async def test_smart_and_centre_crops_give_the_box(client: Client, gravity: str) -> None:
     image = await render(client, f"retina.jpg?w=300&h=120&fit=cover&gravity={gravity}")
     assert image.size == (300, 120)
+
+
+GREY = (128, 128, 128)
+DETAIL = (480, 70, 540, 130)  # a 60x60 checkerboard, right of centre in a 600x200 grey
+
+
+def off_centre_detail(path: Path) -> Image.Image:
+    """A flat grey 600x200 picture whose only detail (saturated, edged
+    squares) sits near its right end: a 200x200 cover crop of the centre
+    holds none of it, one chosen by content must hold all of it."""
+    image = Image.new("RGB", (600, 200), GREY)
+    draw = ImageDraw.Draw(image)
+    left, top, _, _ = DETAIL
+    for column in range(6):
+        for row in range(6):
+            x, y = left + column * 10, top + row * 10
+            colour = (255, 0, 0) if (column + row) % 2 else (255, 230, 0)
+            draw.rectangle((x, y, x + 9, y + 9), fill=colour)
+    image.save(path)
+    return image
+
+
+def detail_pixels(image: Image.Image) -> int:
+    return sum(1 for pixel in image.get_flattened_data() if pixel != GREY)
+
+
+@pytest.mark.parametrize("gravity", ["attention", "entropy"])
+async def test_smart_crops_keep_the_detail_that_centre_cuts_off(
+    client: Client, originals: Path, gravity: str
+) -> None:
+    """gravity=attention (and entropy) chooses the window by content: on a
+    picture whose only detail is off-centre it keeps all of that detail,
+    where gravity=centre keeps the middle, which is plain grey."""
+    original = off_centre_detail(originals / "detail.png")
+    query = "detail.png?w=200&h=200&fit=cover&format=png&gravity="
+    centre = await render(client, query + "centre")
+    smart = await render(client, query + gravity)
+    assert centre.size == smart.size == (200, 200)
+    assert region_difference(centre, original.crop((200, 0, 400, 200))) < 1  # the middle
+    assert detail_pixels(centre) == 0
+    whole_detail = detail_pixels(original.crop(DETAIL))
+    assert whole_detail == 60 * 60
+    assert detail_pixels(smart) == whole_detail  # all of it: no resampling at this height
 
 
 async def test_pad_centres_on_the_bg_colour(client: Client) -> None:

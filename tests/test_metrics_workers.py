@@ -9,7 +9,6 @@ import itertools
 import os
 import signal
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from .serving import running_service
+from .waiting import eventually
 
 REQUESTS = 240
 SCRAPES = 20
@@ -126,22 +126,20 @@ def test_a_dead_workers_counts_stay_in_the_sums(tmp_path: Path) -> None:
 
 def eventually_replaced(supervisor: int, victim: int) -> set[int]:
     """The supervisor's two workers once the victim has been replaced."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def replaced() -> set[int] | None:
         workers = children(supervisor)
-        if len(workers) == 2 and victim not in workers:
-            return workers
-        time.sleep(0.05)  # polling a condition with a deadline
-    raise AssertionError("the killed worker was not replaced")
+        return workers if len(workers) == 2 and victim not in workers else None
+
+    return eventually(replaced, 60, message="the killed worker was not replaced")
 
 
 def eventually_gauged(base: str, workers: set[int]) -> dict[Sample, float]:
     """A scrape whose per-worker gauges are exactly ``workers``' (the
     replacement's appear once it has started; the dead one's are gone)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def gauged() -> dict[Sample, float] | None:
         samples, gauges = scrape(base)
-        if {int(labels["pid"]) for labels in gauges} == workers:
-            return samples
-        time.sleep(0.05)  # polling a condition with a deadline
-    raise AssertionError(f"the gauges never showed exactly the workers {workers}")
+        return samples if {int(labels["pid"]) for labels in gauges} == workers else None
+
+    return eventually(gauged, 60, message=f"the gauges never showed exactly the workers {workers}")

@@ -1,12 +1,15 @@
-"""Response headers: caching, negotiation, request ids, health."""
+"""Responses: their headers (caching, negotiation, request ids, health) and
+what a plain request gets by default (size, metadata, colour, flattening)."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
+from PIL import Image, ImageChops, ImageCms, ImageStat
 
-from .conftest import Client, decode
+from .conftest import SAMPLES, Client, decode
 
 
 async def test_second_request_is_a_cache_hit_with_the_same_bytes(client: Client) -> None:
@@ -114,12 +117,34 @@ async def test_width_alone_constrains_width_only(client: Client) -> None:
     assert decode(await response.read()).size == (150, 100)
 
 
+def red_difference(first: Image.Image, second: Image.Image) -> float:
+    """Mean absolute difference of the red channels (0-255)."""
+    return float(ImageStat.Stat(ImageChops.difference(first, second)).mean[0])
+
+
 async def test_metadata_is_stripped_and_colour_is_srgb(client: Client) -> None:
-    """rocket.jpg embeds an Adobe ICC profile: converted, then dropped."""
+    """rocket.jpg embeds an Adobe RGB (1998) profile: its pixels are
+    converted to sRGB (as Pillow's LittleCMS converts them, not left as
+    stored), then the profile and EXIF are dropped."""
     response = await client.get("/picture/rocket.jpg?w=300")
     image = decode(await response.read())
     assert image.info.get("icc_profile") is None
     assert "exif" not in image.info
+    # The colours, on a lossless output: JPEG's own noise would blur the margin.
+    lossless = decode(await (await client.get("/picture/rocket.jpg?w=300&format=png")).read())
+    assert lossless.info.get("icc_profile") is None
+    original = Image.open(SAMPLES / "rocket.jpg")
+    adobe = ImageCms.ImageCmsProfile(io.BytesIO(original.info["icc_profile"]))
+    converted = ImageCms.profileToProfile(
+        original, adobe, ImageCms.createProfile("sRGB"), outputMode="RGB"
+    )
+    assert isinstance(converted, Image.Image)
+    size = lossless.size
+    expected = converted.resize(size, Image.Resampling.LANCZOS)
+    as_stored = original.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    got = lossless.convert("RGB")
+    assert red_difference(got, expected) < 3  # measured 0.7
+    assert red_difference(got, as_stored) > 8  # measured 12: the check tells them apart
 
 
 async def test_alpha_is_flattened_onto_white_for_jpeg(client: Client) -> None:

@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import pytest
 
 from .conftest import decode
 from .serving import free_port, wait_until_healthy
+from .waiting import eventually
 
 ROOT = Path(__file__).parent.parent
 SHIPPED_CONFIG = ROOT / "deploy" / "nginx.conf"
@@ -155,16 +155,19 @@ def nginx_in_front(work: Path, replicas: list[Replica], *, proxy_cache: bool) ->
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + DEADLINE_SECONDS
-        while True:
+
+        def answering() -> bool:
             assert process.poll() is None, (work / "error.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{base}/nginx-health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "nginx did not start answering"
-                time.sleep(0.05)  # polling a condition with a deadline
+            with urllib.request.urlopen(f"{base}/nginx-health", timeout=2) as response:
+                return bool(response.status == 200)
+
+        eventually(
+            answering,
+            DEADLINE_SECONDS,
+            interval=0.05,
+            message="nginx did not start answering",
+            ignoring=(urllib.error.URLError, ConnectionError),
+        )
         yield base
     finally:
         process.send_signal(signal.SIGQUIT)  # graceful: finish requests, then exit

@@ -13,8 +13,11 @@ import pytest
 
 from .conftest import decode
 from .serving import running_service
+from .waiting import eventually
 
 ROOT = Path(__file__).parent.parent
+# For requests sent from threads to reach the service, or a drain to begin.
+ACCEPT_SECONDS = 30
 
 
 def fetch_size(url: str, results: list[object]) -> None:
@@ -44,14 +47,13 @@ def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) ->
         for thread in threads:
             thread.start()
         assert process.stdout is not None
-        # Wait until the service has accepted them: its in-flight gauge says so.
-        polls = 0
-        while polls < 10_000:
-            polls += 1
-            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-                text = response.read().decode()
-            if "image_factory_renders_in_flight 2.0" in text or "renders_total 2.0" in text:
-                break
+
+        def took_both() -> bool:
+            """The in-flight gauge says both are accepted (or both are done)."""
+            text = metrics(base)
+            return "image_factory_renders_in_flight 2.0" in text or "renders_total 2.0" in text
+
+        eventually(took_both, ACCEPT_SECONDS, message="the service never took both renders")
         process.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(timeout=120)
@@ -60,6 +62,12 @@ def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) ->
     assert sorted(results, key=str) == [(1100, 1100), (1200, 1200)], results
     assert list((cache_dir / "tmp").iterdir()) == []
     assert b"Traceback" not in output
+
+
+def metrics(base: str) -> str:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text: str = response.read().decode()
+        return text
 
 
 def _status(url: str) -> int:
@@ -95,10 +103,11 @@ def test_sigterm_drains_with_healthz_503_until_told_to_stop(
         assert _status(f"{base}/healthz") == 200
         for signum in first:
             process.send_signal(signum)
-        polls = 0
-        while _status(f"{base}/healthz") != 503:  # with 2 workers: until both drain
-            polls += 1
-            assert polls < 10_000, "/healthz never turned 503"
+        eventually(  # with 2 workers: until both drain
+            lambda: _status(f"{base}/healthz") == 503,
+            ACCEPT_SECONDS,
+            message="/healthz never turned 503",
+        )
         for _ in range(4):  # whichever worker answers
             assert _status(f"{base}/healthz") == 503
         with urllib.request.urlopen(f"{base}/picture/rocket.jpg?w=90", timeout=30) as response:
@@ -132,13 +141,11 @@ def test_sigint_during_a_drain_still_finishes_in_flight_renders(tmp_path: Path) 
         ]
         for thread in threads:
             thread.start()
-        polls = 0
-        while True:  # all five accepted: one rendering, four queued
-            polls += 1
-            assert polls < 10_000, "the renders never started"
-            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
-                if "image_factory_renders_in_flight 5.0" in response.read().decode():
-                    break
+        eventually(  # all five accepted: one rendering, four queued
+            lambda: "image_factory_renders_in_flight 5.0" in metrics(base),
+            ACCEPT_SECONDS,
+            message="the renders never started",
+        )
         process.send_signal(signal.SIGTERM)
         process.send_signal(signal.SIGINT)
         for thread in threads:

@@ -1,4 +1,4 @@
-"""--workers N: several processes on one port, one cache, replaced on death."""
+"""The --workers supervisor: several processes on one port, one cache, replaced on death."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,11 @@ from benchmarks import proctree
 
 from .conftest import decode
 from .serving import running_service
+from .waiting import eventually
 
 ROOT = Path(__file__).parent.parent
-ATTEMPTS = 400
+# For a worker to start (or a dead one to be replaced), or to stop.
+WORKER_SECONDS = 60
 
 
 def worker_pid(base: str) -> int:
@@ -33,31 +34,41 @@ def worker_pid(base: str) -> int:
         return pid
 
 
-def pids_seen(base: str, want: int) -> set[int]:
-    seen: set[int] = set()
-    for _ in range(ATTEMPTS):
-        seen.add(worker_pid(base))
-        if len(seen) >= want:
-            break
-    return seen
-
-
-@pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serve_two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     with running_service("--workers", "2", "--cache-dir", str(tmp_path / "cache")) as running:
         yield running.base, running.process
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(timeout=60) == 0
 
 
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    yield from serve_two_workers(tmp_path)
+
+
+@pytest.fixture
+def two_unmeasured_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``two_workers`` without coverage's subprocess measurement (`make
+    test` turns it on through this variable): coverage would map its own
+    imports, hashlib's libcrypto among them, into the supervisor."""
+    monkeypatch.delenv("COVERAGE_PROCESS_CONFIG", raising=False)
+    monkeypatch.delenv("COVERAGE_PROCESS_START", raising=False)
+    yield from serve_two_workers(tmp_path)
+
+
 def test_two_workers_share_the_port_and_the_cache(
     two_workers: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     base, _ = two_workers
-    deadline = time.monotonic() + 30
     seen: set[int] = set()
-    while len(seen) < 2 and time.monotonic() < deadline:
-        seen |= pids_seen(base, 2)  # the second worker may still be starting
+
+    def both_answered() -> bool:
+        seen.add(worker_pid(base))  # the second worker may still be starting
+        return len(seen) == 2
+
+    eventually(both_answered, 30, interval=0, message="one worker never answered")
     assert len(seen) == 2
     caches = set()
     for _ in range(20):  # new connections: both workers answer, from one cache
@@ -73,12 +84,12 @@ def mapped_files(pid: int) -> set[str]:
         return {os.path.basename(line.split()[-1]) for line in maps if "/" in line}
 
 
-def test_the_supervisor_is_a_lean_process_without_libvips_or_settings(
-    two_workers: tuple[str, subprocess.Popen[bytes]],
+def test_the_supervisor_is_a_lean_process_without_libvips_aiohttp_or_openssl(
+    two_unmeasured_workers: tuple[str, subprocess.Popen[bytes]],
 ) -> None:
     """The supervisor re-executes itself as service.process.supervisor: same PID, no
     libvips, aiohttp or OpenSSL (signing keys) mapped, while workers have them."""
-    base, process = two_workers
+    base, process = two_unmeasured_workers
     with open(f"/proc/{process.pid}/cmdline") as cmdline:
         assert cmdline.read().split("\0")[1:3] == ["-m", "service.process.supervisor"]
     supervisor = mapped_files(process.pid)
@@ -95,15 +106,19 @@ def test_a_dead_worker_is_replaced(two_workers: tuple[str, subprocess.Popen[byte
     base, _ = two_workers
     victim = worker_pid(base)
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 60
     seen: set[int] = set()
-    while time.monotonic() < deadline:
-        try:
-            seen |= pids_seen(base, 2)
-        except OSError:
-            continue  # a connection may land on the dying worker
-        if len(seen - {victim}) == 2:
-            break
+
+    def two_others_answered() -> bool:
+        seen.add(worker_pid(base))
+        return len(seen - {victim}) == 2
+
+    eventually(
+        two_others_answered,
+        WORKER_SECONDS,
+        interval=0,
+        message="the dead worker was not replaced",
+        ignoring=(OSError,),  # a connection may land on the dying worker
+    )
     assert len(seen - {victim}) == 2
 
 
@@ -123,8 +138,8 @@ def connection_to_each_worker(port: int, want: int) -> dict[int, http.client.HTT
     """Keep-alive connections, one per worker: requests on a connection stay
     with the worker the kernel gave it to."""
     found: dict[int, http.client.HTTPConnection] = {}
-    deadline = time.monotonic() + 60
-    while len(found) < want and time.monotonic() < deadline:
+
+    def one_to_each() -> bool:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         connection.request("GET", "/healthz")
         pid = json.load(connection.getresponse())["pid"]
@@ -132,6 +147,9 @@ def connection_to_each_worker(port: int, want: int) -> dict[int, http.client.HTT
             connection.close()
         else:
             found[pid] = connection
+        return len(found) == want
+
+    eventually(one_to_each, WORKER_SECONDS, interval=0, message=f"fewer than {want} workers")
     assert len(found) == want
     return found
 
@@ -151,9 +169,12 @@ def test_workers_share_one_render_token_and_a_dead_worker_gives_it_back(tmp_path
         (holder, holder_connection), (_, other_connection) = connections.items()
         before = cpu_seconds(holder)
         holder_connection.request("GET", "/picture/noise.png?w=2000&format=webp")
-        deadline = time.monotonic() + 30
-        while cpu_seconds(holder) - before < 0.1 and time.monotonic() < deadline:
-            time.sleep(0.01)  # polling a condition with a deadline
+        eventually(
+            lambda: cpu_seconds(holder) - before >= 0.1,
+            30,
+            interval=0.01,
+            message="the render never started",
+        )
         assert cpu_seconds(holder) - before >= 0.1, "the render never started"
         os.kill(holder, signal.SIGSTOP)  # mid-render, holding the only token
 
@@ -188,9 +209,12 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
         workers = set(connections)
         running.process.kill()
         running.process.wait()
-        deadline = time.monotonic() + 60
-        while not all(has_exited(pid) for pid in workers) and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling a condition with a deadline
+        eventually(
+            lambda: all(has_exited(pid) for pid in workers),
+            WORKER_SECONDS,
+            interval=0.05,
+            message="a worker outlived its supervisor",
+        )
         assert all(has_exited(pid) for pid in workers)
 
 
@@ -216,17 +240,25 @@ def test_a_render_gives_its_token_back_before_the_cache_commit(tmp_path: Path) -
                 statuses.append(response.status)
 
         askers = [threading.Thread(target=fetch, args=(width,)) for width in (300, 200)]
+
+        def both_rendering() -> int | None:
+            """The temporary files of renders under way, once there are two."""
+            temporary = len(list((cache / "tmp").iterdir()))
+            return temporary if temporary >= 2 else None
+
         try:
             for asker in askers:
                 asker.start()
-            deadline = time.monotonic() + 20  # under SQLite's 30 s busy timeout
-            while len(list((cache / "tmp").iterdir())) < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)  # polling a condition with a deadline
-            rendering = len(list((cache / "tmp").iterdir()))
+            rendering = eventually(
+                both_rendering,
+                20,  # under SQLite's 30 s busy timeout
+                interval=0.01,
+                message="the second render waited for the first one's commit",
+            )
         finally:
             index.execute("ROLLBACK")
             index.close()
-        for asker in askers:
-            asker.join(60)
+            for asker in askers:  # answered once the lock goes, pass or fail
+                asker.join(60)
         assert rendering == 2, "the second render waited for the first one's commit"
         assert statuses == [200, 200]
