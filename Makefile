@@ -57,10 +57,10 @@ bench-quick: $(STAMP)
 # Instruction counts under valgrind (installed when missing): the same renders
 # on every side, free of the machine's noise. About 12 minutes.
 bench-instructions: $(STAMP)
-	$(BIN)/python -m benchmarks.instructions
+	$(BIN)/python -m benchmarks.lab.instructions
 
 # Each server against its library in process at the same moment, one CPU
 # each, then swapped: the in-process ratios free of minute-to-minute noise.
 # About 8 minutes.
 bench-cores: $(STAMP)
-	$(BIN)/python -m benchmarks.cores
+	$(BIN)/python -m benchmarks.lab.cores
