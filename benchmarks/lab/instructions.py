@@ -4,7 +4,7 @@
 
 On the 2-core machines we measure on, the same uncached load at c=4 cost
 the service 91-141 ms of CPU per request in the full runs of one day
-(``results/2026-12-01-*``), and req/s swings more. valgrind's
+(2026-12-01), and req/s swings more. valgrind's
 callgrind counts the instructions each side executes instead (user space,
 every thread, summed over the process tree), which repeat to a fraction of a
 percent. Each side renders the same uncached variants

@@ -12,7 +12,7 @@ whole image decoded, then reduced by libvips' Lanczos 3) of:
   then LANCZOS (its real output is pixel for pixel this).
 All at the service's output size and scale (one scale for both axes), so
 only the resampling differs. Prints a Markdown table per width; the table
-in ``benchmarks/README.md`` ("Where thumbor is ahead") comes from it.
+in ``docs/quality.md`` ("JPEG shrink-on-load") comes from it.
 """
 
 from __future__ import annotations

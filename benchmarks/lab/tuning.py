@@ -14,7 +14,7 @@ In-process, over the benchmark corpus (``python -m benchmarks.corpus``):
   for your own): ms and bytes.
 Each configuration runs in its own process (the environment is read when
 libvips starts). Prints Markdown tables; the numbers in
-``benchmarks/README.md`` come from it.
+``docs/quality.md`` and ``docs/benchmarks-journal.md`` come from it.
 """
 
 from __future__ import annotations
