@@ -22,7 +22,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The production image and the nginx scale-out (README, "Operating guide").
+# The production image and the nginx scale-out (docs/operating.md).
 # Installs what it needs from Debian's packages when missing (buildah, podman,
 # debootstrap, nginx: scripts/install-deps.sh), then builds and runs the image.
 # Not part of `make test`: a cold build takes a minute or more.
