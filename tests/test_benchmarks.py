@@ -917,7 +917,7 @@ def test_paired_loop_processes_each_render_the_whole_stretch_from_their_own_lane
     assert "stretch" not in unpaired
 
 
-# -- same moment, one CPU each (benchmarks.cores) ---------------------------------
+# -- same moment, one CPU each (benchmarks.lab.cores) -----------------------------
 
 
 def test_core_pairings_are_parsed_and_unknown_ones_refused() -> None:
