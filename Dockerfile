@@ -9,7 +9,7 @@
 #   docker run --rm -i --network host image-factory loadtest \
 #       http://127.0.0.1:8080 --paths - < urls.txt
 #
-# Configuration only through IMAGE_FACTORY_* variables (README, "Configuration").
+# Configuration only through IMAGE_FACTORY_* variables (docs/configuration.md).
 # libvips comes from the pyvips[binary] wheel, so no system libvips is needed.
 
 # ---- build: a venv with the service and its wheels --------------------------
@@ -53,12 +53,12 @@ COPY --from=build /opt/venv /opt/venv
 COPY deploy/healthcheck.py /usr/local/bin/image-factory-healthcheck
 
 # Memory: libvips allocates and frees large pixel buffers from many threads.
-# glibc tuned as service/process/allocator.py does outside the container (one arena,
+# glibc tuned as the service tunes it outside the container (one arena,
 # buffers >= 1 MiB mmapped on transparent huge pages, so freed ones go back to
-# the kernel at almost no CPU cost): peak RSS 183 MB over 30 s of uncached
-# renders (2 at once) against 446 MB untuned and 209 MB with jemalloc, which
-# costs 4 % more CPU per render (medians of 2 rounds). scripts/measure_allocator.py; README,
-# "Operating guide". Set it here so the service need not re-execute itself.
+# the kernel at almost no CPU cost), which keeps peak RSS well below glibc's
+# defaults and jemalloc's (measured with scripts/measure_allocator.py:
+# docs/operating.md, "Allocator"). Set here so the service need not
+# re-execute itself.
 ENV GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1048576:glibc.malloc.hugetlb=1 \
     PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -24,7 +24,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest --cov=service --cov-branch --cov-report=term
 
-# The production image and the nginx scale-out (README, "Operating guide").
+# The production image and the nginx scale-out (docs/operating.md).
 # Installs what it needs from Debian's packages when missing (buildah, podman,
 # debootstrap, nginx: scripts/install-deps.sh), then builds and runs the image.
 # Not part of `make test`: a cold build takes a minute or more.
@@ -59,10 +59,10 @@ bench-quick: $(STAMP)
 # Instruction counts under valgrind (installed when missing): the same renders
 # on every side, free of the machine's noise. About 12 minutes.
 bench-instructions: $(STAMP)
-	$(BIN)/python -m benchmarks.instructions
+	$(BIN)/python -m benchmarks.lab.instructions
 
 # Each server against its library in process at the same moment, one CPU
 # each, then swapped: the in-process ratios free of minute-to-minute noise.
 # About 8 minutes.
 bench-cores: $(STAMP)
-	$(BIN)/python -m benchmarks.cores
+	$(BIN)/python -m benchmarks.lab.cores

@@ -13,7 +13,7 @@ venv for Pillow), so that the peak RSS (``VmHWM``) is that render's own:
 ``--stretch N`` renders exactly the N variants of the pool from ``--offset``
 (what a load run's server answered); ``--handshake-variants N`` renders N
 variants (``urls.spread_variants``) between two lines read from stdin, for
-``benchmarks.instructions``.
+``benchmarks.lab.instructions``.
 
 ``vips`` is pyvips driven plainly (``thumbnail``); ``service`` is the
 service's own render path (``service.render.render``, which for example
@@ -247,7 +247,7 @@ def _timed(
 def wait_for_start(render: Renderer, paths: list[str], *, fmt: str) -> None:
     """Render each image once at 64 px (every codec the loop will use is
     loaded then), print ``ready`` and block until a line arrives on stdin:
-    ``benchmarks.cores`` starts the loop and a load run at the same moment."""
+    ``benchmarks.lab.cores`` starts the loop and a load run at the same moment."""
     for path in dict.fromkeys(paths):
         render(path, 64, fmt)
     print("ready", flush=True)
@@ -256,7 +256,7 @@ def wait_for_start(render: Renderer, paths: list[str], *, fmt: str) -> None:
 
 def handshake(render: Renderer, paths: list[str], *, fmt: str, count: int) -> dict[str, object]:
     """Render ``count`` variants (``spread_variants``) between two lines of
-    stdin, so that ``benchmarks.instructions`` can read valgrind's counters
+    stdin, so that ``benchmarks.lab.instructions`` can read valgrind's counters
     before and after exactly those renders. First each image once at 64 px:
     that loads every codec the count must not include."""
     wait_for_start(render, paths, fmt=fmt)
@@ -277,19 +277,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--warmup")
     parser.add_argument("--loop-seconds", type=float)
-    parser.add_argument("--handshake-variants", type=int, help="for benchmarks.instructions")
+    parser.add_argument("--handshake-variants", type=int, help="for benchmarks.lab.instructions")
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--stretch", type=int, help="render this many variants from --offset")
     parser.add_argument("--lane", type=int, default=0, help="where in the stretch to begin")
     parser.add_argument(
         "--start-on-stdin",
         action="store_true",
-        help="warm up, say 'ready', loop once a line arrives (benchmarks.cores)",
+        help="warm up, say 'ready', loop once a line arrives (benchmarks.lab.cores)",
     )
     parser.add_argument(
         "--marks",
         action="store_true",
-        help="with --loop-seconds: wall and CPU seconds after each render (benchmarks.cores)",
+        help="with --loop-seconds: wall and CPU seconds after each render (benchmarks.lab.cores)",
     )
     parser.add_argument("--quality", type=parse_quality, help="e.g. jpeg=80,webp=80,avif=60")
     parser.add_argument("--avif-effort", type=int)

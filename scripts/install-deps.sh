@@ -21,8 +21,9 @@ for group in "$@"; do
         continue  # a Docker engine builds and runs the image itself
       fi
       need buildah || packages+=(buildah)
-      # ../shared/container/prepare-base.sh imports its debootstrap root with
-      # `podman import` (buildah has no import command).
+      # Without a Docker engine the image is built with buildah on a base
+      # made with debootstrap and imported with `podman import` (buildah has
+      # no import command).
       need podman || packages+=(podman)
       need debootstrap || packages+=(debootstrap)
       need newuidmap || packages+=(uidmap)

@@ -19,10 +19,8 @@ import pytest
 
 from benchmarks import (
     competitors,
-    cores,
     corpus,
     debian,
-    instructions,
     libcost,
     proctree,
     report,
@@ -30,6 +28,7 @@ from benchmarks import (
     wrk,
 )
 from benchmarks import run as bench_run
+from benchmarks.lab import cores, instructions
 from benchmarks.libcost import output_format
 from benchmarks.run import library_environment, rotated
 from benchmarks.stats import (
@@ -701,8 +700,8 @@ def test_psnr_of_the_shrink_quality_comparison() -> None:
     output size) are no better than Pillow's thumbnail on a real photo."""
     import pyvips  # noqa: PLC0415
 
+    from benchmarks.lab.shrink_quality import measure, psnr  # noqa: PLC0415
     from benchmarks.libcost import service_renderer  # noqa: PLC0415
-    from benchmarks.shrink_quality import measure, psnr  # noqa: PLC0415
 
     grey = pyvips.Image.black(64, 48, bands=3) + 100
     assert psnr(grey.cast("uchar"), grey.cast("uchar")) == float("inf")
@@ -754,7 +753,7 @@ def test_a_dump_that_writes_nothing_new_is_a_failure(
             stdout=f"Error: Callgrind task with PID {pid} not detected.\n", stderr=""
         )
 
-    monkeypatch.setattr("benchmarks.instructions.subprocess.run", control)
+    monkeypatch.setattr("benchmarks.lab.instructions.subprocess.run", control)
     callgrind = instructions.Callgrind(str(tmp_path))
     assert callgrind.dump([11, 12]) == 1101 + 1201
     assert callgrind.dump([11, 12]) == 1102 + 1202  # the new dumps, not the first ones
@@ -878,7 +877,7 @@ def test_paired_loop_processes_each_render_the_whole_stretch_from_their_own_lane
     assert "stretch" not in unpaired
 
 
-# -- same moment, one CPU each (benchmarks.cores) ---------------------------------
+# -- same moment, one CPU each (benchmarks.lab.cores) -----------------------------
 
 
 def test_core_pairings_are_parsed_and_unknown_ones_refused() -> None:
@@ -1023,13 +1022,13 @@ def test_a_pair_runs_the_server_load_and_the_loop_pinned_to_their_cpus(
 
     # No baseline venv is set up for it (library_pythons would, on a fresh clone).
     monkeypatch.setattr(competitors, "ensure_venv", lambda name: "/baseline/python")
-    monkeypatch.setattr("benchmarks.cores.competitors.start_service", start_service)
-    monkeypatch.setattr("benchmarks.cores.competitors.fetch", lambda url: (200, {}, 10))
-    monkeypatch.setattr("benchmarks.handshake.subprocess.Popen", FakeLoop)
-    monkeypatch.setattr("benchmarks.handshake.read_line", lambda stream, timeout: next(stream))
-    monkeypatch.setattr("benchmarks.cores.proctree.tree", lambda pid: [pid])
-    monkeypatch.setattr("benchmarks.cores.proctree.cpu_seconds", lambda pids: next(cpu))
-    monkeypatch.setattr("benchmarks.cores.wrk.run", fake_wrk)
+    monkeypatch.setattr("benchmarks.lab.cores.competitors.start_service", start_service)
+    monkeypatch.setattr("benchmarks.lab.cores.competitors.fetch", lambda url: (200, {}, 10))
+    monkeypatch.setattr("benchmarks.lab.handshake.subprocess.Popen", FakeLoop)
+    monkeypatch.setattr("benchmarks.lab.handshake.read_line", lambda stream, timeout: next(stream))
+    monkeypatch.setattr("benchmarks.lab.cores.proctree.tree", lambda pid: [pid])
+    monkeypatch.setattr("benchmarks.lab.cores.proctree.cpu_seconds", lambda pids: next(cpu))
+    monkeypatch.setattr("benchmarks.lab.cores.wrk.run", fake_wrk)
 
     pair = cores.measure_pair(
         "service", "service-path", (1, 0),
@@ -1110,14 +1109,16 @@ def test_a_pair_whose_server_processes_changed_fails_and_stops_the_server(
             killed.append(True)
 
     trees = iter([[7, 8], [7, 9]])  # worker 8 replaced by 9 during the load
-    monkeypatch.setattr("benchmarks.cores.competitors.start_service", lambda *a, **k: FakeServer())
-    monkeypatch.setattr("benchmarks.cores.competitors.fetch", lambda url: (200, {}, 10))
-    monkeypatch.setattr("benchmarks.handshake.subprocess.Popen", FakeLoop)
-    monkeypatch.setattr("benchmarks.handshake.read_line", lambda stream, timeout: next(stream))
-    monkeypatch.setattr("benchmarks.cores.proctree.tree", lambda pid: next(trees))
-    monkeypatch.setattr("benchmarks.cores.proctree.cpu_seconds", lambda pids: 1.0)
     monkeypatch.setattr(
-        "benchmarks.cores.wrk.run",
+        "benchmarks.lab.cores.competitors.start_service", lambda *a, **k: FakeServer()
+    )
+    monkeypatch.setattr("benchmarks.lab.cores.competitors.fetch", lambda url: (200, {}, 10))
+    monkeypatch.setattr("benchmarks.lab.handshake.subprocess.Popen", FakeLoop)
+    monkeypatch.setattr("benchmarks.lab.handshake.read_line", lambda stream, timeout: next(stream))
+    monkeypatch.setattr("benchmarks.lab.cores.proctree.tree", lambda pid: next(trees))
+    monkeypatch.setattr("benchmarks.lab.cores.proctree.cpu_seconds", lambda pids: 1.0)
+    monkeypatch.setattr(
+        "benchmarks.lab.cores.wrk.run",
         lambda *a, **k: wrk.WrkResult(requests=4, seconds=2.0, rps=2.0, latency_ms={}),
     )
     with pytest.raises(RuntimeError, match="processes changed"):

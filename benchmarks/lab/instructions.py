@@ -1,10 +1,10 @@
 """Instruction counts: the one measure of the renders that a shared machine's noise cannot move.
 
-    python -m benchmarks.instructions        # make bench-instructions, about 12 minutes
+    python -m benchmarks.lab.instructions        # make bench-instructions, about 12 minutes
 
 On the 2-core machines we measure on, the same uncached load at c=4 cost
 the service 91-141 ms of CPU per request in the full runs of one day
-(``results/2026-12-01-*``), and req/s swings more. valgrind's
+(2026-12-01), and req/s swings more. valgrind's
 callgrind counts the instructions each side executes instead (user space,
 every thread, summed over the process tree), which repeat to a fraction of a
 percent. Each side renders the same uncached variants
@@ -46,9 +46,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from . import competitors, corpus, debian, proctree, urls
-from .handshake import answer, ready_child, tell
-from .run import (
+from .. import competitors, corpus, debian, proctree, urls
+from ..run import (
     CORES,
     RESULTS_DIR,
     library_environment,
@@ -57,6 +56,7 @@ from .run import (
     quality_args,
     results_stamp,
 )
+from .handshake import answer, ready_child, tell
 
 IN_PROCESS = ("vips", "service-path", "pillow")
 OVER_HTTP = ("service", "baseline")

@@ -1,6 +1,6 @@
 """Same moment, one core each: a server against an in-process loop of its library.
 
-    python -m benchmarks.cores        # make bench-cores, about 8 minutes
+    python -m benchmarks.lab.cores        # make bench-cores, about 8 minutes
 
 The throughput targets compare a server with its library rendering in
 process, but on the 2-core machines we measure on the same work costs 15-40 %
@@ -49,9 +49,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import competitors, corpus, proctree, urls, wrk
-from .handshake import answer, ready_child, tell
-from .run import (
+from .. import competitors, corpus, proctree, urls, wrk
+from ..run import (
     RESULTS_DIR,
     library_environment,
     library_python,
@@ -59,7 +58,8 @@ from .run import (
     quality_args,
     results_stamp,
 )
-from .stats import Summary, format_summary, summarize
+from ..stats import Summary, format_summary, summarize
+from .handshake import answer, ready_child, tell
 
 PAIRINGS = (("service", "vips"), ("service", "service-path"), ("baseline", "pillow"))
 # libcost's name for each loop.
@@ -120,7 +120,7 @@ def parse_pairings(text: str) -> list[tuple[str, str]]:
 def two_cpus(allowed: set[int]) -> tuple[int, int]:
     """The two CPUs to pin to: the lowest two this process may run on."""
     if len(allowed) < 2:
-        raise RuntimeError("benchmarks.cores needs two CPUs: one per side")
+        raise RuntimeError("benchmarks.lab.cores needs two CPUs: one per side")
     first, second = sorted(allowed)[:2]
     return first, second
 

@@ -1,6 +1,6 @@
 """How much each competitor's JPEG shrink-on-load costs in quality.
 
-    .venv/bin/python -m benchmarks.shrink_quality [--widths 800,1050]
+    .venv/bin/python -m benchmarks.lab.shrink_quality [--widths 800,1050]
 
 For each JPEG of the benchmark mix, PSNR against an exact reference (the
 whole image decoded, then reduced by libvips' Lanczos 3) of:
@@ -12,7 +12,7 @@ whole image decoded, then reduced by libvips' Lanczos 3) of:
   then LANCZOS (its real output is pixel for pixel this).
 All at the service's output size and scale (one scale for both axes), so
 only the resampling differs. Prints a Markdown table per width; the table
-in ``benchmarks/README.md`` ("Where thumbor is ahead") comes from it.
+in ``docs/quality.md`` ("JPEG shrink-on-load") comes from it.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import statistics
 import pyvips
 from PIL import Image
 
-from . import corpus
-from .competitors import ROOT
-from .libcost import Renderer, service_renderer
+from .. import corpus
+from ..competitors import ROOT
+from ..libcost import Renderer, service_renderer
 
 
 def psnr(first: pyvips.Image, second: pyvips.Image) -> float:

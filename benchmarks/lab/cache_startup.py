@@ -1,6 +1,6 @@
 """How long a restart takes to open a cache holding N entries.
 
-    python -m benchmarks.cache_startup --entries 100000
+    python -m benchmarks.lab.cache_startup --entries 100000
 
 Builds a cache directory with N small entries (the files, and the index rows
 written in bulk, as many commits would leave them), then times

@@ -1,6 +1,6 @@
 """libvips tuning measurements behind the service's defaults.
 
-    python -m benchmarks.tuning [--seconds 6] [--only threads,avif,jpeg,png]
+    python -m benchmarks.lab.tuning [--seconds 6] [--only threads,avif,jpeg,png]
 
 In-process, over the benchmark corpus (``python -m benchmarks.corpus``):
 - ``threads``: libvips threads per render (``VIPS_CONCURRENCY``) x renders
@@ -14,7 +14,7 @@ In-process, over the benchmark corpus (``python -m benchmarks.corpus``):
   for your own): ms and bytes.
 Each configuration runs in its own process (the environment is read when
 libvips starts). Prints Markdown tables; the numbers in
-``benchmarks/README.md`` come from it.
+``docs/quality.md`` and ``docs/benchmarks-journal.md`` come from it.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ import pyvips
 from service.render.header import is_drawn
 from service.render.save import png_save_options
 
-from . import corpus
-from .competitors import ROOT, service_defaults
-from .libcost import peak_rss_kib
+from .. import corpus
+from ..competitors import ROOT, service_defaults
+from ..libcost import peak_rss_kib
 
 WIDTH = 800
 ARENA2 = {"VIPS_CONCURRENCY": "1", "MALLOC_ARENA_MAX": "2"}
@@ -100,7 +100,7 @@ def _encode(paths: list[str], suffix: str, options: dict[str, Any], repeat: int)
 
 def run_config(config: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.tuning", "--worker", json.dumps(config)],
+        [sys.executable, "-m", "benchmarks.lab.tuning", "--worker", json.dumps(config)],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,

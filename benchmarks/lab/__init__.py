@@ -1,0 +1,28 @@
+"""Research instruments: narrower measurements than ``make bench``'s side by
+side comparison, each run on its own and none part of ``make bench``.
+
+- ``instructions`` (``make bench-instructions``, about 12 minutes): the
+  instructions each side executes for the same 24 uncached renders, counted
+  by valgrind's callgrind (plain pyvips and the service's render path in
+  process, the service over HTTP, Pillow in process, the Flask + Pillow
+  baseline under gunicorn). A measure the machine's noise cannot move, but
+  blind to the kernel's time, cache misses and idle cores.
+- ``cores`` (``make bench-cores``, about 8 minutes): each server against its
+  library's in-process loop at the same moment, each pinned to a CPU of its
+  own, then swapped: what a server adds to its library, free of the
+  minute-to-minute drift of a shared machine.
+- ``tuning``: the libvips settings behind the service's defaults, in
+  process over the corpus: threads per render x renders at once and the
+  allocator, AVIF and WebP effort, JPEG and PNG save options (``--pngs``
+  measures your own PNGs).
+- ``shrink_quality``: what each competitor's JPEG shrink-on-load costs in
+  quality, as PSNR against an exact reduction.
+- ``cache_startup``: how long a restart takes to open a disk cache of N
+  entries.
+- ``handshake``: the parent's side of ``benchmarks.libcost``'s stdin/stdout
+  handshake, shared by ``instructions`` and ``cores``.
+
+Run each as ``.venv/bin/python -m benchmarks.lab.NAME --help``; the two that
+write results put them in ``benchmarks/results/`` under their own prefix
+(``instructions-<date>.*``, ``cores-<date>.*``).
+"""
