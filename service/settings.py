@@ -23,7 +23,7 @@ from .units import parse_byte_size
 
 ENV_PREFIX = "IMAGE_FACTORY_"
 
-# Per-format defaults for q, chosen by measurement (README, "Quality"):
+# Per-format defaults for q, chosen by measurement (docs/quality.md):
 # WebP 80 and AVIF 60 match JPEG 80's PSNR within ~0.5 dB at 30-60 % of
 # its bytes on 800-px renders of the samples and corpus photos.
 DEFAULT_QUALITY: dict[OutputFormat, int] = {
@@ -89,7 +89,7 @@ class Settings:
     quality: dict[OutputFormat, int] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
     # AVIF effort 0 (libaom's fastest): 5-8x faster than effort 2 for an
     # 800-px render (31 vs 249 ms) at 0-19 % more bytes; it also bounds the
-    # worst case of an uninterruptible AVIF encode (see README, "Security").
+    # worst case of an uninterruptible AVIF encode (see docs/security.md).
     avif_effort: int = 0
     max_frames: int = 100
     presets: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)

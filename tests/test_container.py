@@ -290,7 +290,7 @@ def test_image_configuration(engine: Engine) -> None:
     command = (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
     assert not [part for part in command if part.startswith("-")], command
     # The image sets glibc's tuning itself, so the service need not re-execute.
-    assert env["GLIBC_TUNABLES"] == TUNABLES, "README, Operating guide: allocator"
+    assert env["GLIBC_TUNABLES"] == TUNABLES, "docs/operating.md, Allocator"
 
 
 def test_container_serves_resizes_and_stops_cleanly(engine: Engine, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ A render allocates and frees tens of megabytes of pixel and coefficient
 buffers. Untuned, glibc keeps them: its mmap threshold rises to the largest
 buffer freed so far (so later ones come from the heap and fragment it) and
 each render thread gets its own arena. Measured with the benchmark suite (2
-workers, 16 connections over the photo mix, `benchmarks/README.md`):
+workers, 16 connections over the photo mix; docs/benchmarks-journal.md, 2026-11-25):
 
 | glibc setting                                 | peak RSS of the tree | CPU per request |
 |-----------------------------------------------|----------------------|-----------------|
