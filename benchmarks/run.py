@@ -591,31 +591,27 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         ("memory", bench.memory),
         ("formats", bench.formats),
     ]
+
+    def start_service(name: str = "service", checkout: str | None = None) -> competitors.Server:
+        return competitors.start_service(
+            originals,
+            workdir,
+            workers=args.service_workers,
+            concurrency=args.service_concurrency,
+            total_concurrency=args.service_total_concurrency,
+            env=dict(item.split("=", 1) for item in args.service_env),
+            name=name,
+            checkout=checkout,
+        )
+
     try:
         starters: list[Callable[[], competitors.Server]] = [
-            lambda: competitors.start_service(
-                originals,
-                workdir,
-                workers=args.service_workers,
-                concurrency=args.service_concurrency,
-                total_concurrency=args.service_total_concurrency,
-                env=dict(item.split("=", 1) for item in args.service_env),
-            ),
+            start_service,
             lambda: competitors.start_baseline(originals, workdir, workers=CORES),
         ]
         if args.compare_with:
-            starters.append(
-                lambda: competitors.start_service(
-                    originals,
-                    workdir,
-                    workers=args.service_workers,
-                    concurrency=args.service_concurrency,
-                    total_concurrency=args.service_total_concurrency,
-                    env=dict(item.split("=", 1) for item in args.service_env),
-                    name=report.BEFORE,
-                    checkout=args.compare_with,
-                )
-            )
+            # The same settings, from the other checkout: an A/B of two commits.
+            starters.append(lambda: start_service(report.BEFORE, args.compare_with))
         if plan.thumbor:
             starters.append(lambda: competitors.start_thumbor(originals, workdir, processes=2))
         for start in starters:

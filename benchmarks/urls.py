@@ -131,27 +131,5 @@ def write_paths(path: str, paths: Iterable[str]) -> int:
     return count
 
 
-def read_paths(path: str) -> list[str]:
-    """Request paths from a file: one a line; blank lines and # comments skipped.
-
-    Full URLs are accepted and reduced to their path and query.
-    """
-    paths = []
-    with open(path) as source:
-        for raw in source:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if "://" in line:
-                rest = line.split("://", 1)[1]
-                line = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
-            if not line.startswith("/"):
-                line = "/" + line
-            paths.append(line)
-    if not paths:
-        raise ValueError(f"{path}: no request paths")
-    return paths
-
-
 def paths_file(directory: str, label: str) -> str:
     return os.path.join(directory, f"{label}.paths")

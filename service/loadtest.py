@@ -5,7 +5,7 @@
 
 ``--paths`` is a file (``-``: standard input) of request paths such as
 ``/picture/a.jpg?w=800``, or full URLs, one a line; blank lines and ``#``
-comments are skipped (the format benchmarks/urls.py ``read_paths`` reads).
+comments are skipped (the format the benchmarks' ``urls.write_paths`` writes).
 ``--concurrency`` connections, each one request at a time, ask for them in
 order, round-robin, for ``--duration`` seconds or until ``--max-requests``
 were sent; requests still in flight then are waited for (at most
@@ -360,7 +360,7 @@ class Progress:
 
 def parse_paths(lines: Iterable[str], name: str = "paths") -> list[str]:
     """Request paths: one a line; blank lines and # comments skipped; full
-    URLs reduced to their path and query (benchmarks/urls.py read_paths)."""
+    URLs reduced to their path and query."""
     paths = []
     for raw in lines:
         line = raw.strip()

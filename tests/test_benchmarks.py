@@ -39,6 +39,7 @@ from benchmarks.stats import (
     ratio,
     summarize,
 )
+from service import loadtest
 from service.process.allocator import TUNABLES, is_glibc
 
 # -- URL lists ------------------------------------------------------------------
@@ -146,19 +147,20 @@ def test_fixed_variants_are_one_per_image() -> None:
 
 
 def test_paths_files_round_trip_and_accept_full_urls(tmp_path: Path) -> None:
+    """What the suite writes, image-factory loadtest reads back."""
     target = tmp_path / "list.paths"
     assert urls.write_paths(str(target), ["/picture/a.jpg?w=1", "/picture/b.png?w=2"]) == 2
-    assert urls.read_paths(str(target)) == ["/picture/a.jpg?w=1", "/picture/b.png?w=2"]
+    assert loadtest.read_paths(str(target)) == ["/picture/a.jpg?w=1", "/picture/b.png?w=2"]
     mixed = tmp_path / "mixed.txt"
     mixed.write_text(
         "# my URLs\n\nhttp://img.example:8080/picture/x.jpg?w=3\npicture/y.jpg\nhttp://h\n"
     )
-    assert urls.read_paths(str(mixed)) == ["/picture/x.jpg?w=3", "/picture/y.jpg", "/"]
+    assert loadtest.read_paths(str(mixed)) == ["/picture/x.jpg?w=3", "/picture/y.jpg", "/"]
     with pytest.raises(ValueError, match="not a request path"):
         urls.write_paths(str(target), ["relative"])
     (tmp_path / "empty").write_text("# nothing\n")
-    with pytest.raises(ValueError, match="no request paths"):
-        urls.read_paths(str(tmp_path / "empty"))
+    with pytest.raises(loadtest.UsageError, match="no request paths"):
+        loadtest.read_paths(str(tmp_path / "empty"))
 
 
 def test_corpus_covers_what_the_issue_asks() -> None:
