@@ -7,16 +7,12 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from .process.allocator import reexec_with_tuned_malloc
-from .process.supervisor import become_supervisor, join_supervisor
-from .server.listen import listen_problem
+from .process.supervisor import Supervised, become_supervisor, join_supervisor
+from .server.listen import ListenError, bind_listeners
 from .settings import Settings, SettingsError
 from .signing import sign_url
-
-if TYPE_CHECKING:
-    from .process.render_tokens import TokenClient
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,26 +32,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before anything is printed or started: the process is replaced once.
     reexec_with_tuned_malloc(arguments)
     configure_logging(settings)
-    tokens = join_supervisor(os.environ)
-    if tokens is not None:  # started by a supervisor: one of --workers
-        _serve(settings, reuse_port=True, tokens=tokens)
+    supervised = join_supervisor(os.environ)
+    if supervised is not None:  # a worker of the supervisor
+        _serve(settings, supervised)
         return 0
-    problem = listen_problem(settings.host, settings.port, reuse_port=settings.workers > 1)
-    if problem is not None:
-        print(f"image-factory: {problem}", file=sys.stderr)
-        return 2 if problem.startswith("--host") else 1
+    try:
+        listeners = bind_listeners(settings.host, settings.port)
+    except ListenError as error:
+        print(f"image-factory: {error.message}", file=sys.stderr)
+        return error.status
     if settings.print_examples:
         _print_examples(settings)
-    if settings.workers > 1:
-        become_supervisor(
-            settings.workers,
-            settings.total_concurrency,
-            settings.drain_seconds,
-            settings.log_format,
-            arguments,
-        )
-    _serve(settings, reuse_port=False)
-    return 0
+    # Always supervised, one worker included: a crash costs a worker, never
+    # the port (process/supervisor.py).
+    become_supervisor(
+        settings.workers,
+        settings.total_concurrency,
+        settings.drain_seconds,
+        settings.log_format,
+        listeners=listeners,
+        arguments=arguments,
+    )
 
 
 def sign_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -80,12 +77,12 @@ def sign_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
     return 0
 
 
-def _serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = None) -> None:
+def _serve(settings: Settings, supervised: Supervised) -> None:
     # Deferred: serving loads aiohttp and libvips, which bad settings never
     # need and a supervisor process never uses.
     from .server.serve import serve  # noqa: PLC0415
 
-    serve(settings, reuse_port=reuse_port, tokens=tokens)
+    serve(settings, supervised.listeners, supervised.tokens)
 
 
 def configure_logging(settings: Settings) -> None:

@@ -47,7 +47,16 @@ def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
 class RunningService:
     base: str
     port: int
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes]  # the supervisor: the service always runs supervised
+
+    def workers(self) -> set[int]:
+        """The pids of the supervisor's workers (the processes that serve)."""
+        return children(self.process.pid)
+
+
+def children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return {int(child) for child in listing.read().split()}
 
 
 @contextmanager

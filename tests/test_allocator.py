@@ -46,20 +46,25 @@ def test_this_machine_is_glibc() -> None:
     assert is_glibc()  # the tests below rely on it
 
 
-def test_the_serving_process_runs_tuned_under_its_own_pid(tmp_path: Path) -> None:
+def test_the_serving_worker_runs_tuned_and_the_command_keeps_its_pid(tmp_path: Path) -> None:
+    """The command re-executes itself tuned under its own pid (then as the
+    supervisor), and the worker that answers inherits the setting."""
     with running_service("--cache-dir", str(tmp_path / "cache")) as running:
         with urllib.request.urlopen(f"{running.base}/healthz", timeout=10) as response:
-            assert json.load(response)["pid"] == running.process.pid
-        # glibc cuts the string at its first ':' in place while parsing it.
-        seen = environment_of(running.process.pid)["GLIBC_TUNABLES"]
-        assert seen
-        assert TUNABLES.startswith(seen)
+            worker = json.load(response)["pid"]
+        assert running.workers() == {worker}
+        for pid in (running.process.pid, worker):
+            # glibc cuts the string at its first ':' in place while parsing it.
+            seen = environment_of(pid)["GLIBC_TUNABLES"]
+            assert seen
+            assert TUNABLES.startswith(seen)
 
 
 def test_the_operators_setting_is_kept(tmp_path: Path) -> None:
     with running_service(
         "--cache-dir", str(tmp_path / "cache"), env={"MALLOC_ARENA_MAX": "2"}
     ) as running:
-        environment = environment_of(running.process.pid)
+        (worker,) = running.workers()
+        environment = environment_of(worker)
         assert "GLIBC_TUNABLES" not in environment
         assert environment["MALLOC_ARENA_MAX"] == "2"

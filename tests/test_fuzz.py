@@ -58,9 +58,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         shutil.copy(sample, originals / sample.name)
     arguments = ("--originals", str(originals), "--cache-dir", str(root / "cache"))
     with running_service(*arguments, "--cache-max-bytes", "20MB") as running:
+        (worker,) = running.workers()
         yield Server(running.port, originals, running.process)
-        assert running.process.poll() is None, "the server died during fuzzing"
-        assert peak_rss_mb(running.process.pid) < 1200
+        assert running.process.poll() is None, "the supervisor died during fuzzing"
+        # The supervisor replaces a crashed worker: the one that started
+        # must be the one still serving, or a crash went unseen.
+        assert running.workers() == {worker}, "a worker died during fuzzing"
+        assert peak_rss_mb(worker) < 1200
 
 
 NAMES = [

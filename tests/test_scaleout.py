@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import decode
-from .serving import free_port, wait_until_healthy
+from .serving import children, free_port, wait_until_healthy
 from .waiting import eventually
 
 ROOT = Path(__file__).parent.parent
@@ -218,8 +218,12 @@ def test_urls_stick_to_one_replica_spread_over_all_and_fail_over(
         shares = [sum(1 for o in owner.values() if o == i) for i in range(3)]
         assert min(shares) >= len(widths) // 10, f"URLs per replica: {shares}"
 
-        # Kill the busiest replica outright; every request is still answered.
+        # Kill the busiest replica outright, its supervisor and its worker,
+        # as a machine or container going away would; every request is
+        # still answered.
         victim = max(range(3), key=lambda i: shares[i])
+        for worker in children(replicas[victim].process.pid):
+            os.kill(worker, signal.SIGKILL)
         replicas[victim].process.kill()
         replicas[victim].process.wait(timeout=DEADLINE_SECONDS)
         for width in [*widths, *range(200, 230)]:

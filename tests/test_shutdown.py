@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import threading
@@ -51,7 +52,7 @@ def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) ->
         def took_both() -> bool:
             """The in-flight gauge says both are accepted (or both are done)."""
             text = metrics(base)
-            return "image_factory_renders_in_flight 2.0" in text or "renders_total 2.0" in text
+            return in_flight(text, 2) or "renders_total 2.0" in text
 
         eventually(took_both, ACCEPT_SECONDS, message="the service never took both renders")
         process.send_signal(signal.SIGTERM)
@@ -62,6 +63,15 @@ def test_sigterm_finishes_in_flight_renders_and_exits_cleanly(tmp_path: Path) ->
     assert sorted(results, key=str) == [(1100, 1100), (1200, 1200)], results
     assert list((cache_dir / "tmp").iterdir()) == []
     assert b"Traceback" not in output
+
+
+def in_flight(text: str, count: int) -> bool:
+    """Whether the scrape ``text`` shows ``count`` renders in flight (in the
+    one worker: its gauge carries its pid)."""
+    return (
+        re.search(rf"^image_factory_renders_in_flight{{pid=\"\d+\"}} {count}\.0$", text, re.M)
+        is not None
+    )
 
 
 def metrics(base: str) -> str:
@@ -142,7 +152,7 @@ def test_sigint_during_a_drain_still_finishes_in_flight_renders(tmp_path: Path) 
         for thread in threads:
             thread.start()
         eventually(  # all five accepted: one rendering, four queued
-            lambda: "image_factory_renders_in_flight 5.0" in metrics(base),
+            lambda: in_flight(metrics(base), 5),
             ACCEPT_SECONDS,
             message="the renders never started",
         )

@@ -1,12 +1,17 @@
-"""``--workers N``: N processes serving one port, sharing one cache.
+"""The supervisor: ``--workers N`` processes serving one port, sharing one cache.
 
-Each worker is a separate process that binds the port with SO_REUSEPORT, so
-the kernel spreads connections over them with no proxy in between; they share
-the disk cache through its SQLite index and the CPUs through render tokens
-(``render_tokens.py``) that this process hands out. Workers are fresh
-interpreters (``python -m service`` with the same arguments; never ``fork``:
-libvips' threads do not survive a fork), and one that dies is replaced.
-SIGTERM or SIGINT stops them all gracefully.
+The service always runs supervised, one worker included: a worker that
+crashes (a decoder's SIGSEGV, the kernel's OOM killer) costs its own
+requests and is replaced within about a second, never the service. The
+command binds the listening sockets before it becomes the supervisor
+(``server/listen.py``); this process keeps them open and hands them to each
+worker it starts, so the port stays bound and new connections wait in the
+backlog while a worker is replaced. The workers accept from the same
+sockets; they share the disk cache through its SQLite index and the CPUs
+through render tokens (``render_tokens.py``) that this process hands out.
+Workers are fresh interpreters (``python -m service`` with the same
+arguments; never ``fork``: libvips' threads do not survive a fork). SIGTERM
+or SIGINT stops them all gracefully.
 
 A worker is told it is one by the descriptor of its end of a socketpair in
 ``WORKER_SOCKET_ENV``; when the supervisor disappears (even by SIGKILL) that
@@ -44,6 +49,8 @@ from .render_tokens import TokenClient, TokenServer
 log = logging.getLogger("service.process.supervisor")
 
 WORKER_SOCKET_ENV = "IMAGE_FACTORY_WORKER_SOCKET"
+# The listening sockets' descriptors, comma-separated, in a worker.
+LISTEN_FDS_ENV = "IMAGE_FACTORY_LISTEN_FDS"
 # Where the workers keep their metrics for each other's scrapes (metrics.py);
 # prometheus-client's own name, spelled here so the supervisor stays lean.
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -57,6 +64,15 @@ _RESTART_BACKOFF_SECONDS = 1.0
 _POLL_SECONDS = 0.25
 
 
+@dataclass(frozen=True, slots=True)
+class Supervised:
+    """What a worker gets from its supervisor: the shared render tokens and
+    the listening sockets."""
+
+    tokens: TokenClient
+    listeners: list[socket.socket]
+
+
 @dataclass(slots=True)
 class _Worker:
     process: subprocess.Popen[bytes]
@@ -66,9 +82,15 @@ class _Worker:
 
 class _Supervisor:
     def __init__(
-        self, workers: int, tokens: int, drain_seconds: float, arguments: Sequence[str]
+        self,
+        workers: int,
+        tokens: int,
+        drain_seconds: float,
+        listeners: Sequence[int],
+        arguments: Sequence[str],
     ) -> None:
         self.command = [sys.executable, "-m", "service", *arguments]
+        self.listeners = list(listeners)
         self.tokens = TokenServer(tokens)
         self.drain_seconds = drain_seconds
         self.selector = selectors.DefaultSelector()
@@ -84,10 +106,11 @@ class _Supervisor:
         ours, theirs = socket.socketpair()
         environment = dict(os.environ)
         environment[WORKER_SOCKET_ENV] = str(theirs.fileno())
+        environment[LISTEN_FDS_ENV] = ",".join(map(str, self.listeners))
         environment[METRICS_DIR_ENV] = self.metrics_dir
         try:
             process = subprocess.Popen(  # noqa: S603 - our interpreter, our own arguments
-                self.command, env=environment, pass_fds=(theirs.fileno(),)
+                self.command, env=environment, pass_fds=(theirs.fileno(), *self.listeners)
             )
         finally:
             theirs.close()
@@ -130,6 +153,13 @@ class _Supervisor:
                 failing_fast = now - worker.started_at < _RESTART_BACKOFF_SECONDS
                 self.restart_at[slot] = now + (_RESTART_BACKOFF_SECONDS if failing_fast else 0.0)
 
+    def close_listeners(self) -> None:
+        """Our copies: the sockets close once the workers, which stop
+        accepting after their drain, have closed theirs too."""
+        for descriptor in self.listeners:
+            os.close(descriptor)
+        self.listeners = []
+
     def forget_gauges(self, pid: int) -> None:
         """A dead worker's gauges leave /metrics; its counters stay in the
         sums. (What prometheus-client's mark_process_dead does for the
@@ -165,6 +195,7 @@ class _Supervisor:
                 sent = self.stop_signal
                 for worker in self.alive():
                     worker.process.send_signal(sent)  # aiohttp shuts down gracefully
+                self.close_listeners()
                 drain = self.drain_seconds if sent == signal.SIGTERM else 0.0
                 deadline = time.monotonic() + drain + _STOP_GRACE_SECONDS
             if not self.alive() or time.monotonic() >= deadline:
@@ -179,15 +210,20 @@ class _Supervisor:
         return 0
 
 
-def join_supervisor(environ: MutableMapping[str, str]) -> TokenClient | None:
-    """In a worker: the render tokens of the supervisor that started this
-    process (the variable is removed, so nothing started from here inherits
-    it); None when no supervisor started it."""
+def join_supervisor(environ: MutableMapping[str, str]) -> Supervised | None:
+    """In a worker: the render tokens and listening sockets of the
+    supervisor that started this process (the variables are removed, so
+    nothing started from here inherits them); None when no supervisor
+    started it."""
     descriptor = environ.pop(WORKER_SOCKET_ENV, None)
+    listening = environ.pop(LISTEN_FDS_ENV, "")
     if descriptor is None:
         return None
     os.set_inheritable(int(descriptor), False)
     connection = socket.socket(fileno=int(descriptor))
+    listeners = [socket.socket(fileno=int(fd)) for fd in listening.split(",") if fd]
+    for listener in listeners:
+        listener.set_inheritable(False)
 
     def supervisor_gone() -> None:
         # Unsupervised, this worker would hold the port forever and never be
@@ -195,26 +231,41 @@ def join_supervisor(environ: MutableMapping[str, str]) -> TokenClient | None:
         log.warning("the supervisor is gone; shutting down")
         os.kill(os.getpid(), signal.SIGTERM)
 
-    return TokenClient(connection, supervisor_gone)
+    return Supervised(TokenClient(connection, supervisor_gone), listeners)
 
 
 def become_supervisor(
-    workers: int, tokens: int, drain_seconds: float, log_format: str, arguments: Sequence[str]
+    workers: int,
+    tokens: int,
+    drain_seconds: float,
+    log_format: str,
+    *,
+    listeners: Sequence[socket.socket],
+    arguments: Sequence[str],
 ) -> NoReturn:
-    """Replace this process (same PID, same environment) by the lean
-    supervisor of ``workers`` processes started with ``arguments``."""
+    """Replace this process (same PID, same environment, the listening
+    sockets still open: they are inheritable) by the lean supervisor of
+    ``workers`` processes started with ``arguments``."""
     sys.stdout.flush()
     sys.stderr.flush()
+    descriptors = ",".join(str(listener.fileno()) for listener in listeners)
     command = [
         sys.executable, "-m", "service.process.supervisor",
-        str(workers), str(tokens), repr(drain_seconds), log_format,
+        str(workers), str(tokens), repr(drain_seconds), log_format, descriptors,
     ]  # fmt: skip
     os.execv(sys.executable, [*command, "--", *arguments])  # noqa: S606 - our interpreter
 
 
-def supervise(workers: int, tokens: int, drain_seconds: float, arguments: Sequence[str]) -> int:
-    """Run ``workers`` workers with ``arguments`` until SIGTERM/SIGINT."""
-    supervisor = _Supervisor(workers, tokens, drain_seconds, arguments)
+def supervise(
+    workers: int,
+    tokens: int,
+    drain_seconds: float,
+    listeners: Sequence[int],
+    arguments: Sequence[str],
+) -> int:
+    """Run ``workers`` workers on ``listeners`` with ``arguments`` until
+    SIGTERM/SIGINT."""
+    supervisor = _Supervisor(workers, tokens, drain_seconds, listeners, arguments)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if supervisor.stopping:
@@ -228,15 +279,16 @@ def supervise(workers: int, tokens: int, drain_seconds: float, arguments: Sequen
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m service.process.supervisor WORKERS TOKENS DRAIN LOG_FORMAT -- ARGUMENTS``,
-    as ``become_supervisor`` runs it with settings already validated."""
-    workers, tokens, drain, log_format, separator, *arguments = argv
+    """``python -m service.process.supervisor WORKERS TOKENS DRAIN LOG_FORMAT FDS --
+    ARGUMENTS``, as ``become_supervisor`` runs it with settings already
+    validated and the listening sockets (FDS, comma-separated) bound."""
+    workers, tokens, drain, log_format, descriptors, separator, *arguments = argv
     if separator != "--":
-        raise SystemExit(
-            "usage: python -m service.process.supervisor WORKERS TOKENS DRAIN LOG_FORMAT -- ARGS"
-        )
+        usage = "WORKERS TOKENS DRAIN LOG_FORMAT FDS -- ARGS"
+        raise SystemExit(f"usage: python -m service.process.supervisor {usage}")
     configure_logging(log_format)
-    return supervise(int(workers), int(tokens), float(drain), arguments)
+    listeners = [int(fd) for fd in descriptors.split(",") if fd]
+    return supervise(int(workers), int(tokens), float(drain), listeners, arguments)
 
 
 if __name__ == "__main__":

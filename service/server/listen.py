@@ -1,40 +1,70 @@
-"""Whether the service can listen where it was told to, found before starting.
+"""The listening sockets, bound once by the command before anything starts.
 
-Standard library only: the command runs it before it knows whether this
-process will serve or supervise, and a supervisor never loads aiohttp.
+Standard library only: the command binds them before it becomes the
+supervisor, which never loads aiohttp. The sockets outlive every worker:
+the supervisor keeps them open and hands them to each worker it starts, so
+the port stays bound, and connections queue in the backlog, while a crashed
+worker is being replaced (with SO_REUSEPORT alone, nothing listened while
+the only worker was down).
 """
 
 from __future__ import annotations
 
 import socket
 
+# run_app's default backlog is 128: past it, a burst of new connections is
+# refused by the kernel instead of queued (and answered 503 when busy).
+BACKLOG = 1024
 
-def listen_problem(host: str, port: int, *, reuse_port: bool) -> str | None:
-    """Why the service could not listen on ``host:port`` (a name that does
-    not resolve, a port in use, an address not on this machine), found by
-    binding throwaway sockets as aiohttp will; None when it can. Without it
-    those errors surface as a traceback from deep inside aiohttp, and with
-    ``--workers`` as workers that die and are replaced forever."""
+
+class ListenError(Exception):
+    """The service cannot listen where it was told to: a one-line reason,
+    and the exit status (2 for a --host that does not resolve, else 1)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def bind_listeners(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` resolves to, set as
+    asyncio's create_server would set them, and inheritable by the
+    processes the supervisor starts. ListenError for a name that does not
+    resolve, a port in use or an address not on this machine: otherwise
+    those surfaced as a traceback from deep inside aiohttp."""
     try:
         addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as error:
         reason = error.strerror if isinstance(error, socket.gaierror) else "not a valid name"
-        return f"--host: cannot resolve {host!r} ({reason})"
-    for family, kind, protocol, _, address in addresses:
-        try:
-            probe = socket.socket(family, kind, protocol)
-        except OSError:
-            continue  # a family this kernel lacks (IPv6 off): asyncio skips it too
-        with probe:
-            # The options asyncio's create_server sets, so the probe fails
-            # exactly when the real bind would.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        raise ListenError(f"--host: cannot resolve {host!r} ({reason})", 2) from None
+    listeners: list[socket.socket] = []
+    seen: set[tuple[int, object]] = set()
+    try:
+        for family, kind, protocol, _, address in addresses:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
             try:
-                probe.bind(address)
+                listener = socket.socket(family, kind, protocol)
+            except OSError:
+                continue  # a family this kernel lacks (IPv6 off): asyncio skips it too
+            listeners.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                listener.bind(address)
             except OSError as error:
-                return f"cannot listen on {host}:{port}: {error.strerror or error}"
-    return None
+                raise ListenError(
+                    f"cannot listen on {host}:{port}: {error.strerror or error}", 1
+                ) from None
+            listener.listen(BACKLOG)
+            listener.set_inheritable(True)
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    if not listeners:
+        raise ListenError(f"cannot listen on {host}:{port}: no usable address", 1)
+    return listeners

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import resource
 import signal
+import socket
 
 from aiohttp import web
 from aiohttp.web_runner import GracefulExit
@@ -34,9 +35,9 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = None) -> None:
-    """Run one serving process until SIGTERM or SIGINT; ``tokens`` are the
-    supervisor's shared render slots when this process is one of its workers."""
+def serve(settings: Settings, listeners: list[socket.socket], tokens: TokenClient) -> None:
+    """Run one worker until SIGTERM or SIGINT, accepting on the supervisor's
+    ``listeners``; ``tokens`` are its render slots shared by all workers."""
     raise_open_file_limit()
     close_slow_clients(settings.header_timeout)
 
@@ -47,12 +48,7 @@ def serve(settings: Settings, *, reuse_port: bool, tokens: TokenClient | None = 
     drain_on_sigterm(app)
     web.run_app(
         app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        # run_app's default backlog is 128: past it, a burst of new
-        # connections is refused by the kernel instead of queued.
-        backlog=1024,
+        sock=listeners,  # bound and listening (server/listen.py)
         # SIGTERM: drain, stop accepting, let in-flight renders finish (their
         # results still fill the cache), then exit 0.
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
