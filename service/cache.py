@@ -6,6 +6,8 @@ Layout under the cache directory::
                      (with its -wal and -shm files beside it)
     objects/ab/<key> the rendered files, named by their key's digest
     tmp/<random>     renders being written, each flock()ed by its writer
+    spill/<process>/ renders served uncached until their requests open them,
+                     each process's directory flock()ed by it (service/spill.py)
 
 Why SQLite in WAL mode for the index: several worker processes, and several
 service instances, share one directory. The bound and the LRU order are
@@ -37,8 +39,10 @@ cut back to ``_WAL_KEEP_BYTES`` after each checkpoint. A bound smaller than
 the index leaves no room: every entry is evicted and every render is served
 uncached (``commit`` refuses it).
 
-Beyond the bound, only the renders in flight, each at most one output, are
-on disk (``tmp/``).
+Beyond the bound, only the renders in flight are on disk, each at most one
+output: being written in ``tmp/``, or, when the cache does not take it,
+moved to ``spill/`` until its requests have opened it. So the directory
+stays within ``max_bytes + concurrency x the largest output``.
 
 Recency: a hit only notes the time in memory; the notes are written in one
 batch (every second, and before any eviction in this process), so a hit costs
@@ -60,6 +64,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from . import spill
 from .formats import OutputFormat
 
 log = logging.getLogger(__name__)
@@ -198,10 +203,12 @@ class DiskCache:
             self._drop_connection()
 
     def _open_index(self) -> None:
-        """Under the lock: connect, drop crashed writers' temporaries, and
-        adopt and bound the files on disk (at start, and on a reopen)."""
+        """Under the lock: connect, drop crashed writers' temporaries and
+        spills, and adopt and bound the files on disk (at start, and on a
+        reopen)."""
         self._connect()
         self._remove_stale_temporaries()
+        spill.remove_abandoned(self.directory)
         self._reconcile()
 
     def _connect(self) -> None:
