@@ -3,8 +3,11 @@
 Layout under the cache directory::
 
     index.sqlite3    which entries exist, their size, format and last use
+                     (with its -wal and -shm files beside it)
     objects/ab/<key> the rendered files, named by their key's digest
     tmp/<random>     renders being written, each flock()ed by its writer
+    spill/<process>/ renders served uncached until their requests open them,
+                     each process's directory flock()ed by it (service/spill.py)
 
 Why SQLite in WAL mode for the index: several worker processes, and several
 service instances, share one directory. The bound and the LRU order are
@@ -20,12 +23,26 @@ interleave across processes. A crash leaves at worst an unrecorded file
 (adopted at the next start), a recorded file that is gone (dropped when
 missed), or a temporary file (removed once no process holds its lock).
 
-The bound (``max_bytes``) covers the entries' files. The index beside them
-is kept small: SQLite's default lets a WAL grow to about 4 MB before it is
-checkpointed, and never shrinks it; here it is checkpointed every
-``_WAL_CHECKPOINT_PAGES`` pages and cut back to ``_WAL_KEEP_BYTES`` after
-each checkpoint. Beyond both, only the renders in flight, each at most one
-output, are on disk (``tmp/``).
+The bound (``max_bytes``) is the size of the whole directory: the entries'
+files and the index's three files together stay within it (an operator
+sizes the volume by it). Each commit first takes the index's share off the
+bound (``index_bytes``), then evicts entries until the rest fit in what is
+left. The share is what the index's files may reach before the next commit
+measures them again: the database at its full size (``page_count`` pages:
+pages still in the WAL are copied there at the next checkpoint), the WAL at
+the most it holds between checkpoints (``_WAL_CEILING``), or at its size now
+when that is more (a large batch of recency notes, a checkpoint held back by
+a reader), and the -shm file at its size. Keeping the share small: SQLite's
+default lets a WAL grow to about 4 MB before it is checkpointed, and never
+shrinks it; here it is checkpointed every ``_WAL_CHECKPOINT_PAGES`` pages and
+cut back to ``_WAL_KEEP_BYTES`` after each checkpoint. A bound smaller than
+the index leaves no room: every entry is evicted and every render is served
+uncached (``commit`` refuses it).
+
+Beyond the bound, only the renders in flight are on disk, each at most one
+output: being written in ``tmp/``, or, when the cache does not take it,
+moved to ``spill/`` until its requests have opened it. So the directory
+stays within ``max_bytes + concurrency x the largest output``.
 
 Recency: a hit only notes the time in memory; the notes are written in one
 batch (every second, and before any eviction in this process), so a hit costs
@@ -47,6 +64,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from . import spill
 from .formats import OutputFormat
 
 log = logging.getLogger(__name__)
@@ -75,6 +93,15 @@ _KNOWN_LIMIT = 100_000  # about 20 MB of memo at most
 # after a checkpoint (by default it keeps the largest size it ever had).
 _WAL_CHECKPOINT_PAGES = 64
 _WAL_KEEP_BYTES = 256 * 1024
+# The most the WAL holds between checkpoints: a checkpoint runs after the
+# commit that takes it past 64 pages, so it reaches 63 pages plus that
+# commit's (about a dozen for a commit and its evictions: 309 KB at most
+# over 3,000 commits). A larger transaction (many evictions at once, a big
+# batch of recency notes) goes past it; the WAL's own size is counted then,
+# until a checkpoint cuts it back. Counted at this size rather than at its
+# size of the moment, the index's share of the bound does not swing by
+# 256 KiB with each checkpoint.
+_WAL_CEILING = _WAL_KEEP_BYTES + 64 * 1024
 
 
 class CacheUnavailable(Exception):
@@ -138,6 +165,7 @@ class DiskCache:
         # across SQLite or file work.
         self._memo_lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._page_size: int = 4096  # SQLite's default; read from the index at connect
         self._index_identity: tuple[int, int] | None = None  # (st_dev, st_ino) when connected
         self._pending_touches: dict[str, float] = {}
         # This process's memo of entries, so a hit needs no index read. Other
@@ -155,9 +183,17 @@ class DiskCache:
         with self._lock:
             try:
                 self._open_index()
+                index = self._index_share(self._database())
             except (OSError, sqlite3.Error) as error:
                 self._drop_connection()
                 raise CacheUnavailable(str(error)) from error
+        if index >= self.max_bytes:
+            log.warning(
+                "cache: the bound, %d bytes, leaves no room beside the index (%d bytes): "
+                "every render will be served uncached",
+                self.max_bytes,
+                index,
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -167,10 +203,12 @@ class DiskCache:
             self._drop_connection()
 
     def _open_index(self) -> None:
-        """Under the lock: connect, drop crashed writers' temporaries, and
-        adopt and bound the files on disk (at start, and on a reopen)."""
+        """Under the lock: connect, drop crashed writers' temporaries and
+        spills, and adopt and bound the files on disk (at start, and on a
+        reopen)."""
         self._connect()
         self._remove_stale_temporaries()
+        spill.remove_abandoned(self.directory)
         self._reconcile()
 
     def _connect(self) -> None:
@@ -186,6 +224,7 @@ class DiskCache:
         db.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_PAGES}")
         db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
         db.executescript(_SCHEMA)
+        self._page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
         self._db = db
         self._index_identity = _identity(self._index_path)
 
@@ -299,6 +338,16 @@ class DiskCache:
                 raise CacheUnavailable(str(error)) from error
         return CacheStats(bytes=row[0], entries=row[1])
 
+    def index_bytes(self) -> int:
+        """The index's share of the bound now: ``max_bytes`` less this is
+        the room left for entries."""
+        with self._lock:
+            try:
+                return self._index_share(self._database())
+            except (OSError, sqlite3.Error) as error:
+                self._drop_connection()
+                raise CacheUnavailable(str(error)) from error
+
     # -- writes ----------------------------------------------------------
 
     def new_temp(self) -> TempFile:
@@ -318,10 +367,6 @@ class DiskCache:
         least recently used entries beyond the bound."""
         size = os.fstat(temp.descriptor).st_size
         final = self._object_path(key)
-        if size > self.max_bytes:
-            raise CacheUnavailable(
-                f"a {size}-byte render does not fit a {self.max_bytes}-byte cache"
-            )
         victims: list[str] = []
         with self._lock:
             try:
@@ -329,6 +374,14 @@ class DiskCache:
                 with self._transaction() as db:
                     existing = self._whole_entry(db, key)
                     if existing is None:
+                        room = self.max_bytes - self._index_share(db)
+                        if size > room:
+                            # Past the handler below: the directory is
+                            # fine, so the connection stays.
+                            raise CacheUnavailable(
+                                f"a {size}-byte render does not fit the {max(room, 0)} "
+                                f"bytes the index leaves of a {self.max_bytes}-byte cache"
+                            )
                         os.makedirs(os.path.dirname(final), exist_ok=True)
                         os.rename(temp.path, final)
                         self._record(db, key, size, output_format.value, self._clock())
@@ -407,13 +460,17 @@ class DiskCache:
         )
 
     def _evict(self, db: sqlite3.Connection) -> list[str]:
+        """Evict the least recently used entries until the entries and the
+        index together fit the bound (all of them if the index alone does
+        not: then nothing is cached)."""
         (total,) = db.execute("SELECT bytes FROM totals WHERE id = 0").fetchone()
+        room = self.max_bytes - self._index_share(db)
         victims: list[str] = []
-        if total <= self.max_bytes:
+        if total <= room:
             return victims
         rows = db.execute("SELECT key, size FROM entries ORDER BY last_access, key")
         for key, size in rows:
-            if total <= self.max_bytes:
+            if total <= room:
                 break
             victims.append(key)
             total -= size
@@ -424,6 +481,15 @@ class DiskCache:
         if victims:
             self._on_evict(len(victims))
         return victims
+
+    def _index_share(self, db: sqlite3.Connection) -> int:
+        """The bytes the index's files count against the bound (the module
+        docstring says why each is counted so). About 12 us: the page count,
+        from SQLite's page cache, and three stat()s."""
+        pages: int = db.execute("PRAGMA page_count").fetchone()[0]
+        database = max(pages * self._page_size, _file_size(self._index_path))
+        wal = max(_file_size(self._index_path + "-wal"), _WAL_CEILING)
+        return database + wal + _file_size(self._index_path + "-shm")
 
     def _delete_rows(self, db: sqlite3.Connection, keys: list[str]) -> None:
         for key in keys:
@@ -509,6 +575,13 @@ class DiskCache:
             len(unrecorded),
             len(missing),
         )
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _identity(path: str) -> tuple[int, int] | None:

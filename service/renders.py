@@ -12,10 +12,8 @@ import contextlib
 import functools
 import logging
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -36,13 +34,15 @@ from .render import (
     render,
 )
 from .sources import Original, OriginalChanged, open_original
+from .spill import Spill
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Renders that could not be cached are kept this long for the requests that
-# waited on them, then removed.
+# Renders that could not be cached are removed once their requests have
+# opened them; one older than this was lost by its requests (cancelled) and
+# is removed by housekeeping.
 _UNCACHED_GRACE_SECONDS = 60.0
 _ATTEMPTS = 3
 # How long past its deadline a request waits for a render to kill itself.
@@ -105,7 +105,11 @@ class RenderService:
         self._in_flight: dict[str, asyncio.Future[RenderedFile]] = {}
         self._admitted = 0  # renders running or waiting for a thread
         self.waiting = 0  # requests waiting on another request's render
-        self._spill = tempfile.mkdtemp(prefix="image-factory-uncached-")
+        self._spill = Spill(cache.directory)
+        # Per key: the requests between asking for a render and opening it,
+        # and the uncached renders they were given (removed with the last).
+        self._spill_readers: dict[str, int] = {}
+        self._spilled: dict[str, list[str]] = {}
         self._cache_failing = False  # in an outage that has been logged
         # A hook run in the render thread before each render. Tests hold
         # renders with it (an event they release) instead of sleeping.
@@ -129,14 +133,36 @@ class RenderService:
             if served is not None:
                 return served
             self.metrics.cache_misses.inc()
-            rendered, render_seconds = await self._render_once(key, original, request)
-            served = await self.to_thread(self._open_rendered, rendered)
+            async with self._reading(key) as spilled:
+                rendered, render_seconds = await self._render_once(key, original, request)
+                if not rendered.cached:
+                    spilled.append(rendered.path)
+                served = await self.to_thread(self._open_rendered, rendered)
             if served is not None:
                 served.render_seconds = render_seconds
                 return served
             # Evicted by another process between the commit and our open
             # (only with a cache far smaller than its traffic): go again.
         raise Overloaded("the cache is too small for the current traffic, try again")
+
+    @contextlib.asynccontextmanager
+    async def _reading(self, key: str) -> AsyncIterator[list[str]]:
+        """Count a request for ``key`` from asking for a render until it has
+        opened it; the last one out removes the key's uncached renders. A
+        request is counted before it can be given a spill file and until it
+        has the file open, so no spill is removed while a request may still
+        open it, and none outlives its requests (the directory's bound
+        counts them as renders in flight: service/cache.py)."""
+        self._spill_readers[key] = self._spill_readers.get(key, 0) + 1
+        try:
+            yield self._spilled.setdefault(key, [])
+        finally:
+            self._spill_readers[key] -= 1
+            if not self._spill_readers[key]:
+                del self._spill_readers[key]
+                paths = self._spilled.pop(key)
+                if paths:
+                    await self.to_thread(_remove_files, paths)
 
     async def _render_once(
         self, key: str, original: Original, request: RenderRequest
@@ -286,7 +312,7 @@ class RenderService:
             temp = self.cache.new_temp()
         except CacheUnavailable as error:
             self.note_cache_failure(error)
-            return self._render_uncached(source, request, facts)
+            return self._render_uncached(source, request, facts, error)
         try:
             result = render(self.policy, request, facts, source, temp.descriptor)
         except OutputWriteError as error:
@@ -294,7 +320,7 @@ class RenderService:
             temp.discard()
             self.note_cache_failure(CacheUnavailable(str(error)))
             os.lseek(source, 0, os.SEEK_SET)
-            return self._render_uncached(source, request, facts)
+            return self._render_uncached(source, request, facts, error)
         except BaseException:
             temp.discard()
             raise
@@ -316,17 +342,17 @@ class RenderService:
                 log.warning("cache usable again")
             return RenderedFile(entry.path, output_format, cached=True)
         try:
-            # Copy from the open descriptor: the cache directory (and the
-            # temporary file's name with it) may be gone.
-            spilled = self._spill_copy(temp.descriptor)
+            spilled = self._spill.take(temp.path, temp.descriptor)
         finally:
             temp.discard()
         return RenderedFile(spilled, output_format, cached=False)
 
     def _render_uncached(
-        self, source: int, request: RenderRequest, facts: HeaderFacts
+        self, source: int, request: RenderRequest, facts: HeaderFacts, cause: Exception
     ) -> RenderedFile:
-        descriptor, path = tempfile.mkstemp(dir=self._spill)
+        # Only after the cache volume failed to give or take a temporary
+        # (``cause``: full, unwritable), so to $TMPDIR, not to that volume.
+        descriptor, path = self._spill.new_file_off_volume(cause)
         temp = TempFile(path, descriptor)
         try:
             result = render(self.policy, request, facts, source, temp.descriptor)
@@ -338,17 +364,6 @@ class RenderService:
             raise
         temp.close()
         return RenderedFile(temp.path, result.format, cached=False)
-
-    def _spill_copy(self, descriptor: int) -> str:
-        out, path = tempfile.mkstemp(dir=self._spill)
-        try:
-            size = os.fstat(descriptor).st_size
-            offset = 0
-            while offset < size:
-                offset += os.sendfile(out, descriptor, offset, size - offset)
-        finally:
-            os.close(out)
-        return path
 
     def note_cache_failure(self, error: CacheUnavailable) -> None:
         """Count every failure; log the first of an outage (a full disk
@@ -380,14 +395,15 @@ class RenderService:
         return Served(descriptor, os.fstat(descriptor).st_size, rendered.format, hit=False)
 
     def sweep_spill(self) -> None:
-        """Remove uncached renders once their waiters have had them."""
-        deadline = time.time() - _UNCACHED_GRACE_SECONDS
-        with os.scandir(self._spill) as entries:
-            for item in entries:
-                with contextlib.suppress(OSError):
-                    if item.stat().st_mtime < deadline:
-                        os.unlink(item.path)
+        """Remove uncached renders that their requests lost."""
+        self._spill.sweep(time.time() - _UNCACHED_GRACE_SECONDS)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(self._spill, ignore_errors=True)
+        self._spill.close()
+
+
+def _remove_files(paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

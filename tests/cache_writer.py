@@ -14,7 +14,11 @@ import sys
 from service.cache import DiskCache
 from service.formats import OutputFormat
 
+from .cache_room import bound_for
+
 KEYS = [f"{index:064x}" for index in range(40)]
+# Room for entries; the bound adds the index's share (tests/cache_room.py).
+ROOM = 200_000
 
 
 def payload(key: str, size: int) -> bytes:
@@ -22,7 +26,7 @@ def payload(key: str, size: int) -> bytes:
 
 
 def main() -> None:
-    cache = DiskCache(sys.argv[1], 200_000)
+    cache = DiskCache(sys.argv[1], bound_for(ROOM))
     cache.open()
     # Reproducible choices for a test, not secrets.
     chooser = random.Random(int(sys.argv[2]) if len(sys.argv) > 2 else 0)  # noqa: S311

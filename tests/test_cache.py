@@ -18,7 +18,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from service.cache import CacheUnavailable, DiskCache
 from service.formats import OutputFormat
 
+from .cache_room import bound_for, directory_bytes, index_share
+
 JPEG_HEAD = b"\xff\xd8\xff\xe0"
+# Room for entries in these tests of the LRU; each cache's bound is this
+# plus the index's share (tests/cache_room.py).
+ROOM = 1000
 
 
 def put(cache: DiskCache, key: str, size: int) -> None:
@@ -57,7 +62,7 @@ def cache_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def cache(cache_dir: Path) -> Iterator[DiskCache]:
     ticks = count()
-    cache = DiskCache(str(cache_dir), 1000, clock=lambda: float(next(ticks)))
+    cache = DiskCache(str(cache_dir), bound_for(ROOM), clock=lambda: float(next(ticks)))
     cache.open()
     yield cache
     cache.close()
@@ -75,7 +80,7 @@ def test_least_recently_used_goes_first(cache: DiskCache) -> None:
     for name in "abc":
         put(cache, name * 64, 300)
     assert read(cache, "a" * 64) is not None  # a is now the most recent
-    put(cache, "d" * 64, 300)  # over 1000: the oldest, b, goes
+    put(cache, "d" * 64, 300)  # over the room of 1000: the oldest, b, goes
     assert read(cache, "b" * 64) is None
     for name in "acd":
         assert read(cache, name * 64) is not None
@@ -83,21 +88,22 @@ def test_least_recently_used_goes_first(cache: DiskCache) -> None:
 
 
 def test_a_render_larger_than_the_whole_cache_is_refused(cache: DiskCache) -> None:
+    """Larger than the room the index leaves in the bound."""
     with pytest.raises(CacheUnavailable):
-        put(cache, "a" * 64, 1001)
+        put(cache, "a" * 64, ROOM + 1)
     assert cache.stats().entries == 0
     assert not any((Path(cache.directory) / "tmp").iterdir())
 
 
 def test_restart_keeps_entries_and_recency(cache_dir: Path) -> None:
     ticks = count()
-    first = DiskCache(str(cache_dir), 1000, clock=lambda: float(next(ticks)))
+    first = DiskCache(str(cache_dir), bound_for(ROOM), clock=lambda: float(next(ticks)))
     first.open()
     for name in "abc":
         put(first, name * 64, 300)
     assert read(first, "a" * 64) is not None
     first.close()
-    second = DiskCache(str(cache_dir), 1000, clock=lambda: float(next(ticks)))
+    second = DiskCache(str(cache_dir), bound_for(ROOM), clock=lambda: float(next(ticks)))
     second.open()
     put(second, "d" * 64, 300)
     assert read(second, "b" * 64) is None  # b was least recent before the restart
@@ -106,7 +112,7 @@ def test_restart_keeps_entries_and_recency(cache_dir: Path) -> None:
 
 
 def test_restart_adopts_unrecorded_files_and_drops_missing_ones(cache_dir: Path) -> None:
-    cache = DiskCache(str(cache_dir), 10_000)
+    cache = DiskCache(str(cache_dir), bound_for(10_000))
     cache.open()
     put(cache, "a" * 64, 100)
     put(cache, "b" * 64, 100)
@@ -116,7 +122,7 @@ def test_restart_adopts_unrecorded_files_and_drops_missing_ones(cache_dir: Path)
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(JPEG_HEAD + b"x" * 50)
     (cache_dir / "objects" / "aa" / ("a" * 64)).unlink()
-    reopened = DiskCache(str(cache_dir), 10_000)
+    reopened = DiskCache(str(cache_dir), bound_for(10_000))
     reopened.open()
     assert read(reopened, "a" * 64) is None
     assert read(reopened, "c" * 64) == JPEG_HEAD + b"x" * 50
@@ -150,12 +156,12 @@ def test_a_second_commit_of_a_key_keeps_the_first_file(cache: DiskCache) -> None
 
 
 def test_stale_temporary_files_are_removed_but_live_ones_kept(cache_dir: Path) -> None:
-    cache = DiskCache(str(cache_dir), 10_000)
+    cache = DiskCache(str(cache_dir), bound_for(10_000))
     cache.open()
     live = cache.new_temp()  # still locked by this writer
     stale = cache_dir / "tmp" / "left-by-a-dead-writer"
     stale.write_bytes(b"partial")
-    other = DiskCache(str(cache_dir), 10_000)
+    other = DiskCache(str(cache_dir), bound_for(10_000))
     other.open()
     assert not stale.exists()
     assert Path(live.path).exists()
@@ -166,12 +172,15 @@ def test_stale_temporary_files_are_removed_but_live_ones_kept(cache_dir: Path) -
 
 class CacheAgainstModel(RuleBasedStateMachine):
     """Hypothesis: puts, reads and restarts against an ordered-dict model.
-    The bound and the LRU order hold after every step."""
+    The bound and the LRU order hold after every step. The model's entries
+    get ``ROOM`` bytes; the cache's bound is that plus the index's share,
+    which the few small entries here never change (checked)."""
 
-    MAX = 1000
+    ROOM = ROOM
 
     def __init__(self) -> None:
         super().__init__()
+        self.max = bound_for(self.ROOM)
         import tempfile  # noqa: PLC0415 - one directory per generated run
 
         self.directory = tempfile.mkdtemp(prefix="cache-model-")
@@ -180,7 +189,7 @@ class CacheAgainstModel(RuleBasedStateMachine):
         self.model: OrderedDict[str, int] = OrderedDict()
 
     def _open(self) -> DiskCache:
-        cache = DiskCache(self.directory, self.MAX, clock=lambda: float(next(self.ticks)))
+        cache = DiskCache(self.directory, self.max, clock=lambda: float(next(self.ticks)))
         cache.open()
         return cache
 
@@ -192,7 +201,7 @@ class CacheAgainstModel(RuleBasedStateMachine):
         # One key is one output: a second commit keeps the first file.
         self.model.setdefault(key, size)
         self.model.move_to_end(key)
-        while sum(self.model.values()) > self.MAX:
+        while sum(self.model.values()) > self.ROOM:
             self.model.popitem(last=False)
 
     @rule(key=keys)
@@ -214,13 +223,15 @@ class CacheAgainstModel(RuleBasedStateMachine):
     @rule()
     def oldest_goes_first(self) -> None:
         """Putting a full-size entry evicts in the model's order."""
-        self.put("f" * 63 + "x", self.MAX)
+        self.put("f" * 63 + "x", self.ROOM)
 
     @invariant()
     def bound_and_contents_hold(self) -> None:
         on_disk = files_on_disk(Path(self.directory))
-        assert sum(on_disk.values()) <= self.MAX
+        assert sum(on_disk.values()) <= self.ROOM
         assert on_disk == dict(self.model)
+        assert self.cache.index_bytes() == index_share()
+        assert directory_bytes(Path(self.directory)) <= self.max
         stats = self.cache.stats()
         assert stats.bytes == sum(self.model.values())
         assert stats.entries == len(self.model)

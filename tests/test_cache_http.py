@@ -196,9 +196,11 @@ async def test_a_restored_directory_is_adopted_and_bounded(client: Client, tmp_p
 
 
 async def test_full_filesystem_still_answers(
-    tiny_filesystem: Path, make_client: MakeClient
+    tiny_filesystem: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With no space left, renders are served uncached and counted."""
+    """With no space left, renders are served uncached and counted; their
+    spill files, which belong on the cache volume, go to $TMPDIR instead
+    (said once)."""
     client = await make_client(cache_dir=str(tiny_filesystem / "cache"))
     await client.get("/picture/retina.jpg?w=40")  # the index exists now
     filler = tiny_filesystem / "filler"
@@ -210,6 +212,8 @@ async def test_full_filesystem_still_answers(
     errors = client.app[METRICS].registry.get_sample_value("image_factory_cache_errors_total")
     assert errors is not None
     assert errors >= 1
+    fallbacks = [r for r in caplog.records if "go to $TMPDIR" in r.getMessage()]
+    assert len(fallbacks) == 1
     filler.unlink()
     response = await client.get("/picture/retina.jpg?w=500&format=png")
     assert response.status == 200

@@ -13,7 +13,8 @@ import pytest
 
 from service.cache import DiskCache
 
-from .cache_writer import payload
+from .cache_room import bound_for, directory_bytes
+from .cache_writer import ROOM, payload
 from .conftest import decode
 from .serving import running_service
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).parent.parent
 
 def all_entries_whole(directory: Path) -> int:
     """Open the cache as a restarted service would; check every file."""
-    cache = DiskCache(str(directory), 200_000)
+    cache = DiskCache(str(directory), bound_for(ROOM))
     cache.open()
     try:
         assert list((directory / "tmp").iterdir()) == []  # stale temporaries removed
@@ -34,7 +35,8 @@ def all_entries_whole(directory: Path) -> int:
                 total += len(data)
         stats = cache.stats()
         assert stats.bytes == total
-        assert total <= 200_000
+        assert total <= ROOM
+        assert directory_bytes(directory) <= bound_for(ROOM)
         return stats.entries
     finally:
         cache.close()
@@ -68,9 +70,10 @@ def test_kill_9_during_writes_leaves_only_whole_files(tmp_path: Path, seed: int)
 
 async def test_two_services_share_one_small_cache(tmp_path: Path, originals: Path) -> None:
     """Two independent services, one directory, overlapping keys, a tiny bound:
-    every answer is a 200 that decodes, and the bound holds."""
+    every answer is a 200 that decodes, and the bound holds (60,000 bytes
+    of room for entries beside the index)."""
     cache_dir = tmp_path / "shared-cache"
-    bound = 60_000
+    bound = bound_for(60_000)
     arguments = ("--originals", str(originals), "--cache-dir", str(cache_dir))
     with (
         running_service(*arguments, "--cache-max-bytes", str(bound)) as first,
@@ -93,8 +96,9 @@ async def test_two_services_share_one_small_cache(tmp_path: Path, originals: Pat
             for _ in range(3):
                 await asyncio.gather(*(fetch(url) for url in urls))
     on_disk = sum(p.stat().st_size for p in (cache_dir / "objects").rglob("*") if p.is_file())
-    assert 0 < on_disk <= bound
+    assert directory_bytes(cache_dir) <= bound
     cache = DiskCache(str(cache_dir), bound)
     cache.open()
+    assert 0 < on_disk <= bound - cache.index_bytes()
     assert cache.stats().bytes == on_disk
     cache.close()
