@@ -172,10 +172,19 @@ def get(url: str) -> tuple[int, dict[str, str], bytes]:
         return error.code, dict(error.headers), error.read()
 
 
+def supervisor_of(worker: int) -> int:
+    """The parent of a serving worker: the supervisor (buildah's chroot
+    isolation shares the host's PID namespace)."""
+    stat = Path(f"/proc/{worker}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
 def process_uid(engine: Engine, name: str, port: int, pid: int) -> int:
-    """The real UID of the serving process."""
+    """The real UID of the serving process (the worker that answered)."""
     if engine.docker:
-        # PID 1 in the container is the service itself (exec-form ENTRYPOINT).
+        # PID 1 in the container is the supervisor (exec-form ENTRYPOINT,
+        # re-executed under its PID), which runs as the image's USER, as
+        # its workers do.
         status = subprocess.run(
             ["docker", "exec", name, "cat", "/proc/1/status"],
             capture_output=True,
@@ -185,7 +194,9 @@ def process_uid(engine: Engine, name: str, port: int, pid: int) -> int:
         ).stdout
     else:
         # buildah's chroot isolation shares the host's PID namespace.
-        assert "image-factory" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        assert "\0-m\0service" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        supervisor = Path(f"/proc/{supervisor_of(pid)}/cmdline").read_bytes().decode()
+        assert "service.process.supervisor" in supervisor
         status = Path(f"/proc/{pid}/status").read_text()
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
     uids = {int(value) for value in uid_line.split()[1:]}
@@ -330,11 +341,12 @@ def test_container_serves_resizes_and_stops_cleanly(engine: Engine, tmp_path: Pa
 
         check_loadtest(engine, name, port)
 
-        # SIGTERM, as `docker stop` sends it: drain, exit 0.
+        # SIGTERM, as `docker stop` sends it to the container's PID 1, the
+        # supervisor: drain, exit 0.
         if engine.docker:
             subprocess.run(["docker", "stop", "-t", "30", name], capture_output=True, check=True)
         else:
-            os.kill(int(health["pid"]), signal.SIGTERM)
+            os.kill(supervisor_of(int(health["pid"])), signal.SIGTERM)
         process.wait(timeout=STOP_SECONDS)
         output = log.read_text()
         assert process.returncode == 0, output[-3000:]
