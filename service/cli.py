@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from .process.allocator import reexec_with_tuned_malloc
+from .process.crashes import CrashLog
 from .process.supervisor import Supervised, become_supervisor, join_supervisor
 from .server.listen import ListenError, bind_listeners
 from .settings import Settings, SettingsError
@@ -19,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["sign"]:
         return sign_command(arguments[1:], os.environ)
+    if arguments[:1] == ["poison"]:
+        return poison_command(arguments[1:], os.environ)
     if arguments[:1] == ["loadtest"]:
         # Imported here: serving never loads the load-test client.
         from .loadtest import loadtest_command  # noqa: PLC0415
@@ -51,8 +54,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.drain_seconds,
         settings.log_format,
         listeners=listeners,
+        cache_dir=settings.cache_dir,
+        poison_ttl=settings.poison_ttl,
         arguments=arguments,
     )
+
+
+def poison_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
+    """``image-factory poison list|clear [PATH]``: the originals that were in
+    flight when a worker crashed, and lifting the refusal of one or all."""
+    parser = argparse.ArgumentParser(
+        prog="image-factory poison",
+        description="Originals in flight at a worker's crash: one crash within --poison-ttl "
+        "makes an original render alone, two refuse it (422). The cache directory comes from "
+        "--cache-dir or IMAGE_FACTORY_CACHE_DIR, as for serving.",
+    )
+    parser.add_argument("action", choices=("list", "clear"))
+    parser.add_argument("path", nargs="?", help="with clear: only this original's record")
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args(arguments)
+    try:
+        settings = Settings.from_sources(
+            [] if args.cache_dir is None else ["--cache-dir", args.cache_dir], environ
+        )
+    except SettingsError as error:
+        print(f"image-factory poison: {error}", file=sys.stderr)
+        return 2
+    log = CrashLog(settings.cache_dir, settings.poison_ttl)
+    if args.action == "clear":
+        print(f"cleared {log.clear(args.path)}")
+        return 0
+    for suspect in log.suspects():
+        state = "refused" if len(suspect.crashes) >= 2 else "renders alone"
+        print(f"{suspect.path}\t{len(suspect.crashes)} crash(es)\t{state}")
+    return 0
 
 
 def sign_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,10 +21,11 @@ from typing import Any, TypeVar
 
 from .cache import CacheUnavailable, DiskCache, TempFile
 from .decode_budget import DecodeBudget
-from .errors import OriginalReplaced, Overloaded, RenderTimeout
+from .errors import OriginalReplaced, Overloaded, RenderTimeout, UnprocessableImage
 from .formats import OutputFormat
 from .header_memo import facts_of
 from .metrics import Metrics
+from .process.crashes import CrashLog, original_digest
 from .process.render_tokens import TokenClient
 from .render import (
     HeaderFacts,
@@ -33,6 +35,7 @@ from .render import (
     decode_reservation,
     render,
 )
+from .solo import SoloLock
 from .sources import Original, OriginalChanged, open_original
 from .spill import Spill
 
@@ -45,6 +48,9 @@ T = TypeVar("T")
 # is removed by housekeeping.
 _UNCACHED_GRACE_SECONDS = 60.0
 _ATTEMPTS = 3
+# A test-only way to crash a worker on a chosen original (its path under
+# the originals directory), as a crashing decoder would: SIGSEGV.
+CRASH_ON_ENV = "IMAGE_FACTORY_TEST_CRASH_ON"
 # How long past its deadline a request waits for a render to kill itself.
 _KILL_GRACE_SECONDS = 0.25
 
@@ -64,6 +70,16 @@ class _Unpublished:
 
     temp: TempFile
     format: OutputFormat
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What a render takes from before it is queued: the header's facts,
+    and whether the original was in flight at a worker's crash."""
+
+    facts: HeaderFacts
+    digest: str  # the original's name in the crash log
+    suspect: bool
 
 
 @dataclass(slots=True)
@@ -90,8 +106,13 @@ class RenderService:
         queue: int,
         tokens: TokenClient | None = None,
         decode_budget: int | None = None,
+        crash_log: CrashLog | None = None,
     ) -> None:
         self.cache = cache
+        # Tests build a service without one: a log in the cache directory.
+        self._crash_log = crash_log or CrashLog(cache.directory, ttl_seconds=3600.0)
+        self._solo = SoloLock()
+        self._crash_on = os.environ.get(CRASH_ON_ENV)
         self.policy = policy
         self._tokens = tokens
         self.metrics = metrics
@@ -187,16 +208,16 @@ class RenderService:
         try:
             # The header, read once per original: its facts size the decode
             # reservation and drive the render.
-            facts = await self.to_thread(self._facts, original)
+            prepared = await self.to_thread(self._prepare, original)
             # Queue time, like waiting for a thread: not against the deadline.
-            reserved = await self._reserve_decode_memory(facts)
+            reserved = await self._reserve_decode_memory(prepared.facts)
             job = loop.run_in_executor(
                 self._executor,
                 self._render_to_file,
                 key,
                 original,
                 request,
-                facts,
+                prepared,
                 lambda: loop.call_soon_threadsafe(thread_started.set),
             )
         except BaseException as failure:  # refused by its header, cancelled, shutting down
@@ -247,12 +268,24 @@ class RenderService:
         future.set_exception(error)
         future.exception()  # mark retrieved: there may be no waiters
 
-    def _facts(self, original: Original) -> HeaderFacts:
-        """Blocking: the original's header facts (read once per original)."""
+    def _prepare(self, original: Original) -> _Prepared:
+        """Blocking: refuse an original that crashed the renderer twice, and
+        read its header facts (once per original; recorded as in flight
+        too, since a header's parser can crash as well)."""
+        digest = original_digest(original.identity)
+        crashes = self._crash_log.crashes(digest)
+        if crashes >= 2:
+            self.metrics.rejected.labels(reason="poisoned").inc()
+            raise UnprocessableImage(
+                "the original crashed the renderer twice; refused for "
+                f"{self._crash_log.ttl_seconds:g} s after the last crash"
+            )
         try:
-            return facts_of(original, allow_svg=self.policy.allow_svg)
+            with self._crash_log.rendering(digest, original.relative):
+                facts = facts_of(original, allow_svg=self.policy.allow_svg)
         except OriginalChanged:
             raise OriginalReplaced("the original changed during the request, try again") from None
+        return _Prepared(facts, digest, suspect=crashes == 1)
 
     async def _reserve_decode_memory(self, facts: HeaderFacts) -> int:
         """Reserve what the original's decoder holds for the whole image
@@ -278,15 +311,20 @@ class RenderService:
         key: str,
         original: Original,
         request: RenderRequest,
-        facts: HeaderFacts,
+        prepared: _Prepared,
         announce_start: Callable[[], object],
     ) -> RenderedFile:
         """In a pool thread: render into a temporary file, then publish it.
         With several workers, first wait for one of the machine-wide render
         tokens (queue time: the deadline starts after it). The token is for
         the CPU work only: it goes back before the cache commit, whose SQLite
-        write lock another worker may hold for a while."""
-        with contextlib.nullcontext() if self._tokens is None else self._tokens.held():
+        write lock another worker may hold for a while. A suspect of a crash
+        then waits until it can render alone in this worker (queue time too);
+        while it renders, the crash log says this worker renders it."""
+        with (
+            contextlib.nullcontext() if self._tokens is None else self._tokens.held(),
+            self._solo.alone() if prepared.suspect else self._solo.shared(),
+        ):
             announce_start()
             if self.before_render is not None:
                 self.before_render()
@@ -297,7 +335,10 @@ class RenderService:
                     "the original changed during the request, try again"
                 ) from None
             try:
-                rendered = self._render_from(source, request, facts)
+                with self._crash_log.rendering(prepared.digest, original.relative):
+                    if original.relative == self._crash_on:
+                        os.kill(os.getpid(), signal.SIGSEGV)
+                    rendered = self._render_from(source, request, prepared.facts)
             finally:
                 os.close(source)
         if isinstance(rendered, RenderedFile):

@@ -99,6 +99,9 @@ class Settings:
     # served as before, so load balancers take the process out of rotation
     # before it stops accepting (Kubernetes' endpoints lag the signal too).
     drain_seconds: float = 3.0
+    # How long a worker's crash is held against the originals it was
+    # rendering (process/crashes.py): a second crash within it refuses them.
+    poison_ttl: float = 3600.0
     # A connection's time to send a whole request head (server/patches/slow_clients.py):
     # nginx's client_header_timeout in deploy/nginx.conf.
     header_timeout: float = 10.0
@@ -330,6 +333,12 @@ _OPTIONS = (
     ),
     _Option("--render-timeout", "render_timeout", _seconds, "seconds a render may take (20); 504"),
     _Option(
+        "--poison-ttl",
+        "poison_ttl",
+        _seconds,
+        "seconds a crash counts against the originals in flight (3600); 2 crashes: 422",
+    ),
+    _Option(
         "--drain-seconds",
         "drain_seconds",
         _non_negative_seconds,
@@ -367,7 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
         "IMAGE_FACTORY_* environment variable; the flag wins.",
         epilog="image-factory sign URL prints URL with its signature (image-factory sign --help). "
         "image-factory loadtest URL --paths FILE load-tests your own deployment "
-        "(image-factory loadtest --help).",
+        "(image-factory loadtest --help). image-factory poison list|clear [PATH] shows and "
+        "lifts the refusal of originals that crashed the renderer (image-factory poison --help).",
     )
     for option in _OPTIONS:
         if option.switch:

@@ -43,6 +43,7 @@ from types import FrameType
 from typing import NoReturn
 
 from ..logs import configure_logging
+from .crashes import CrashLog
 from .render_tokens import TokenClient, TokenServer
 
 # By name: the supervisor runs this module as __main__.
@@ -62,6 +63,11 @@ _STOP_GRACE_SECONDS = 30.0
 # wait before replacing it so a broken configuration does not spin.
 _RESTART_BACKOFF_SECONDS = 1.0
 _POLL_SECONDS = 0.25
+# How a worker dies when its code crashes or the kernel kills it (the OOM
+# killer's SIGKILL): the supervisor itself only signals workers to stop them.
+_CRASH_SIGNALS = frozenset(
+    {signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE, signal.SIGKILL}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +92,14 @@ class _Supervisor:
         workers: int,
         tokens: int,
         drain_seconds: float,
+        *,
         listeners: Sequence[int],
+        crash_log: CrashLog,
         arguments: Sequence[str],
     ) -> None:
         self.command = [sys.executable, "-m", "service", *arguments]
         self.listeners = list(listeners)
+        self.crash_log = crash_log
         self.tokens = TokenServer(tokens)
         self.drain_seconds = drain_seconds
         self.selector = selectors.DefaultSelector()
@@ -144,6 +153,7 @@ class _Supervisor:
             self.forget_connection(worker.connection)
             self.workers[slot] = None
             self.forget_gauges(worker.process.pid)
+            self.blame(worker)
             if not self.stopping:
                 log.warning(
                     "worker %s exited with %s; replacing it",
@@ -152,6 +162,26 @@ class _Supervisor:
                 )
                 failing_fast = now - worker.started_at < _RESTART_BACKOFF_SECONDS
                 self.restart_at[slot] = now + (_RESTART_BACKOFF_SECONDS if failing_fast else 0.0)
+
+    def blame(self, worker: _Worker) -> None:
+        """A worker that crashed makes suspects of the originals it was
+        rendering (crashes.py); any other exit blames nothing."""
+        pid, status = worker.process.pid, worker.process.returncode
+        crashed = not self.stopping and status < 0 and -status in _CRASH_SIGNALS
+        try:
+            if not crashed:
+                self.crash_log.forget_worker(pid)
+                return
+            suspects = self.crash_log.record_crash(pid)
+        except OSError as error:  # the cache directory is unusable: blame nobody
+            log.warning("could not record the crash of worker %s: %s", pid, error)
+            return
+        log.warning(
+            "worker %s crashed (signal %s) rendering %s",
+            pid,
+            signal.Signals(-status).name,
+            ", ".join(suspects) or "nothing",
+        )
 
     def close_listeners(self) -> None:
         """Our copies: the sockets close once the workers, which stop
@@ -241,6 +271,8 @@ def become_supervisor(
     log_format: str,
     *,
     listeners: Sequence[socket.socket],
+    cache_dir: str,
+    poison_ttl: float,
     arguments: Sequence[str],
 ) -> NoReturn:
     """Replace this process (same PID, same environment, the listening
@@ -252,6 +284,7 @@ def become_supervisor(
     command = [
         sys.executable, "-m", "service.process.supervisor",
         str(workers), str(tokens), repr(drain_seconds), log_format, descriptors,
+        cache_dir, repr(poison_ttl),
     ]  # fmt: skip
     os.execv(sys.executable, [*command, "--", *arguments])  # noqa: S606 - our interpreter
 
@@ -260,12 +293,21 @@ def supervise(
     workers: int,
     tokens: int,
     drain_seconds: float,
+    *,
     listeners: Sequence[int],
+    crash_log: CrashLog,
     arguments: Sequence[str],
 ) -> int:
     """Run ``workers`` workers on ``listeners`` with ``arguments`` until
     SIGTERM/SIGINT."""
-    supervisor = _Supervisor(workers, tokens, drain_seconds, listeners, arguments)
+    supervisor = _Supervisor(
+        workers,
+        tokens,
+        drain_seconds,
+        listeners=listeners,
+        crash_log=crash_log,
+        arguments=arguments,
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if supervisor.stopping:
@@ -279,16 +321,25 @@ def supervise(
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m service.process.supervisor WORKERS TOKENS DRAIN LOG_FORMAT FDS --
-    ARGUMENTS``, as ``become_supervisor`` runs it with settings already
-    validated and the listening sockets (FDS, comma-separated) bound."""
-    workers, tokens, drain, log_format, descriptors, separator, *arguments = argv
+    """``python -m service.process.supervisor WORKERS TOKENS DRAIN LOG_FORMAT FDS
+    CACHE_DIR POISON_TTL -- ARGUMENTS``, as ``become_supervisor`` runs it with
+    settings already validated and the listening sockets (FDS,
+    comma-separated) bound."""
+    workers, tokens, drain, log_format, descriptors, cache_dir, ttl, separator, *arguments = argv
     if separator != "--":
-        usage = "WORKERS TOKENS DRAIN LOG_FORMAT FDS -- ARGS"
+        usage = "WORKERS TOKENS DRAIN LOG_FORMAT FDS CACHE_DIR POISON_TTL -- ARGS"
         raise SystemExit(f"usage: python -m service.process.supervisor {usage}")
     configure_logging(log_format)
     listeners = [int(fd) for fd in descriptors.split(",") if fd]
-    return supervise(int(workers), int(tokens), float(drain), listeners, arguments)
+    crash_log = CrashLog(cache_dir, float(ttl))
+    return supervise(
+        int(workers),
+        int(tokens),
+        float(drain),
+        listeners=listeners,
+        crash_log=crash_log,
+        arguments=arguments,
+    )
 
 
 if __name__ == "__main__":

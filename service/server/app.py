@@ -13,6 +13,7 @@ from aiohttp import web
 from .. import __version__
 from ..cache import CacheStats, CacheUnavailable, DiskCache
 from ..metrics import Metrics
+from ..process.crashes import CrashLog
 from ..process.render_tokens import TokenClient
 from ..render import (
     PIPELINE_VERSION,
@@ -114,6 +115,7 @@ async def _render_service(
         queue=settings.queue,
         tokens=tokens,
         decode_budget=settings.decode_budget,
+        crash_log=CrashLog(settings.cache_dir, settings.poison_ttl),
     )
     app[state.RENDERS] = renders
     try:

@@ -1,0 +1,138 @@
+"""The query of death (issue 22, part 4): an original in flight when a
+worker crashes becomes a suspect, rendered alone next time; in flight at
+two crashes within --poison-ttl, it is refused at once with a 422, while
+every other request is answered throughout. A test-only variable crashes
+the render of one chosen original with a real SIGSEGV."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from service.process.crashes import CrashLog, original_digest
+from service.solo import SoloLock
+
+from .conftest import SAMPLES
+from .serving import ROOT, running_service
+from .waiting import eventually
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def crash(url: str) -> None:
+    """The request whose render crashes its worker: the connection drops."""
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError)):
+        urllib.request.urlopen(url, timeout=60)
+
+
+def poison(*arguments: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "service", "poison", *arguments],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return run.stdout
+
+
+def test_an_original_that_crashes_twice_is_refused_and_the_service_answers_throughout(
+    tmp_path: Path,
+) -> None:
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    shutil.copy(SAMPLES / "retina.jpg", originals / "fine.jpg")
+    shutil.copy(SAMPLES / "retina.jpg", originals / "deadly.jpg")
+    cache = tmp_path / "cache"
+    arguments = ("--originals", str(originals), "--cache-dir", str(cache), "--workers", "2")
+    with running_service(*arguments, env={"IMAGE_FACTORY_TEST_CRASH_ON": "deadly.jpg"}) as running:
+        base = running.base
+        started = running.workers()
+        crash(f"{base}/picture/deadly.jpg?w=100")
+        assert get(f"{base}/picture/fine.jpg?w=100")[0] == 200  # the other worker, or the new one
+        listed = eventually(lambda: poison("list", "--cache-dir", str(cache)), 30)
+        assert listed == "deadly.jpg\t1 crash(es)\trenders alone\n"
+
+        crash(f"{base}/picture/deadly.jpg?w=101")  # a suspect: rendered (alone), crashes again
+        assert get(f"{base}/picture/fine.jpg?w=101")[0] == 200
+        eventually(lambda: "2 crash(es)\trefused" in poison("list", "--cache-dir", str(cache)), 30)
+        eventually(lambda: len(running.workers()) == 2, 30)
+        serving = running.workers()
+        assert not serving & started  # both crashes cost a worker each: replaced
+
+        status, body = get(f"{base}/picture/deadly.jpg?w=102")
+        assert status == 422
+        assert "crashed the renderer twice" in json.loads(body)["error"]
+        assert running.workers() == serving  # refused without being rendered: no crash
+        with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+            metrics = response.read().decode()
+        assert 'image_factory_rejected_total{reason="poisoned"} 1.0' in metrics
+
+        assert poison("clear", "deadly.jpg", "--cache-dir", str(cache)) == "cleared 1\n"
+        assert poison("list", "--cache-dir", str(cache)) == ""
+        assert get(f"{base}/picture/fine.jpg?w=103")[0] == 200
+
+
+def test_a_clean_exit_blames_nothing_and_old_crashes_expire(tmp_path: Path) -> None:
+    log = CrashLog(str(tmp_path), ttl_seconds=60)
+    digest = original_digest("a.jpg\0" + "1\0" * 3)
+    with log.rendering(digest, "a.jpg"):
+        pass
+    assert log.record_crash(12345) == []  # nothing was in flight in that process
+    folder = tmp_path / "crashes" / "inflight" / "777"
+    folder.mkdir(parents=True)
+    (folder / digest).write_text("a.jpg")
+    now = time.time()
+    assert log.record_crash(777, now=now - 120) == ["a.jpg"]
+    assert log.crashes(digest, now=now) == 0  # past the TTL
+    folder.mkdir(parents=True)
+    (folder / digest).write_text("a.jpg")
+    assert log.record_crash(777, now=now) == ["a.jpg"]
+    assert log.crashes(digest, now=now) == 1  # the expired one was dropped
+    folder.mkdir(parents=True)
+    (folder / digest).write_text("a.jpg")
+    log.forget_worker(777)
+    assert not folder.exists()
+    assert log.crashes(digest, now=now) == 1
+
+
+def test_a_suspect_renders_alone() -> None:
+    lock = SoloLock()
+    order: list[str] = []
+    running = threading.Event()
+    release = threading.Event()
+
+    def ordinary() -> None:
+        with lock.shared():
+            order.append("ordinary starts")
+            running.set()
+            release.wait(30)
+            order.append("ordinary ends")
+
+    def suspect() -> None:
+        with lock.alone():
+            order.append("suspect runs")
+
+    first = threading.Thread(target=ordinary)
+    first.start()
+    assert running.wait(30)
+    second = threading.Thread(target=suspect)
+    second.start()
+    eventually(lambda: lock._waiting_alone == 1, 30)
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert order == ["ordinary starts", "ordinary ends", "suspect runs"]
