@@ -40,7 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _serve(settings, supervised)
         return 0
     try:
-        listeners = bind_listeners(settings.host, settings.port)
+        # One worker inherits the supervisor's sockets; several bind their
+        # own with SO_REUSEPORT (server/listen.py says why).
+        listeners = bind_listeners(
+            settings.host, settings.port, probe_reuse_port=settings.workers > 1
+        )
     except ListenError as error:
         print(f"image-factory: {error.message}", file=sys.stderr)
         return error.status

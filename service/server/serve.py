@@ -20,6 +20,7 @@ from ..settings import Settings
 from . import state
 from .access_log import ACCESS_LOGGER, AccessLogger
 from .app import create_app
+from .listen import BACKLOG
 from .patches.slow_clients import install as close_slow_clients
 
 # In-flight renders (at most --render-timeout, 20 s) may finish this long
@@ -37,7 +38,8 @@ def raise_open_file_limit() -> None:
 
 def serve(settings: Settings, listeners: list[socket.socket], tokens: TokenClient) -> None:
     """Run one worker until SIGTERM or SIGINT, accepting on the supervisor's
-    ``listeners``; ``tokens`` are its render slots shared by all workers."""
+    ``listeners``, or, with none (several workers), on its own SO_REUSEPORT
+    sockets; ``tokens`` are the render slots shared by all workers."""
     raise_open_file_limit()
     close_slow_clients(settings.header_timeout)
 
@@ -48,7 +50,14 @@ def serve(settings: Settings, listeners: list[socket.socket], tokens: TokenClien
     drain_on_sigterm(app)
     web.run_app(
         app,
-        sock=listeners,  # bound and listening (server/listen.py)
+        # Bound and listening already (server/listen.py), or bound here.
+        sock=listeners or None,
+        host=None if listeners else settings.host,
+        port=None if listeners else settings.port,
+        reuse_port=not listeners,
+        # Also what asyncio passes to listen() again on the supervisor's
+        # sockets: run_app's default, 128, would cut their backlog.
+        backlog=BACKLOG,
         # SIGTERM: drain, stop accepting, let in-flight renders finish (their
         # results still fill the cache), then exit 0.
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
