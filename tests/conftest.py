@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -139,3 +140,12 @@ def fill(path: Path) -> None:
                 handle.flush()
         except OSError:
             pass  # the disk is full
+
+
+@pytest.fixture
+def fallback_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """$TMPDIR for this test: where spills must not go unless the cache volume cannot be written."""
+    root = tmp_path / "tmpdir"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root

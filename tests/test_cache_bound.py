@@ -8,10 +8,7 @@ Through the real application, real renders of a real photo, a real disk.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
-
-import pytest
 
 from service.renders import RenderedFile, Served
 from service.server.state import METRICS, RENDERS
@@ -30,15 +27,6 @@ def names(directory: Path) -> set[str]:
 
 def files_under(directory: Path) -> list[Path]:
     return [path for path in directory.rglob("*") if path.is_file()]
-
-
-@pytest.fixture
-def fallback_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """$TMPDIR for this test: spills must stay out of it."""
-    root = tmp_path / "tmpdir"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
 
 
 async def test_the_directory_stays_within_the_bound_over_a_long_fill(

@@ -5,7 +5,6 @@ cache volume cannot be written (issue 22)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,15 +14,6 @@ from service.cache import DiskCache
 from service.spill import Spill
 
 from .cache_room import bound_for
-
-
-@pytest.fixture
-def fallback_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """$TMPDIR for this test: where spill files must not go unless forced."""
-    root = tmp_path / "tmpdir"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    return root
 
 
 @pytest.fixture
