@@ -80,6 +80,7 @@ class _Prepared:
     facts: HeaderFacts
     digest: str  # the original's name in the crash log
     suspect: bool
+    request_id: str  # of the request that asked for the render
 
 
 @dataclass(slots=True)
@@ -146,16 +147,19 @@ class RenderService:
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
     async def cached_or_rendered(
-        self, key: str, original: Original, request: RenderRequest
+        self, key: str, original: Original, request: RenderRequest, *, request_id: str = ""
     ) -> Served:
-        """The variant ``key`` as an open file: from the cache, or rendered."""
+        """The variant ``key`` as an open file: from the cache, or rendered
+        (``request_id`` names the request in the crash log)."""
         for _ in range(_ATTEMPTS):
             served = await self.to_thread(self.open_cached, key)
             if served is not None:
                 return served
             self.metrics.cache_misses.inc()
             async with self._reading(key) as spilled:
-                rendered, render_seconds = await self._render_once(key, original, request)
+                rendered, render_seconds = await self._render_once(
+                    key, original, request, request_id
+                )
                 if not rendered.cached:
                     spilled.append(rendered.path)
                 served = await self.to_thread(self._open_rendered, rendered)
@@ -186,7 +190,7 @@ class RenderService:
                     await self.to_thread(_remove_files, paths)
 
     async def _render_once(
-        self, key: str, original: Original, request: RenderRequest
+        self, key: str, original: Original, request: RenderRequest, request_id: str
     ) -> tuple[RenderedFile, float | None]:
         shared = self._in_flight.get(key)
         if shared is not None:
@@ -208,7 +212,7 @@ class RenderService:
         try:
             # The header, read once per original: its facts size the decode
             # reservation and drive the render.
-            prepared = await self.to_thread(self._prepare, original)
+            prepared = await self.to_thread(self._prepare, original, request_id)
             # Queue time, like waiting for a thread: not against the deadline.
             reserved = await self._reserve_decode_memory(prepared.facts)
             job = loop.run_in_executor(
@@ -268,7 +272,7 @@ class RenderService:
         future.set_exception(error)
         future.exception()  # mark retrieved: there may be no waiters
 
-    def _prepare(self, original: Original) -> _Prepared:
+    def _prepare(self, original: Original, request_id: str) -> _Prepared:
         """Blocking: refuse an original that crashed the renderer twice, and
         read its header facts (once per original; recorded as in flight
         too, since a header's parser can crash as well)."""
@@ -276,16 +280,21 @@ class RenderService:
         crashes = self._crash_log.crashes(digest)
         if crashes >= 2:
             self.metrics.rejected.labels(reason="poisoned").inc()
+            log.warning(
+                "refused %s: it crashed the renderer twice (request %s)",
+                original.relative,
+                request_id,
+            )
             raise UnprocessableImage(
                 "the original crashed the renderer twice; refused for "
                 f"{self._crash_log.ttl_seconds:g} s after the last crash"
             )
         try:
-            with self._crash_log.rendering(digest, original.relative):
+            with self._crash_log.rendering(digest, original.relative, request_id):
                 facts = facts_of(original, allow_svg=self.policy.allow_svg)
         except OriginalChanged:
             raise OriginalReplaced("the original changed during the request, try again") from None
-        return _Prepared(facts, digest, suspect=crashes == 1)
+        return _Prepared(facts, digest, suspect=crashes == 1, request_id=request_id)
 
     async def _reserve_decode_memory(self, facts: HeaderFacts) -> int:
         """Reserve what the original's decoder holds for the whole image
@@ -335,7 +344,9 @@ class RenderService:
                     "the original changed during the request, try again"
                 ) from None
             try:
-                with self._crash_log.rendering(prepared.digest, original.relative):
+                with self._crash_log.rendering(
+                    prepared.digest, original.relative, prepared.request_id
+                ):
                     if original.relative == self._crash_on:
                         os.kill(os.getpid(), signal.SIGSEGV)
                     rendered = self._render_from(source, request, prepared.facts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,18 +28,22 @@ from .serving import ROOT, running_service
 from .waiting import eventually
 
 
-def get(url: str) -> tuple[int, bytes]:
+def get(url: str, request_id: str | None = None) -> tuple[int, bytes]:
+    headers = {} if request_id is None else {"X-Request-Id": request_id}
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=60
+        ) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
 
 
-def crash(url: str) -> None:
+def crash(url: str, request_id: str) -> None:
     """The request whose render crashes its worker: the connection drops."""
+    asked = urllib.request.Request(url, headers={"X-Request-Id": request_id})
     with pytest.raises((http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError)):
-        urllib.request.urlopen(url, timeout=60)
+        urllib.request.urlopen(asked, timeout=60)
 
 
 def poison(*arguments: str) -> str:
@@ -60,22 +65,28 @@ def test_an_original_that_crashes_twice_is_refused_and_the_service_answers_throu
     # One worker, the default: the supervisor's socket holds each request
     # that arrives while the crashed worker is replaced.
     arguments = ("--originals", str(originals), "--cache-dir", str(cache))
-    with running_service(*arguments, env={"IMAGE_FACTORY_TEST_CRASH_ON": "deadly.jpg"}) as running:
+    log = tmp_path / "service.log"
+    with (
+        log.open("wb") as output,
+        running_service(
+            *arguments, env={"IMAGE_FACTORY_TEST_CRASH_ON": "deadly.jpg"}, stderr=output.fileno()
+        ) as running,
+    ):
         base = running.base
         started = running.workers()
-        crash(f"{base}/picture/deadly.jpg?w=100")
+        crash(f"{base}/picture/deadly.jpg?w=100", "first-crash")
         assert get(f"{base}/picture/fine.jpg?w=100")[0] == 200  # the replacement answers
         listed = eventually(lambda: poison("list", "--cache-dir", str(cache)), 30)
         assert listed == "deadly.jpg\t1 crash(es)\trenders alone\n"
 
-        crash(f"{base}/picture/deadly.jpg?w=101")  # a suspect: rendered (alone), crashes again
+        crash(f"{base}/picture/deadly.jpg?w=101", "second-crash")  # a suspect: alone, crashes
         assert get(f"{base}/picture/fine.jpg?w=101")[0] == 200
         eventually(lambda: "2 crash(es)\trefused" in poison("list", "--cache-dir", str(cache)), 30)
         eventually(lambda: len(running.workers()) == 1, 30)
         serving = running.workers()
         assert not serving & started  # each crash cost the worker: replaced
 
-        status, body = get(f"{base}/picture/deadly.jpg?w=102")
+        status, body = get(f"{base}/picture/deadly.jpg?w=102", "refused-one")
         assert status == 422
         assert "crashed the renderer twice" in json.loads(body)["error"]
         assert running.workers() == serving  # refused without being rendered: no crash
@@ -86,23 +97,28 @@ def test_an_original_that_crashes_twice_is_refused_and_the_service_answers_throu
         assert poison("clear", "deadly.jpg", "--cache-dir", str(cache)) == "cleared 1\n"
         assert poison("list", "--cache-dir", str(cache)) == ""
         assert get(f"{base}/picture/fine.jpg?w=103")[0] == 200
+    said = log.read_text()
+    assert "crashed (signal SIGSEGV) rendering deadly.jpg (request first-crash)" in said
+    assert "crashed (signal SIGSEGV) rendering deadly.jpg (request second-crash)" in said
+    assert "refused deadly.jpg: it crashed the renderer twice (request refused-one)" in said
 
 
 def test_a_clean_exit_blames_nothing_and_old_crashes_expire(tmp_path: Path) -> None:
     log = CrashLog(str(tmp_path), ttl_seconds=60)
     digest = original_digest("a.jpg\0" + "1\0" * 3)
-    with log.rendering(digest, "a.jpg"):
-        pass
+    with log.rendering(digest, "a.jpg", "r-1"):
+        (record,) = (tmp_path / "crashes" / "inflight" / str(os.getpid())).iterdir()
+        assert record.read_text() == "a.jpg\nr-1"  # the path, and the request that asked
     assert log.record_crash(12345) == []  # nothing was in flight in that process
     folder = tmp_path / "crashes" / "inflight" / "777"
     folder.mkdir(parents=True)
     (folder / digest).write_text("a.jpg")
     now = time.time()
-    assert log.record_crash(777, now=now - 120) == ["a.jpg"]
+    assert log.record_crash(777, now=now - 120) == [("a.jpg", "")]
     assert log.crashes(digest, now=now) == 0  # past the TTL
     folder.mkdir(parents=True)
     (folder / digest).write_text("a.jpg")
-    assert log.record_crash(777, now=now) == ["a.jpg"]
+    assert log.record_crash(777, now=now) == [("a.jpg", "")]
     assert log.crashes(digest, now=now) == 1  # the expired one was dropped
     folder.mkdir(parents=True)
     (folder / digest).write_text("a.jpg")

@@ -5,8 +5,8 @@ SIGSEGV and SIGABRT that libvips' loaders have had) would crash every
 worker it is sent to: a query of death. So the cache directory records,
 beside the renders::
 
-    crashes/inflight/<pid>/<digest>   the originals worker <pid> is rendering now
-                                      (one file each, holding the original's path)
+    crashes/inflight/<pid>/<digest>   the originals worker <pid> is rendering now (one
+                                      file each: the original's path, the request id)
     crashes/suspects/<digest>         an original in flight at a crash: its path and
                                       the times of the crashes, as JSON
 
@@ -62,7 +62,7 @@ class CrashLog:
     # -- a worker's side ----------------------------------------------------
 
     @contextlib.contextmanager
-    def rendering(self, digest: str, path: str) -> Iterator[None]:
+    def rendering(self, digest: str, path: str, request_id: str = "") -> Iterator[None]:
         """Record, for as long as the block runs, that this process renders
         the original ``digest`` (best effort: a cache directory that cannot
         be written must not stop a render)."""
@@ -72,7 +72,7 @@ class CrashLog:
         try:
             os.makedirs(folder, exist_ok=True)
             with open(record, "w") as handle:
-                handle.write(path)
+                handle.write(f"{path}\n{request_id}")
             written = True
         except OSError:
             pass
@@ -94,12 +94,13 @@ class CrashLog:
 
     # -- the supervisor's side ----------------------------------------------
 
-    def record_crash(self, pid: int, now: float | None = None) -> list[str]:
+    def record_crash(self, pid: int, now: float | None = None) -> list[tuple[str, str]]:
         """Worker ``pid`` crashed: each original it had in flight becomes a
-        suspect (one more crash, older ones past the TTL dropped); the paths."""
+        suspect (one more crash, older ones past the TTL dropped); their
+        paths, each with the id of the request that asked for it."""
         when = time.time() if now is None else now
         folder = os.path.join(self._inflight, str(pid))
-        paths: list[str] = []
+        paths: list[tuple[str, str]] = []
         try:
             names = os.listdir(folder)
         except OSError:
@@ -108,14 +109,14 @@ class CrashLog:
         for name in names:
             try:
                 with open(os.path.join(folder, name)) as handle:
-                    path = handle.read()
+                    path, _, request_id = handle.read().partition("\n")
             except OSError:
                 continue
             target = os.path.join(self._suspects, name)
             earlier = self._read(target)
             kept = [t for t in (earlier.crashes if earlier else ()) if t >= when - self.ttl_seconds]
             self._write(target, Suspect(path, (*kept, when)))
-            paths.append(path)
+            paths.append((path, request_id))
         shutil.rmtree(folder, ignore_errors=True)
         return paths
 

@@ -180,7 +180,8 @@ class _Supervisor:
             "worker %s crashed (signal %s) rendering %s",
             pid,
             signal.Signals(-status).name,
-            ", ".join(suspects) or "nothing",
+            ", ".join(f"{path} (request {request_id})" for path, request_id in suspects)
+            or "nothing",
         )
 
     def close_listeners(self) -> None:

@@ -60,7 +60,10 @@ async def _picture(request: web.Request) -> web.StreamResponse:
     if located.not_modified:
         return web.Response(status=304, headers=headers)
     served = located.cached or await renders.cached_or_rendered(
-        located.key.digest, located.original, _render_request(spec, choice)
+        located.key.digest,
+        located.original,
+        _render_request(spec, choice),
+        request_id=request.get(state.REQUEST_ID, ""),
     )
     headers["Content-Type"] = served.format.media_type
     headers["X-Cache"] = "HIT" if served.hit else "MISS"
