@@ -13,7 +13,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pyvips
+
 from .serving import running_service
+from .test_supervisor import connection_to_each_worker, cpu_seconds
 from .waiting import eventually
 
 
@@ -49,3 +52,32 @@ def test_a_worker_killed_by_sigsegv_is_replaced_and_no_connection_is_refused(
         assert replacement != worker
         assert json.loads(answers[-1][1])["pid"] == replacement
         assert running.process.poll() is None  # the supervisor, and the port, never went away
+
+
+def test_requests_in_flight_on_another_worker_finish_when_one_crashes(tmp_path: Path) -> None:
+    """Two workers: a slow render runs on one while the other is killed by
+    SIGSEGV; the render on the survivor is answered, whole."""
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    big = pyvips.Image.gaussnoise(4000, 3000).cast("uchar").bandjoin([128, 200])
+    big.write_to_file(str(originals / "big.png"))
+    arguments = ("--originals", str(originals), "--cache-dir", str(tmp_path / "cache"))
+    with running_service(*arguments, "--workers", "2") as running:
+        connections = connection_to_each_worker(running.port, 2)
+        try:
+            survivor, victim = sorted(connections)
+            slow = connections[survivor]
+            before = cpu_seconds(survivor)
+            slow.request("GET", "/picture/big.png?w=3000&format=avif&q=90")
+            eventually(
+                lambda: cpu_seconds(survivor) > before + 0.5, 60, message="no render started"
+            )
+            os.kill(victim, signal.SIGSEGV)
+            reply = slow.getresponse()
+            body = reply.read()
+        finally:
+            for connection in connections.values():
+                connection.close()
+        assert reply.status == 200
+        assert body[4:12] == b"ftypavif"
+        assert survivor in running.workers()
