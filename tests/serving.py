@@ -39,7 +39,9 @@ def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
         STARTUP_SECONDS,
         interval=0.05,
         message="the service did not become healthy",
-        ignoring=(urllib.error.URLError, ConnectionError),
+        # Refused before the command has bound the port; then accepted by the
+        # supervisor's socket but unanswered (a timeout) until its worker is up.
+        ignoring=(urllib.error.URLError, ConnectionError, TimeoutError),
     )
 
 

@@ -239,7 +239,8 @@ def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> dict
         START_SECONDS,
         interval=0.1,
         message=lambda: "the container did not become healthy:\n" + log.read_text()[-3000:],
-        ignoring=(urllib.error.URLError, ConnectionError),
+        # A timeout too: the supervisor's socket accepts before the worker is up.
+        ignoring=(urllib.error.URLError, ConnectionError, TimeoutError),
     )
 
 
