@@ -29,18 +29,28 @@ def free_port() -> int:
 
 
 def wait_until_healthy(base: str, process: subprocess.Popen[bytes]) -> None:
-    def healthy() -> bool:
-        assert process.poll() is None, "the service exited during start-up"
-        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+    wait_until_answering(
+        f"{base}/healthz", process, STARTUP_SECONDS, exited="the service exited during start-up"
+    )
+
+
+def wait_until_answering(
+    url: str, process: subprocess.Popen[bytes], seconds: float, *, exited: str
+) -> None:
+    """Until ``url`` answers 200; ``exited`` (a message) if ``process`` dies first."""
+
+    def answering() -> bool:
+        assert process.poll() is None, exited
+        with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
 
     eventually(
-        healthy,
-        STARTUP_SECONDS,
+        answering,
+        seconds,
         interval=0.05,
-        message="the service did not become healthy",
-        # Refused before the command has bound the port; then accepted by the
-        # supervisor's socket but unanswered (a timeout) until its worker is up.
+        message=f"{url} did not start answering",
+        # Refused before the port is bound; then accepted by the service's
+        # supervisor socket but unanswered (a timeout) until its worker is up.
         ignoring=(urllib.error.URLError, ConnectionError, TimeoutError),
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .serving import running_service
+from .serving import children, running_service
 from .waiting import eventually
 
 REQUESTS = 240
@@ -100,11 +100,6 @@ def test_metrics_under_load_add_up_over_three_workers(tmp_path: Path) -> None:
     count = last[("image_factory_request_duration_seconds_count", ())]
     assert count == requests_total(last)  # the merged histogram saw them all
     assert len({labels["pid"] for labels in gauges}) == 3  # one gauge per live worker
-
-
-def children(pid: int) -> set[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as listing:
-        return {int(child) for child in listing.read().split()}
 
 
 def test_a_dead_workers_counts_stay_in_the_sums(tmp_path: Path) -> None:

@@ -30,8 +30,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import decode
-from .serving import children, free_port, wait_until_healthy
-from .waiting import eventually
+from .serving import children, free_port, wait_until_answering, wait_until_healthy
 
 ROOT = Path(__file__).parent.parent
 SHIPPED_CONFIG = ROOT / "deploy" / "nginx.conf"
@@ -155,18 +154,8 @@ def nginx_in_front(work: Path, replicas: list[Replica], *, proxy_cache: bool) ->
     )
     base = f"http://127.0.0.1:{port}"
     try:
-
-        def answering() -> bool:
-            assert process.poll() is None, (work / "error.log").read_text()
-            with urllib.request.urlopen(f"{base}/nginx-health", timeout=2) as response:
-                return bool(response.status == 200)
-
-        eventually(
-            answering,
-            DEADLINE_SECONDS,
-            interval=0.05,
-            message="nginx did not start answering",
-            ignoring=(urllib.error.URLError, ConnectionError),
+        wait_until_answering(
+            f"{base}/nginx-health", process, DEADLINE_SECONDS, exited="nginx exited at start"
         )
         yield base
     finally:
