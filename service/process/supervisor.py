@@ -52,8 +52,9 @@ log = logging.getLogger("service.process.supervisor")
 WORKER_SOCKET_ENV = "IMAGE_FACTORY_WORKER_SOCKET"
 # The listening sockets' descriptors, comma-separated, in a worker.
 LISTEN_FDS_ENV = "IMAGE_FACTORY_LISTEN_FDS"
-# Where the workers keep their metrics for each other's scrapes (metrics.py);
-# prometheus-client's own name, spelled here so the supervisor stays lean.
+# Where the workers keep their metrics for each other's scrapes (metrics.py):
+# prometheus-client's own variable, read when it is first imported, so it is
+# set in the workers' environment before they start.
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # How long the workers may take to stop, beyond their drain: their shutdown
@@ -290,25 +291,8 @@ def become_supervisor(
     os.execv(sys.executable, [*command, "--", *arguments])  # noqa: S606 - our interpreter
 
 
-def supervise(
-    workers: int,
-    tokens: int,
-    drain_seconds: float,
-    *,
-    listeners: Sequence[int],
-    crash_log: CrashLog,
-    arguments: Sequence[str],
-) -> int:
-    """Run ``workers`` workers on ``listeners`` with ``arguments`` until
-    SIGTERM/SIGINT."""
-    supervisor = _Supervisor(
-        workers,
-        tokens,
-        drain_seconds,
-        listeners=listeners,
-        crash_log=crash_log,
-        arguments=arguments,
-    )
+def supervise(supervisor: _Supervisor) -> int:
+    """Run ``supervisor``'s workers until SIGTERM/SIGINT."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if supervisor.stopping:
@@ -334,12 +318,14 @@ def main(argv: Sequence[str]) -> int:
     listeners = [int(fd) for fd in descriptors.split(",") if fd]
     crash_log = CrashLog(cache_dir, float(ttl))
     return supervise(
-        int(workers),
-        int(tokens),
-        float(drain),
-        listeners=listeners,
-        crash_log=crash_log,
-        arguments=arguments,
+        _Supervisor(
+            int(workers),
+            int(tokens),
+            float(drain),
+            listeners=listeners,
+            crash_log=crash_log,
+            arguments=arguments,
+        )
     )
 
 
