@@ -3,7 +3,7 @@
 One process alone keeps its metrics in memory. With ``--workers N`` each
 scrape lands on whichever worker the kernel picks, so a worker's own counts
 would jump between workers' totals and ``rate()`` would read resets. There
-the supervisor gives its workers one directory (``MULTIPROCESS_DIR_ENV``,
+the supervisor gives its workers one directory (``METRICS_DIR_ENV``,
 new for each start of the service) and prometheus-client's multiprocess mode
 keeps every value in a file of it: a scrape of any worker sums the counters
 and merges the histograms of all workers, the dead ones included (their
@@ -25,12 +25,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from .cache import CacheStats
+from .process.supervisor import METRICS_DIR_ENV
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# prometheus-client's own variable: it reads it when it is first imported,
-# so the supervisor sets it in its workers' environment before they start.
-MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -59,7 +57,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        shared = os.environ.get(MULTIPROCESS_DIR_ENV)
+        shared = os.environ.get(METRICS_DIR_ENV)
         # What a scrape reads: this process's registry, or every worker's files.
         self._exposed = registry
         if shared:
