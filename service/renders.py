@@ -105,13 +105,12 @@ class RenderService:
         *,
         concurrency: int,
         queue: int,
+        crash_log: CrashLog,
         tokens: TokenClient | None = None,
         decode_budget: int | None = None,
-        crash_log: CrashLog | None = None,
     ) -> None:
         self.cache = cache
-        # Tests build a service without one: a log in the cache directory.
-        self._crash_log = crash_log or CrashLog(cache.directory, ttl_seconds=3600.0)
+        self._crash_log = crash_log
         self._solo = SoloLock()
         self._crash_on = os.environ.get(CRASH_ON_ENV)
         self.policy = policy
