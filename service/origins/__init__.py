@@ -1,0 +1,1 @@
+"""Remote originals: origins, the fetcher and its guards, the source cache."""
