@@ -1,17 +1,18 @@
-"""Hosts in URL sources: numeric spellings and the normal form."""
+"""Hosts in URL sources: numeric spellings, the normal form, ``--url-sources`` patterns."""
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 import yarl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.origins.hosts import literal_address, normalise_host
+from service.origins.hosts import HostPattern, HostPatterns, literal_address, normalise_host
 
 Address = IPv4Address | IPv6Address
 
@@ -285,3 +286,164 @@ def test_the_normal_form_is_the_host_yarl_connects_to(labels: list[str]) -> None
     except ValueError:  # either refuses: no connection is made to a second name
         return
     assert ours == theirs
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("example.com", HostPattern(name="example.com")),
+        ("EXAMPLE.com.", HostPattern(name="example.com")),
+        ("example.com:8443", HostPattern(name="example.com", port=8443)),
+        ("*.example.com", HostPattern(name="example.com", wildcard=True)),
+        ("*.example.com:443", HostPattern(name="example.com", wildcard=True, port=443)),
+        ("*", HostPattern(wildcard=True)),
+        ("*:443", HostPattern(wildcard=True, port=443)),
+        ("127.0.0.1:9000", HostPattern("127.0.0.1", address=ip_address("127.0.0.1"), port=9000)),
+        ("2130706433", HostPattern("2130706433", address=ip_address("127.0.0.1"))),
+        ("[::1]:9000", HostPattern("::1", address=ip_address("::1"), port=9000)),
+        ("[::1]", HostPattern("::1", address=ip_address("::1"))),
+        ("bücher.de", HostPattern(name="xn--bcher-kva.de")),
+    ],
+)
+def test_each_pattern_form_parses(text: str, pattern: HostPattern) -> None:
+    """Names, ports, wildcards, any host, IPv4 and bracketed IPv6 literals."""
+    assert HostPatterns.parse(text) == HostPatterns((pattern,))
+
+
+def test_patterns_parse_from_a_comma_separated_list() -> None:
+    """Every item becomes one pattern, in order."""
+    patterns = HostPatterns.parse("example.com,*.example.org:8443,[::1]")
+    assert [p.name for p in patterns.patterns] == ["example.com", "example.org", "::1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("", "no host patterns"),
+        (",", "','"),
+        ("a.com,", "'a.com,'"),
+        (",a.com", "',a.com'"),
+        ("a.com,,b.com", "'a.com,,b.com'"),
+        ("*.", "'*.'"),
+        ("a*.b", "'a*.b'"),
+        ("*a.b", "'*a.b'"),
+        ("a.*.b", "'a.*.b'"),
+        ("*.*.com", "'*.*.com'"),
+        ("**", "'**'"),
+        ("*.1.2.3.4", "'*.1.2.3.4'"),
+        ("*.0.0.1", "'*.0.0.1'"),
+        ("a.com:0", "'a.com:0'"),
+        ("a.com:65536", "'a.com:65536'"),
+        ("a.com:99999", "'a.com:99999'"),
+        ("a.com:", "'a.com:'"),
+        ("a.com:x", "'a.com:x'"),
+        ("a.com:-1", "'a.com:-1'"),
+        ("a.com:80:90", "'a.com:80:90'"),
+        ("a.com: 80", "'a.com: 80'"),
+        (" a.com", "' a.com'"),
+        ("a.com ", "'a.com '"),
+        ("a .com", "'a .com'"),
+        ("a.com, b.com", "' b.com'"),
+        ("a.com,\tb.com", "'\\tb.com'"),
+        ("::1", "'::1'"),
+        ("::1:9000", "'::1:9000'"),
+        ("[::1", "'[::1'"),
+        ("[::1]x", "'[::1]x'"),
+        ("[::1]:", "'[::1]:'"),
+        ("[fe80::1%eth0]", "'[fe80::1%eth0]'"),
+        ("[127.0.0.1]", "'[127.0.0.1]'"),
+        ("a..b", "'a..b'"),
+        ("straße.de", "'straße.de'"),
+        ("example.com/path", "'example.com/path'"),
+        ("user@example.com", "'user@example.com'"),
+    ],
+)
+def test_malformed_patterns_are_one_line_errors_naming_the_item(text: str, named: str) -> None:
+    """Empty items, misplaced '*', ports, spaces, unbracketed IPv6, bad names."""
+    with pytest.raises(ValueError, match=re.escape(named)) as caught:
+        HostPatterns.parse(text)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("patterns", "host", "port", "allowed"),
+    [
+        ("example.com", "example.com", 443, True),
+        ("example.com", "example.com", 8080, True),
+        ("example.com", "EXAMPLE.com.", 443, True),
+        ("example.com", "www.example.com", 443, False),
+        ("example.com", "evilexample.com", 443, False),
+        ("example.com", "example.com.evil.net", 443, False),
+        ("example.com:8443", "example.com", 8443, True),
+        ("example.com:8443", "example.com", 443, False),
+        ("*.example.com", "a.example.com", 443, True),
+        ("*.example.com", "a.b.example.com", 443, True),
+        ("*.example.com", "A.EXAMPLE.COM.", 443, True),
+        ("*.example.com", "bücher.example.com", 443, True),
+        ("*.example.com", "example.com", 443, False),
+        ("*.example.com", "evilexample.com", 443, False),
+        ("*.example.com", "a.example.com.evil.net", 443, False),
+        ("*.example.com:443", "a.example.com", 80, False),
+        ("*", "anything.example", 1, True),
+        ("*", "127.0.0.1", 80, True),
+        ("*", "[::1]", 80, True),
+        ("*:443", "example.org", 443, True),
+        ("*:443", "example.org", 80, False),
+        ("bücher.de", "xn--bcher-kva.de", 443, True),
+        ("example.com,example.org", "example.org", 443, True),
+        ("example.com,example.org", "example.net", 443, False),
+    ],
+)
+def test_name_patterns_match_by_normal_form(
+    patterns: str, host: str, port: int, allowed: bool
+) -> None:
+    """Exact names, ports, subdomains at any depth (never the domain itself), any host."""
+    assert HostPatterns.parse(patterns).allows(host, port) is allowed
+
+
+@pytest.mark.parametrize(
+    ("patterns", "host", "port", "allowed"),
+    [
+        ("127.0.0.1:9000", "127.0.0.1", 9000, True),
+        ("127.0.0.1:9000", "2130706433", 9000, True),
+        ("127.0.0.1:9000", "0x7f.1", 9000, True),
+        ("127.0.0.1:9000", "127.1", 9000, True),
+        ("127.0.0.1:9000", "0177.0.0.1", 9000, True),
+        ("127.0.0.1:9000", "127.0.0.1.", 9000, True),
+        ("127.0.0.1:9000", "127.0.0.1", 9001, False),
+        ("127.0.0.1:9000", "127.0.0.2", 9000, False),
+        ("127.0.0.1:9000", "localhost", 9000, False),
+        ("127.0.0.1:9000", "[::ffff:127.0.0.1]", 9000, False),
+        ("2130706433", "127.0.0.1", 80, True),
+        ("[::1]:9000", "[::1]", 9000, True),
+        ("[::1]:9000", "::1", 9000, True),
+        ("[::1]:9000", "[0:0::1]", 9000, True),
+        ("[::1]:9000", "[::2]", 9000, False),
+        ("[::1]", "[::1]", 1, True),
+        ("[::1]", "[fe80::1%eth0]", 1, False),
+    ],
+)
+def test_ip_patterns_match_by_address(patterns: str, host: str, port: int, allowed: bool) -> None:
+    """Any spelling of the pattern's address matches it; another address does not."""
+    assert HostPatterns.parse(patterns).allows(host, port) is allowed
+
+
+@pytest.mark.parametrize(
+    ("patterns", "host"),
+    [
+        ("localhost", "127.0.0.1"),
+        ("*.example.com", "127.0.0.1"),
+        ("*.example.com", "2130706433"),
+        ("*.in-addr.arpa", "0x7f.1"),
+        ("*.example", "[::1]"),
+    ],
+)
+def test_numeric_spellings_never_match_a_name_pattern(patterns: str, host: str) -> None:
+    """An address is an address: only an IP pattern (or '*') can allow it."""
+    assert not HostPatterns.parse(patterns).allows(host, 80)
+
+
+@pytest.mark.parametrize("host", ["", "straße.de", "a..b", "[fe80::1%eth0]", "[::1", "a b"])
+def test_a_host_that_cannot_be_normalised_is_never_allowed(host: str) -> None:
+    """Not even by '*': what has no normal form has no safe reading."""
+    assert not HostPatterns.parse("*").allows(host, 80)
