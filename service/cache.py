@@ -111,8 +111,13 @@ class CacheUnavailable(Exception):
 @dataclass(frozen=True, slots=True)
 class CachedFile:
     path: str
-    format: OutputFormat
+    label: str  # what the owner records of the file: a render's format
     size: int
+
+    @property
+    def format(self) -> OutputFormat:
+        """The format of a render (the result cache's label)."""
+        return OutputFormat(self.label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +155,16 @@ class DiskCache:
         clock: Callable[[], float] = time.time,
         on_evict: Callable[[int], None] = lambda count: None,
         on_reopen: Callable[[], None] = lambda: None,
+        adopt: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.directory = os.path.abspath(directory)
         self.max_bytes = max_bytes
         self._clock = clock  # recency timestamps; tests pass a counter
         self._on_evict = on_evict
         self._on_reopen = on_reopen  # the directory was deleted or replaced
+        # The label of a file found without a record (key, path), or None to
+        # remove it; the result cache sniffs the render's format.
+        self._adopt = adopt or _sniff_format
         self._objects = os.path.join(self.directory, "objects")
         self._tmp = os.path.join(self.directory, "tmp")
         self._index_path = os.path.join(self.directory, "index.sqlite3")
@@ -285,7 +294,7 @@ class DiskCache:
                 raise CacheUnavailable(str(error)) from error
         if row is None:
             return None
-        entry = CachedFile(self._object_path(key), OutputFormat(row[1]), row[0])
+        entry = CachedFile(self._object_path(key), row[1], row[0])
         self._remember(key, entry)
         return entry
 
@@ -362,9 +371,16 @@ class DiskCache:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         return TempFile(path, descriptor)
 
-    def commit(self, key: str, temp: TempFile, output_format: OutputFormat) -> CachedFile:
+    def commit(
+        self, key: str, temp: TempFile, label: OutputFormat | str, *, replace: bool = False
+    ) -> CachedFile:
         """Move a finished render into place and record it, evicting the
-        least recently used entries beyond the bound."""
+        least recently used entries beyond the bound. ``replace`` puts the
+        file in place of a recorded one (a small record that is rewritten,
+        such as the source cache's freshness notes: a crash between the
+        rename and the commit leaves a size that disagrees with the record,
+        which is then dropped, never served)."""
+        output_format = label.value if isinstance(label, OutputFormat) else label
         size = os.fstat(temp.descriptor).st_size
         final = self._object_path(key)
         victims: list[str] = []
@@ -372,7 +388,7 @@ class DiskCache:
             try:
                 self._flush_touches()
                 with self._transaction() as db:
-                    existing = self._whole_entry(db, key)
+                    existing = None if replace else self._whole_entry(db, key)
                     if existing is None:
                         room = self.max_bytes - self._index_share(db)
                         if size > room:
@@ -384,7 +400,7 @@ class DiskCache:
                             )
                         os.makedirs(os.path.dirname(final), exist_ok=True)
                         os.rename(temp.path, final)
-                        self._record(db, key, size, output_format.value, self._clock())
+                        self._record(db, key, size, output_format, self._clock())
                         victims = self._evict(db)
                     else:
                         # Another process committed this key meanwhile. Never
@@ -440,7 +456,7 @@ class DiskCache:
                 return None
         except FileNotFoundError:
             return None
-        return CachedFile(path, OutputFormat(row[1]), row[0])
+        return CachedFile(path, row[1], row[0])
 
     def _record(
         self, db: sqlite3.Connection, key: str, size: int, fmt: str, last_access: float
@@ -562,13 +578,13 @@ class DiskCache:
         with self._transaction() as txn:
             self._delete_rows(txn, missing)
             for key in unrecorded:
-                fmt = _sniff_format(self._object_path(key))
-                if fmt is None:
+                label = self._adopt(key, self._object_path(key))
+                if label is None:
                     with contextlib.suppress(OSError):
                         os.unlink(self._object_path(key))
                     continue
                 # Unknown recency: treat adopted files as the oldest.
-                self._record(txn, key, on_disk[key], fmt.value, 0.0)
+                self._record(txn, key, on_disk[key], label, 0.0)
             self._evict(txn)
         log.info(
             "cache: reconciled %d unrecorded files and %d missing entries",
@@ -599,8 +615,8 @@ _MAGIC = (
 )
 
 
-def _sniff_format(path: str) -> OutputFormat | None:
-    """The format of a file found without a record (adopted after a crash)."""
+def _sniff_format(key: str, path: str) -> str | None:
+    """The format of a render found without a record (adopted after a crash)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
@@ -608,9 +624,9 @@ def _sniff_format(path: str) -> OutputFormat | None:
         return None
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
-            return fmt
+            return fmt.value
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return OutputFormat.WEBP
+        return OutputFormat.WEBP.value
     if head[4:12] in (b"ftypavif", b"ftypavis"):
-        return OutputFormat.AVIF
+        return OutputFormat.AVIF.value
     return None
