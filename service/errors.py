@@ -6,8 +6,10 @@
     ├── NotFound (404)              no such original, or a path that leaves the root
     ├── UnprocessableImage (422)    the original cannot be decoded or is refused
     │   └── SourceTooLarge (422)    over the pixel, byte or frame limits
+    ├── BadGateway (502)            an origin failed: another status, DNS, connection
     ├── Overloaded (503)            the render queue is full
     │   └── OriginalReplaced (503)  the original changed mid-request: retry
+    ├── OriginTimeout (504)         an origin did not answer, or sent too slowly
     └── RenderTimeout (504)         a render ran past its deadline
 
 The message is one line for the client; detail for operators goes to the log.
@@ -56,6 +58,14 @@ class Overloaded(ServiceError):
 
 class OriginalReplaced(Overloaded):
     """The original changed between keying the request and opening it."""
+
+
+class BadGateway(ServiceError):
+    status = 502
+
+
+class OriginTimeout(ServiceError):
+    status = 504
 
 
 class RenderTimeout(ServiceError):

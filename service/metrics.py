@@ -121,6 +121,52 @@ class Metrics:
             registry=registry,
         )
 
+        # Remote originals (service/origins/).
+        self.origin_requests = Counter(
+            "image_factory_origin_requests",
+            "Requests to origins, by origin and outcome (fetched, not_modified, "
+            "not_found, refused, failed, timeout, unprocessable).",
+            ["origin", "outcome"],
+            registry=registry,
+        )
+        self.origin_bytes = Counter(
+            "image_factory_origin_bytes",
+            "Body bytes downloaded from origins.",
+            ["origin"],
+            registry=registry,
+        )
+        self.origin_duration = Histogram(
+            "image_factory_origin_duration_seconds",
+            "Time an origin request took, body included.",
+            ["origin"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.source_cache = Counter(
+            "image_factory_source_cache",
+            "Originals asked of the source cache: hit (fresh, no origin request) "
+            "or miss (the origin was asked).",
+            ["result"],
+            registry=registry,
+        )
+        self.revalidations = Counter(
+            "image_factory_source_revalidations",
+            "Revalidations of a cached original: unchanged, changed or failed.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.stale_served = Counter(
+            "image_factory_source_stale_served",
+            "Requests served from an original that could not be revalidated "
+            "(--source-stale-if-error).",
+            registry=registry,
+        )
+        self.ssrf_refusals = Counter(
+            "image_factory_ssrf_refusals",
+            "URL sources and redirect hops refused by host pattern or address.",
+            registry=registry,
+        )
+
     def watch_cache(self, read_stats: Callable[[], CacheStats | None]) -> None:
         self._exposed.register(_CacheCollector(read_stats))
 
