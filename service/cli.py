@@ -132,6 +132,10 @@ def configure_logging(settings: Settings) -> None:
 
 def _print_examples(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
+    if not os.path.isdir(settings.originals):  # a remote origin: nothing to list
+        print(f"Image Factory serving {settings.originals} on {base}", flush=True)
+        print(f"  {base}/healthz", flush=True)
+        return
     images = sorted(
         name
         for name in os.listdir(settings.originals)

@@ -7,6 +7,7 @@ A flag overrides its variable; every problem is collected into one
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import os
 import re
@@ -18,6 +19,18 @@ from typing import Any
 
 from .errors import BadRequest
 from .formats import FORMAT_NAMES, OutputFormat
+from .origins.addresses import parse_networks
+from .origins.config import (
+    DEFAULT_ORIGIN,
+    DirectorySpec,
+    HttpSpec,
+    OriginHeader,
+    OriginSpec,
+    parse_named_origin,
+    parse_origin_header,
+    parse_origin_spec,
+)
+from .origins.hosts import HostPatterns
 from .spec import validate_presets
 from .units import parse_byte_size
 
@@ -68,7 +81,25 @@ def default_cache_dir(environ: Mapping[str, str]) -> str:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
+    # A directory, an http(s):// prefix or s3://BUCKET[/PREFIX] (origins/config.py).
     originals: str = field(default_factory=bundled_samples)
+    originals_given: bool = False  # named origins leave the samples out unless given
+    origins: tuple[tuple[str, OriginSpec], ...] = ()
+    origin_headers: tuple[OriginHeader, ...] = ()
+    url_sources: HostPatterns | None = None  # None: ?url= is off
+    url_sources_allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    origin_max_redirects: int = 3
+    origin_connect_timeout: float = 3.0
+    origin_timeout: float = 10.0
+    origin_concurrency: int = 8  # downloads at once per origin host, per worker
+    source_cache_dir: str = ""  # "": sources/ under --cache-dir
+    source_cache_max_bytes: int = 2**30
+    source_ttl: float = 60.0
+    source_stale_if_error: float = 86400.0
+    source_negative_ttl: float = 10.0
+    s3_endpoint_url: str | None = None  # None: botocore's own (AWS_ENDPOINT_URL, then AWS)
+    s3_region: str | None = None  # None: the AWS configuration chain's
+    s3_addressing: str = "auto"
     cache_dir: str = field(default_factory=lambda: default_cache_dir(os.environ))
     cache_max_bytes: int = 2**30
     workers: int = 1
@@ -123,6 +154,8 @@ class Settings:
             if raw is None:
                 raw = environ.get(spec.env)
                 origin = spec.env
+                if raw is not None and spec.repeat:
+                    raw = [item for item in raw.split(spec.repeat) if item.strip()]
             if raw is None:
                 continue
             try:
@@ -132,15 +165,46 @@ class Settings:
         if problems:
             raise SettingsError("; ".join(problems))
         values["print_examples"] = bool(args.print_examples)
+        values["originals_given"] = "originals" in values
         settings = cls(**values)
         settings._check_paths(problems)
         if problems:
             raise SettingsError("; ".join(problems))
         return settings
 
+    @property
+    def originals_spec(self) -> OriginSpec | None:
+        """Where paths outside the named origins read from (None: a 404)."""
+        if self.origins and not self.originals_given:
+            return None
+        return parse_origin_spec(self.originals)
+
+    @property
+    def sources_directory(self) -> str:
+        return self.source_cache_dir or os.path.join(self.cache_dir, "sources")
+
     def _check_paths(self, problems: list[str]) -> None:
-        if not os.path.isdir(self.originals):
-            problems.append(f"--originals: {self.originals!r} is not a directory")
+        origins: list[tuple[str, str, OriginSpec]] = [
+            (f"--origin {name}", name, spec) for name, spec in self.origins
+        ]
+        default = self.originals_spec
+        if default is not None:
+            origins.append(("--originals", DEFAULT_ORIGIN, default))
+        for flag, _, spec in origins:
+            if isinstance(spec, DirectorySpec) and not os.path.isdir(spec.root):
+                problems.append(f"{flag}: {spec.root!r} is not a directory")
+        names = [name for name, _ in self.origins]
+        if len(set(names)) != len(names):
+            problems.append("--origin: each origin needs a name of its own")
+        http_names = {name for _, name, spec in origins if isinstance(spec, HttpSpec)}
+        for header in self.origin_headers:
+            if header.origin not in http_names:
+                problems.append(
+                    f"--origin-header: {header.origin!r} is not an HTTP origin "
+                    f"({DEFAULT_ORIGIN!r} names --originals)"
+                )
+        if self.url_sources_allow_networks and self.url_sources is None:
+            problems.append("--url-sources-allow-networks: needs --url-sources")
         try:
             validate_presets(self.presets, max_output_size=self.max_output_size)
         except BadRequest as error:
@@ -156,6 +220,8 @@ class _Option:
     convert: Callable[[str], Any]
     help: str
     switch: bool = False  # a flag without a value; its variable takes true/false
+    # Repeatable: each use adds one; the variable holds several, split on this.
+    repeat: str = ""
     env_name: str = ""  # when the variable is not named after ``dest``
 
     @property
@@ -279,6 +345,31 @@ def _signing_keys(text: str) -> tuple[str, ...]:
     return keys
 
 
+def _origin_spec(text: str) -> str:
+    spec = parse_origin_spec(text)
+    return spec.root if isinstance(spec, DirectorySpec) else text.strip()
+
+
+def _named_origins(items: Sequence[str]) -> tuple[tuple[str, OriginSpec], ...]:
+    return tuple(parse_named_origin(item) for item in items)
+
+
+def _origin_headers(items: Sequence[str]) -> tuple[OriginHeader, ...]:
+    return tuple(parse_origin_header(item) for item in items)
+
+
+def _s3_addressing(text: str) -> str:
+    if text.strip() not in ("auto", "path", "virtual"):
+        raise ValueError(f"must be auto, path or virtual, got {text!r}")
+    return text.strip()
+
+
+def _endpoint_url(text: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+/?", text.strip(), re.ASCII):
+        raise ValueError(f"must be an http(s)://host[:port] URL, got {text!r}")
+    return text.strip()
+
+
 def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise ValueError(f"must be text or json, got {text!r}")
@@ -288,7 +379,94 @@ def _log_format(text: str) -> str:
 _OPTIONS = (
     _Option("--host", "host", _host, "address to listen on (default 127.0.0.1)"),
     _Option("--port", "port", _port, "port to listen on (default 8080)"),
-    _Option("--originals", "originals", _directory, "directory of originals (default: samples)"),
+    _Option(
+        "--originals",
+        "originals",
+        _origin_spec,
+        "originals: a directory, http(s):// prefix or s3://BUCKET[/PREFIX] (default: samples)",
+    ),
+    _Option(
+        "--origin",
+        "origins",
+        _named_origins,
+        "NAME=SPEC, repeatable: /picture/NAME/... reads from SPEC",
+        repeat=" ",
+    ),
+    _Option(
+        "--origin-header",
+        "origin_headers",
+        _origin_headers,
+        "ORIGIN=Header: value (or @FILE), repeatable: sent to that HTTP origin only",
+        repeat="\n",
+    ),
+    _Option(
+        "--url-sources",
+        "url_sources",
+        HostPatterns.parse,
+        "hosts ?url= may fetch from: host[:port], *.domain, * (off)",
+    ),
+    _Option(
+        "--url-sources-allow-networks",
+        "url_sources_allow_networks",
+        parse_networks,
+        "CIDRs URL sources may reach despite the SSRF rules (none)",
+    ),
+    _Option("--origin-max-redirects", "origin_max_redirects", _integer, "redirects followed (3)"),
+    _Option(
+        "--origin-connect-timeout",
+        "origin_connect_timeout",
+        _seconds,
+        "seconds to connect to an origin (3); 504",
+    ),
+    _Option(
+        "--origin-timeout", "origin_timeout", _seconds, "seconds a download may take (10); 504"
+    ),
+    _Option(
+        "--origin-concurrency",
+        "origin_concurrency",
+        _positive_int,
+        "downloads at once per origin host, per worker (8)",
+    ),
+    _Option(
+        "--source-cache-dir",
+        "source_cache_dir",
+        _directory,
+        "downloaded originals' cache (default: sources/ in --cache-dir)",
+    ),
+    _Option(
+        "--source-cache-max-bytes",
+        "source_cache_max_bytes",
+        _byte_size,
+        "bound of the downloaded originals' cache (1GiB)",
+    ),
+    _Option(
+        "--source-ttl",
+        "source_ttl",
+        _non_negative_seconds,
+        "seconds a downloaded original is trusted before revalidation (60)",
+    ),
+    _Option(
+        "--source-stale-if-error",
+        "source_stale_if_error",
+        _non_negative_seconds,
+        "seconds past its TTL an original is served when revalidation fails (86400)",
+    ),
+    _Option(
+        "--source-negative-ttl",
+        "source_negative_ttl",
+        _non_negative_seconds,
+        "seconds an origin's 404 is remembered (10)",
+    ),
+    _Option(
+        "--s3-endpoint-url",
+        "s3_endpoint_url",
+        _endpoint_url,
+        "S3-compatible endpoint (default: AWS_ENDPOINT_URL, else AWS)",
+    ),
+    _Option("--s3-region", "s3_region", _host, "S3 region (default: the AWS configuration)"),
+    _Option(
+        "--s3-addressing", "s3_addressing", _s3_addressing, "S3 addressing: auto, path, virtual"
+    ),
     _Option("--cache-dir", "cache_dir", _directory, "disk cache directory (default: per user)"),
     _Option("--cache-max-bytes", "cache_max_bytes", _byte_size, "cache bound (default 1GiB)"),
     _Option("--workers", "workers", _positive_int, "processes sharing port and cache (1)"),
@@ -391,6 +569,10 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_const",
                 const="false",
                 help=f"turn {option.flag} off, whatever {option.env} says",
+            )
+        elif option.repeat:
+            parser.add_argument(
+                option.flag, dest=option.dest, action="append", default=None, help=option.help
             )
         else:
             parser.add_argument(option.flag, dest=option.dest, default=None, help=option.help)

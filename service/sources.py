@@ -26,26 +26,30 @@ class Original:
     size: int
     mtime_ns: int
     inode: int
+    # A remote original's identity (its origin's ETag or the like, from the
+    # source cache): the body's file is only where it is kept here.
+    remote_identity: str = ""
 
     @property
     def identity(self) -> str:
         """Changes whenever the file is replaced or rewritten."""
+        if self.remote_identity:
+            return "remote\0" + self.remote_identity
         return f"{self.relative}\0{self.size}\0{self.mtime_ns}\0{self.inode}"
 
 
 class OriginalsDirectory:
     """The confined root that originals are read from."""
 
-    def __init__(self, root: str, *, max_source_bytes: int) -> None:
+    def __init__(self, root: str, *, max_source_bytes: int, name: str = "") -> None:
         self.root = os.path.realpath(root)
         self.max_source_bytes = max_source_bytes
+        # A named origin's originals are told apart from the default's.
+        self._prefix = f"{name}/" if name else ""
 
     def resolve(self, url_path: str) -> Original:
         """The original at ``url_path`` (already percent-decoded), or NotFound."""
-        segments = url_path.split("/")
-        for segment in segments:
-            if not segment or segment.startswith(".") or "\0" in segment or "\\" in segment:
-                raise NotFound()
+        segments = checked_segments(url_path)
         real = os.path.realpath(os.path.join(self.root, *segments))
         if os.path.commonpath((real, self.root)) != self.root or real == self.root:
             raise NotFound()
@@ -63,12 +67,24 @@ class OriginalsDirectory:
                 f"the original is {info.st_size} bytes, over the limit of {self.max_source_bytes}"
             )
         return Original(
-            relative=relative.replace(os.sep, "/"),
+            relative=self._prefix + relative.replace(os.sep, "/"),
             path=real,
             size=info.st_size,
             mtime_ns=info.st_mtime_ns,
             inode=info.st_ino,
         )
+
+
+def checked_segments(url_path: str) -> list[str]:
+    """The path's segments, or NotFound for a path that could leave a root
+    or name a hidden file: an empty, ``.``-led (``..`` included, however it
+    was encoded: the router hands us the decoded path), NUL or backslash
+    segment. Remote origins are held to it too, before any request."""
+    segments = url_path.split("/")
+    for segment in segments:
+        if not segment or segment.startswith(".") or "\0" in segment or "\\" in segment:
+            raise NotFound()
+    return segments
 
 
 class OriginalChanged(Exception):

@@ -58,8 +58,8 @@ LISTEN_FDS_ENV = "IMAGE_FACTORY_LISTEN_FDS"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # How long the workers may take to stop, beyond their drain: their shutdown
-# grace (22 s) and a margin.
-_STOP_GRACE_SECONDS = 30.0
+# grace (server/serve.py: 22 s, 32 s with remote origins) and a margin.
+_STOP_GRACE_SECONDS = 45.0
 # A worker that dies this soon after starting is failing, not crashing once:
 # wait before replacing it so a broken configuration does not spin.
 _RESTART_BACKOFF_SECONDS = 1.0

@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from .responses import DescriptorResponse
-from .state import CACHE_STATUS, RENDER_SECONDS, REQUEST_ID
+from .state import CACHE_STATUS, ORIGIN, RENDER_SECONDS, REQUEST_ID
 
 ACCESS_LOGGER = "image_factory.access"
 
@@ -27,6 +27,8 @@ class AccessLogger(AbstractAccessLogger):
             else (response.content_length or 0),
             "duration_ms": round(time * 1000, 2),
             "cache": request.get(CACHE_STATUS, "-"),
+            # The remote origin read from (its name, or "url"); "-" for local files.
+            "origin": request.get(ORIGIN, "-"),
             "render_ms": round(request[RENDER_SECONDS] * 1000, 2)
             if RENDER_SECONDS in request
             else None,
@@ -37,7 +39,7 @@ class AccessLogger(AbstractAccessLogger):
             return
         render = fields["render_ms"]
         self.logger.info(
-            '%s "%s %s" %s %sB %.1fms cache=%s render=%s id=%s',
+            '%s "%s %s" %s %sB %.1fms cache=%s render=%s origin=%s id=%s',
             fields["remote"],
             fields["method"],
             fields["path"],
@@ -46,5 +48,6 @@ class AccessLogger(AbstractAccessLogger):
             fields["duration_ms"],
             fields["cache"],
             "-" if render is None else f"{render}ms",
+            fields["origin"],
             fields["request_id"],
         )

@@ -13,6 +13,7 @@ from aiohttp import web
 from .. import __version__
 from ..cache import CacheStats, CacheUnavailable, DiskCache
 from ..metrics import Metrics
+from ..origins.build import open_origins
 from ..process.crashes import CrashLog
 from ..process.render_tokens import TokenClient
 from ..render import (
@@ -23,7 +24,6 @@ from ..render import (
 )
 from ..renders import RenderService
 from ..settings import Settings
-from ..sources import OriginalsDirectory
 from . import state
 from .handlers import healthz, metrics_handler, picture
 from .locate import Locator
@@ -73,12 +73,10 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
     app[state.METRICS] = metrics
     app[state.LIFECYCLE] = Lifecycle()
     app.on_shutdown.append(_begin_draining)
-    app[state.ORIGINALS] = OriginalsDirectory(
-        settings.originals, max_source_bytes=settings.max_source_bytes
-    )
     app[state.OUTPUT_SETTINGS] = output_settings(settings)
     app.cleanup_ctx.append(partial(_render_service, tokens=tokens))
     app.router.add_get("/picture/{path:.+}", picture)
+    app.router.add_get("/picture", picture)  # ?url= sources
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     return app
@@ -98,6 +96,7 @@ async def _render_service(
 ) -> AsyncIterator[None]:
     settings = state.settings(app)
     metrics = state.metrics(app)
+    stack = contextlib.AsyncExitStack()
     cache = DiskCache(
         settings.cache_dir,
         settings.cache_max_bytes,
@@ -124,29 +123,34 @@ async def _render_service(
         # Serve uncached rather than not at all (a full cache volume is
         # exactly when a restart happens); the cache reconnects on use.
         renders.note_cache_failure(error)
+    origins = await stack.enter_async_context(open_origins(settings, metrics, renders.to_thread))
+    app[state.ORIGINS] = origins
     app[state.LOCATOR] = Locator(
-        state.originals(app),
         renders,
         state.output_settings(app),
         settings.quality,
         settings.enable_svg,
     )
     metrics.watch_cache(partial(_cache_stats, cache))
-    housekeeping = asyncio.create_task(_housekeeping(renders))
+    source_cache = origins.sources.cache if origins.sources else None
+    housekeeping = asyncio.create_task(_housekeeping(renders, source_cache))
     yield
     housekeeping.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await housekeeping
+    await stack.aclose()
     await asyncio.get_running_loop().run_in_executor(None, renders.close)
     await asyncio.get_running_loop().run_in_executor(None, cache.close)
 
 
-async def _housekeeping(renders: RenderService) -> None:
+async def _housekeeping(renders: RenderService, sources: DiskCache | None) -> None:
     """Batch-write cache recency and sweep uncached renders, once a second."""
     while True:
         await asyncio.sleep(_HOUSEKEEPING_SECONDS)
         try:
             await renders.to_thread(renders.cache.flush)
+            if sources is not None:
+                await renders.to_thread(sources.flush)
             await renders.to_thread(renders.sweep_spill)
         except Exception:
             # One bad round must not end housekeeping for the process's life.

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import partial
 
 from aiohttp import web
 from multidict import CIMultiDict
+from yarl import URL
 
-from ..errors import Forbidden, SourceTooLarge
+from ..errors import BadRequest, Forbidden, NotFound, OriginalReplaced, SourceTooLarge
 from ..metrics import CONTENT_TYPE
 from ..negotiate import FormatChoice, choose_format
+from ..origins.routes import LocalTarget, RemoteTarget
+from ..origins.source_cache import OriginalChangedRemotely, Source
 from ..render import RenderRequest
 from ..signing import verify
+from ..sources import Original
 from ..spec import RequestSpec, parse_spec
 from . import state
 from .responses import DescriptorResponse
@@ -36,18 +42,28 @@ async def _picture(request: web.Request) -> web.StreamResponse:
     if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
         state.metrics(app).rejected.labels(reason="bad_signature").inc()
         raise Forbidden("the URL signature is missing or wrong")
+    target, parameters = _target(request)
     spec = parse_spec(
-        request.query.items(),
+        parameters,
         max_output_size=settings.max_output_size,
         presets=settings.presets,
         presets_only=settings.presets_only,
     )
     choice = choose_format(spec.format, spec.auto_format, request.headers.get("Accept", ""))
+    sources = state.origins(app).sources
+    resolve: Callable[[], Original]
+    if isinstance(target, LocalTarget):
+        resolve = partial(target.directory.resolve, target.path)
+    else:
+        request[state.ORIGIN] = target.source.client.name
+        assert sources is not None  # opened whenever an origin is remote
+        remote = await sources.original(target.source)
+        resolve = partial(_same, remote)
     # One trip off the event loop: resolve the original, key it, and open a
     # cached render if there is one (the common case is a hit).
     located = await renders.to_thread(
         state.locator(app).locate,
-        request.match_info["path"],
+        resolve,
         spec,
         choice,
         request.headers.get("If-None-Match"),
@@ -59,9 +75,16 @@ async def _picture(request: web.Request) -> web.StreamResponse:
         headers["Vary"] = "Accept"
     if located.not_modified:
         return web.Response(status=304, headers=headers)
+    original = located.original
+    if located.cached is None and isinstance(target, RemoteTarget):
+        assert sources is not None
+        try:
+            original = await sources.with_body(target.source, original)
+        except OriginalChangedRemotely:
+            raise OriginalReplaced("the original changed at its origin, try again") from None
     served = located.cached or await renders.cached_or_rendered(
         located.key.digest,
-        located.original,
+        original,
         _render_request(spec, choice),
         request_id=request.get(state.REQUEST_ID, ""),
     )
@@ -71,6 +94,33 @@ async def _picture(request: web.Request) -> web.StreamResponse:
     if served.render_seconds is not None:
         request[state.RENDER_SECONDS] = served.render_seconds
     return DescriptorResponse(served.descriptor, served.size, headers)
+
+
+def _same(original: Original) -> Original:
+    return original
+
+
+def _target(request: web.Request) -> tuple[LocalTarget | RemoteTarget, list[tuple[str, str]]]:
+    """Where the original is (an origin's path, or a ``?url=`` source), and
+    the rest of the query for the spec."""
+    parameters = list(request.query.items())
+    path = request.match_info.get("path")
+    if path is not None:
+        return state.origins(request.app).routes.target(path), parameters
+    url_sources = state.origins(request.app).url_sources
+    if url_sources is None:
+        raise NotFound("URL sources are off (--url-sources)")
+    urls = [value for name, value in parameters if name == "url"]
+    if len(urls) != 1:
+        raise BadRequest("url: give the original's absolute http(s) URL once")
+    try:
+        url = URL(urls[0])
+    except ValueError:
+        raise BadRequest("url: not a valid URL") from None
+    if url.scheme not in ("http", "https") or not url.host or not url.is_absolute():
+        raise BadRequest("url: must be an absolute http or https URL")
+    source = Source(url_sources, str(url.with_fragment(None)))
+    return RemoteTarget(source), [item for item in parameters if item[0] != "url"]
 
 
 def _render_request(spec: RequestSpec, choice: FormatChoice) -> RenderRequest:

@@ -1,10 +1,10 @@
-"""From a request's path and spec to its variant: the original, the key, and
-the cached file when there is one. Blocking (stat, open, SQLite): the
+"""From a request's original and spec to its variant: the original, the key,
+and the cached file when there is one. Blocking (stat, open, SQLite): the
 handler runs it off the event loop, in one trip."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ..formats import OutputFormat
@@ -12,7 +12,7 @@ from ..header_memo import facts_or_none
 from ..keys import VariantKey, variant_key
 from ..negotiate import FormatChoice
 from ..renders import RenderService, Served
-from ..sources import Original, OriginalsDirectory
+from ..sources import Original
 from ..spec import RequestSpec
 
 
@@ -28,18 +28,22 @@ class Located:
 class Locator:
     """Built once per process with what keys take from it besides the request."""
 
-    originals: OriginalsDirectory
     renders: RenderService
     output_settings: str
     quality: Mapping[OutputFormat, int]
     allow_svg: bool
 
     def locate(
-        self, path: str, spec: RequestSpec, choice: FormatChoice, if_none_match: str | None
+        self,
+        resolve: Callable[[], Original],
+        spec: RequestSpec,
+        choice: FormatChoice,
+        if_none_match: str | None,
     ) -> Located:
-        """The original, its variant's key, and the cached file if any. A
-        matching If-None-Match is answered from the key alone."""
-        original = self.originals.resolve(path)
+        """The original (``resolve`` stats a local one), its variant's key,
+        and the cached file if any. A matching If-None-Match is answered
+        from the key alone."""
+        original = resolve()
         key = variant_key(
             output_settings=self.output_settings,
             original=original,

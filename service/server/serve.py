@@ -15,6 +15,7 @@ import socket
 from aiohttp import web
 from aiohttp.web_runner import GracefulExit
 
+from ..origins.config import DirectorySpec
 from ..process.render_tokens import TokenClient
 from ..settings import Settings
 from . import state
@@ -23,9 +24,23 @@ from .app import create_app
 from .listen import BACKLOG
 from .patches.slow_clients import install as close_slow_clients
 
-# In-flight renders (at most --render-timeout, 20 s) may finish this long
-# after accepting stops; with the 3 s drain, under Kubernetes' default 30 s.
-SHUTDOWN_GRACE_SECONDS = 22.0
+# How long in-flight requests may finish after accepting stops, beyond their
+# own time limits.
+_SHUTDOWN_MARGIN_SECONDS = 2.0
+
+
+def shutdown_grace(settings: Settings) -> float:
+    """A render (--render-timeout), and before it a download when any origin
+    is remote (--origin-timeout), with a margin: 22 s for local originals
+    (with the 3 s drain, under Kubernetes' default 30 s), 32 s by default
+    with remote ones (docs/operating.md: raise terminationGracePeriodSeconds)."""
+    remote = (
+        settings.url_sources is not None
+        or any(not isinstance(spec, DirectorySpec) for _, spec in settings.origins)
+        or not isinstance(settings.originals_spec, DirectorySpec | None)
+    )
+    download = settings.origin_timeout if remote else 0.0
+    return settings.render_timeout + download + _SHUTDOWN_MARGIN_SECONDS
 
 
 def raise_open_file_limit() -> None:
@@ -60,7 +75,7 @@ def serve(settings: Settings, listeners: list[socket.socket], tokens: TokenClien
         backlog=BACKLOG,
         # SIGTERM: drain, stop accepting, let in-flight renders finish (their
         # results still fill the cache), then exit 0.
-        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        shutdown_timeout=shutdown_grace(settings),
         access_log=logging.getLogger(ACCESS_LOGGER),
         access_log_class=AccessLogger,
         access_log_format=settings.log_format,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..metrics import Metrics
+from ..origins.build import OpenOrigins
 from ..render import RenderPolicy
 from ..renders import RenderService
 from ..settings import Settings
-from ..sources import OriginalsDirectory
 from .locate import Locator
 
 
@@ -29,7 +29,7 @@ class Lifecycle:
 
 SETTINGS = web.AppKey("settings", Settings)
 POLICY = web.AppKey("policy", RenderPolicy)
-ORIGINALS = web.AppKey("originals", OriginalsDirectory)
+ORIGINS = web.AppKey("origins", OpenOrigins)
 RENDERS = web.AppKey("renders", RenderService)
 LOCATOR = web.AppKey("locator", Locator)
 METRICS = web.AppKey("metrics", Metrics)
@@ -40,6 +40,7 @@ OUTPUT_SETTINGS = web.AppKey("output_settings", str)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CACHE_STATUS = web.RequestKey("cache_status", str)
+ORIGIN = web.RequestKey("origin", str)  # the origin a request read from, for the access log
 RENDER_SECONDS = web.RequestKey("render_seconds", float)
 
 
@@ -51,8 +52,8 @@ def policy(app: web.Application) -> RenderPolicy:
     return app[POLICY]
 
 
-def originals(app: web.Application) -> OriginalsDirectory:
-    return app[ORIGINALS]
+def origins(app: web.Application) -> OpenOrigins:
+    return app[ORIGINS]
 
 
 def renders(app: web.Application) -> RenderService:
