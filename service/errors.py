@@ -6,8 +6,10 @@
     ├── NotFound (404)              no such original, or a path that leaves the root
     ├── UnprocessableImage (422)    the original cannot be decoded or is refused
     │   └── SourceTooLarge (422)    over the pixel, byte or frame limits
+    ├── BadGateway (502)            the origin answered another status, or could not be reached
     ├── Overloaded (503)            the render queue is full
     │   └── OriginalReplaced (503)  the original changed mid-request: retry
+    ├── OriginTimeout (504)         the origin did not connect or answer in time
     └── RenderTimeout (504)         a render ran past its deadline
 
 The message is one line for the client; detail for operators goes to the log.
@@ -49,6 +51,10 @@ class Forbidden(ServiceError):
     status = 403
 
 
+class BadGateway(ServiceError):
+    status = 502
+
+
 class Overloaded(ServiceError):
     status = 503
     retry_after_seconds = 1
@@ -56,6 +62,10 @@ class Overloaded(ServiceError):
 
 class OriginalReplaced(Overloaded):
     """The original changed between keying the request and opening it."""
+
+
+class OriginTimeout(ServiceError):
+    status = 504
 
 
 class RenderTimeout(ServiceError):
