@@ -4,14 +4,18 @@ and a real disk cache in a temporary directory."""
 from __future__ import annotations
 
 import csv
+import errno
 import io
+import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -58,6 +62,59 @@ def corpus_images() -> list[CorpusImage]:
         CorpusImage(row["file"], row["expected behaviour"], int(row["width"]), int(row["height"]))
         for row in rows
     ]
+
+
+def _loopback_only_getaddrinfo(real: Callable[..., Any]) -> Callable[..., Any]:
+    """getaddrinfo for numeric hosts and ``localhost`` (from /etc/hosts) only:
+    a test that would send a DNS query (a fetcher bug, a name a test did not
+    mean to resolve) gets "no such name" instead of asking a server."""
+
+    def resolve(host: object, *args: object, **kwargs: object) -> Any:  # noqa: ANN401
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is None or not isinstance(name, str) or _resolves_locally(name):
+            return real(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, f"the tests resolve loopback names only: {name}")
+
+    return resolve
+
+
+def _resolves_locally(name: str) -> bool:
+    if name.lower() == "localhost":
+        return True
+    try:
+        socket.inet_aton(name)  # glibc reads these forms itself, without DNS
+        return True
+    except (OSError, ValueError):
+        pass
+    try:
+        ipaddress.ip_address(name.partition("%")[0])
+        return True
+    except ValueError:
+        return False
+
+
+def _loopback_only_connect(real: Callable[..., Any]) -> Callable[..., Any]:
+    """socket.connect that refuses any Internet address off this machine."""
+
+    def connect(sock: socket.socket, address: Any) -> Any:  # noqa: ANN401
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = str(address[0]).partition("%")[0]
+            if not ipaddress.ip_address(host).is_loopback:
+                raise OSError(errno.ENETUNREACH, f"the tests connect to loopback only: {host}")
+        return real(sock, address)
+
+    return connect
+
+
+@pytest.fixture(autouse=True)
+def only_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test: DNS only for loopback names, connections only to loopback
+    (the service processes tests start are given loopback origins only)."""
+    monkeypatch.setattr(socket, "getaddrinfo", _loopback_only_getaddrinfo(socket.getaddrinfo))
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only_connect(socket.socket.connect))
+    monkeypatch.setattr(
+        socket.socket, "connect_ex", _loopback_only_connect(socket.socket.connect_ex)
+    )
 
 
 @pytest.fixture

@@ -36,10 +36,13 @@ from moto.server import ThreadedMotoServer
 
 from service.errors import BadGateway, NotFound, OriginTimeout, SourceTooLarge, UnprocessableImage
 from service.origins.body import BodySink
+from service.origins.config import parse_named_origin
 from service.origins.fetched import Validators
 from service.origins.s3 import S3Location, S3Origin, S3Settings, open_s3_origin
+from service.server.app import create_app
+from service.settings import Settings
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, MakeClient, decode
 from .waiting import eventually, eventually_async
 
 if TYPE_CHECKING:
@@ -605,3 +608,84 @@ def test_settings_refuse_an_unknown_addressing_style() -> None:
     """auto, path or virtual, as botocore spells them."""
     with pytest.raises(ValueError, match="addressing style"):
         S3Settings(None, None, addressing_style="dns", connect_timeout=1, total_timeout=2)
+
+
+# -- the service itself, reading from S3 -------------------------------------
+
+
+def s3_settings(s3: Harness, originals: str, **overrides: Any) -> Settings:  # noqa: ANN401
+    values: dict[str, Any] = {
+        "originals": originals,
+        "originals_given": True,
+        "cache_dir": str(s3.tmp_path / "cache"),
+        "concurrency": 2,
+        "s3_endpoint_url": s3.moto.endpoint,
+        "s3_region": REGION,
+        "s3_addressing": "path",
+    }
+    return Settings(**(values | overrides))
+
+
+async def origin_counts(client: Any) -> str:  # noqa: ANN401
+    return str(await (await client.get("/metrics")).text())
+
+
+async def test_the_service_renders_an_s3_original_under_its_prefix(
+    s3: Harness, aiohttp_client: MakeClient
+) -> None:
+    """s3://BUCKET/PREFIX: /picture/<key> renders PREFIX/<key>; a missing key is a 404."""
+    await s3.bucket.put_object(Bucket=BUCKET, Key="site/photos/rocket.jpg", Body=JPEG)
+    client = await aiohttp_client(create_app(s3_settings(s3, f"s3://{BUCKET}/site")))
+    response = await client.get("/picture/photos/rocket.jpg?w=64&format=png")
+    assert response.status == 200
+    assert decode(await response.read()).width == 64
+    assert (await client.get("/picture/photos/missing.jpg?w=64")).status == 404
+    metrics = await origin_counts(client)
+    assert 'image_factory_origin_requests_total{origin="default",outcome="fetched"} 1.0' in metrics
+
+
+async def test_an_unchanged_s3_object_keeps_its_variants_after_the_ttl(
+    s3: Harness, aiohttp_client: MakeClient
+) -> None:
+    """Past --source-ttl the object is revalidated by its ETag; unchanged, the variant hits."""
+    await s3.bucket.put_object(Bucket=BUCKET, Key="kept.jpg", Body=JPEG)
+    settings = s3_settings(s3, f"s3://{BUCKET}", source_ttl=0.0)
+    client = await aiohttp_client(create_app(settings))
+    first = await client.get("/picture/kept.jpg?w=64")
+    second = await client.get("/picture/kept.jpg?w=64")
+    assert second.headers["X-Cache"] == "HIT"
+    assert second.headers["ETag"] == first.headers["ETag"]
+    metrics = await origin_counts(client)
+    assert (
+        'image_factory_origin_requests_total{origin="default",outcome="not_modified"} 1.0'
+        in metrics
+    )
+
+
+async def test_a_changed_s3_object_makes_new_variants(
+    s3: Harness, aiohttp_client: MakeClient
+) -> None:
+    """An overwritten object has a new ETag, so a new identity and a fresh render."""
+    await s3.bucket.put_object(Bucket=BUCKET, Key="changing.jpg", Body=JPEG)
+    client = await aiohttp_client(create_app(s3_settings(s3, f"s3://{BUCKET}", source_ttl=0.0)))
+    first = await client.get("/picture/changing.jpg?w=64&format=png")
+    other = (SAMPLES / "retina.jpg").read_bytes()
+    await s3.bucket.put_object(Bucket=BUCKET, Key="changing.jpg", Body=other)
+    second = await client.get("/picture/changing.jpg?w=64&format=png")
+    assert second.headers["X-Cache"] == "MISS"
+    assert second.headers["ETag"] != first.headers["ETag"]
+
+
+async def test_a_named_s3_origin_beside_a_local_directory(
+    s3: Harness, aiohttp_client: MakeClient
+) -> None:
+    """--origin NAME=s3://...: /picture/NAME/<key> reads the bucket, other paths the directory."""
+    await s3.bucket.put_object(Bucket=BUCKET, Key="rocket.jpg", Body=JPEG)
+    settings = s3_settings(
+        s3, str(SAMPLES), origins=(parse_named_origin(f"uploads=s3://{BUCKET}"),)
+    )
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/picture/uploads/rocket.jpg?w=64")).status == 200
+    assert (await client.get("/picture/chelsea.png?w=64")).status == 200
+    metrics = await origin_counts(client)
+    assert 'image_factory_origin_requests_total{origin="uploads",outcome="fetched"} 1.0' in metrics
