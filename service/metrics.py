@@ -135,6 +135,12 @@ class Metrics:
             ["origin"],
             registry=registry,
         )
+        self.origin_waiting = Gauge(
+            "image_factory_origin_downloads_waiting",
+            "Downloads waiting for a slot of their origin host (--origin-concurrency).",
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
         self.origin_duration = Histogram(
             "image_factory_origin_duration_seconds",
             "Time an origin request took, body included.",

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from service.origins.addresses import parse_networks
 from service.origins.config import parse_named_origin, parse_origin_header
+from service.origins.hosts import HostPatterns
 from service.server.app import create_app
 from service.settings import Settings
 
-from .conftest import SAMPLES, Client, MakeClient, decode
+from .conftest import SAMPLES, Client, MakeClient, decode, fill
 from .origin_server import Origin, start_origin
 from .rawhttp import raw_request
 from .serving import free_port
@@ -405,3 +407,75 @@ async def test_origin_metrics_count_requests_bytes_and_cache(
     assert f'image_factory_origin_bytes_total{{origin="default"}} {float(size)}' in metrics
     assert 'image_factory_source_cache_total{result="hit"} 1.0' in metrics
     assert 'image_factory_source_cache_total{result="miss"} 2.0' in metrics
+
+
+async def test_a_redirect_to_a_url_with_credentials_is_refused(
+    aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin
+) -> None:
+    """A hop to a URL carrying user:password is a 403, and not followed."""
+    client = await serve(aiohttp_client, remote_settings)
+    origin.away = origin.url(f"/files/{PHOTO}").replace("http://", "http://user:secret@")
+    response = await client.get(f"/picture/away/{PHOTO}?w=64")
+    assert response.status == 403
+    assert origin.log.count(f"/files/{PHOTO}") == 0
+
+
+async def test_downloads_waiting_for_a_busy_host_are_bounded(
+    aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin
+) -> None:
+    """Past --origin-concurrency a download waits; past --queue waiting, it is a 503."""
+    for name in ("one.jpg", "two.jpg", "three.jpg"):
+        shutil.copy(origin.root / PHOTO, origin.root / name)
+    client = await serve(aiohttp_client, remote_settings, origin_concurrency=1, queue=1)
+    origin.hold = asyncio.Event()
+    first = asyncio.ensure_future(client.get("/picture/files/one.jpg?w=64"))
+    await eventually_async(lambda: bool(origin.log.requests), 10, message="no origin request")
+    second = asyncio.ensure_future(client.get("/picture/files/two.jpg?w=64"))
+
+    async def waiting() -> str:
+        return await (await client.get("/metrics")).text()
+
+    waiting_line = "image_factory_origin_downloads_waiting 1.0"
+    for _ in range(500):  # each round trips through the service: no fixed sleep
+        if waiting_line in await waiting():
+            break
+    assert waiting_line in await waiting()
+    third = await client.get("/picture/files/three.jpg?w=64")
+    assert third.status == 503
+    assert third.headers["Retry-After"] == "1"
+    origin.hold.set()
+    assert (await first).status == 200
+    assert (await second).status == 200
+
+
+async def test_a_full_source_cache_volume_is_a_503_not_a_500(
+    aiohttp_client: MakeClient, remote_settings: Settings, tiny_filesystem: Path
+) -> None:
+    """With no room for a download, the answer is a 503 with a reason; nothing breaks."""
+    sources = tiny_filesystem / "sources"
+    client = await serve(aiohttp_client, remote_settings, source_cache_dir=str(sources))
+    fill(tiny_filesystem / "filler")
+    response = await client.get(f"/picture/files/{PHOTO}?w=64")
+    assert response.status == 503
+    assert "source cache" in (await response.json())["error"]
+
+
+async def test_an_origins_headers_never_follow_a_redirect_off_it(
+    aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin
+) -> None:
+    """An allowed hop to another host is fetched without the origin's configured headers."""
+    client = await serve(
+        aiohttp_client,
+        remote_settings,
+        origin_headers=(parse_origin_header("default=X-Api-Key: secret"),),
+        url_sources=HostPatterns.parse(f"localhost:{origin.server.port}"),
+        url_sources_allow_networks=parse_networks("127.0.0.1/32"),
+    )
+    origin.away = origin.url(f"/files/{PHOTO}").replace("127.0.0.1", "localhost")
+    response = await client.get(f"/picture/away/{PHOTO}?w=64")
+    assert response.status == 200
+    (first_path, first), (second_path, second) = origin.log.requests
+    assert (first_path, first["X-Api-Key"]) == (f"/away/{PHOTO}", "secret")
+    assert second_path == f"/files/{PHOTO}"
+    assert second["Host"].startswith("localhost:")
+    assert "X-Api-Key" not in second

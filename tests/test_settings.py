@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.formats import OutputFormat
+from service.origins.config import HttpSpec, S3Spec
 from service.settings import _OPTIONS, Settings, SettingsError, available_cpus
 from service.units import parse_byte_size
 
@@ -157,3 +158,55 @@ def test_drain_seconds_may_be_zero_but_a_render_timeout_may_not() -> None:
             Settings.from_sources(["--drain-seconds", bad], {})
     with pytest.raises(SettingsError, match="positive number of seconds"):
         Settings.from_sources(["--render-timeout", "0"], {})
+
+
+def test_originals_take_a_url_prefix_or_a_bucket() -> None:
+    """--originals accepts an HTTP(S) prefix and s3://BUCKET[/PREFIX] besides a directory."""
+    web = Settings.from_sources(["--originals", "https://cms.example/media"], {})
+    assert isinstance(web.originals_spec, HttpSpec)
+    assert str(web.originals_spec.prefix) == "https://cms.example/media/"
+    bucket = Settings.from_sources(["--originals", "s3://photos/site"], {})
+    assert isinstance(bucket.originals_spec, S3Spec)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--originals", "ftp://host/x"],
+        ["--originals", "https://user:pw@cms.example/"],
+        ["--originals", "https://cms.example/?q=1"],
+        ["--originals", "s3://Bad_Bucket"],
+        ["--origin", "cms"],
+        ["--origin", "CMS=https://cms.example/"],
+        ["--origin", "a=https://x.example/", "--origin", "a=https://y.example/"],
+        ["--origin-header", "default=X-Key: v"],  # --originals is the samples directory
+        ["--originals", "https://cms.example/", "--origin-header", "default=Host: evil"],
+        ["--originals", "https://cms.example/", "--origin-header", "default=X-Key: @/no/such"],
+        ["--url-sources", "*.", "--originals", "https://cms.example/"],
+        ["--url-sources-allow-networks", "10.0.0.0/8"],
+        ["--url-sources", "*", "--url-sources-allow-networks", "10.0.0.1/8"],
+        ["--s3-addressing", "sideways"],
+        ["--s3-endpoint-url", "minio:9000"],
+    ],
+)
+def test_bad_origin_settings_are_one_line_errors(argv: list[str]) -> None:
+    """Every malformed origin flag is a SettingsError (exit 2) with one line, never a traceback."""
+    with pytest.raises(SettingsError) as error:
+        Settings.from_sources(argv, {})
+    assert "\n" not in str(error.value)
+
+
+def test_one_variable_holds_several_origins() -> None:
+    """IMAGE_FACTORY_ORIGINS holds several NAME=SPEC, space-separated; no samples then."""
+    settings = Settings.from_sources(
+        [], {"IMAGE_FACTORY_ORIGINS": "cms=https://cms.example/ uploads=s3://uploads"}
+    )
+    assert [name for name, _ in settings.origins] == ["cms", "uploads"]
+    assert settings.originals_spec is None
+
+
+def test_header_values_are_never_echoed_in_errors() -> None:
+    """A malformed --origin-header is reported without its value, which may be a secret."""
+    with pytest.raises(SettingsError) as error:
+        Settings.from_sources(["--origin-header", "Bad Name=Authorization: Bearer s3cr3t"], {})
+    assert "s3cr3t" not in str(error.value)

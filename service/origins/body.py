@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from ..errors import SourceTooLarge, UnprocessableImage
+from ..errors import Overloaded, SourceTooLarge, UnprocessableImage
 
 # Enough for every signature below (ISO BMFF's brand ends at byte 12).
 _SNIFF_BYTES = 16
@@ -82,9 +82,14 @@ class BodySink:
                 self._sniff()
         self._hash.update(chunk)
         view = memoryview(chunk)
-        while view:
-            written = os.write(self._descriptor, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(self._descriptor, view)
+                view = view[written:]
+        except OSError as error:  # a full or failing cache volume: worth a retry later
+            raise Overloaded(
+                f"the source cache cannot take the original: {error.strerror}"
+            ) from None
 
     def finish(self, expected_length: int | None) -> int:
         """The body's size, once all of it arrived; a body shorter than its

@@ -50,6 +50,7 @@ async def open_origins(
                         waiting=settings.queue,
                     ),
                     on_refusal=metrics.ssrf_refusals.inc,
+                    on_waiting=metrics.origin_waiting.set,
                 )
                 stack.push_async_callback(fetcher.close)
             return fetcher
@@ -107,5 +108,6 @@ async def open_origins(
                 max_source_bytes=settings.max_source_bytes,
                 allow_svg=settings.enable_svg,
                 run_blocking=run_blocking,
+                download_seconds=settings.origin_timeout,
             )
         yield OpenOrigins(routes, sources, url_sources)

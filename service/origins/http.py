@@ -17,8 +17,9 @@ revalidating, the validators of the copy we hold.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Protocol
@@ -81,9 +82,11 @@ class HttpFetcher:
         connector: ConnectorFactory = _tcp_connector,
         resolver: aiohttp.abc.AbstractResolver | None = None,
         on_refusal: Callable[[], None] = lambda: None,
+        on_waiting: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.policy = policy
         self._on_refusal = on_refusal
+        self._on_waiting = on_waiting  # downloads waiting for a host's slot, when it changes
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=policy.connect_timeout, connect=policy.connect_timeout
         )
@@ -100,7 +103,9 @@ class HttpFetcher:
         )
         guarded = GuardedResolver(policy.allowed_networks, base=resolver, on_refusal=on_refusal)
         self._guarded = aiohttp.ClientSession(connector=connector(resolver=guarded), **common)  # type: ignore[arg-type]
-        self._slots: dict[tuple[str, str | None, int | None], asyncio.Semaphore] = {}
+        # Per host: its semaphore and how many hold or await it (the entry
+        # goes when none do, so URL sources from many hosts leave nothing).
+        self._slots: dict[tuple[str, str | None, int | None], _HostUse] = {}
         self._waiting = 0
 
     async def close(self) -> None:
@@ -227,37 +232,42 @@ class HttpFetcher:
         except aiohttp.ClientError as error:
             raise BadGateway(f"the origin failed: {type(error).__name__}") from None
 
-    def _slot(self, url: URL) -> _HostSlot:
+    @contextlib.asynccontextmanager
+    async def _slot(self, url: URL) -> AsyncIterator[None]:
+        """One of the host's download slots; waiting for one counts against
+        the process's bound, beyond which the request is a 503."""
         key = (url.scheme, url.host, url.port)
-        semaphore = self._slots.get(key)
-        if semaphore is None:
-            semaphore = self._slots[key] = asyncio.Semaphore(self.policy.per_host)
-        return _HostSlot(self, semaphore)
-
-
-class _HostSlot:
-    """One of a host's download slots; waiting for one counts against the
-    process's bound, beyond which the request is a 503."""
-
-    def __init__(self, fetcher: HttpFetcher, semaphore: asyncio.Semaphore) -> None:
-        self._fetcher = fetcher
-        self._semaphore = semaphore
-
-    async def __aenter__(self) -> None:
-        fetcher = self._fetcher
-        if self._semaphore.locked():
-            if fetcher._waiting >= fetcher.policy.waiting:
-                raise Overloaded("too many downloads are waiting for the origin, try again")
-            fetcher._waiting += 1
+        use = self._slots.get(key)
+        if use is None:
+            use = self._slots[key] = _HostUse(asyncio.Semaphore(self.policy.per_host))
+        if use.semaphore.locked() and self._waiting >= self.policy.waiting:
+            raise Overloaded("too many downloads are waiting for the origin, try again")
+        use.users += 1
+        try:
+            if use.semaphore.locked():
+                self._waiting += 1
+                self._on_waiting(self._waiting)
+                try:
+                    await use.semaphore.acquire()
+                finally:
+                    self._waiting -= 1
+                    self._on_waiting(self._waiting)
+            else:
+                await use.semaphore.acquire()
             try:
-                await self._semaphore.acquire()
+                yield
             finally:
-                fetcher._waiting -= 1
-        else:
-            await self._semaphore.acquire()
+                use.semaphore.release()
+        finally:
+            use.users -= 1
+            if not use.users:
+                del self._slots[key]
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._semaphore.release()
+
+@dataclass(slots=True)
+class _HostUse:
+    semaphore: asyncio.Semaphore
+    users: int = 0
 
 
 def keeps_trust(current: URL, target: URL, *, trusted: bool, origin: URL | None) -> bool:
@@ -278,6 +288,9 @@ def _redirect_target(url: URL, location: str | None) -> URL:
         raise BadGateway("the origin redirected to an invalid URL") from None
     if target.scheme not in ("http", "https") or not target.host:
         raise Forbidden("the origin redirected to a URL that is not http or https")
+    if target.user or target.password:
+        # aiohttp would send them as Basic credentials, to wherever it points.
+        raise Forbidden("the origin redirected to a URL with credentials")
     return target
 
 

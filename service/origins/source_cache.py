@@ -18,10 +18,13 @@ changed makes a new identity and so new variants. When revalidation fails
 is served as it stands, and counted.
 
 Coalescing. Within a process, one task per source; across processes, a
-``flock`` on one of 256 lock stripes (``locks/``), so concurrent requests
+``flock`` on one of 4,096 lock stripes (``locks/``), so concurrent requests
 for an original make one origin request over all workers: a worker that
 finds the stripe taken waits for it, then finds the record its neighbour
 wrote. A 404 or 410 is remembered in memory for ``negative_ttl``.
+
+A cache directory that cannot be used (a full disk) is a 503, like a full
+render queue: the request may succeed once room is made.
 """
 
 from __future__ import annotations
@@ -49,11 +52,14 @@ from .fetched import Fetched, OriginClient, Validators
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_LOCK_STRIPES = 256
+# Lock stripes (empty files, ``locks/<3 hex digits>``): two originals share
+# one with odds of 1 in 4,096, and then one waits for the other's download.
+_STRIPE_DIGITS = 3
 # How often a worker looks again at a stripe another worker holds: a
 # download takes tens of milliseconds at least, so this adds little.
 _LOCK_POLL_SECONDS = 0.02
 _REMEMBERED_RECORDS = 100_000  # about 30 MB at most
+_REMEMBERED_MISSING = 100_000  # random paths must not grow memory without bound
 _RECORD = "record"
 _BODY = "source"
 
@@ -137,6 +143,7 @@ class SourceCache:
         max_source_bytes: int,
         allow_svg: bool,
         run_blocking: RunBlocking,
+        download_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.cache = cache
@@ -144,12 +151,21 @@ class SourceCache:
         self._freshness = freshness
         self._max_source_bytes = max_source_bytes
         self._allow_svg = allow_svg
-        self._blocking = run_blocking
+        self._run_blocking = run_blocking
+        # How long a worker waits for another's download of a stripe: the
+        # download's own bound, and a margin for committing it.
+        self._stripe_wait = download_seconds + 5.0
         self._clock = clock
         self._records: dict[str, tuple[SourceRecord, float]] = {}  # name: (record, trusted until)
         self._missing: dict[str, float] = {}  # name: remembered until
         self._pending: dict[str, asyncio.Task[SourceRecord]] = {}
         self._locks = os.path.join(cache.directory, "locks")
+
+    async def _blocking(self, function: Callable[[], T]) -> T:
+        try:
+            return await self._run_blocking(function)
+        except CacheUnavailable as error:
+            raise Overloaded(f"the source cache cannot be used now: {error}") from None
 
     # -- what a request asks -------------------------------------------
 
@@ -233,6 +249,8 @@ class SourceCache:
             outcome = await self._download(source, held.validators if held else None)
         except NotFound:
             self._missing[source.name] = now + self._freshness.negative_ttl
+            if len(self._missing) > _REMEMBERED_MISSING:
+                del self._missing[next(iter(self._missing))]
             self._records.pop(source.name, None)
             if previous is not None:
                 self._metrics.revalidations.labels(outcome="changed").inc()
@@ -335,17 +353,17 @@ class SourceCache:
         """Hold the source's lock stripe (across processes). Each holder
         opens the file anew: flock belongs to an open file, so two sources
         of one stripe in one process must not share a descriptor."""
-        stripe = hashlib.sha256(source.name.encode()).hexdigest()[:2]
+        stripe = hashlib.sha256(source.name.encode()).hexdigest()[:_STRIPE_DIGITS]
         path = os.path.join(self._locks, stripe)
-        descriptor = await self._blocking(lambda: _open_lock(path))
         try:
-            while True:
-                try:
-                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as error:
-                    if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
-                        raise
+            descriptor = await self._run_blocking(lambda: _open_lock(path))
+        except OSError as error:
+            raise Overloaded(f"the source cache cannot be used now: {error}") from None
+        try:
+            deadline = time.monotonic() + self._stripe_wait
+            while not _try_lock(descriptor):
+                if time.monotonic() > deadline:
+                    raise Overloaded("another worker's download of this original is stuck")
                 await asyncio.sleep(_LOCK_POLL_SECONDS)
             yield
         finally:
@@ -417,6 +435,16 @@ def _stat_entry(cache: DiskCache, key: str) -> os.stat_result | None:
         return os.fstat(opened[1])
     finally:
         os.close(opened[1])
+
+
+def _try_lock(descriptor: int) -> bool:
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+            return False
+        raise
+    return True
 
 
 def _open_lock(path: str) -> int:
