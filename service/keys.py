@@ -10,7 +10,7 @@ from typing import Protocol
 from .formats import OutputFormat
 from .negotiate import FormatChoice
 from .sources import Original
-from .spec import WHITE, Fit, RequestSpec
+from .spec import WHITE, Fit, Flip, RequestSpec
 
 
 class OriginalContent(Protocol):
@@ -86,8 +86,29 @@ def variant_key(
         f"f={choice.token}",
         f"q={quality_part}",
         f"bg={background}",
+        *_operations(spec),
     )
     return VariantKey("\n".join(fields))
+
+
+def _operations(spec: RequestSpec) -> tuple[str, ...]:
+    """The operations' fields, each only when asked for: a plain request's
+    key is the one it had before they existed, so no cache is lost."""
+    fields = []
+    if spec.crop is not None:
+        crop = spec.crop
+        fields.append(f"crop={crop.left},{crop.top},{crop.width},{crop.height}")
+    if spec.rotate:
+        fields.append(f"rotate={spec.rotate}")
+    if spec.flip is not Flip.NONE:
+        fields.append(f"flip={spec.flip.value}")
+    if spec.focal_point is not None:
+        fields.append(f"fp={spec.focal_point[0]},{spec.focal_point[1]}")
+    if spec.blur is not None:
+        fields.append(f"blur={spec.blur}")
+    if spec.sharpen is not None:
+        fields.append(f"sharpen={spec.sharpen}")
+    return tuple(fields)
 
 
 def _quality_applies(

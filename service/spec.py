@@ -21,6 +21,15 @@ _DECIMAL = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,12})?", re.ASCII)
 _INTEGER = re.compile(r"[0-9]{1,3}", re.ASCII)
 _HEX_COLOUR = re.compile(r"(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})", re.ASCII)
 _MAX_DPR = Decimal(4)
+# Whole pixels of an original (its sides are at most 100,000 px: limits).
+_COORDINATE = re.compile(r"[0-9]{1,6}", re.ASCII)
+# Fractions of the original for a focal point: at most 3 decimals, so that
+# equal points are equal keys and a thousandth is finer than any crop needs.
+_FRACTION = re.compile(r"(?:0(?:\.[0-9]{1,3})?|1(?:\.0{1,3})?|\.[0-9]{1,3})", re.ASCII)
+# A sigma in output pixels: at most 2 decimals, for the same reason.
+_SIGMA = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2})?", re.ASCII)
+_BLUR_SIGMA = (Decimal("0.3"), Decimal(50))
+_SHARPEN_SIGMA = (Decimal("0.3"), Decimal(10))
 
 WHITE = (255, 255, 255, 255)
 
@@ -44,13 +53,35 @@ class Gravity(Enum):
 
 _GRAVITY_NAMES = {gravity.value: gravity for gravity in Gravity} | {"center": Gravity.CENTRE}
 
+
+@dataclass(frozen=True, slots=True)
+class Crop:
+    """A rectangle of the upright original, in its pixels."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+class Flip(Enum):
+    NONE = ""
+    HORIZONTAL = "h"  # mirrored left to right
+    VERTICAL = "v"  # upside down
+    BOTH = "hv"
+
+
+_FLIP_NAMES = {"h": Flip.HORIZONTAL, "v": Flip.VERTICAL, "hv": Flip.BOTH, "vh": Flip.BOTH}
+
 # Parameters that set the output's size: a preset replaces them all.
 SIZE_PARAMETERS = frozenset({"scalex", "scaley", "dpr", "fit", "gravity"})
 # With --presets-only these come from presets alone too, with or without a
 # preset: a free q (100 values) or bg (16.7 million) would let anyone mint
 # variants no cache absorbs, which is what the mode is there to stop. A
 # format stays free: there are five.
-PRESET_ONLY_OUTPUT_PARAMETERS = frozenset({"q", "bg"})
+PRESET_ONLY_OUTPUT_PARAMETERS = frozenset(
+    {"q", "bg", "crop", "rotate", "flip", "fp", "blur", "sharpen"}
+)
 
 Presets = Mapping[str, Sequence[tuple[str, str]]]
 
@@ -72,6 +103,14 @@ class RequestSpec:
     auto_format: bool = False  # format=auto: negotiate from Accept
     quality: int | None = None  # None: the per-format default
     background: tuple[int, int, int, int] = WHITE  # RGBA, for flattening alpha
+    crop: Crop | None = None
+    rotate: int = 0  # clockwise degrees, after EXIF orientation: 0, 90, 180, 270
+    flip: Flip = Flip.NONE
+    # fit=cover's focal point: fractions of the upright original's (or the
+    # crop's) width and height; None without cover.
+    focal_point: tuple[Decimal, Decimal] | None = None
+    blur: Decimal | None = None  # Gaussian sigma in output pixels (dpr applied)
+    sharpen: Decimal | None = None  # sigma in output pixels (dpr applied)
     signature: str | None = None
 
 
@@ -87,6 +126,12 @@ class _Fields:
     gravity: Gravity = Gravity.CENTRE
     preset: str | None = None
     background: tuple[int, int, int, int] = WHITE
+    crop: Crop | None = None
+    rotate: int = 0
+    flip: Flip = Flip.NONE
+    focal_point: tuple[Decimal, Decimal] | None = None
+    blur: Decimal | None = None
+    sharpen: Decimal | None = None
     signature: str | None = None
 
 
@@ -153,6 +198,51 @@ def _set_gravity(fields: _Fields, name: str, value: str) -> None:
     fields.gravity = gravity
 
 
+def _set_crop(fields: _Fields, name: str, value: str) -> None:
+    parts = value.split(",")
+    if len(parts) != 4 or not all(_COORDINATE.fullmatch(part) for part in parts):
+        raise BadRequest(f"{name} must be x,y,w,h in whole pixels, got {_shown(value)}")
+    left, top, width, height = (int(part) for part in parts)
+    if width < 1 or height < 1:
+        raise BadRequest(f"{name}: the width and height must be at least 1 pixel")
+    fields.crop = Crop(left, top, width, height)
+
+
+def _set_rotate(fields: _Fields, name: str, value: str) -> None:
+    if value not in ("0", "90", "180", "270"):
+        raise BadRequest(f"{name} must be 0, 90, 180 or 270 (clockwise), got {_shown(value)}")
+    fields.rotate = int(value)
+
+
+def _set_flip(fields: _Fields, name: str, value: str) -> None:
+    flip = _FLIP_NAMES.get(value.lower())
+    if flip is None:
+        raise BadRequest(f"{name} must be h, v or hv, got {_shown(value)}")
+    fields.flip = flip
+
+
+def _set_focal_point(fields: _Fields, name: str, value: str) -> None:
+    parts = value.split(",")
+    if len(parts) != 2 or not all(_FRACTION.fullmatch(part) for part in parts):
+        raise BadRequest(f"{name} must be x,y as fractions from 0 to 1, got {_shown(value)}")
+    fields.focal_point = (Decimal(parts[0]).normalize(), Decimal(parts[1]).normalize())
+
+
+def _sigma(name: str, value: str, limits: tuple[Decimal, Decimal]) -> Decimal:
+    low, high = limits
+    if not _SIGMA.fullmatch(value) or not low <= Decimal(value) <= high:
+        raise BadRequest(f"{name} must be a sigma from {low} to {high}, got {_shown(value)}")
+    return Decimal(value)
+
+
+def _set_blur(fields: _Fields, name: str, value: str) -> None:
+    fields.blur = _sigma(name, value, _BLUR_SIGMA)
+
+
+def _set_sharpen(fields: _Fields, name: str, value: str) -> None:
+    fields.sharpen = _sigma(name, value, _SHARPEN_SIGMA)
+
+
 def _set_preset(fields: _Fields, name: str, value: str) -> None:
     fields.preset = value
 
@@ -177,6 +267,12 @@ _PARAMETERS: dict[str, tuple[str, _Setter]] = {
     "bg": ("bg", _set_background),
     "fit": ("fit", _set_fit),
     "gravity": ("gravity", _set_gravity),
+    "crop": ("crop", _set_crop),
+    "rotate": ("rotate", _set_rotate),
+    "flip": ("flip", _set_flip),
+    "fp": ("fp", _set_focal_point),
+    "blur": ("blur", _set_blur),
+    "sharpen": ("sharpen", _set_sharpen),
     "preset": ("preset", _set_preset),
     "s": ("s", _set_signature),
 }
@@ -222,6 +318,8 @@ def parse_spec(
     width = _pixels(seen.get("scalex"), fields.width, fields.dpr, max_output_size)
     height = _pixels(seen.get("scaley"), fields.height, fields.dpr, max_output_size)
     fit = fields.fit if width is not None and height is not None else Fit.CONTAIN
+    if fields.focal_point is not None and "gravity" in seen:
+        raise BadRequest(f"fp cannot be combined with {seen['gravity']}: both place the crop")
     return RequestSpec(
         width=width,
         height=height,
@@ -231,8 +329,18 @@ def parse_spec(
         auto_format=fields.auto_format,
         quality=fields.quality,
         background=fields.background,
+        crop=fields.crop,
+        rotate=fields.rotate,
+        flip=fields.flip,
+        focal_point=fields.focal_point if fit is Fit.COVER else None,
+        blur=_in_output_pixels(fields.blur, fields.dpr),
+        sharpen=_in_output_pixels(fields.sharpen, fields.dpr),
         signature=fields.signature,
     )
+
+
+def _in_output_pixels(sigma: Decimal | None, dpr: Decimal) -> Decimal | None:
+    return None if sigma is None else (sigma * dpr).normalize()
 
 
 def _apply(fields: _Fields, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

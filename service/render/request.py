@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..formats import OutputFormat
-from ..spec import Fit, Gravity
+from ..spec import Crop, Fit, Flip, Gravity
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,14 @@ class RenderRequest:
     # get animated_fallback instead (None: the original's own format).
     negotiated: bool = False
     animated_fallback: OutputFormat | None = None
+    # The operations (service/spec.py says what each means; the steps, in
+    # pipeline.STEPS's order, apply them).
+    crop: Crop | None = None
+    rotate: int = 0
+    flip: Flip = Flip.NONE
+    focal_point: tuple[float, float] | None = None
+    blur: float | None = None  # sigma in output pixels
+    sharpen: float | None = None  # sigma in output pixels
 
     @property
     def pads(self) -> bool:

@@ -134,6 +134,14 @@ def _render_request(spec: RequestSpec, choice: FormatChoice) -> RenderRequest:
         gravity=spec.gravity,
         negotiated=choice.negotiated,
         animated_fallback=choice.animated_fallback,
+        crop=spec.crop,
+        rotate=spec.rotate,
+        flip=spec.flip,
+        focal_point=None
+        if spec.focal_point is None
+        else (float(spec.focal_point[0]), float(spec.focal_point[1])),
+        blur=None if spec.blur is None else float(spec.blur),
+        sharpen=None if spec.sharpen is None else float(spec.sharpen),
     )
 
 
