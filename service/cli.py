@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from .process.allocator import reexec_with_tuned_malloc
 from .process.crashes import CrashLog
 from .process.supervisor import Supervised, become_supervisor, join_supervisor
+from .server.fallback import check_fallback
 from .server.listen import ListenError, bind_listeners
 from .settings import Settings, SettingsError
 from .signing import sign_url
@@ -39,6 +40,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if supervised is not None:  # a worker of the supervisor
         _serve(settings, supervised)
         return 0
+    return _supervise(settings, arguments)
+
+
+def _supervise(settings: Settings, arguments: Sequence[str]) -> int:
+    """Check what needs a render, bind, and supervise the workers."""
+    refusal = check_fallback(settings)  # a render: what the settings could not tell
+    if refusal is not None:
+        print(f"image-factory: {refusal}", file=sys.stderr)
+        return 2
     try:
         # One worker inherits the supervisor's sockets; several bind their
         # own with SO_REUSEPORT (server/listen.py says why).

@@ -20,6 +20,7 @@ from typing import Any
 from .errors import BadRequest
 from .formats import FORMAT_NAMES, OutputFormat
 from .origins.addresses import parse_networks
+from .origins.body import looks_like_image
 from .origins.config import (
     DEFAULT_ORIGIN,
     DirectorySpec,
@@ -100,6 +101,10 @@ class Settings:
     s3_endpoint_url: str | None = None  # None: botocore's own (AWS_ENDPOINT_URL, then AWS)
     s3_region: str | None = None  # None: the AWS configuration chain's
     s3_addressing: str = "auto"
+    # An image answered (at the requested size) instead of a 404 or 422.
+    fallback_image: str | None = None
+    fallback_status: int | None = None  # None: keep the real status
+    fallback_max_age: int = 60
     cache_dir: str = field(default_factory=lambda: default_cache_dir(os.environ))
     cache_max_bytes: int = 2**30
     workers: int = 1
@@ -203,6 +208,8 @@ class Settings:
                     f"--origin-header: {header.origin!r} is not an HTTP origin "
                     f"({DEFAULT_ORIGIN!r} names --originals)"
                 )
+        if self.fallback_image is not None:
+            _check_fallback_file(self.fallback_image, self.max_source_bytes, problems)
         if self.url_sources_allow_networks and self.url_sources is None:
             problems.append("--url-sources-allow-networks: needs --url-sources")
         try:
@@ -343,6 +350,27 @@ def _signing_keys(text: str) -> tuple[str, ...]:
     if not all(keys):
         raise ValueError("must be one or more non-empty keys, comma-separated")
     return keys
+
+
+def _check_fallback_file(path: str, max_bytes: int, problems: list[str]) -> None:
+    """What can be told without libvips (the command line renders it too)."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            head = handle.read(16)
+    except OSError as error:
+        problems.append(f"--fallback-image: cannot read {path!r}: {error.strerror}")
+        return
+    if size > max_bytes:
+        problems.append(f"--fallback-image: {size} bytes, over --max-source-bytes")
+    elif not looks_like_image(head, allow_svg=False):
+        problems.append(f"--fallback-image: {path!r} is not an image of an accepted format")
+
+
+def _fallback_status(text: str) -> int:
+    if text.strip() != "200":
+        raise ValueError(f"must be 200 (or unset: the real status), got {text!r}")
+    return 200
 
 
 def _origin_spec(text: str) -> str:
@@ -535,6 +563,24 @@ _OPTIONS = (
         _signing_keys,
         "URL signing keys, comma-separated: any verifies, the first signs",
         env_name="SIGNING_KEY",
+    ),
+    _Option(
+        "--fallback-image",
+        "fallback_image",
+        _directory,
+        "image answered at the requested size instead of a 404 or 422 (none)",
+    ),
+    _Option(
+        "--fallback-status",
+        "fallback_status",
+        _fallback_status,
+        "200: answer the fallback with 200 (default: the real status)",
+    ),
+    _Option(
+        "--fallback-max-age",
+        "fallback_max_age",
+        _integer,
+        "Cache-Control max-age of a fallback answer in seconds (60)",
     ),
     _Option("--log-format", "log_format", _log_format, "text or json (default text)"),
 )

@@ -25,6 +25,7 @@ from ..render import (
 from ..renders import RenderService
 from ..settings import Settings
 from . import state
+from .fallback import open_fallback
 from .handlers import healthz, metrics_handler, picture
 from .locate import Locator
 from .middleware import count_requests, json_errors, request_ids
@@ -74,6 +75,7 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
     app[state.LIFECYCLE] = Lifecycle()
     app.on_shutdown.append(_begin_draining)
     app[state.OUTPUT_SETTINGS] = output_settings(settings)
+    app[state.FALLBACK] = open_fallback(settings)
     app.cleanup_ctx.append(partial(_render_service, tokens=tokens))
     app.router.add_get("/picture/{path:.+}", picture)
     app.router.add_get("/picture", picture)  # ?url= sources

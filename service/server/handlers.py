@@ -10,39 +10,36 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from ..errors import BadRequest, Forbidden, NotFound, OriginalReplaced, SourceTooLarge
+from ..errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    OriginalReplaced,
+    SourceTooLarge,
+    UnprocessableImage,
+)
 from ..metrics import CONTENT_TYPE
 from ..negotiate import FormatChoice, choose_format
 from ..origins.routes import LocalTarget, RemoteTarget
 from ..origins.source_cache import OriginalChangedRemotely, Source
 from ..render import RenderRequest
+from ..renders import Served
 from ..signing import verify
 from ..sources import Original
 from ..spec import RequestSpec, parse_spec
 from . import state
+from .fallback import Fallback, fallback_spec
 from .responses import DescriptorResponse
 
 
 async def picture(request: web.Request) -> web.StreamResponse:
-    try:
-        return await _picture(request)
-    except SourceTooLarge:
-        # Refused by a source limit (pixels, frames, bytes, decode memory,
-        # scans): the limits an operator tunes, so counted apart from the
-        # 422s of broken files, which requests_total already has.
-        state.metrics(request.app).rejected.labels(reason="source_limit").inc()
-        raise
-
-
-async def _picture(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = state.settings(app)
-    renders = state.renders(app)
     # Before anything else: a bad signature is a 403 even for a missing file.
     if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
         state.metrics(app).rejected.labels(reason="bad_signature").inc()
         raise Forbidden("the URL signature is missing or wrong")
-    target, parameters = _target(request)
+    url, parameters = _url_and_parameters(request)
     spec = parse_spec(
         parameters,
         max_output_size=settings.max_output_size,
@@ -50,6 +47,28 @@ async def _picture(request: web.Request) -> web.StreamResponse:
         presets_only=settings.presets_only,
     )
     choice = choose_format(spec.format, spec.auto_format, request.headers.get("Accept", ""))
+    try:
+        return await _variant(request, _target(request, url), spec, choice)
+    except (NotFound, UnprocessableImage) as refusal:
+        if isinstance(refusal, SourceTooLarge):
+            # Refused by a source limit (pixels, frames, bytes, decode
+            # memory, scans): the limits an operator tunes, so counted apart
+            # from the 422s of broken files, which requests_total already has.
+            state.metrics(app).rejected.labels(reason="source_limit").inc()
+        fallback = state.fallback(app)
+        if fallback is None:
+            raise
+        return await _fallback(request, fallback, spec, choice, refusal)
+
+
+async def _variant(
+    request: web.Request,
+    target: LocalTarget | RemoteTarget,
+    spec: RequestSpec,
+    choice: FormatChoice,
+) -> web.StreamResponse:
+    app = request.app
+    renders = state.renders(app)
     sources = state.origins(app).sources
     resolve: Callable[[], Original]
     if isinstance(target, LocalTarget):
@@ -68,11 +87,7 @@ async def _picture(request: web.Request) -> web.StreamResponse:
         choice,
         request.headers.get("If-None-Match"),
     )
-    headers = CIMultiDict[str]()
-    headers["ETag"] = located.key.etag
-    headers["Cache-Control"] = f"public, max-age={settings.max_age}"
-    if spec.auto_format:
-        headers["Vary"] = "Accept"
+    headers = _image_headers(spec, located.key.etag, state.settings(app).max_age)
     if located.not_modified:
         return web.Response(status=304, headers=headers)
     original = located.original
@@ -88,28 +103,75 @@ async def _picture(request: web.Request) -> web.StreamResponse:
         _render_request(spec, choice),
         request_id=request.get(state.REQUEST_ID, ""),
     )
+    return _served(request, served, headers)
+
+
+async def _fallback(
+    request: web.Request,
+    fallback: Fallback,
+    spec: RequestSpec,
+    choice: FormatChoice,
+    refusal: NotFound | UnprocessableImage,
+) -> web.StreamResponse:
+    """The fallback image at the request's size and format, with the real
+    status (or --fallback-status); the refusal itself when even the
+    fallback cannot be rendered so."""
+    app = request.app
+    renders = state.renders(app)
+    plain = fallback_spec(spec)
+    try:
+        located = await renders.to_thread(
+            state.locator(app).locate,
+            partial(_same, fallback.original),
+            plain,
+            choice,
+            request.headers.get("If-None-Match"),
+        )
+        headers = _image_headers(spec, located.key.etag, fallback.max_age)
+        headers["X-Fallback"] = "1"
+        if located.not_modified:
+            return web.Response(status=304, headers=headers)
+        served = located.cached or await renders.cached_or_rendered(
+            located.key.digest,
+            fallback.original,
+            _render_request(plain, choice),
+            request_id=request.get(state.REQUEST_ID, ""),
+        )
+    except (NotFound, UnprocessableImage):
+        raise refusal from None
+    return _served(request, served, headers, status=fallback.status or refusal.status)
+
+
+def _image_headers(spec: RequestSpec, etag: str, max_age: int) -> CIMultiDict[str]:
+    headers = CIMultiDict[str]()
+    headers["ETag"] = etag
+    headers["Cache-Control"] = f"public, max-age={max_age}"
+    if spec.auto_format:
+        headers["Vary"] = "Accept"
+    return headers
+
+
+def _served(
+    request: web.Request, served: Served, headers: CIMultiDict[str], *, status: int = 200
+) -> DescriptorResponse:
     headers["Content-Type"] = served.format.media_type
     headers["X-Cache"] = "HIT" if served.hit else "MISS"
     request[state.CACHE_STATUS] = headers["X-Cache"]
     if served.render_seconds is not None:
         request[state.RENDER_SECONDS] = served.render_seconds
-    return DescriptorResponse(served.descriptor, served.size, headers)
+    return DescriptorResponse(served.descriptor, served.size, headers, status=status)
 
 
 def _same(original: Original) -> Original:
     return original
 
 
-def _target(request: web.Request) -> tuple[LocalTarget | RemoteTarget, list[tuple[str, str]]]:
-    """Where the original is (an origin's path, or a ``?url=`` source), and
-    the rest of the query for the spec."""
+def _url_and_parameters(request: web.Request) -> tuple[URL | None, list[tuple[str, str]]]:
+    """A ``?url=`` source's URL (None for /picture/<path>), and the rest of
+    the query for the spec."""
     parameters = list(request.query.items())
-    path = request.match_info.get("path")
-    if path is not None:
-        return state.origins(request.app).routes.target(path), parameters
-    url_sources = state.origins(request.app).url_sources
-    if url_sources is None:
-        raise NotFound("URL sources are off (--url-sources)")
+    if request.match_info.get("path") is not None:
+        return None, parameters
     urls = [value for name, value in parameters if name == "url"]
     if len(urls) != 1:
         raise BadRequest("url: give the original's absolute http(s) URL once")
@@ -119,8 +181,17 @@ def _target(request: web.Request) -> tuple[LocalTarget | RemoteTarget, list[tupl
         raise BadRequest("url: not a valid URL") from None
     if url.scheme not in ("http", "https") or not url.host or not url.is_absolute():
         raise BadRequest("url: must be an absolute http or https URL")
-    source = Source(url_sources, str(url.with_fragment(None)))
-    return RemoteTarget(source), [item for item in parameters if item[0] != "url"]
+    return url.with_fragment(None), [item for item in parameters if item[0] != "url"]
+
+
+def _target(request: web.Request, url: URL | None) -> LocalTarget | RemoteTarget:
+    """Where the original is: an origin's path, or a ``?url=`` source."""
+    origins = state.origins(request.app)
+    if url is None:
+        return origins.routes.target(request.match_info["path"])
+    if origins.url_sources is None:
+        raise NotFound("URL sources are off (--url-sources)")
+    return RemoteTarget(Source(origins.url_sources, str(url)))
 
 
 def _render_request(spec: RequestSpec, choice: FormatChoice) -> RenderRequest:

@@ -22,8 +22,10 @@ _FALLBACK_CHUNK = 256 * 1024
 class DescriptorResponse(web.StreamResponse):
     """Sends ``size`` bytes of ``descriptor``; closes the descriptor after."""
 
-    def __init__(self, descriptor: int, size: int, headers: CIMultiDict[str]) -> None:
-        super().__init__(status=200, headers=headers)
+    def __init__(
+        self, descriptor: int, size: int, headers: CIMultiDict[str], *, status: int = 200
+    ) -> None:
+        super().__init__(status=status, headers=headers)
         self._file = os.fdopen(descriptor, "rb")
         self.content_length = size
         # Body bytes that went out through sendfile, which aiohttp's own

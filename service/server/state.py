@@ -15,6 +15,7 @@ from ..origins.build import OpenOrigins
 from ..render import RenderPolicy
 from ..renders import RenderService
 from ..settings import Settings
+from .fallback import Fallback
 from .locate import Locator
 
 
@@ -33,6 +34,7 @@ ORIGINS = web.AppKey("origins", OpenOrigins)
 RENDERS = web.AppKey("renders", RenderService)
 LOCATOR = web.AppKey("locator", Locator)
 METRICS = web.AppKey("metrics", Metrics)
+FALLBACK: web.AppKey[Fallback | None] = web.AppKey("fallback")
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 # Everything besides the request that shapes an output, the render's
 # PIPELINE_VERSION included (server.app.output_settings): part of every key.
@@ -66,6 +68,10 @@ def locator(app: web.Application) -> Locator:
 
 def metrics(app: web.Application) -> Metrics:
     return app[METRICS]
+
+
+def fallback(app: web.Application) -> Fallback | None:
+    return app[FALLBACK]
 
 
 def lifecycle(app: web.Application) -> Lifecycle:
