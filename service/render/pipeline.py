@@ -17,6 +17,7 @@ from ..errors import RenderTimeout, UnprocessableImage
 from ..formats import OutputFormat
 from .colour import to_srgb
 from .context import RenderContext
+from .crop import crop
 from .failures import Deadline, describe, release_images
 from .flatten import flatten
 from .header import HeaderFacts, choose_output
@@ -32,8 +33,10 @@ Step = Callable[[RenderContext], None]
 STEPS: tuple[Step, ...] = (
     choose_output,  # header: the output format and the frames kept
     check_limits,  # limits: side, pixels, scans, decode memory
+    crop,  # crop: the region of the original to read (no pixels yet)
     resize,  # resize: shrink-on-load to the fit mode's box
     to_srgb,  # colour: 8-bit sRGB or grey
+    # (blur, then sharpen: on output pixels, here)
     pad,  # pad: fit=pad's box
     flatten,  # flatten: alpha onto bg for formats without it
     save,  # save: encode into the target
