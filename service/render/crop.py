@@ -21,8 +21,9 @@ the region with ``load_region``, at the size it computed for it:
 The load stays sequential: cutting a region only skips rows, in order.
 Rows below the region are never decoded; rows above it are, at the load's
 scale (a JPEG cannot be entered mid-scan, and libvips' loaders read from
-the top), and every row at its whole width. Animations load every frame
-and cut each frame's region.
+the top), and every row at its whole width. An animation's decoder makes
+whole frames anyway: its strip is shrunk whole, then each frame's region
+cut (``_animation_region``).
 """
 
 from __future__ import annotations
@@ -63,11 +64,13 @@ def crop(context: RenderContext) -> None:
 def load_region(context: RenderContext, region: Rect, target: tuple[int, int]) -> pyvips.Image:
     """``region`` of the upright original (per frame) resized to exactly
     ``target``, reading as few pixels of the original as that allows."""
-    facts, frames = context.facts, context.frames
+    if context.frames > 1:
+        return _animation_region(context, region, target)
+    facts = context.facts
     stored = stored_rect(region, facts.orientation, facts.stored_size)
     # Both in stored axes: the loaders shrink the stored pixels.
     stored_target = turned(target, 90 if facts.swaps_axes else 0)
-    options = LOAD_OPTIONS + (f",n={frames}" if frames > 1 else "")
+    options = LOAD_OPTIONS
     scale = 1.0
     if facts.loader in _JPEG_SHRINK_LOADERS:
         shrink = jpeg_shrink(stored.size, stored_target)
@@ -81,17 +84,43 @@ def load_region(context: RenderContext, region: Rect, target: tuple[int, int]) -
     image = pyvips.Image.new_from_source(source, options, access="sequential")
     if facts.loader == _WEBP_SCALE_LOADER:
         scale = image.width / facts.stored_size[0]  # libwebp rounds the scaled size
-    page_height = image.height // frames
-    cut = _scaled(stored, scale, (image.width, page_height))
-    if frames > 1:
-        image = per_frame(image, frames, lambda frame: frame.crop(*_fields(cut)))
-    else:
-        image = image.crop(*_fields(cut))
+    cut = _scaled(stored, scale, (image.width, image.height))
+    image = image.crop(cut.left, cut.top, cut.width, cut.height)
     # Any: pyvips' stubs type each option; this dict holds a varying few.
     resize_options: dict[str, Any] = colour.thumbnail_options(facts.needs_colour_management)
-    # thumbnail_image reads the stored region's orientation field, and sizes
-    # per frame (page-height) for an animation.
+    # thumbnail_image turns the region upright by its orientation field.
     return image.thumbnail_image(target[0], height=target[1], size="force", **resize_options)
+
+
+def _animation_region(
+    context: RenderContext, region: Rect, target: tuple[int, int]
+) -> pyvips.Image:
+    """An animation's region. Its decoders make whole frames whatever is
+    cut (GIF, animated WebP), so the whole strip is shrunk as the plain
+    path does it, to the scale the region needs, and each frame's region is
+    cut from that, to the nearest pixel. Resizing each cut frame by itself
+    held a pipeline per frame (190 MB for 100 frames of 1000x1000 cut to
+    500x500 into 300x300, 60 MB this way), and resizing the strip of cut
+    frames read the GIF's frames out of order (33 s, against 2 s)."""
+    facts, frames = context.facts, context.frames
+    scale = (target[0] / region.width, target[1] / region.height)
+    whole = (
+        max(target[0], round(facts.width * scale[0])),
+        max(target[1], round(facts.height * scale[1])),
+    )
+    # Any: pyvips' stubs type each option; this dict holds a varying few.
+    options: dict[str, Any] = colour.thumbnail_options(facts.needs_colour_management)
+    strip = pyvips.Image.thumbnail_source(
+        pyvips.Source.new_from_descriptor(context.source_fd),
+        whole[0],
+        height=whole[1],
+        size="force",
+        option_string=f"{LOAD_OPTIONS},n={frames}",
+        **options,
+    )
+    left = min(whole[0] - target[0], round(region.left * whole[0] / facts.width))
+    top = min(whole[1] - target[1], round(region.top * whole[1] / facts.height))
+    return per_frame(strip, frames, lambda frame: frame.crop(left, top, target[0], target[1]))
 
 
 def _scaled(rect: Rect, scale: float, bounds: tuple[int, int]) -> Rect:
@@ -101,7 +130,3 @@ def _scaled(rect: Rect, scale: float, bounds: tuple[int, int]) -> Rect:
     right = max(left + 1, min(bounds[0], round((rect.left + rect.width) * scale)))
     bottom = max(top + 1, min(bounds[1], round((rect.top + rect.height) * scale)))
     return Rect(left, top, right - left, bottom - top)
-
-
-def _fields(rect: Rect) -> tuple[int, int, int, int]:
-    return rect.left, rect.top, rect.width, rect.height
