@@ -91,6 +91,14 @@ async def test_the_point_is_a_fraction_of_the_crop(client: Client, originals: Pa
     assert near(marker_centre(image), (50, 50))
 
 
+async def test_the_point_is_taken_before_rotate(client: Client, originals: Path) -> None:
+    """fp is of the upright picture, before rotate: a point near its right
+    edge ends near the bottom of a picture turned by 90 degrees."""
+    marked(originals / "marker.png", (570, 100))
+    image = await render(client, "marker.png?w=200&h=200&fit=cover&fp=0.95,0.5&rotate=90")
+    assert near(marker_centre(image), (100, 170))
+
+
 async def test_without_cover_the_point_is_ignored(client: Client, originals: Path) -> None:
     """Like gravity, fp only places cover's window: contain gives the same image."""
     marked(originals / "marker.png", (400, 100))

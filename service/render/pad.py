@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pyvips
 
 from .frames import per_frame
-from .geometry import centred_offset, scaled_box
+from .geometry import centred_offset, scaled_box, turned
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -22,7 +22,7 @@ def pad(context: RenderContext) -> None:
         return
     image, frames = context.image, context.frames
     frame_height = image.height // frames
-    box = scaled_box(request.width, request.height, context.picture)
+    box = scaled_box(request.width, request.height, turned(context.picture, request.rotate))
     red, green, blue, alpha = request.background
     background: list[float] = [red, green, blue]
     if image.hasalpha():

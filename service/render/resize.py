@@ -23,6 +23,7 @@ from .geometry import (
     cover_size,
     crop_anchor,
     scaled_box,
+    unturned_gravity,
     window_offset,
 )
 from .libvips import LOAD_OPTIONS
@@ -47,10 +48,19 @@ _STRIP_IN_MEMORY_BYTES = 32 * 2**20
 
 def resize(context: RenderContext) -> None:
     """Step: the picture (the original, or its crop), shrunk on load to the
-    box its fit mode asks for."""
+    box its fit mode asks for.
+
+    rotate and flip come before the fit in meaning, but the orient step
+    turns the resized image, which has fewer pixels, and gives the same
+    output: so the box is turned back here (its sides swapped for a quarter
+    turn, a compass gravity turned with the picture). A focal point is in
+    the picture's own axes already.
+    """
     request = context.request
     width, height = request.width, request.height
-    gravity = request.gravity
+    if request.rotate % 180:
+        width, height = height, width
+    gravity = unturned_gravity(request.gravity, request.rotate, request.flip)
     if context.region is not None or request.focal_point is not None:
         context.image = _fit_exactly(context, width, height, gravity)
         return
