@@ -265,3 +265,41 @@ def test_a_crop_shrinks_on_load_as_far_as_its_own_output_allows(
     assert [options for options in loads if "shrink=" in options] == [
         f"fail_on=truncated,shrink={shrink}"
     ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "jpeg_cmyk.jpg",
+        "jpeg_adobergb_icc.jpg",
+        "png_16bit_rgb.png",
+        "png_palette_trns.png",
+        "avif_p3_orient6.avif",
+        "tiff_g4_orient6.tif",
+    ],
+)
+async def test_a_crop_without_resize_is_the_plain_renders_pixels(client: Client, name: str) -> None:
+    """Colour management, 16 bits, palettes, alpha and every loader's
+    orientation: the crop is exactly that rectangle of the whole render."""
+    whole = await client.get(f"/picture/{name}?format=png")
+    cropped = await client.get(f"/picture/{name}?crop=5,5,40,30&format=png")
+    assert cropped.status == 200, await cropped.text()
+    expected = decode(await whole.read()).crop((5, 5, 45, 35))
+    assert decode(await cropped.read()).tobytes() == expected.tobytes()
+
+
+async def test_a_smart_cover_of_a_crop_looks_inside_the_crop(
+    client: Client, originals: Path
+) -> None:
+    """gravity=attention on a crop finds the detail the crop holds: a grey
+    picture with one 60x60 patch of red and yellow, which the centred window
+    of the crop would miss, is kept whole."""
+    image = Image.new("RGB", (600, 200), (128, 128, 128))
+    image.paste(RED, (480, 70, 540, 130))
+    image.paste(YELLOW, (500, 90, 520, 110))
+    image.save(originals / "detail.png")
+    smart = await render_png(
+        client, "detail.png?crop=100,0,500,200&w=200&h=200&fit=cover&gravity=attention"
+    )
+    assert smart.size == (200, 200)
+    assert sum(1 for pixel in smart.get_flattened_data() if pixel != (128, 128, 128)) == 60 * 60
