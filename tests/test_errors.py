@@ -76,6 +76,39 @@ BAD_PARAMETERS = [
     ("format=png&encoding=png", "encoding"),
     ("size=10", "size"),
     ("W=10", "W"),
+    # The operations' grammar.
+    ("crop=1,2,3", "crop"),
+    ("crop=1,2,3,4,5", "crop"),
+    ("crop=-1,0,5,5", "crop"),
+    ("crop=0,0,0,5", "crop"),
+    ("crop=0,0,5,0", "crop"),
+    ("crop=0.5,0,5,5", "crop"),
+    ("crop=0,0,5,1e3", "crop"),
+    ("crop=0%2C0%2C5", "crop"),
+    ("crop=1000000,0,5,5", "crop"),  # beyond any original's side
+    ("crop=", "crop"),
+    ("crop=0,0,5,5&crop=0,0,5,5", "crop"),
+    ("rotate=45", "rotate"),
+    ("rotate=-90", "rotate"),
+    ("rotate=360", "rotate"),
+    ("rotate=90.0", "rotate"),
+    ("rotate=", "rotate"),
+    ("rotate=90&rotate=90", "rotate"),
+    ("flip=x", "flip"),
+    ("flip=hh", "flip"),
+    ("flip=", "flip"),
+    ("flip=h&flip=v", "flip"),
+    ("fp=1.5,0", "fp"),
+    ("fp=0.5", "fp"),
+    ("fp=0.5,0.5,0.5", "fp"),
+    ("fp=-0.1,0.5", "fp"),
+    ("fp=0.5,1.001", "fp"),
+    ("fp=0.1234,0.5", "fp"),  # four decimals: equal points must be equal keys
+    ("fp=nan,0", "fp"),
+    ("fp=50%25,50%25", "fp"),
+    ("fp=0.5,0.5&fp=0.5,0.5", "fp"),
+    ("w=100&h=100&fit=cover&fp=0.5,0.5&gravity=north", "fp"),
+    ("fp=0.5,0.5&gravity=centre", "fp"),  # even without cover: both place the crop
 ]
 
 

@@ -6,11 +6,26 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+import pyvips
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.render.geometry import centred_offset, cover_prescale, crop_anchor, scaled_box
-from service.spec import Gravity
+from service.render.geometry import (
+    Rect,
+    centred_offset,
+    clamp_rect,
+    contain_size,
+    cover_prescale,
+    cover_size,
+    crop_anchor,
+    jpeg_shrink,
+    scaled_box,
+    stored_rect,
+    turned,
+    unturned_gravity,
+    window_offset,
+)
+from service.spec import Flip, Gravity
 
 # Sides from one pixel to past the longest original we decode (32,768).
 sides = st.integers(min_value=1, max_value=40_000)
@@ -147,3 +162,190 @@ def test_crop_anchor_compass_examples(gravity: Gravity, wide: str, tall: str) ->
     assert crop_anchor(gravity, (100, 100), (400, 100)) == wide
     assert crop_anchor(gravity, (100, 100), (100, 400)) == tall
     assert crop_anchor(gravity, (200, 100), (400, 200)) == tall
+
+
+@st.composite
+def rects(draw: st.DrawFn, limit: int = 40_000) -> Rect:
+    coordinate = st.integers(min_value=0, max_value=limit)
+    side = st.integers(min_value=1, max_value=limit)
+    return Rect(draw(coordinate), draw(coordinate), draw(side), draw(side))
+
+
+@given(rect=rects(), size=sizes)
+def test_clamp_rect_keeps_what_lies_inside_the_image(rect: Rect, size: tuple[int, int]) -> None:
+    """The clamped rectangle is the overlap of the two, None when they do
+    not overlap (a rectangle that only touches an edge has no pixel inside)."""
+    clamped = clamp_rect(rect, size)
+    overlaps = rect.left < size[0] and rect.top < size[1]
+    assert (clamped is not None) == overlaps
+    if clamped is not None:
+        assert (clamped.left, clamped.top) == (rect.left, rect.top)
+        assert clamped.left + clamped.width == min(rect.left + rect.width, size[0])
+        assert clamped.top + clamped.height == min(rect.top + rect.height, size[1])
+
+
+def test_clamp_rect_examples() -> None:
+    assert clamp_rect(Rect(1700, 1100, 500, 500), (1800, 1200)) == Rect(1700, 1100, 100, 100)
+    assert clamp_rect(Rect(0, 0, 1800, 1200), (1800, 1200)) == Rect(0, 0, 1800, 1200)
+    assert clamp_rect(Rect(1800, 0, 10, 10), (1800, 1200)) is None
+    assert clamp_rect(Rect(0, 5000, 10, 10), (1800, 1200)) is None
+
+
+def _numbered(width: int, height: int) -> pyvips.Image:
+    """An image whose every pixel is different: x in band 0, y in band 1."""
+    return pyvips.Image.xyz(width, height).cast("ushort")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@given(data=st.data())
+def test_stored_rect_is_where_libvips_autorotate_takes_the_upright_rect(
+    orientation: int, data: st.DataObject
+) -> None:
+    """Cutting the stored rectangle and turning it upright (libvips'
+    autorot, as thumbnail does) gives exactly the upright rectangle's pixels."""
+    stored = (data.draw(st.integers(1, 9)), data.draw(st.integers(1, 9)))
+    image = _numbered(*stored).copy()
+    image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    upright = image.autorot()
+    left = data.draw(st.integers(0, upright.width - 1))
+    top = data.draw(st.integers(0, upright.height - 1))
+    rect = Rect(
+        left,
+        top,
+        data.draw(st.integers(1, upright.width - left)),
+        data.draw(st.integers(1, upright.height - top)),
+    )
+    inner = stored_rect(rect, orientation, stored)
+    cut = image.crop(inner.left, inner.top, inner.width, inner.height).autorot()
+    expected = upright.crop(rect.left, rect.top, rect.width, rect.height)
+    assert cut.write_to_memory() == expected.write_to_memory()
+
+
+@given(picture=sizes, box=sizes)
+def test_contain_size_fits_the_box_and_keeps_the_aspect(
+    picture: tuple[int, int], box: tuple[int, int]
+) -> None:
+    """Inside the box and the picture, one side meeting the box (or the
+    picture itself when it fits), the other within rounding of the aspect."""
+    width, height = contain_size(picture, box)
+    assert 1 <= width <= min(box[0], picture[0])
+    assert 1 <= height <= min(box[1], picture[1])
+    if picture[0] <= box[0] and picture[1] <= box[1]:
+        assert (width, height) == picture
+        return
+    assert width == box[0] or height == box[1]
+    scale = min(Fraction(box[0], picture[0]), Fraction(box[1], picture[1]))
+    assert abs(width - picture[0] * scale) <= Fraction(1, 2) or width == 1
+    assert abs(height - picture[1] * scale) <= Fraction(1, 2) or height == 1
+
+
+@given(case=box_within())
+def test_cover_size_just_covers_the_box(
+    case: tuple[tuple[int, int], tuple[int, int]],
+) -> None:
+    """At least the box, exactly it on one side, the aspect kept to rounding."""
+    box, picture = case
+    width, height = cover_size(box, picture)
+    assert width >= box[0]
+    assert height >= box[1]
+    assert width == box[0] or height == box[1]
+    scale = max(Fraction(box[0], picture[0]), Fraction(box[1], picture[1]))
+    assert abs(width - picture[0] * scale) <= Fraction(1, 2)
+    assert abs(height - picture[1] * scale) <= Fraction(1, 2)
+
+
+fractions = st.floats(min_value=0, max_value=1)
+# A mark's place on a 3x3 image for each compass point.
+COMPASS = {
+    Gravity.NORTH: (1, 0),
+    Gravity.SOUTH: (1, 2),
+    Gravity.WEST: (0, 1),
+    Gravity.EAST: (2, 1),
+}
+
+
+@given(case=box_within(), point=st.tuples(fractions, fractions))
+def test_window_offset_centres_the_focal_point_unless_an_edge_stops_it(
+    case: tuple[tuple[int, int], tuple[int, int]], point: tuple[float, float]
+) -> None:
+    """The window stays inside; on each axis the point is at its centre (to
+    half a pixel), or the window touches the edge nearer the point."""
+    box, covered = case
+    offset = window_offset(Gravity.CENTRE, point, covered, box)
+    for axis in (0, 1):
+        start, spare = offset[axis], covered[axis] - box[axis]
+        assert 0 <= start <= spare
+        off_centre = point[axis] * covered[axis] - (start + box[axis] / 2)
+        if 0 < start < spare:
+            assert abs(off_centre) <= 0.5
+        elif start == 0 < spare:
+            assert off_centre <= 0.5  # the point is left of (above) the centre
+        elif start == spare > 0:
+            assert off_centre >= -0.5
+
+
+@given(case=box_within(), gravity=st.sampled_from([*COMPASS, Gravity.CENTRE]))
+def test_window_offset_without_a_focal_point_is_thumbnails_crop(
+    case: tuple[tuple[int, int], tuple[int, int]], gravity: Gravity
+) -> None:
+    """The window libvips' thumbnail cuts for the same gravity (its crop
+    anchor: low keeps the start of both axes, high their end)."""
+    box, picture = case
+    covered = cover_size(box, picture)
+    spare = (covered[0] - box[0], covered[1] - box[1])
+    anchor = crop_anchor(gravity, box, picture)
+    expected = {"low": (0, 0), "high": spare}.get(anchor, (spare[0] // 2, spare[1] // 2))
+    assert window_offset(gravity, None, covered, box) == expected
+
+
+def test_window_offset_examples_with_a_focal_point() -> None:
+    assert window_offset(Gravity.CENTRE, (0.5, 0.5), (300, 100), (100, 100)) == (100, 0)
+    assert window_offset(Gravity.CENTRE, (0.25, 0.5), (400, 100), (100, 100)) == (50, 0)
+    assert window_offset(Gravity.CENTRE, (0.05, 0.5), (400, 100), (100, 100)) == (0, 0)
+    assert window_offset(Gravity.CENTRE, (1.0, 1.0), (400, 300), (100, 100)) == (300, 200)
+
+
+@given(region=sizes, target=sizes)
+def test_jpeg_shrink_leaves_twice_the_output(
+    region: tuple[int, int], target: tuple[int, int]
+) -> None:
+    """The largest of libjpeg's factors after which both sides still have at
+    least twice the target's pixels (1 when none does)."""
+    factor = jpeg_shrink(region, target)
+    assert factor in (1, 2, 4, 8)
+    reduction = min(Fraction(region[0], target[0]), Fraction(region[1], target[1]))
+    if factor > 1:
+        assert reduction >= 2 * factor
+    if factor < 8:
+        assert reduction < 4 * factor
+
+
+def test_turned_swaps_for_a_quarter_turn() -> None:
+    assert turned((300, 200), 0) == (300, 200)
+    assert turned((300, 200), 90) == (200, 300)
+    assert turned((300, 200), 180) == (300, 200)
+    assert turned((300, 200), 270) == (200, 300)
+
+
+@pytest.mark.parametrize("gravity", list(COMPASS))
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+@pytest.mark.parametrize("flip", list(Flip))
+def test_unturned_gravity_names_the_edge_that_turns_into_the_asked_one(
+    gravity: Gravity, rotate: int, flip: Flip
+) -> None:
+    """A mark on the middle of the unturned edge of a 3x3 image lands, once
+    libvips rotates and flips the image, on the middle of the asked edge."""
+    before = unturned_gravity(gravity, rotate, flip)
+    image = pyvips.Image.black(3, 3).draw_rect([255], *COMPASS[before], 1, 1)
+    if rotate:
+        image = image.rot(f"d{rotate}")
+    if flip in (Flip.VERTICAL, Flip.BOTH):
+        image = image.flipver()
+    if flip in (Flip.HORIZONTAL, Flip.BOTH):
+        image = image.fliphor()
+    assert image(*COMPASS[gravity])[0] == 255
+
+
+@pytest.mark.parametrize("gravity", [Gravity.CENTRE, Gravity.ATTENTION, Gravity.ENTROPY])
+def test_unturned_gravity_leaves_centre_and_smart_gravity(gravity: Gravity) -> None:
+    assert unturned_gravity(gravity, 90, Flip.BOTH) is gravity

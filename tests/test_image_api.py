@@ -362,6 +362,12 @@ fit = "cover"
 w = 800
 format = "webp"
 q = 70
+
+[turned]
+crop = "0,0,400,200"
+rotate = 90
+flip = "v"
+w = 50
 """
 
 
@@ -407,7 +413,17 @@ async def test_presets_only_refuses_ad_hoc_sizes(
 
 
 @pytest.mark.parametrize(
-    "query", ["preset=thumb&q=31", "quality=31", "preset=thumb&bg=00ff00", "format=jpeg&bg=00ff00"]
+    "query",
+    [
+        "preset=thumb&q=31",
+        "quality=31",
+        "preset=thumb&bg=00ff00",
+        "format=jpeg&bg=00ff00",
+        "preset=thumb&crop=0,0,10,10",
+        "rotate=90",
+        "preset=hero&flip=h",
+        "preset=thumb&fp=0.5,0.5",
+    ],
 )
 async def test_presets_only_refuses_ad_hoc_quality_and_background(
     presets_file: Path, make_client: MakeClient, query: str
@@ -422,6 +438,20 @@ async def test_presets_only_refuses_ad_hoc_quality_and_background(
     assert response.status == 400
     written = query.rsplit("&", 1)[-1].split("=", maxsplit=1)[0]
     assert (await response.json())["error"] == f"only presets set {written} here: use preset=<name>"
+
+
+async def test_presets_only_takes_the_operations_from_a_preset(
+    presets_file: Path, make_client: MakeClient
+) -> None:
+    """crop, rotate and flip are refused ad hoc, but a preset may set them:
+    the crop 400x200, turned upright, 50 px wide."""
+    from service.settings import Settings  # noqa: PLC0415
+
+    settings = Settings.from_sources(["--presets", str(presets_file), "--presets-only"], {})
+    client = await make_client(presets=settings.presets, presets_only=True)
+    response = await client.get("/picture/retina.jpg?preset=turned")
+    assert response.status == 200, await response.text()
+    assert decode(await response.read()).size == (50, 100)
 
 
 def test_a_bad_presets_file_is_a_start_up_error(tmp_path: Path) -> None:

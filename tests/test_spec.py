@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from service.errors import BadRequest
 from service.formats import OutputFormat
-from service.spec import RequestSpec, parse_spec
+from service.spec import Crop, Fit, Flip, RequestSpec, parse_spec
 
 LIMIT = 4096
 
@@ -78,11 +80,40 @@ def test_equivalent_requests_give_equal_specs() -> None:
     assert parse({"format": "jpg"}) == parse({"encoding": "JPEG"})
 
 
+def test_the_operations_parse_into_the_spec() -> None:
+    spec = parse(
+        {"crop": "10,20,300,400", "rotate": "270", "flip": "V", "w": "90", "h": "90"}
+        | {"fit": "cover", "fp": "0.25,1"}
+    )
+    assert spec.crop == Crop(10, 20, 300, 400)
+    assert spec.rotate == 270
+    assert spec.flip is Flip.VERTICAL
+    assert spec.fit is Fit.COVER
+    assert spec.focal_point == (Decimal("0.25"), Decimal(1))
+
+
+def test_equal_operations_give_equal_specs() -> None:
+    """Spellings of one output are one spec (and so one cache key)."""
+    assert parse({"flip": "vh"}) == parse({"flip": "HV"})
+    cover = {"w": "10", "h": "10", "fit": "cover"}
+    assert parse(cover | {"fp": "0.50,.5"}) == parse(cover | {"fp": "0.5,0.500"})
+    assert parse({"rotate": "0"}) == parse({})
+
+
+def test_a_focal_point_without_cover_is_dropped() -> None:
+    """Like gravity, fp only places cover's window."""
+    assert parse({"w": "10", "h": "10", "fp": "0.5,0.5"}).focal_point is None
+    assert parse({"w": "10", "fit": "cover", "fp": "0.5,0.5"}).focal_point is None  # no box
+
+
 NAMES = ["scalex", "w", "scaley", "h", "encoding", "format", "q", "quality", "dpr", "bg", "s"]
+NAMES += ["fit", "gravity", "crop", "rotate", "flip", "fp"]
 VALUES = st.one_of(
     st.text(max_size=30),
     st.from_regex(r"[0-9]{1,6}(\.[0-9]{1,4})?", fullmatch=True),
     st.sampled_from(["NaN", "inf", "-1", "1e309", "auto", "webp", "jpg", "ffffff", "0", "4"]),
+    st.sampled_from(["cover", "north", "90", "h", "hv", "0,0,5,5", "1,2,3", "0.5,0.5", "1.5,0"]),
+    st.lists(st.from_regex(r"-?[0-9.]{1,7}", fullmatch=True), max_size=5).map(",".join),
 )
 
 
@@ -98,6 +129,9 @@ def test_any_query_gives_a_spec_or_a_bad_request(pairs: list[tuple[str, str]]) -
         for side in (spec.width, spec.height):
             assert side is None or 1 <= side <= LIMIT
         assert spec.quality is None or 1 <= spec.quality <= 100
+        assert spec.rotate in (0, 90, 180, 270)
+        assert spec.crop is None or min(spec.crop.width, spec.crop.height) >= 1
+        assert spec.focal_point is None or all(0 <= part <= 1 for part in spec.focal_point)
         return
     assert status == 400
     assert message

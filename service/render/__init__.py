@@ -6,8 +6,10 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
   ``HeaderFacts``; the output format and frames (the first step);
 - ``limits``: refusals from those facts (side, pixels, scans, decode memory);
   ``memory``: the whole-image decode estimate; ``jpeg_markers``: the scan count;
-- ``resize``: shrink-on-load to the fit mode's box (``geometry``: the box
-  arithmetic; ``frames``: animation strips);
+- ``crop``: the region of the original to read, and its loader;
+- ``resize``: shrink-on-load to the fit mode's box, a focal point's cover
+  window (``geometry``: the box arithmetic; ``frames``: animation strips);
+- ``orient``: rotate and flip, on the resized image;
 - ``colour``: ICC and CMYK to sRGB, 8 bits (``icc``: which profiles are sRGB);
 - ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``;
 - ``save``: encoder options, written through ``output``'s descriptor writer;

@@ -9,6 +9,7 @@ import pyvips
 
 from ..formats import OutputFormat
 from .failures import Deadline
+from .geometry import Rect
 from .header import HeaderFacts
 from .request import RenderPolicy, RenderRequest
 
@@ -27,7 +28,18 @@ class RenderContext:
     # Set by the header step (choose_output), before any other.
     output: OutputFormat = OutputFormat.JPEG
     frames: int = 1
+    # Set by the crop step: the rectangle of the upright original the render
+    # reads, per frame (None: all of it). The resize step loads only that.
+    region: Rect | None = None
     _image: pyvips.Image | None = None
+
+    @property
+    def picture(self) -> tuple[int, int]:
+        """What the fit modes fit, upright, per frame and before rotate:
+        the cropped region, or the whole original."""
+        if self.region is not None:
+            return self.region.size
+        return self.facts.width, self.facts.height
 
     @property
     def image(self) -> pyvips.Image:

@@ -49,7 +49,7 @@ class HeaderFacts:
     height: int  # per frame
     pages: int
     has_alpha: bool
-    swaps_axes: bool  # stored sideways: its EXIF orientation turns it by 90 degrees
+    orientation: int  # EXIF's, 1-8: how the stored pixels are turned upright
     own_format: OutputFormat  # what it renders to when no format is asked for
     needs_colour_management: bool
     drawn: bool  # looks drawn rather than photographed (save's PNG filters)
@@ -59,6 +59,16 @@ class HeaderFacts:
     @property
     def animated(self) -> bool:
         return self.pages > 1 and self.loader in ANIMATED_LOADERS
+
+    @property
+    def swaps_axes(self) -> bool:
+        """Stored sideways: its EXIF orientation turns it by 90 degrees."""
+        return self.orientation >= 5
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        """The size as the file stores it (before orientation)."""
+        return (self.height, self.width) if self.swaps_axes else (self.width, self.height)
 
     @property
     def stored_width(self) -> int:
@@ -93,9 +103,11 @@ def _facts(header: pyvips.Image, descriptor: int, allow_svg: bool) -> HeaderFact
     if loader not in ACCEPTED_LOADERS and not (allow_svg and loader == SVG_LOADER):
         name = loader.removesuffix("_source").removesuffix("load")
         raise UnprocessableImage(f"images of type {name} are not accepted")
-    swaps_axes = int_field(header, "orientation", 1) in (5, 6, 7, 8)
+    orientation = int_field(header, "orientation", 1)
+    if orientation not in range(1, 9):
+        orientation = 1  # libvips' autorotate, too, leaves any other value alone
     width, height = header.width, header.height  # one page: loaders default to n=1
-    if swaps_axes:
+    if orientation >= 5:
         width, height = height, width
     has_alpha = bool(header.hasalpha())
     return HeaderFacts(
@@ -104,7 +116,7 @@ def _facts(header: pyvips.Image, descriptor: int, allow_svg: bool) -> HeaderFact
         height=height,
         pages=max(1, int_field(header, "n-pages", 1)),
         has_alpha=has_alpha,
-        swaps_axes=swaps_axes,
+        orientation=orientation,
         own_format=_own_format(header, loader, has_alpha),
         needs_colour_management=colour.needs_colour_management(header),
         drawn=is_drawn(header, os.fstat(descriptor).st_size),

@@ -16,6 +16,12 @@ from __future__ import annotations
 
 import pyvips
 
+# Every pixel load's options: truncated originals are errors, not
+# grey-filled images. thumbnail_source ignores its ``fail_on`` keyword
+# (libvips 8.18): it must go in the load option string, which is our
+# constant, never user text.
+LOAD_OPTIONS = "fail_on=truncated"
+
 
 def configure_libvips(*, enable_svg: bool = False) -> None:
     """Once per process, before any render."""

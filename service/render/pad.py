@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pyvips
 
 from .frames import per_frame
-from .geometry import centred_offset, scaled_box
+from .geometry import centred_offset, scaled_box, turned
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -17,12 +17,12 @@ def pad(context: RenderContext) -> None:
     """Step: embed the image in its box (colour bands are the colour step's;
     an image with alpha keeps it here, and the flatten step flattens the
     whole canvas where the output has none)."""
-    request, facts = context.request, context.facts
+    request = context.request
     if not request.pads or request.width is None or request.height is None:
         return
     image, frames = context.image, context.frames
     frame_height = image.height // frames
-    box = scaled_box(request.width, request.height, (facts.width, facts.height))
+    box = scaled_box(request.width, request.height, turned(context.picture, request.rotate))
     red, green, blue, alpha = request.background
     background: list[float] = [red, green, blue]
     if image.hasalpha():

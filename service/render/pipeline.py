@@ -17,10 +17,12 @@ from ..errors import RenderTimeout, UnprocessableImage
 from ..formats import OutputFormat
 from .colour import to_srgb
 from .context import RenderContext
+from .crop import crop
 from .failures import Deadline, describe, release_images
 from .flatten import flatten
 from .header import HeaderFacts, choose_output
 from .limits import check_limits
+from .orient import orient
 from .output import OutputWriteError
 from .pad import pad
 from .request import RenderPolicy, RenderRequest
@@ -32,8 +34,12 @@ Step = Callable[[RenderContext], None]
 STEPS: tuple[Step, ...] = (
     choose_output,  # header: the output format and the frames kept
     check_limits,  # limits: side, pixels, scans, decode memory
-    resize,  # resize: shrink-on-load to the fit mode's box
+    crop,  # crop: the region of the original to read (no pixels yet)
+    # (trim: after crop, before resize, here)
+    resize,  # resize: shrink-on-load to the fit mode's box, turned back for orient
+    orient,  # orient: rotate, then flip, on the resized image
     to_srgb,  # colour: 8-bit sRGB or grey
+    # (blur, then sharpen: on output pixels, here)
     pad,  # pad: fit=pad's box
     flatten,  # flatten: alpha onto bg for formats without it
     save,  # save: encode into the target

@@ -3,7 +3,8 @@
 Every path goes through libvips' ``thumbnail`` on a ``Source``: shrink-on-
 load where the format has it (JPEG's DCT scaling, WebP's, HEIF's thumbnails),
 sequential access, and never a full-size decode of a large original into
-memory. We never upscale. Box arithmetic is in ``geometry``.
+memory; a crop reads its region the same way (``crop.load_region``). We
+never upscale. Box arithmetic is in ``geometry``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ import pyvips
 
 from ..spec import Fit, Gravity
 from . import colour
+from .crop import load_region
 from .frames import per_frame
-from .geometry import cover_prescale, crop_anchor, scaled_box
+from .geometry import (
+    contain_size,
+    cover_prescale,
+    cover_size,
+    crop_anchor,
+    scaled_box,
+    unturned_gravity,
+    window_offset,
+)
+from .libvips import LOAD_OPTIONS
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -23,11 +34,6 @@ if TYPE_CHECKING:
 
 # libvips' largest coordinate: "unconstrained" for one side of the box.
 _UNBOUNDED = 10_000_000
-
-# Make truncated originals errors, not grey-filled images. thumbnail_source
-# ignores its ``fail_on`` keyword (libvips 8.18): it must go in the load
-# option string, which is our constant, never user text.
-LOAD_OPTIONS = "fail_on=truncated"
 
 # Loaders that decode every line at full width (no shrink-on-load), and the
 # reduction from which lines are reduced first (see _reduces_lines_first).
@@ -41,33 +47,97 @@ _STRIP_IN_MEMORY_BYTES = 32 * 2**20
 
 
 def resize(context: RenderContext) -> None:
-    """Step: the original, shrunk on load to the box its fit mode asks for."""
-    request, facts = context.request, context.facts
+    """Step: the picture (the original, or its crop), shrunk on load to the
+    box its fit mode asks for.
+
+    rotate and flip come before the fit in meaning, but the orient step
+    turns the resized image, which has fewer pixels, and gives the same
+    output: so the box is turned back here (its sides swapped for a quarter
+    turn, a compass gravity turned with the picture). A focal point is in
+    the picture's own axes already.
+    """
+    request = context.request
     width, height = request.width, request.height
+    if request.rotate % 180:
+        width, height = height, width
+    gravity = unturned_gravity(request.gravity, request.rotate, request.flip)
+    if context.region is not None or request.focal_point is not None:
+        context.image = _fit_exactly(context, width, height, gravity)
+        return
     if request.fit is Fit.CONTAIN or width is None or height is None:
         if width is None and height is None:
             # No size asked: the original's, but never beyond the output limit.
             width = height = context.policy.max_output_size
         context.image = _thumbnail(context, (width or _UNBOUNDED, height or _UNBOUNDED))
         return
-    upright = (facts.width, facts.height)
+    upright = context.picture
     box = scaled_box(width, height, upright)
     if request.fit is Fit.PAD:
         context.image = _thumbnail(context, box)  # the pad step makes it the box
     elif context.frames > 1:
-        context.image = _shape_animation(context, box)
+        context.image = _shape_animation(context, box, gravity)
     elif request.fit is Fit.FILL:
         context.image = _thumbnail(context, box, size="force")
     else:
-        context.image = _thumbnail(context, box, crop=crop_anchor(request.gravity, box, upright))
+        context.image = _thumbnail(context, box, crop=crop_anchor(gravity, box, upright))
 
 
-def _shape_animation(context: RenderContext, box: tuple[int, int]) -> pyvips.Image:
+def _fit_exactly(
+    context: RenderContext, width: int | None, height: int | None, gravity: Gravity
+) -> pyvips.Image:
+    """The fit modes by sizes of our own, for a crop (thumbnail cannot load
+    a region of the original) and for a focal point (nor place its cover
+    window): the picture resized to exactly the size its fit mode gives it,
+    and for cover the box's window cut from it."""
+    request, picture = context.request, context.picture
+    if request.fit is Fit.CONTAIN or width is None or height is None:
+        if width is None and height is None:
+            width = height = context.policy.max_output_size
+        return _load(context, contain_size(picture, (width or _UNBOUNDED, height or _UNBOUNDED)))
+    box = scaled_box(width, height, picture)
+    if request.fit is Fit.PAD:
+        return _load(context, contain_size(picture, box))
+    if request.fit is Fit.FILL:
+        return _load(context, box)
+    return _cover_window(context, _load(context, cover_size(box, picture)), box, gravity)
+
+
+def _load(context: RenderContext, size: tuple[int, int]) -> pyvips.Image:
+    """The picture at exactly ``size`` (per frame)."""
+    if context.region is not None:
+        return load_region(context, context.region, size)
+    return _thumbnail(context, size, size="force")
+
+
+def _cover_window(
+    context: RenderContext, covered: pyvips.Image, box: tuple[int, int], gravity: Gravity
+) -> pyvips.Image:
+    """cover's ``box`` from a picture resized just to cover it: on the focal
+    point, a named edge or the centre, the same window in every frame."""
+    frames = context.frames
+    if gravity in (Gravity.ATTENTION, Gravity.ENTROPY):
+        if frames == 1:
+            # smartcrop reads the picture more than once: from memory, as
+            # thumbnail does, and computed here under the deadline's watch.
+            context.deadline.watch(covered)
+            return covered.copy_memory().smartcrop(box[0], box[1], interesting=gravity.value)
+        gravity = Gravity.CENTRE  # a smart crop per frame would jump between frames
+    left, top = window_offset(
+        gravity, context.request.focal_point, (covered.width, covered.height // frames), box
+    )
+    if frames == 1:
+        return covered.crop(left, top, box[0], box[1])
+    return per_frame(covered, frames, lambda frame: frame.crop(left, top, box[0], box[1]))
+
+
+def _shape_animation(
+    context: RenderContext, box: tuple[int, int], gravity: Gravity
+) -> pyvips.Image:
     """cover and fill for an animation: thumbnail's crop and force would act
     on the whole frame strip, so shrink the strip first, then shape each
     frame."""
-    request, facts, frames = context.request, context.facts, context.frames
-    upright = (facts.width, facts.height)
+    request, frames = context.request, context.frames
+    upright = context.picture
     strip = _thumbnail(context, cover_prescale(box, upright))
     if strip.width * strip.height * strip.bands <= _STRIP_IN_MEMORY_BYTES:
         # Each frame's shaping reads a little of its neighbours, and the
@@ -78,8 +148,8 @@ def _shape_animation(context: RenderContext, box: tuple[int, int]) -> pyvips.Ima
         strip = strip.copy_memory()
     if request.fit is Fit.COVER:
         # A smart crop per frame would make the crop jump between frames.
-        smart = request.gravity in (Gravity.ATTENTION, Gravity.ENTROPY)
-        anchor = "centre" if smart else crop_anchor(request.gravity, box, upright)
+        smart = gravity in (Gravity.ATTENTION, Gravity.ENTROPY)
+        anchor = "centre" if smart else crop_anchor(gravity, box, upright)
         return per_frame(strip, frames, lambda frame: _cover_frame(frame, box, anchor))
     return per_frame(
         strip, frames, lambda frame: frame.thumbnail_image(box[0], height=box[1], size="force")
