@@ -27,6 +27,8 @@ class RenderContext:
     # Set by the header step (choose_output), before any other.
     output: OutputFormat = OutputFormat.JPEG
     frames: int = 1
+    # The metadata the saver writes: set by the rights step, none otherwise.
+    keep: str = "none"
     _image: pyvips.Image | None = None
 
     @property

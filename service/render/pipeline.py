@@ -25,6 +25,7 @@ from .output import OutputWriteError
 from .pad import pad
 from .request import RenderPolicy, RenderRequest
 from .resize import resize
+from .rights import write_rights
 from .save import save
 
 Step = Callable[[RenderContext], None]
@@ -36,6 +37,7 @@ STEPS: tuple[Step, ...] = (
     to_srgb,  # colour: 8-bit sRGB or grey
     pad,  # pad: fit=pad's box
     flatten,  # flatten: alpha onto bg for formats without it
+    write_rights,  # rights: the creator and copyright fields, written anew
     save,  # save: encode into the target
 )
 
