@@ -19,12 +19,13 @@ thumbnail, XMP, which can hold GPS too, IPTC, orientation), then gets only
   original's XMP, else its IPTC, else its EXIF (the Metadata Working
   Group's equivalences), so the full Unicode text survives in every format;
 - IPTC, for JPEG only and only when the original had IPTC rights: a fresh
-  block with the By-lines and the Copyright Notice. WebP, AVIF and PNG
-  have no IPTC: its values travel in the XMP.
+  block with the By-lines and the Copyright Notice. WebP and AVIF have no
+  IPTC: its values travel in the XMP.
 
-JPEG, WebP, AVIF and PNG outputs carry them; GIF has nowhere to. An
-original without any of these fields renders exactly as with
-``--no-keep-copyright``: every metadata block stripped (``keep="none"``).
+JPEG, WebP and AVIF outputs carry them; PNG and GIF outputs carry no
+metadata at all (``_CARRIERS`` says why). An original without any of these
+fields renders exactly as with ``--no-keep-copyright``: every metadata
+block stripped (``keep="none"``).
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ if TYPE_CHECKING:
 
     from .context import RenderContext
 
-# The formats whose savers write EXIF and XMP (PNG: eXIf and iTXt chunks).
-_CARRIERS = frozenset({OutputFormat.JPEG, OutputFormat.WEBP, OutputFormat.AVIF, OutputFormat.PNG})
+# The formats that carry them. GIF has no place for either; libvips writes
+# PNG's XMP into a zTXt chunk, whose text is Latin-1 (the XMP specification
+# names iTXt, UTF-8), so readers take its UTF-8 for other characters.
+_CARRIERS = frozenset({OutputFormat.JPEG, OutputFormat.WEBP, OutputFormat.AVIF})
 # The fields libvips writes as metadata; every "exif-ifdN-..." one besides.
 _METADATA_FIELDS = ("exif-data", "xmp-data", "iptc-data", "jpeg-thumbnail-data", "orientation")
 # An EXIF block without a single entry (little-endian TIFF, an empty IFD0):
