@@ -21,8 +21,12 @@ run: $(STAMP)
 
 # Prints the branch coverage of service/ (a report, not a gate), including
 # the service processes the tests start (pyproject's [tool.coverage.run]).
+# The rights metadata tests write originals and read outputs with exiftool
+# (Debian's libimage-exiftool-perl, installed when missing) and require it.
 test: $(STAMP)
-	$(BIN)/python -m pytest --cov=service --cov-branch --cov-report=term
+	scripts/install-deps.sh exiftool
+	IMAGE_FACTORY_REQUIRE_EXIFTOOL=1 \
+		$(BIN)/python -m pytest --cov=service --cov-branch --cov-report=term
 
 # The production image and the nginx scale-out (docs/operating.md).
 # Installs what it needs from Debian's packages when missing (buildah, podman,

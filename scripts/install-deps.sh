@@ -6,6 +6,7 @@
 #                                       #   (skipped when a Docker engine answers)
 #   scripts/install-deps.sh nginx       # nginx (the scale-out test)
 #   scripts/install-deps.sh bench       # wrk, libjemalloc2 (allocator measurement)
+#   scripts/install-deps.sh exiftool    # exiftool (the rights metadata tests)
 #
 # Idempotent and quiet when everything is there. Needs root or sudo to install;
 # without either it says what is missing and exits 1.
@@ -31,12 +32,15 @@ for group in "$@"; do
     nginx)
       need nginx || packages+=(nginx)
       ;;
+    exiftool)
+      need exiftool || packages+=(libimage-exiftool-perl)
+      ;;
     bench)
       need wrk || packages+=(wrk)
       ldconfig -p 2>/dev/null | grep -q 'libjemalloc\.so\.2' || packages+=(libjemalloc2)
       ;;
     *)
-      echo "usage: $0 [container] [nginx] [bench]" >&2
+      echo "usage: $0 [container] [nginx] [bench] [exiftool]" >&2
       exit 2
       ;;
   esac

@@ -16,7 +16,8 @@ from .errors import UnprocessableImage
 from .render import HeaderFacts, read_facts
 from .sources import Original, OriginalChanged, open_original
 
-# Facts are ~200 bytes: 4,096 originals is under a megabyte.
+# Facts are ~200 bytes: 4,096 originals is under a megabyte. Rights text
+# adds its length (a few dozen bytes where there is any; bounded at 12 KB).
 _REMEMBERED_ORIGINALS = 4096
 
 

@@ -142,6 +142,9 @@ class Settings:
     # nginx's client_header_timeout in deploy/nginx.conf.
     header_timeout: float = 10.0
     enable_svg: bool = False
+    # Outputs keep the original's creator and copyright fields, written anew
+    # (render/rights.py); off: every metadata field is stripped.
+    keep_copyright: bool = True
     signing_keys: tuple[str, ...] = ()
     log_format: str = "text"
     print_examples: bool = False
@@ -557,6 +560,13 @@ _OPTIONS = (
         "seconds a connection has to send a whole request head (10)",
     ),
     _Option("--enable-svg", "enable_svg", _boolean, "accept SVG originals (off)", switch=True),
+    _Option(
+        "--keep-copyright",
+        "keep_copyright",
+        _boolean,
+        "keep the original's creator and copyright fields, all else stripped (on)",
+        switch=True,
+    ),
     _Option(
         "--signing-key",
         "signing_keys",

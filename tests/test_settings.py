@@ -9,6 +9,7 @@ import pytest
 
 from service.formats import OutputFormat
 from service.origins.config import HttpSpec, S3Spec
+from service.server.app import output_settings, render_policy
 from service.settings import _OPTIONS, Settings, SettingsError, available_cpus
 from service.units import parse_byte_size
 
@@ -210,3 +211,14 @@ def test_header_values_are_never_echoed_in_errors() -> None:
     with pytest.raises(SettingsError) as error:
         Settings.from_sources(["--origin-header", "Bad Name=Authorization: Bearer s3cr3t"], {})
     assert "s3cr3t" not in str(error.value)
+
+
+def test_keep_copyright_is_on_by_default_and_part_of_every_key() -> None:
+    """--no-keep-copyright changes outputs, so it changes output_settings
+    (in every cache key): turning it over never serves an old render."""
+    kept = Settings.from_sources([], {})
+    stripped = Settings.from_sources(["--no-keep-copyright"], {})
+    assert kept.keep_copyright is True
+    assert stripped.keep_copyright is False
+    assert output_settings(kept) != output_settings(stripped)
+    assert render_policy(stripped).keep_copyright is False

@@ -12,6 +12,8 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
 - ``orient``: rotate and flip, on the resized image;
 - ``colour``: ICC and CMYK to sRGB, 8 bits (``icc``: which profiles are sRGB);
 - ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``;
+- ``rights``: the creator and copyright fields, read with the header and
+  written anew (``rights_codecs``: their EXIF, IPTC and XMP bytes);
 - ``save``: encoder options, written through ``output``'s descriptor writer;
 - ``failures``: libvips' messages made one line, and the render's deadline;
 - ``request``: what is asked (per process, per request); ``context``: what
@@ -37,7 +39,7 @@ from .request import RenderPolicy, RenderRequest
 # Bump whenever a change to the render changes output bytes (save options,
 # colour handling, geometry): it is part of every cache key, so old renders
 # are never served for new ones.
-PIPELINE_VERSION = 7
+PIPELINE_VERSION = 8
 
 __all__ = [
     "PIPELINE_VERSION",

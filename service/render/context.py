@@ -31,6 +31,8 @@ class RenderContext:
     # Set by the crop step: the rectangle of the upright original the render
     # reads, per frame (None: all of it). The resize step loads only that.
     region: Rect | None = None
+    # The metadata the saver writes: set by the rights step, none otherwise.
+    keep: str = "none"
     _image: pyvips.Image | None = None
 
     @property

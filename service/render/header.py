@@ -4,9 +4,10 @@
 data, everything that the cache key, the decode budget and the render's
 steps ask about the original, so none of them opens the header again:
 its loader, upright size, pages, alpha, whether it needs colour management,
-whether it looks drawn, its whole-image decode memory and, for JPEGs that
-libjpeg decodes whole, its scan count. ``choose_output`` is the first step:
-the format and frame count the render produces.
+whether it looks drawn, its whole-image decode memory, for JPEGs that
+libjpeg decodes whole its scan count, and its rights fields (``rights``).
+``choose_output`` is the first step: the format and frame count the render
+produces.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .context import RenderContext
     from .request import RenderRequest
 from .limits import MAX_JPEG_SCANS
+from .rights import NO_RIGHTS, Rights, read_rights
 
 SVG_LOADER = "svgload_source"  # accepted only with --enable-svg
 # Loaders whose originals can be animated, and that take the ``n`` option.
@@ -55,6 +57,7 @@ class HeaderFacts:
     drawn: bool  # looks drawn rather than photographed (save's PNG filters)
     decode_bytes: int  # what its decoder holds for the whole image at once
     jpeg_scans: int | None  # counted (up to just past the limit) where libjpeg decodes whole
+    rights: Rights = NO_RIGHTS  # its creator and copyright fields (rights)
 
     @property
     def animated(self) -> bool:
@@ -124,6 +127,7 @@ def _facts(header: pyvips.Image, descriptor: int, allow_svg: bool) -> HeaderFact
         jpeg_scans=(
             jpeg_scans(descriptor, stop_after=MAX_JPEG_SCANS) if _counts_scans(header) else None
         ),
+        rights=read_rights(header),
     )
 
 

@@ -27,6 +27,7 @@ from .output import OutputWriteError
 from .pad import pad
 from .request import RenderPolicy, RenderRequest
 from .resize import resize
+from .rights import write_rights
 from .save import save
 
 Step = Callable[[RenderContext], None]
@@ -42,6 +43,7 @@ STEPS: tuple[Step, ...] = (
     # (blur, then sharpen: on output pixels, here)
     pad,  # pad: fit=pad's box
     flatten,  # flatten: alpha onto bg for formats without it
+    write_rights,  # rights: the creator and copyright fields, written anew
     save,  # save: encode into the target
 )
 

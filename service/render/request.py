@@ -28,6 +28,8 @@ class RenderPolicy:
     allow_svg: bool = False
     # The largest whole-image decode one original may need (limits).
     max_decode_bytes: int | None = None
+    # The original's creator and copyright fields survive (rights).
+    keep_copyright: bool = True
 
 
 @dataclass(frozen=True, slots=True)

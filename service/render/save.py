@@ -1,4 +1,5 @@
-"""Save: the encoder and its options per output format; metadata stripped."""
+"""Save: the encoder and its options per output format; metadata stripped
+but for what the rights step set (``context.keep``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ _PHOTO_PNG_FILTERS = "none|sub|avg"
 def save(context: RenderContext) -> None:
     """Step: encode the image into the render's target descriptor."""
     output, image = context.output, context.image
-    options: dict[str, object] = {"keep": "none"}
+    options: dict[str, object] = {"keep": context.keep}
     if output.uses_quality:
         options["Q"] = quality_for(output, context.policy, context.request)
     if output is OutputFormat.JPEG:

@@ -45,6 +45,7 @@ def output_settings(settings: Settings) -> str:
         f"image-factory {__version__} r{PIPELINE_VERSION}; libvips {libvips_version()}; "
         f"max-output {settings.max_output_size}; max-frames {settings.max_frames}; "
         f"avif-effort {settings.avif_effort}; q {quality}; svg {settings.enable_svg}"
+        f"; keep-copyright {settings.keep_copyright}"
     )
 
 
@@ -59,6 +60,7 @@ def render_policy(settings: Settings) -> RenderPolicy:
         timeout_seconds=settings.render_timeout,
         allow_svg=settings.enable_svg,
         max_decode_bytes=settings.max_decode_bytes,
+        keep_copyright=settings.keep_copyright,
     )
 
 
