@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -79,6 +81,7 @@ def test_equivalent_requests_give_equal_specs() -> None:
 
 
 NAMES = ["scalex", "w", "scaley", "h", "encoding", "format", "q", "quality", "dpr", "bg", "s"]
+NAMES += ["trim", "blur", "sharpen"]  # the filters' numbers, against the same values
 VALUES = st.one_of(
     st.text(max_size=30),
     st.from_regex(r"[0-9]{1,6}(\.[0-9]{1,4})?", fullmatch=True),
@@ -98,6 +101,8 @@ def test_any_query_gives_a_spec_or_a_bad_request(pairs: list[tuple[str, str]]) -
         for side in (spec.width, spec.height):
             assert side is None or 1 <= side <= LIMIT
         assert spec.quality is None or 1 <= spec.quality <= 100
+        assert spec.trim is None or 1 <= spec.trim <= 100
+        assert spec.blur is None or 0.3 <= spec.blur <= 200  # 50, times dpr 4
         return
     assert status == 400
     assert message
@@ -119,3 +124,18 @@ def test_numbers_accept_only_plain_ascii_decimals(text: str) -> None:
         assert spec.width is not None
     if accepted:
         assert plain
+
+
+def test_trim_is_a_whole_threshold_and_part_of_the_spec_only_when_given() -> None:
+    """trim=T parses to its threshold, with leading zeros the same value."""
+    assert parse({"trim": "10"}).trim == 10
+    assert parse({"trim": "007"}) == parse({"trim": "7"})
+    assert parse({}).trim is None
+
+
+def test_filter_sigmas_are_in_output_pixels() -> None:
+    """blur and sharpen sigmas are multiplied by dpr, like the sizes."""
+    spec = parse({"w": "100", "dpr": "2", "blur": "1.5", "sharpen": "0.5"})
+    assert (spec.blur, spec.sharpen) == (Decimal(3), Decimal(1))
+    retina = parse({"w": "100", "dpr": "2", "blur": "1"})
+    assert retina.blur == parse({"w": "200", "blur": "2"}).blur
