@@ -15,6 +15,7 @@ import pyvips
 
 from ..errors import RenderTimeout, UnprocessableImage
 from ..formats import OutputFormat
+from .blur import blur
 from .colour import to_srgb
 from .context import RenderContext
 from .failures import Deadline, describe, release_images
@@ -26,6 +27,7 @@ from .pad import pad
 from .request import RenderPolicy, RenderRequest
 from .resize import resize
 from .save import save
+from .sharpen import sharpen
 
 Step = Callable[[RenderContext], None]
 
@@ -34,6 +36,8 @@ STEPS: tuple[Step, ...] = (
     check_limits,  # limits: side, pixels, scans, decode memory
     resize,  # resize: shrink-on-load to the fit mode's box
     to_srgb,  # colour: 8-bit sRGB or grey
+    blur,  # blur: a Gaussian of the output pixels
+    sharpen,  # sharpen: an unsharp mask of their lightness
     pad,  # pad: fit=pad's box
     flatten,  # flatten: alpha onto bg for formats without it
     save,  # save: encode into the target
