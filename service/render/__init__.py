@@ -6,9 +6,11 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
   ``HeaderFacts``; the output format and frames (the first step);
 - ``limits``: refusals from those facts (side, pixels, scans, decode memory);
   ``memory``: the whole-image decode estimate; ``jpeg_markers``: the scan count;
+- ``trim``: the uniform border cut away (the original decoded whole);
 - ``resize``: shrink-on-load to the fit mode's box (``geometry``: the box
   arithmetic; ``frames``: animation strips);
 - ``colour``: ICC and CMYK to sRGB, 8 bits (``icc``: which profiles are sRGB);
+- ``blur``, ``sharpen``: filters of the output pixels;
 - ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``;
 - ``save``: encoder options, written through ``output``'s descriptor writer;
 - ``failures``: libvips' messages made one line, and the render's deadline;

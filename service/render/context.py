@@ -27,6 +27,10 @@ class RenderContext:
     # Set by the header step (choose_output), before any other.
     output: OutputFormat = OutputFormat.JPEG
     frames: int = 1
+    # The original decoded whole, upright, by a step before the resize
+    # (trim, which also replaces ``facts``' size with this image's): the
+    # resize step shrinks it instead of loading the original.
+    decoded: pyvips.Image | None = None
     _image: pyvips.Image | None = None
 
     @property

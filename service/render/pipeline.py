@@ -28,12 +28,14 @@ from .request import RenderPolicy, RenderRequest
 from .resize import resize
 from .save import save
 from .sharpen import sharpen
+from .trim import trim
 
 Step = Callable[[RenderContext], None]
 
 STEPS: tuple[Step, ...] = (
     choose_output,  # header: the output format and the frames kept
     check_limits,  # limits: side, pixels, scans, decode memory
+    trim,  # trim: decode whole, cut the uniform border away
     resize,  # resize: shrink-on-load to the fit mode's box
     to_srgb,  # colour: 8-bit sRGB or grey
     blur,  # blur: a Gaussian of the output pixels
