@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .convolution import cached_window
 from .frames import frame_by_frame
 
 if TYPE_CHECKING:
@@ -40,6 +41,6 @@ def blur(context: RenderContext) -> None:
 def gaussian(image: pyvips.Image, sigma: float) -> pyvips.Image:
     """An 8-bit image blurred with ``sigma``, premultiplied when it has alpha."""
     if not image.hasalpha():
-        return image.gaussblur(sigma)
-    premultiplied = image.premultiply().cast("uchar")
+        return cached_window(image, sigma).gaussblur(sigma)
+    premultiplied = cached_window(image.premultiply().cast("uchar"), sigma)
     return premultiplied.gaussblur(sigma).unpremultiply().cast("uchar")
