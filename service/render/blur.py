@@ -2,9 +2,12 @@
 
 The sigma is in output pixels (the spec has applied ``dpr``), and the blur
 runs after the colour step, on the 8-bit image the client receives, so its
-cost follows the output, not the original: on 800 px outputs it added
-3 ms (sigma 2) to 9 ms (sigma 20) of CPU to renders of 30-90 ms
-(``benchmarks/lab/filters.py``).
+cost follows the output, not the original. On 800 px outputs of 2-20 MP
+originals (``benchmarks/lab/filters.py``) it added 2-7 ms of CPU at sigma
+2 (1.04-1.10x a plain render), 4-13 ms at sigma 20 (1.06-1.42x) and
+16-33 ms at sigma 50, a mask 181 pixels wide (1.18-2.4x: over 1.5x where
+the plain render is cheap). libvips' ``approximate`` precision was slower
+at every sigma.
 
 An image with alpha is blurred premultiplied: blurred straight, the colour
 of transparent pixels (black, after the resize) would bleed into the edges

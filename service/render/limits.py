@@ -42,8 +42,8 @@ def check_limits(context: RenderContext) -> None:
 
 def whole_decode_bytes(facts: HeaderFacts, request: RenderRequest | None, frames: int) -> int:
     """What a render of ``facts`` holds for the whole image at once: what
-    its decoder holds, and with ``trim`` the decoded frames themselves,
-    which trim keeps in memory (``trim``)."""
+    its decoder holds and, with ``trim``, the decoded frames, which the
+    trim step keeps in memory."""
     if request is None or request.trim is None:
         return facts.decode_bytes
     return facts.decode_bytes + facts.pixel_bytes * frames

@@ -17,13 +17,14 @@ slopes:
   0.5): our sigmas reach 10, and the boost spreads as wide as the sigma.
 
 sharp uses the same two slopes. vips_sharpen itself converts the image to
-LabS and back, 17 ms of its 37 ms of CPU on an 800x600 output; its renders
-cost 1.3-2.2x a plain one (``benchmarks/lab/filters.py``), against the
-1.5x the issue allows. Here the lightness is libvips' 8-bit ``b-w``
-(luminance, gamma-encoded much like L*, taken as 2.55 levels to one L*)
-and the detail is added to each colour band, in integer arithmetic: 11 ms
-(14 ms at sigma 10, 22 ms with alpha), with edges within 3 levels of
-vips_sharpen's with the same slopes.
+LabS and back, 17 ms of its 37 ms of CPU on an 800x600 output; on 800 px
+outputs of 2-20 MP originals its renders cost 1.25-2.6x a plain one
+(``benchmarks/lab/filters.py``), where the issue allows 1.5x. Here the
+lightness is libvips' 8-bit ``b-w`` (luminance, gamma-encoded much like
+L*, taken as 2.55 levels to one L*) and the detail is added to each colour
+band, in integer arithmetic: 11 ms (14 ms at sigma 10, 22 ms with alpha),
+1.08-1.31x a plain render, 1.5-1.6x for an output a third the original's
+size, with edges within 3 levels of vips_sharpen's with the same slopes.
 
 Alpha is kept as it is, and the detail is measured against the blur of
 what is visible only (the blur of lightness times alpha over the blur of
