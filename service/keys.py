@@ -104,6 +104,8 @@ def _operations(spec: RequestSpec) -> tuple[str, ...]:
         fields.append(f"flip={spec.flip.value}")
     if spec.focal_point is not None:
         fields.append(f"fp={spec.focal_point[0]},{spec.focal_point[1]}")
+    if spec.trim is not None:
+        fields.append(f"trim={spec.trim}")
     if spec.blur is not None:
         fields.append(f"blur={spec.blur}")
     if spec.sharpen is not None:

@@ -213,7 +213,7 @@ class RenderService:
             # reservation and drive the render.
             prepared = await self.to_thread(self._prepare, original, request_id)
             # Queue time, like waiting for a thread: not against the deadline.
-            reserved = await self._reserve_decode_memory(prepared.facts)
+            reserved = await self._reserve_decode_memory(prepared.facts, request)
             job = loop.run_in_executor(
                 self._executor,
                 self._render_to_file,
@@ -295,12 +295,13 @@ class RenderService:
             raise OriginalReplaced("the original changed during the request, try again") from None
         return _Prepared(facts, digest, suspect=crashes == 1, request_id=request_id)
 
-    async def _reserve_decode_memory(self, facts: HeaderFacts) -> int:
-        """Reserve what the original's decoder holds for the whole image
-        (``decode_budget``), waiting for room; the bytes reserved."""
+    async def _reserve_decode_memory(self, facts: HeaderFacts, request: RenderRequest) -> int:
+        """Reserve what the render holds for the whole image (the
+        original's decoder, and a trim's decoded image: ``decode_budget``),
+        waiting for room; the bytes reserved."""
         if self._budget is None:
             return 0
-        need = decode_reservation(facts, self.policy)
+        need = decode_reservation(facts, self.policy, request)
         await self._budget.acquire(need)
         self.metrics.decode_budget_reserved.set(self._budget.reserved)
         return need

@@ -30,6 +30,9 @@ _FRACTION = re.compile(r"(?:0(?:\.[0-9]{1,3})?|1(?:\.0{1,3})?|\.[0-9]{1,3})", re
 _SIGMA = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2})?", re.ASCII)
 _BLUR_SIGMA = (Decimal("0.3"), Decimal(50))
 _SHARPEN_SIGMA = (Decimal("0.3"), Decimal(10))
+# trim's difference threshold: how far (in 8-bit levels) a pixel may be from
+# the border's colour and still be border.
+_TRIM_THRESHOLD = (1, 100)
 
 WHITE = (255, 255, 255, 255)
 
@@ -80,7 +83,7 @@ SIZE_PARAMETERS = frozenset({"scalex", "scaley", "dpr", "fit", "gravity"})
 # variants no cache absorbs, which is what the mode is there to stop. A
 # format stays free: there are five.
 PRESET_ONLY_OUTPUT_PARAMETERS = frozenset(
-    {"q", "bg", "crop", "rotate", "flip", "fp", "blur", "sharpen"}
+    {"q", "bg", "crop", "rotate", "flip", "fp", "trim", "blur", "sharpen"}
 )
 
 Presets = Mapping[str, Sequence[tuple[str, str]]]
@@ -109,6 +112,7 @@ class RequestSpec:
     # fit=cover's focal point: fractions of the upright original's (or the
     # crop's) width and height; None without cover.
     focal_point: tuple[Decimal, Decimal] | None = None
+    trim: int | None = None  # remove a uniform border: the difference threshold
     blur: Decimal | None = None  # Gaussian sigma in output pixels (dpr applied)
     sharpen: Decimal | None = None  # sigma in output pixels (dpr applied)
     signature: str | None = None
@@ -130,6 +134,7 @@ class _Fields:
     rotate: int = 0
     flip: Flip = Flip.NONE
     focal_point: tuple[Decimal, Decimal] | None = None
+    trim: int | None = None
     blur: Decimal | None = None
     sharpen: Decimal | None = None
     signature: str | None = None
@@ -228,6 +233,13 @@ def _set_focal_point(fields: _Fields, name: str, value: str) -> None:
     fields.focal_point = (Decimal(parts[0]).normalize(), Decimal(parts[1]).normalize())
 
 
+def _set_trim(fields: _Fields, name: str, value: str) -> None:
+    low, high = _TRIM_THRESHOLD
+    if not _INTEGER.fullmatch(value) or not low <= int(value) <= high:
+        raise BadRequest(f"{name} must be a whole number from {low} to {high}, got {_shown(value)}")
+    fields.trim = int(value)
+
+
 def _sigma(name: str, value: str, limits: tuple[Decimal, Decimal]) -> Decimal:
     low, high = limits
     if not _SIGMA.fullmatch(value) or not low <= Decimal(value) <= high:
@@ -271,6 +283,7 @@ _PARAMETERS: dict[str, tuple[str, _Setter]] = {
     "rotate": ("rotate", _set_rotate),
     "flip": ("flip", _set_flip),
     "fp": ("fp", _set_focal_point),
+    "trim": ("trim", _set_trim),
     "blur": ("blur", _set_blur),
     "sharpen": ("sharpen", _set_sharpen),
     "preset": ("preset", _set_preset),
@@ -333,6 +346,7 @@ def parse_spec(
         rotate=fields.rotate,
         flip=fields.flip,
         focal_point=fields.focal_point if fit is Fit.COVER else None,
+        trim=fields.trim,
         blur=_in_output_pixels(fields.blur, fields.dpr),
         sharpen=_in_output_pixels(fields.sharpen, fields.dpr),
         signature=fields.signature,

@@ -121,6 +121,84 @@ async def test_malformed_parameter_is_a_400_naming_it(
     assert_json_error(response, 400, name)
 
 
+# The filters' grammar: malformed, out of range (blur 0.3-50 and sharpen
+# 0.3-10 before dpr, trim 1-100), duplicated.
+BAD_FILTER_PARAMETERS = [
+    ("blur=abc", "blur"),
+    ("blur=", "blur"),
+    ("blur=-1", "blur"),
+    ("blur=1e1", "blur"),
+    ("blur=1.234", "blur"),  # two decimals at most
+    ("blur=0.2", "blur"),
+    ("blur=51", "blur"),
+    ("blur=nan", "blur"),
+    ("sharpen=0x1", "sharpen"),
+    ("sharpen=0.2", "sharpen"),
+    ("sharpen=11", "sharpen"),
+    ("sharpen=%2B1", "sharpen"),
+    ("trim=abc", "trim"),
+    ("trim=", "trim"),
+    ("trim=0", "trim"),
+    ("trim=101", "trim"),
+    ("trim=1.5", "trim"),
+    ("trim=-5", "trim"),
+    ("trim=1e1", "trim"),
+    ("blur=1&blur=2", "blur"),
+    ("sharpen=1&sharpen=1", "sharpen"),
+    ("trim=5&trim=6", "trim"),
+    ("w=100&trim=10&trim=10", "trim"),
+]
+
+
+@pytest.mark.parametrize(("query", "name"), BAD_FILTER_PARAMETERS)
+async def test_a_malformed_filter_is_a_400_naming_it(client: Client, query: str, name: str) -> None:
+    """blur, sharpen and trim: each malformed, out-of-range or duplicated form is a 400."""
+    response = await send(client, f"/picture/retina.jpg?{query}")
+    assert_json_error(response, 400, name)
+
+
+FILTER_PRESETS = """
+[soft]
+w = 100
+blur = 2
+sharpen = 1
+trim = 10
+"""
+
+
+@pytest.fixture
+async def presets_only(tmp_path: Path, make_client: MakeClient) -> Client:
+    from service.settings import Settings  # noqa: PLC0415
+
+    presets = tmp_path / "filters.toml"
+    presets.write_text(FILTER_PRESETS)
+    settings = Settings.from_sources(["--presets", str(presets), "--presets-only"], {})
+    return await make_client(presets=settings.presets, presets_only=True)
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("blur=2", "blur"),
+        ("sharpen=1", "sharpen"),
+        ("trim=10", "trim"),
+        ("preset=soft&trim=20", "trim"),
+        ("preset=soft&blur=3", "blur"),
+    ],
+)
+async def test_presets_only_refuses_ad_hoc_filters(
+    presets_only: Client, query: str, name: str
+) -> None:
+    """Under --presets-only the filters come from presets alone, like q and bg."""
+    response = await send(presets_only, f"/picture/retina.jpg?{query}")
+    assert_json_error(response, 400, f"only presets set {name} here")
+
+
+async def test_presets_only_serves_filters_through_a_preset(presets_only: Client) -> None:
+    response = await send(presets_only, "/picture/retina.jpg?preset=soft")
+    assert response.status == 200, response.body
+
+
 NOT_FOUND_TARGETS = [
     "/picture/missing.jpg",
     "/picture/../service/samples/retina.jpg",

@@ -92,3 +92,17 @@ def test_the_header_decides_only_what_it_must(
     header = Header(own)
     assert keyed in key(query, header)
     assert header.reads == 1
+
+
+def test_filters_are_keyed_only_when_asked_for() -> None:
+    """trim, blur and sharpen add to the key only when given, so a plain
+    request keeps the key it had before they existed; a sigma is keyed in
+    output pixels, so dpr=2&blur=1 and blur=2 at twice the width share one."""
+    header = Header(OwnOutput(OutputFormat.JPEG, has_alpha=False))
+    plain = key("w=100", header)
+    assert not any(line.startswith(("trim=", "blur=", "sharpen=")) for line in plain.split("\n"))
+    assert key("w=100&trim=10", header) == plain + "\ntrim=10"
+    assert key("w=100&trim=010", header) == key("w=100&trim=10", header)
+    assert key("w=100&dpr=2&blur=1", header) == key("w=200&blur=2", header)
+    assert key("w=100&sharpen=0.50", header).endswith("\nsharpen=0.5")
+    assert header.reads == 0

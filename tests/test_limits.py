@@ -36,6 +36,7 @@ FACTS = HeaderFacts(
     needs_colour_management=False,
     drawn=False,
     decode_bytes=DECODE // 2,
+    pixel_bytes=2000 * 1000 * 3,
     jpeg_scans=10,
 )
 

@@ -108,6 +108,7 @@ def test_a_focal_point_without_cover_is_dropped() -> None:
 
 NAMES = ["scalex", "w", "scaley", "h", "encoding", "format", "q", "quality", "dpr", "bg", "s"]
 NAMES += ["fit", "gravity", "crop", "rotate", "flip", "fp"]
+NAMES += ["trim", "blur", "sharpen"]  # the filters' numbers, against the same values
 VALUES = st.one_of(
     st.text(max_size=30),
     st.from_regex(r"[0-9]{1,6}(\.[0-9]{1,4})?", fullmatch=True),
@@ -132,6 +133,8 @@ def test_any_query_gives_a_spec_or_a_bad_request(pairs: list[tuple[str, str]]) -
         assert spec.rotate in (0, 90, 180, 270)
         assert spec.crop is None or min(spec.crop.width, spec.crop.height) >= 1
         assert spec.focal_point is None or all(0 <= part <= 1 for part in spec.focal_point)
+        assert spec.trim is None or 1 <= spec.trim <= 100
+        assert spec.blur is None or 0.3 <= spec.blur <= 200  # 50, times dpr 4
         return
     assert status == 400
     assert message
@@ -153,3 +156,18 @@ def test_numbers_accept_only_plain_ascii_decimals(text: str) -> None:
         assert spec.width is not None
     if accepted:
         assert plain
+
+
+def test_trim_is_a_whole_threshold_and_part_of_the_spec_only_when_given() -> None:
+    """trim=T parses to its threshold, with leading zeros the same value."""
+    assert parse({"trim": "10"}).trim == 10
+    assert parse({"trim": "007"}) == parse({"trim": "7"})
+    assert parse({}).trim is None
+
+
+def test_filter_sigmas_are_in_output_pixels() -> None:
+    """blur and sharpen sigmas are multiplied by dpr, like the sizes."""
+    spec = parse({"w": "100", "dpr": "2", "blur": "1.5", "sharpen": "0.5"})
+    assert (spec.blur, spec.sharpen) == (Decimal(3), Decimal(1))
+    retina = parse({"w": "100", "dpr": "2", "blur": "1"})
+    assert retina.blur == parse({"w": "200", "blur": "2"}).blur

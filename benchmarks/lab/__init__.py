@@ -19,6 +19,8 @@ side comparison, each run on its own and none part of ``make bench``.
   quality, as PSNR against an exact reduction.
 - ``cache_startup``: how long a restart takes to open a disk cache of N
   entries.
+- ``filters``: what blur, sharpen and trim cost against a plain render of
+  the same original to the same output (renders/s, CPU, peak RSS).
 - ``handshake``: the parent's side of ``benchmarks.libcost``'s stdin/stdout
   handshake, shared by ``instructions`` and ``cores``.
 

@@ -7,10 +7,12 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
 - ``limits``: refusals from those facts (side, pixels, scans, decode memory);
   ``memory``: the whole-image decode estimate; ``jpeg_markers``: the scan count;
 - ``crop``: the region of the original to read, and its loader;
+- ``trim``: the uniform border cut away (the original decoded whole);
 - ``resize``: shrink-on-load to the fit mode's box, a focal point's cover
   window (``geometry``: the box arithmetic; ``frames``: animation strips);
 - ``orient``: rotate and flip, on the resized image;
 - ``colour``: ICC and CMYK to sRGB, 8 bits (``icc``: which profiles are sRGB);
+- ``blur``, ``sharpen``: filters of the output pixels;
 - ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``;
 - ``rights``: the creator and copyright fields, read with the header and
   written anew (``rights_codecs``: their EXIF, IPTC and XMP bytes);

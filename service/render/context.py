@@ -33,6 +33,10 @@ class RenderContext:
     region: Rect | None = None
     # The metadata the saver writes: set by the rights step, none otherwise.
     keep: str = "none"
+    # The original decoded whole, upright, by a step before the resize
+    # (trim, which also replaces ``facts``' size with this image's): the
+    # resize step shrinks it instead of loading the original.
+    decoded: pyvips.Image | None = None
     _image: pyvips.Image | None = None
 
     @property

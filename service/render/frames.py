@@ -27,3 +27,10 @@ def with_page_height(image: pyvips.Image, page_height: int) -> pyvips.Image:
     image = image.copy()
     image.set_type(pyvips.GValue.gint_type, "page-height", page_height)
     return image
+
+
+def frame_by_frame(
+    image: pyvips.Image, frames: int, shape: Callable[[pyvips.Image], pyvips.Image]
+) -> pyvips.Image:
+    """``shape`` applied to each frame of an animation, or to a still image."""
+    return per_frame(image, frames, shape) if frames > 1 else shape(image)

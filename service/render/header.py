@@ -56,6 +56,7 @@ class HeaderFacts:
     needs_colour_management: bool
     drawn: bool  # looks drawn rather than photographed (save's PNG filters)
     decode_bytes: int  # what its decoder holds for the whole image at once
+    pixel_bytes: int  # one frame decoded whole (trim keeps every frame so)
     jpeg_scans: int | None  # counted (up to just past the limit) where libjpeg decodes whole
     rights: Rights = NO_RIGHTS  # its creator and copyright fields (rights)
 
@@ -124,6 +125,7 @@ def _facts(header: pyvips.Image, descriptor: int, allow_svg: bool) -> HeaderFact
         needs_colour_management=colour.needs_colour_management(header),
         drawn=is_drawn(header, os.fstat(descriptor).st_size),
         decode_bytes=memory.whole_image_bytes(header),
+        pixel_bytes=memory.decoded_bytes(header),
         jpeg_scans=(
             jpeg_scans(descriptor, stop_after=MAX_JPEG_SCANS) if _counts_scans(header) else None
         ),

@@ -2,7 +2,10 @@
 
 Pure arithmetic on the header's facts: the side and pixel limits, the JPEG
 scan limit and the whole-image decode limit. Each is a ``SourceTooLarge``
-(422) with a one-line reason.
+(422) with a one-line reason. The whole-image decode is the decoder's own
+(``memory``) and, for a render that keeps the decoded original in memory
+(``trim``), that image too: both count against ``--max-decode-bytes`` and
+the decode budget.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from ..errors import SourceTooLarge
 if TYPE_CHECKING:
     from .context import RenderContext
     from .header import HeaderFacts
-    from .request import RenderPolicy
+    from .request import RenderPolicy, RenderRequest
 
 # The longest side we decode. libvips' line buffers grow with the width, not
 # the pixel count: a 67 MP 16-bit PNG peaked at 90 MB as 8192², 330 MB at
@@ -32,11 +35,26 @@ MAX_JPEG_SCANS = 256
 
 def check_limits(context: RenderContext) -> None:
     """Step: refuse an original over any limit, for the frames it renders."""
-    check(context.facts, context.policy, frames=context.frames)
+    frames = context.frames
+    whole = whole_decode_bytes(context.facts, context.request, frames)
+    check(context.facts, context.policy, frames=frames, decode_bytes=whole)
 
 
-def check(facts: HeaderFacts, policy: RenderPolicy, *, frames: int) -> None:
-    """Every header limit; SourceTooLarge for the first one ``facts`` is over."""
+def whole_decode_bytes(facts: HeaderFacts, request: RenderRequest | None, frames: int) -> int:
+    """What a render of ``facts`` holds for the whole image at once: what
+    its decoder holds and, with ``trim``, the decoded frames, which the
+    trim step keeps in memory."""
+    if request is None or request.trim is None:
+        return facts.decode_bytes
+    return facts.decode_bytes + facts.pixel_bytes * frames
+
+
+def check(
+    facts: HeaderFacts, policy: RenderPolicy, *, frames: int, decode_bytes: int | None = None
+) -> None:
+    """Every header limit; SourceTooLarge for the first one ``facts`` is over
+    (``decode_bytes``: the render's whole-image decode, when it is more than
+    the decoder's own)."""
     if max(facts.width, facts.height) > MAX_SOURCE_SIDE:
         raise SourceTooLarge(
             f"the original is {facts.width}x{facts.height}, over the limit of "
@@ -51,19 +69,30 @@ def check(facts: HeaderFacts, policy: RenderPolicy, *, frames: int) -> None:
     if facts.jpeg_scans is not None and facts.jpeg_scans > MAX_JPEG_SCANS:
         raise SourceTooLarge(f"the original is a JPEG in over {MAX_JPEG_SCANS} scans, the limit")
     limit = policy.max_decode_bytes
-    if limit is not None and facts.decode_bytes > limit:
+    need = facts.decode_bytes if decode_bytes is None else decode_bytes
+    if limit is not None and need > limit:
         raise SourceTooLarge(
-            f"the original needs {facts.decode_bytes / 1e6:.0f} MB of memory to decode, "
+            f"the original needs {need / 1e6:.0f} MB of memory to decode, "
             f"over the limit of {limit / 1e6:.0f} MB"
         )
 
 
-def decode_reservation(facts: HeaderFacts, policy: RenderPolicy) -> int:
+def decode_reservation(
+    facts: HeaderFacts, policy: RenderPolicy, request: RenderRequest | None = None
+) -> int:
     """What the decode budget reserves for a render of ``facts``: its
     whole-image decode memory, or 0 when the render will be refused from the
-    header (it must not wait for, nor hold, room it will never use)."""
+    header (it must not wait for, nor hold, room it will never use).
+    Without the ``request``, one frame and the decoder's own memory."""
+    frames = 1
+    if request is not None:
+        # header imports this module for its scan limit: imported here.
+        from .header import frames_to_render, output_format  # noqa: PLC0415
+
+        frames = frames_to_render(facts, output_format(request, facts), policy.max_frames)
+    need = whole_decode_bytes(facts, request, frames)
     try:
-        check(facts, policy, frames=1)
+        check(facts, policy, frames=frames, decode_bytes=need)
     except SourceTooLarge:
         return 0
-    return facts.decode_bytes
+    return need

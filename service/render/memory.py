@@ -14,6 +14,9 @@ from .fields import int_field, str_field
 # What a HEIF/AVIF and a GIF decode hold per pixel (and byte of sample).
 _HEIF_BYTES_PER_PIXEL = 18
 _GIF_BYTES_PER_PIXEL = 6
+# Bytes of one sample, per libvips band format.
+_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4}
+_SAMPLE_BYTES |= {"float": 4, "double": 8, "complex": 8, "dpcomplex": 16}
 
 
 def whole_image_bytes(header: pyvips.Image) -> int:
@@ -39,6 +42,13 @@ def whole_image_bytes(header: pyvips.Image) -> int:
         # 16.9-17.5 bytes a pixel above idle for 6 and 19 MP 8-bit AVIFs.
         return pixels * _HEIF_BYTES_PER_PIXEL * sample_bytes
     return 0
+
+
+def decoded_bytes(header: pyvips.Image) -> int:
+    """Bytes of one frame decoded whole, at full size, as the loader gives
+    it (bands and sample size): what a render holds when it keeps the
+    decoded original in memory (trim)."""
+    return header.width * header.height * header.bands * _SAMPLE_BYTES[str(header.format)]
 
 
 def is_multiscan_jpeg(header: pyvips.Image) -> bool:

@@ -15,6 +15,7 @@ import pyvips
 
 from ..errors import RenderTimeout, UnprocessableImage
 from ..formats import OutputFormat
+from .blur import blur
 from .colour import to_srgb
 from .context import RenderContext
 from .crop import crop
@@ -29,6 +30,8 @@ from .request import RenderPolicy, RenderRequest
 from .resize import resize
 from .rights import write_rights
 from .save import save
+from .sharpen import sharpen
+from .trim import trim
 
 Step = Callable[[RenderContext], None]
 
@@ -36,11 +39,12 @@ STEPS: tuple[Step, ...] = (
     choose_output,  # header: the output format and the frames kept
     check_limits,  # limits: side, pixels, scans, decode memory
     crop,  # crop: the region of the original to read (no pixels yet)
-    # (trim: after crop, before resize, here)
+    trim,  # trim: decode whole, cut the uniform border away
     resize,  # resize: shrink-on-load to the fit mode's box, turned back for orient
     orient,  # orient: rotate, then flip, on the resized image
     to_srgb,  # colour: 8-bit sRGB or grey
-    # (blur, then sharpen: on output pixels, here)
+    blur,  # blur: a Gaussian of the output pixels
+    sharpen,  # sharpen: an unsharp mask of their lightness
     pad,  # pad: fit=pad's box
     flatten,  # flatten: alpha onto bg for formats without it
     write_rights,  # rights: the creator and copyright fields, written anew

@@ -53,6 +53,7 @@ class RenderRequest:
     rotate: int = 0
     flip: Flip = Flip.NONE
     focal_point: tuple[float, float] | None = None
+    trim: int | None = None  # the difference threshold of a uniform border to remove
     blur: float | None = None  # sigma in output pixels
     sharpen: float | None = None  # sigma in output pixels
 

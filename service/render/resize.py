@@ -170,6 +170,8 @@ def _thumbnail(
     options: dict[str, Any] = colour.thumbnail_options(facts.needs_colour_management)
     if crop is not None:
         options["crop"] = crop
+    if context.decoded is not None:  # decoded (and trimmed) by an earlier step
+        return context.decoded.thumbnail_image(box[0], height=box[1], size=size, **options)
     if frames == 1 and crop is None and size == "down" and _reduces_lines_first(facts, box):
         return _thumbnail_lines_first(source, options, box, facts)
     return pyvips.Image.thumbnail_source(

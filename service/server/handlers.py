@@ -211,6 +211,7 @@ def _render_request(spec: RequestSpec, choice: FormatChoice) -> RenderRequest:
         focal_point=None
         if spec.focal_point is None
         else (float(spec.focal_point[0]), float(spec.focal_point[1])),
+        trim=spec.trim,
         blur=None if spec.blur is None else float(spec.blur),
         sharpen=None if spec.sharpen is None else float(spec.sharpen),
     )
