@@ -9,7 +9,8 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
 - ``resize``: shrink-on-load to the fit mode's box (``geometry``: the box
   arithmetic; ``frames``: animation strips);
 - ``colour``: ICC and CMYK to sRGB, 8 bits (``icc``: which profiles are sRGB);
-- ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``;
+- ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``; between them
+  ``overlay``: a named watermark on the final canvas (and its sizes' LRU);
 - ``save``: encoder options, written through ``output``'s descriptor writer;
 - ``failures``: libvips' messages made one line, and the render's deadline;
 - ``request``: what is asked (per process, per request); ``context``: what
@@ -29,6 +30,7 @@ from .header import HeaderFacts, read_facts
 from .libvips import configure_libvips, libvips_version
 from .limits import decode_reservation
 from .output import OutputWriteError
+from .overlay import OverlayLibrary, check_overlay
 from .pipeline import STEPS, RenderResult, render
 from .request import RenderPolicy, RenderRequest
 
@@ -42,9 +44,11 @@ __all__ = [
     "STEPS",
     "HeaderFacts",
     "OutputWriteError",
+    "OverlayLibrary",
     "RenderPolicy",
     "RenderRequest",
     "RenderResult",
+    "check_overlay",
     "configure_libvips",
     "decode_reservation",
     "libvips_version",

@@ -22,6 +22,7 @@ from .flatten import flatten
 from .header import HeaderFacts, choose_output
 from .limits import check_limits
 from .output import OutputWriteError
+from .overlay import overlay
 from .pad import pad
 from .request import RenderPolicy, RenderRequest
 from .resize import resize
@@ -35,6 +36,7 @@ STEPS: tuple[Step, ...] = (
     resize,  # resize: shrink-on-load to the fit mode's box
     to_srgb,  # colour: 8-bit sRGB or grey
     pad,  # pad: fit=pad's box
+    overlay,  # overlay: a named watermark on the final canvas
     flatten,  # flatten: alpha onto bg for formats without it
     save,  # save: encode into the target
 )

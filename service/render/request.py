@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..formats import OutputFormat
 from ..spec import Crop, Fit, Flip, Gravity
+
+if TYPE_CHECKING:
+    from .overlay import OverlayLibrary
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,8 @@ class RenderPolicy:
     allow_svg: bool = False
     # The largest whole-image decode one original may need (limits).
     max_decode_bytes: int | None = None
+    # --overlays, loaded (None: none configured).
+    overlays: OverlayLibrary | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,7 @@ class RenderRequest:
     focal_point: tuple[float, float] | None = None
     blur: float | None = None  # sigma in output pixels
     sharpen: float | None = None  # sigma in output pixels
+    overlay: str | None = None  # the name of one of the policy's overlays
 
     @property
     def pads(self) -> bool:
