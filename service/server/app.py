@@ -18,6 +18,7 @@ from ..process.crashes import CrashLog
 from ..process.render_tokens import TokenClient
 from ..render import (
     PIPELINE_VERSION,
+    OverlayLibrary,
     RenderPolicy,
     configure_libvips,
     libvips_version,
@@ -58,6 +59,7 @@ def render_policy(settings: Settings) -> RenderPolicy:
         timeout_seconds=settings.render_timeout,
         allow_svg=settings.enable_svg,
         max_decode_bytes=settings.max_decode_bytes,
+        overlays=OverlayLibrary(settings.overlays) if settings.overlays else None,
     )
 
 
