@@ -6,11 +6,10 @@ the rest. The overlay is sized to its ``width`` fraction of the output's
 width (its aspect kept, never beyond the canvas less its margins: on a
 canvas too small for the margins they shrink, so it is always applied),
 placed at its gravity, and composited "over" with its ``opacity`` times its
-own alpha (libvips premultiplies both sides, in float, and the result is
-rounded once). Only the overlay's rectangle is recomputed: every other
-pixel is the canvas's, untouched. A grey canvas stays grey (the overlay is
-made grey); a canvas without alpha gets none. Animations: every frame, at
-the same place.
+own alpha (premultiplied, in float, rounded once to 8 bits). Every pixel
+outside the overlay's rectangle is the canvas's own, untouched. A grey
+canvas stays grey (the overlay is made grey); a canvas without alpha gets
+none. Animations: every frame, at the same place.
 
 An ``OverlayLibrary`` per process holds each overlay's encoded bytes (read
 once at start: ``service.overlays``) and a bounded LRU of its resized,
@@ -36,6 +35,7 @@ from ..formats import OutputFormat
 from ..overlays import OverlayFile
 from . import colour
 from .failures import describe
+from .frames import with_page_height
 from .header import HeaderFacts, read_facts
 from .limits import check
 from .request import RenderPolicy
@@ -225,18 +225,40 @@ def overlay(context: RenderContext) -> None:
     canvas, frames = context.image, context.frames
     frame_height = canvas.height // frames
     spot = placement((canvas.width, frame_height), library.native_size(name), library.overlay(name))
-    has_alpha = bool(canvas.hasalpha())
-    grey = canvas.bands - int(has_alpha) == 1
-    mark = library.image(name, spot.width, spot.height, grey=grey).cast("float")
-    opacity = library.overlay(name).opacity
-    if opacity < 1:
-        mark = mark * ([1.0] * (mark.bands - 1) + [opacity])
-    space = "b-w" if grey else "srgb"
-    for index in range(frames):
-        top = index * frame_height + spot.top
-        patch = canvas.crop(spot.left, top, spot.width, spot.height).cast("float")
-        blended = patch.composite2(mark, "over", compositing_space=space)
-        if not has_alpha:
-            blended = blended.extract_band(0, n=canvas.bands)  # over an opaque canvas: opaque
-        canvas = canvas.insert(blended.rint().cast("uchar"), spot.left, top)
-    context.image = canvas
+    grey = canvas.bands - int(canvas.hasalpha()) == 1
+    mark = library.image(name, spot.width, spot.height, grey=grey)
+    colour_bands = mark.bands - 1
+    alpha = mark[colour_bands] * (library.overlay(name).opacity / 255)  # 0-1, float
+    colour = mark[0:colour_bands] * alpha  # premultiplied
+    if frames == 1:
+        # Only the overlay's rectangle is blended: the rest of the canvas
+        # passes through as it was, at no cost.
+        patch = canvas.crop(spot.left, spot.top, spot.width, spot.height)
+        context.image = canvas.insert(over(patch, alpha, colour), spot.left, spot.top)
+        return
+    # An animation: one layer as tall as the strip, the overlay at the same
+    # place in each frame, blended in one pass. A blend per frame is as many
+    # operations, each with its own buffers: 20 frames took 16 MB more.
+    def layer(image: pyvips.Image) -> pyvips.Image:
+        framed = image.embed(spot.left, spot.top, canvas.width, frame_height)  # 0 around
+        return framed.replicate(1, frames)
+
+    context.image = with_page_height(over(canvas, layer(alpha), layer(colour)), frame_height)
+
+
+def over(base: pyvips.Image, alpha: pyvips.Image, colour: pyvips.Image) -> pyvips.Image:
+    """``colour`` (premultiplied by ``alpha``, 0-1) composited over the
+    8-bit ``base``, rounded once to 8 bits; ``base``'s bands and alpha kept.
+
+    Plain arithmetic rather than libvips' ``composite``, which costs more
+    than the render's resize on a large output (a 1000x250 overlay on a
+    4000-px JPEG: +45 % per render), and rounds down in 8 bits."""
+    inverse = 1 - alpha
+    if not base.hasalpha():
+        return (base * inverse + colour).rint().cast("uchar")
+    colour_bands = base.bands - 1
+    under = base[colour_bands] * (1 / 255) * inverse  # what shows of the base's alpha
+    out_alpha = under + alpha
+    # Premultiplied over, then divided back (libvips' x/0 is 0: fully clear).
+    out_colour = (base[0:colour_bands] * under + colour) / out_alpha
+    return out_colour.bandjoin(out_alpha * 255).rint().cast("uchar")
