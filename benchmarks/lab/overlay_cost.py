@@ -10,10 +10,12 @@ render path (``service.render.render``,
 in process, no HTTP), with and without ``overlay=logo``: a 600x150 PNG
 with alpha, 0.25 of the output's width, opacity 0.6, south-east, 8 px
 margin, the overlay's resized copy already in its LRU as in a running
-service. Each (case, side) runs in a fresh process, so that its peak RSS
-(``VmHWM``) is its own; the sides alternate in each round (the machine's
-noise moves both) and the table quotes medians over the rounds, and the
-ratios overlay/plain of time per render and of peak RSS. Prints Markdown.
+service. Time: one process per round renders both sides alternately, render
+by render, so that the machine's noise falls on both alike; peak RSS
+(``VmHWM``): a fresh process per side and round, the overlay file loaded
+only on its side. Children run with the allocator settings the service
+gives itself. The table quotes medians over the rounds, and the ratios
+overlay/plain of time per render and of peak RSS. Prints Markdown.
 ``--images`` adds originals of your own (e.g. the benchmark corpus's
 photos) at 800 px.
 """
@@ -28,7 +30,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+from service.process.allocator import is_glibc, tuned_environment
 
 SAMPLES = Path(__file__).resolve().parents[2] / "service" / "samples"
 WIDTH = 800
@@ -78,14 +83,13 @@ def make_inputs(directory: Path) -> dict[str, tuple[Path, int]]:
     }
 
 
-def child(image: str, width: int, overlays: str | None, seconds: float) -> dict[str, float]:
-    """One side of one case, in this (fresh) process."""
+def _renderer(image: str, width: int, overlays: str | None) -> Callable[[bool], None]:
+    """A function rendering ``image`` to ``width`` px, with the overlay or
+    without, through the service's render path."""
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
     from service import render  # noqa: PLC0415
     from service.formats import OutputFormat  # noqa: PLC0415
     from service.overlays import load_overlays  # noqa: PLC0415
-
-    from ..libcost import peak_rss_kib  # noqa: PLC0415
 
     render.configure_libvips()
     library = render.OverlayLibrary(load_overlays(overlays)) if overlays else None
@@ -97,41 +101,62 @@ def child(image: str, width: int, overlays: str | None, seconds: float) -> dict[
         timeout_seconds=600.0,
         overlays=library,
     )
-    request = render.RenderRequest(
-        width=width,
-        height=None,
-        format=None,  # the original's own
-        background=(255, 255, 255, 255),
-        overlay="logo" if overlays else None,
-    )
+    requests = {
+        marked: render.RenderRequest(
+            width=width,
+            height=None,
+            format=None,  # the original's own
+            background=(255, 255, 255, 255),
+            overlay="logo" if marked else None,
+        )
+        for marked in (False, True)
+    }
     source = os.open(image, os.O_RDONLY)
     facts = render.read_facts(source, allow_svg=False)
 
-    def once() -> None:
+    def once(marked: bool) -> None:
         with tempfile.TemporaryFile() as target:
             os.lseek(source, 0, os.SEEK_SET)
-            render.render(policy, request, facts, source, target.fileno())
+            render.render(policy, requests[marked], facts, source, target.fileno())
 
-    once()  # warm: codecs loaded, the overlay's size in the LRU
-    idle = peak_rss_kib()
-    renders, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds or renders < 3:
-        once()
+    return once
+
+
+def time_child(image: str, width: int, overlays: str, seconds: float) -> dict[str, float]:
+    """Renders per second of each side, alternating render by render in
+    this one process, so that the machine's noise falls on both alike."""
+    once = _renderer(image, width, overlays)
+    once(False)
+    once(True)  # warm: codecs loaded, the overlay's size in its LRU
+    spent = {False: 0.0, True: 0.0}
+    renders = 0
+    while sum(spent.values()) < 2 * seconds or renders < 3:
+        for marked in (False, True) if renders % 2 == 0 else (True, False):
+            started = time.perf_counter()
+            once(marked)
+            spent[marked] += time.perf_counter() - started
         renders += 1
-    elapsed = time.perf_counter() - started
-    return {
-        "renders_per_s": renders / elapsed,
-        "peak_rss_mib": peak_rss_kib() / 1024,
-        "warm_rss_mib": idle / 1024,
-    }
+    return {"plain": renders / spent[False], "overlay": renders / spent[True]}
 
 
-def run_side(image: Path, width: int, overlays: Path | None, seconds: float) -> dict[str, float]:
-    command = [sys.executable, "-m", "benchmarks.lab.overlay_cost", "--child", str(image)]
-    command += ["--width", str(width), "--seconds", str(seconds)]
-    if overlays is not None:
-        command += ["--overlays", str(overlays)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True, timeout=600)
+def rss_child(image: str, width: int, overlays: str | None, renders: int) -> dict[str, float]:
+    """Peak RSS of a fresh process rendering one side ``renders`` times
+    (the overlay file loaded only on the overlay's side)."""
+    from ..libcost import peak_rss_kib  # noqa: PLC0415
+
+    once = _renderer(image, width, overlays)
+    for _ in range(renders):
+        once(overlays is not None)
+    return {"peak_rss_mib": peak_rss_kib() / 1024}
+
+
+def _child(*arguments: str) -> dict[str, float]:
+    command = [sys.executable, "-m", "benchmarks.lab.overlay_cost", *arguments]
+    # The allocator settings the service gives itself (process/allocator.py).
+    environment = tuned_environment(os.environ, glibc=is_glibc()) or dict(os.environ)
+    result = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=900, env=environment
+    )
     measured: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     return measured
 
@@ -140,37 +165,56 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0, help="per side and round")
+    parser.add_argument("--rss-renders", type=int, default=5, help="per RSS process")
     parser.add_argument(
         "--images", default="", help="more originals, comma-separated, rendered at 800 px"
     )
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("time", "rss"), help=argparse.SUPPRESS)
+    parser.add_argument("--image", help=argparse.SUPPRESS)
     parser.add_argument("--overlays", help=argparse.SUPPRESS)
     parser.add_argument("--width", type=int, default=WIDTH, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child(args.child, args.width, args.overlays, args.seconds)))
+    if args.child == "time":
+        print(json.dumps(time_child(args.image, args.width, args.overlays, args.seconds)))
+        return
+    if args.child == "rss":
+        print(json.dumps(rss_child(args.image, args.width, args.overlays, args.rss_renders)))
         return
     with tempfile.TemporaryDirectory(prefix="overlay-cost-") as directory:
         inputs = make_inputs(Path(directory))
         for extra in filter(None, args.images.split(",")):
             inputs[os.path.basename(extra)] = (Path(extra), WIDTH)
-        overlays = Path(directory) / "overlays.toml"
-        print(f"{args.rounds} rounds of {args.seconds:g} s per side\n")
+        overlays = str(Path(directory) / "overlays.toml")
+        print(
+            f"{args.rounds} rounds: {args.seconds:g} s per side rendering alternately in one "
+            f"process; peak RSS of a fresh process per side ({args.rss_renders} renders)\n"
+        )
         print("| original | plain renders/s | overlay renders/s | time ratio "
               "| plain peak RSS MiB | overlay peak RSS MiB | RSS ratio |")  # fmt: skip
         print("|---|---|---|---|---|---|---|")
         for name, (image, width) in inputs.items():
-            plain: list[dict[str, float]] = []
-            marked: list[dict[str, float]] = []
+            common = ["--image", str(image), "--width", str(width)]
+            rates: dict[str, list[float]] = {"plain": [], "overlay": []}
+            peaks: dict[str, list[float]] = {"plain": [], "overlay": []}
             for index in range(args.rounds):
-                sides = [(plain, None), (marked, overlays)]
-                for results, toml in sides if index % 2 == 0 else sides[::-1]:
-                    results.append(run_side(image, width, toml, args.seconds))
-            rate = [statistics.median(r["renders_per_s"] for r in side) for side in (plain, marked)]
-            rss = [statistics.median(r["peak_rss_mib"] for r in side) for side in (plain, marked)]
+                timed = _child("--child", "time", *common, "--overlays", overlays,
+                               "--seconds", str(args.seconds))  # fmt: skip
+                for side, values in rates.items():
+                    values.append(timed[side])
+                sides: list[tuple[str, list[str]]] = [
+                    ("plain", []),
+                    ("overlay", ["--overlays", overlays]),
+                ]
+                for side, extra in sides if index % 2 == 0 else sides[::-1]:
+                    measured = _child("--child", "rss", *common, *extra,
+                                      "--rss-renders", str(args.rss_renders))  # fmt: skip
+                    peaks[side].append(measured["peak_rss_mib"])
+            rate = [statistics.median(rates[side]) for side in ("plain", "overlay")]
+            rss = [statistics.median(peaks[side]) for side in ("plain", "overlay")]
             print(
                 f"| {name} | {rate[0]:.1f} | {rate[1]:.1f} | {rate[0] / rate[1]:.3f}x "
-                f"| {rss[0]:.1f} | {rss[1]:.1f} | {rss[1] / rss[0]:.3f}x |"
+                f"| {rss[0]:.1f} | {rss[1]:.1f} | {rss[1] / rss[0]:.3f}x |",
+                flush=True,
             )
 
 

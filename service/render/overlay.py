@@ -236,6 +236,7 @@ def overlay(context: RenderContext) -> None:
         patch = canvas.crop(spot.left, spot.top, spot.width, spot.height)
         context.image = canvas.insert(over(patch, alpha, colour), spot.left, spot.top)
         return
+
     # An animation: one layer as tall as the strip, the overlay at the same
     # place in each frame, blended in one pass. A blend per frame is as many
     # operations, each with its own buffers: 20 frames took 16 MB more.
@@ -256,9 +257,7 @@ def over(base: pyvips.Image, alpha: pyvips.Image, colour: pyvips.Image) -> pyvip
     inverse = 1 - alpha
     if not base.hasalpha():
         return (base * inverse + colour).rint().cast("uchar")
-    colour_bands = base.bands - 1
-    under = base[colour_bands] * (1 / 255) * inverse  # what shows of the base's alpha
-    out_alpha = under + alpha
-    # Premultiplied over, then divided back (libvips' x/0 is 0: fully clear).
-    out_colour = (base[0:colour_bands] * under + colour) / out_alpha
-    return out_colour.bandjoin(out_alpha * 255).rint().cast("uchar")
+    # Premultiplied over: the base premultiplied in one operation, so that
+    # its pipeline has one consumer (each would have buffers of its own).
+    blended = base.premultiply() * inverse + colour.bandjoin(alpha * 255)
+    return blended.unpremultiply().rint().cast("uchar")  # alpha 0: colour 0
