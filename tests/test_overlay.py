@@ -192,12 +192,18 @@ async def test_every_frame_of_an_animation_carries_it(
     overlays = load_overlays(str(overlays_file(tmp_path, half)))
     client = await make_client(overlays=overlays)
     image = await picture(client, f"/picture/frames.gif?overlay=red&format={fmt}&q=100")
+    plain = await picture(client, f"/picture/frames.gif?format={fmt}&q=100")
+    assert _durations(image) == _durations(plain)  # the timing kept too
     frames = [frame.convert("RGB") for frame in ImageSequence.Iterator(image)]
     assert len(frames) == len(colours)
     for frame, colour in zip(frames, colours, strict=True):
         assert frame.size == (60, 60)
         assert near(frame.getpixel((10, 52)), RED, tolerance=12)
         assert near(frame.getpixel((45, 15)), colour, tolerance=12)
+
+
+def _durations(image: Image.Image) -> list[object]:
+    return [frame.info.get("duration") for frame in ImageSequence.Iterator(image)]
 
 
 def test_an_overlay_is_never_larger_than_the_canvas_less_its_margins() -> None:
@@ -390,11 +396,11 @@ def test_resized_overlays_are_kept_per_size_and_bounded(
 ) -> None:
     """One build per size while it is held, and never more than MAX_SIZES held."""
     library = OverlayLibrary(red_se)
-    library.image("red", 20, 10, grey=False)
-    library.image("red", 20, 10, grey=False)
+    library.mark("red", 20, 10, grey=False, for_alpha=False)
+    library.mark("red", 20, 10, grey=False, for_alpha=False)
     assert library.builds == 1
     for width in range(1, MAX_SIZES + 10):
-        library.image("red", width, 1, grey=False)
+        library.mark("red", width, 1, grey=False, for_alpha=False)
     assert library.sizes == MAX_SIZES
 
 
@@ -406,9 +412,9 @@ def test_the_library_is_safe_across_render_threads(red_se: dict[str, OverlayFile
     def ask(offset: int) -> None:
         for width in range(1, 40):
             size = 1 + (width + offset) % 8
-            image = library.image("red", size, size, grey=False)
-            if (image.width, image.height) != (size, size):
-                failures.append(f"{size}: {image.width}x{image.height}")
+            image = library.mark("red", size, size, grey=False, for_alpha=offset % 2 == 1)
+            if (image.inverse.width, image.addend.height) != (size, size):
+                failures.append(f"{size}: {image.inverse.width}x{image.addend.height}")
 
     threads = [threading.Thread(target=ask, args=(offset,)) for offset in range(4)]
     for thread in threads:

@@ -44,10 +44,43 @@ if TYPE_CHECKING:
     from .context import RenderContext
 
 # Resized overlays kept per process: an overlay at a few dozen output
-# widths (a site's srcset sizes times its overlays), and at most this many
-# bytes of them (a 1000x250 logo at 4 bytes a pixel is 1 MB).
+# sizes (a site's srcset widths times its overlays), and at most this many
+# bytes of them (a 1000x250 logo ready to blend, 16 bytes a pixel: 4 MB).
 MAX_SIZES = 32
 MAX_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """An overlay at one size, ready to blend (``over``), in memory: what
+    a render does with it is two operations per pixel of its rectangle.
+
+    ``inverse`` is 1 - its alpha (times its opacity), 0-1; ``addend`` is
+    its colour premultiplied by that alpha, plus 0.5 for a canvas without
+    alpha (so that a cast to 8 bits rounds), with 255 x alpha as a last
+    band for a canvas with alpha."""
+
+    inverse: pyvips.Image
+    addend: pyvips.Image
+    for_alpha: bool  # made for a canvas with alpha
+
+    @property
+    def bytes(self) -> int:
+        return int(4 * self.inverse.width * self.inverse.height * (1 + self.addend.bands))
+
+    def layer(self, canvas: tuple[int, int], spot: Placement, frames: int) -> Mark:
+        """The mark as one layer over a whole animation strip: at ``spot``
+        in each of ``frames`` frames of ``canvas`` px, blending to nothing
+        elsewhere (lazy: never held in memory)."""
+        around = [0.0] * self.addend.bands if self.for_alpha else [0.5] * self.addend.bands
+
+        def framed(image: pyvips.Image, background: list[float]) -> pyvips.Image:
+            placed = image.embed(
+                spot.left, spot.top, *canvas, extend="background", background=background
+            )
+            return placed.replicate(1, frames)
+
+        return Mark(framed(self.inverse, [1.0]), framed(self.addend, around), self.for_alpha)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +131,7 @@ class OverlayLibrary:
         self._facts = {name: facts_of(overlay.data) for name, overlay in overlays.items()}
         self._max_sizes = max_sizes
         self._max_bytes = max_bytes
-        self._sizes: OrderedDict[tuple[str, int, int, bool], pyvips.Image] = OrderedDict()
+        self._sizes: OrderedDict[tuple[str, int, int, bool, bool], Mark] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.builds = 0  # resized copies made (tests count them)
@@ -113,27 +146,29 @@ class OverlayLibrary:
         facts = self._facts[name]
         return facts.width, facts.height
 
-    def image(self, name: str, width: int, height: int, *, grey: bool) -> pyvips.Image:
-        """``name`` resized to ``width`` x ``height``: 8-bit sRGB with alpha
-        (grey with alpha if ``grey``), in memory, opacity not applied."""
-        key = (name, width, height, grey)
+    def mark(self, name: str, width: int, height: int, *, grey: bool, for_alpha: bool) -> Mark:
+        """``name`` at ``width`` x ``height``, ready to blend over a grey
+        or colour canvas, with alpha or without."""
+        key = (name, width, height, grey, for_alpha)
         with self._lock:
             cached = self._sizes.get(key)
             if cached is not None:
                 self._sizes.move_to_end(key)
                 return cached
         # Built outside the lock: two renders may both build one size, once.
-        built = build(self._overlays[name], self._facts[name], (width, height), grey=grey)
+        overlay = self._overlays[name]
+        image = build(overlay, self._facts[name], (width, height), grey=grey)
+        built = ready(image, overlay.opacity, for_alpha=for_alpha)
         with self._lock:
             self.builds += 1
             if key not in self._sizes:
                 self._sizes[key] = built
-                self._bytes += _size_of(built)
+                self._bytes += built.bytes
             while len(self._sizes) > 1 and (
                 len(self._sizes) > self._max_sizes or self._bytes > self._max_bytes
             ):
                 _, evicted = self._sizes.popitem(last=False)
-                self._bytes -= _size_of(evicted)
+                self._bytes -= evicted.bytes
         return built
 
     @property
@@ -141,10 +176,6 @@ class OverlayLibrary:
         """Resized copies held now."""
         with self._lock:
             return len(self._sizes)
-
-
-def _size_of(image: pyvips.Image) -> int:
-    return int(image.width * image.height * image.bands)
 
 
 def facts_of(data: bytes) -> HeaderFacts:
@@ -180,6 +211,15 @@ def build(
     if grey:
         image = image.colourspace("b-w")
     return image.copy_memory()
+
+
+def ready(image: pyvips.Image, opacity: float, *, for_alpha: bool) -> Mark:
+    """``image`` (8 bits with alpha, from ``build``) as a ``Mark``."""
+    colour_bands = image.bands - 1
+    alpha = image[colour_bands] * (opacity / 255)  # 0-1
+    colour = image[0:colour_bands] * alpha
+    addend = colour.bandjoin(alpha * 255) if for_alpha else colour + 0.5
+    return Mark((1 - alpha).copy_memory(), addend.copy_memory(), for_alpha)
 
 
 def check_overlay(
@@ -223,41 +263,33 @@ def overlay(context: RenderContext) -> None:
     if library is None or name not in library:
         raise RuntimeError(f"overlay {name!r} was asked for, but this process does not have it")
     canvas, frames = context.image, context.frames
-    frame_height = canvas.height // frames
-    spot = placement((canvas.width, frame_height), library.native_size(name), library.overlay(name))
-    grey = canvas.bands - int(canvas.hasalpha()) == 1
-    mark = library.image(name, spot.width, spot.height, grey=grey)
-    colour_bands = mark.bands - 1
-    alpha = mark[colour_bands] * (library.overlay(name).opacity / 255)  # 0-1, float
-    colour = mark[0:colour_bands] * alpha  # premultiplied
+    frame = (canvas.width, canvas.height // frames)
+    spot = placement(frame, library.native_size(name), library.overlay(name))
+    has_alpha = bool(canvas.hasalpha())
+    grey = canvas.bands - int(has_alpha) == 1
+    mark = library.mark(name, spot.width, spot.height, grey=grey, for_alpha=has_alpha)
     if frames == 1:
         # Only the overlay's rectangle is blended: the rest of the canvas
         # passes through as it was, at no cost.
         patch = canvas.crop(spot.left, spot.top, spot.width, spot.height)
-        context.image = canvas.insert(over(patch, alpha, colour), spot.left, spot.top)
+        context.image = canvas.insert(over(patch, mark), spot.left, spot.top)
         return
-
-    # An animation: one layer as tall as the strip, the overlay at the same
-    # place in each frame, blended in one pass. A blend per frame is as many
-    # operations, each with its own buffers: 20 frames took 16 MB more.
-    def layer(image: pyvips.Image) -> pyvips.Image:
-        framed = image.embed(spot.left, spot.top, canvas.width, frame_height)  # 0 around
-        return framed.replicate(1, frames)
-
-    context.image = with_page_height(over(canvas, layer(alpha), layer(colour)), frame_height)
+    # An animation: one layer as tall as the strip, blended in one pass. A
+    # blend per frame is as many operations, each with buffers of its own
+    # (20 frames: +16 MB).
+    context.image = with_page_height(over(canvas, mark.layer(frame, spot, frames)), frame[1])
 
 
-def over(base: pyvips.Image, alpha: pyvips.Image, colour: pyvips.Image) -> pyvips.Image:
-    """``colour`` (premultiplied by ``alpha``, 0-1) composited over the
-    8-bit ``base``, rounded once to 8 bits; ``base``'s bands and alpha kept.
+def over(base: pyvips.Image, mark: Mark) -> pyvips.Image:
+    """``mark`` composited over the 8-bit ``base`` of its size ("over",
+    premultiplied, in float, rounded once); ``base``'s bands kept.
 
     Plain arithmetic rather than libvips' ``composite``, which costs more
     than the render's resize on a large output (a 1000x250 overlay on a
-    4000-px JPEG: +45 % per render), and rounds down in 8 bits."""
-    inverse = 1 - alpha
-    if not base.hasalpha():
-        return (base * inverse + colour).rint().cast("uchar")
-    # Premultiplied over: the base premultiplied in one operation, so that
-    # its pipeline has one consumer (each would have buffers of its own).
-    blended = base.premultiply() * inverse + colour.bandjoin(alpha * 255)
-    return blended.unpremultiply().rint().cast("uchar")  # alpha 0: colour 0
+    4000-px JPEG: +30-50 % per render), and rounds down in 8 bits."""
+    if not mark.for_alpha:
+        return (base * mark.inverse + mark.addend).cast("uchar")  # the addend rounds
+    # The base premultiplied in one operation, so that its pipeline has one
+    # consumer (each would have buffers of its own); alpha 0 gives colour 0.
+    blended = base.premultiply() * mark.inverse + mark.addend
+    return blended.unpremultiply().rint().cast("uchar")
