@@ -110,6 +110,8 @@ def _operations(spec: RequestSpec) -> tuple[str, ...]:
         fields.append(f"blur={spec.blur}")
     if spec.sharpen is not None:
         fields.append(f"sharpen={spec.sharpen}")
+    if spec.overlay is not None:
+        fields.append(f"overlay={spec.overlay.name}@{spec.overlay.fingerprint}")
     return tuple(fields)
 
 

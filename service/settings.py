@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from .errors import BadRequest
+from .errors import BadRequest, UnprocessableImage
 from .formats import FORMAT_NAMES, OutputFormat
 from .origins.addresses import parse_networks
 from .origins.body import looks_like_image
@@ -32,6 +32,7 @@ from .origins.config import (
     parse_origin_spec,
 )
 from .origins.hosts import HostPatterns
+from .overlays import OverlayFile, load_overlays
 from .spec import validate_presets
 from .units import parse_byte_size
 
@@ -130,6 +131,8 @@ class Settings:
     max_frames: int = 100
     presets: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     presets_only: bool = False
+    overlays: Mapping[str, OverlayFile] = field(default_factory=dict)
+    default_overlay: str | None = None  # on every output a preset gives no other
     render_timeout: float = 20.0
     # After SIGTERM, /healthz answers 503 this long while everything else is
     # served as before, so load balancers take the process out of rotation
@@ -176,6 +179,7 @@ class Settings:
         values["originals_given"] = "originals" in values
         settings = cls(**values)
         settings._check_paths(problems)
+        settings._check_overlays(problems)
         if problems:
             raise SettingsError("; ".join(problems))
         return settings
@@ -186,6 +190,11 @@ class Settings:
         if self.origins and not self.originals_given:
             return None
         return parse_origin_spec(self.originals)
+
+    @property
+    def overlay_fingerprints(self) -> dict[str, str]:
+        """Each overlay's name and what of it shapes an output (spec, keys)."""
+        return {name: overlay.fingerprint for name, overlay in self.overlays.items()}
 
     @property
     def sources_directory(self) -> str:
@@ -216,11 +225,42 @@ class Settings:
         if self.url_sources_allow_networks and self.url_sources is None:
             problems.append("--url-sources-allow-networks: needs --url-sources")
         try:
-            validate_presets(self.presets, max_output_size=self.max_output_size)
+            validate_presets(
+                self.presets,
+                max_output_size=self.max_output_size,
+                overlays=self.overlay_fingerprints,
+            )
         except BadRequest as error:
             problems.append(f"--presets: {error.message}")
         if self.presets_only and not self.presets:
             problems.append("--presets-only: needs --presets with at least one preset")
+
+    def _check_overlays(self, problems: list[str]) -> None:
+        """Each overlay decoded and rendered once, whole, before the port is
+        bound: a hostile or broken overlay file stops the start."""
+        if self.default_overlay is not None and self.default_overlay not in self.overlays:
+            problems.append(
+                f"--default-overlay: {self.default_overlay!r} is not an overlay of --overlays"
+            )
+        if not self.overlays:
+            return
+        # Here, not at the top: the other commands (sign, poison) never load libvips.
+        from .render import check_overlay, configure_libvips  # noqa: PLC0415
+
+        configure_libvips(enable_svg=self.enable_svg)  # the loaders a render may use
+        for name, overlay in self.overlays.items():
+            if len(overlay.data) > self.max_source_bytes:
+                problems.append(f"--overlays: overlay {name!r} is over --max-source-bytes")
+                continue
+            try:
+                check_overlay(
+                    overlay,
+                    max_output_size=self.max_output_size,
+                    max_source_pixels=self.max_source_pixels,
+                    max_decode_bytes=self.max_decode_bytes,
+                )
+            except UnprocessableImage as error:
+                problems.append(f"--overlays: overlay {name!r} ({overlay.path}): {error.message}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,6 +579,18 @@ _OPTIONS = (
         _boolean,
         "refuse ad-hoc sizes, q and bg (off)",
         switch=True,
+    ),
+    _Option(
+        "--overlays",
+        "overlays",
+        load_overlays,
+        "TOML file of named overlay images (watermarks): overlay=NAME",
+    ),
+    _Option(
+        "--default-overlay",
+        "default_overlay",
+        _host,
+        "an overlay of --overlays put on every output a preset gives no other (none)",
     ),
     _Option("--render-timeout", "render_timeout", _seconds, "seconds a render may take (20); 504"),
     _Option(

@@ -29,6 +29,8 @@ _FRACTION = re.compile(r"(?:0(?:\.[0-9]{1,3})?|1(?:\.0{1,3})?|\.[0-9]{1,3})", re
 # A sigma in output pixels: at most 2 decimals, for the same reason.
 _SIGMA = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2})?", re.ASCII)
 _BLUR_SIGMA = (Decimal("0.3"), Decimal(50))
+# An overlay's name, as --overlays defines it (service/overlays.py).
+_OVERLAY_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _SHARPEN_SIGMA = (Decimal("0.3"), Decimal(10))
 # trim's difference threshold: how far (in 8-bit levels) a pixel may be from
 # the border's colour and still be border.
@@ -83,10 +85,19 @@ SIZE_PARAMETERS = frozenset({"scalex", "scaley", "dpr", "fit", "gravity"})
 # variants no cache absorbs, which is what the mode is there to stop. A
 # format stays free: there are five.
 PRESET_ONLY_OUTPUT_PARAMETERS = frozenset(
-    {"q", "bg", "crop", "rotate", "flip", "fp", "trim", "blur", "sharpen"}
+    {"q", "bg", "crop", "rotate", "flip", "fp", "trim", "blur", "sharpen", "overlay"}
 )
 
 Presets = Mapping[str, Sequence[tuple[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayChoice:
+    """A named overlay of --overlays, and what of it shapes the output (its
+    file's digest and placement: ``OverlayFile.fingerprint``), for the key."""
+
+    name: str
+    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +126,8 @@ class RequestSpec:
     trim: int | None = None  # remove a uniform border: the difference threshold
     blur: Decimal | None = None  # Gaussian sigma in output pixels (dpr applied)
     sharpen: Decimal | None = None  # sigma in output pixels (dpr applied)
+    # The request's or preset's overlay, else --default-overlay; None: none.
+    overlay: OverlayChoice | None = None
     signature: str | None = None
 
 
@@ -137,6 +150,7 @@ class _Fields:
     trim: int | None = None
     blur: Decimal | None = None
     sharpen: Decimal | None = None
+    overlay: str | None = None
     signature: str | None = None
 
 
@@ -255,6 +269,12 @@ def _set_sharpen(fields: _Fields, name: str, value: str) -> None:
     fields.sharpen = _sigma(name, value, _SHARPEN_SIGMA)
 
 
+def _set_overlay(fields: _Fields, name: str, value: str) -> None:
+    if not _OVERLAY_NAME.fullmatch(value):
+        raise BadRequest(f"{name} must be an overlay's name, got {_shown(value)}")
+    fields.overlay = value
+
+
 def _set_preset(fields: _Fields, name: str, value: str) -> None:
     fields.preset = value
 
@@ -286,19 +306,23 @@ _PARAMETERS: dict[str, tuple[str, _Setter]] = {
     "trim": ("trim", _set_trim),
     "blur": ("blur", _set_blur),
     "sharpen": ("sharpen", _set_sharpen),
+    "overlay": ("overlay", _set_overlay),
     "preset": ("preset", _set_preset),
     "s": ("s", _set_signature),
 }
 
 
-def validate_presets(presets: Presets, *, max_output_size: int) -> None:
-    """Check every preset at start-up: each must parse on its own."""
+def validate_presets(
+    presets: Presets, *, max_output_size: int, overlays: Mapping[str, str] | None = None
+) -> None:
+    """Check every preset at start-up: each must parse on its own (an
+    ``overlay`` must be one of ``overlays``)."""
     for name, pairs in presets.items():
         for key, _ in pairs:
             if key in ("preset", "s"):
                 raise BadRequest(f"preset {name!r} may not set {key!r}")
         try:
-            parse_spec(pairs, max_output_size=max_output_size)
+            parse_spec(pairs, max_output_size=max_output_size, overlays=overlays)
         except BadRequest as error:
             raise BadRequest(f"preset {name!r}: {error.message}") from None
 
@@ -309,13 +333,21 @@ def parse_spec(
     max_output_size: int,
     presets: Presets | None = None,
     presets_only: bool = False,
+    overlays: Mapping[str, str] | None = None,
+    default_overlay: str | None = None,
 ) -> RequestSpec:
-    """Build the spec from decoded query pairs, or raise ``BadRequest``."""
+    """Build the spec from decoded query pairs, or raise ``BadRequest``.
+
+    ``overlays`` maps each overlay's name to its fingerprint (``--overlays``);
+    ``default_overlay`` is on every output a preset does not give another
+    (a request cannot: it could pick the faintest of the overlays)."""
     fields = _Fields()
     seen = _apply(fields, pairs)
     ad_hoc = sorted(PRESET_ONLY_OUTPUT_PARAMETERS & seen.keys())
     if presets_only and ad_hoc:
         raise BadRequest(f"only presets set {seen[ad_hoc[0]]} here: use preset=<name>")
+    if default_overlay is not None and "overlay" in seen:
+        raise BadRequest("overlay is set by the server here (--default-overlay) or a preset")
     if fields.preset is not None:
         sizing = sorted(SIZE_PARAMETERS & set(seen))
         if sizing:
@@ -349,8 +381,18 @@ def parse_spec(
         trim=fields.trim,
         blur=_in_output_pixels(fields.blur, fields.dpr),
         sharpen=_in_output_pixels(fields.sharpen, fields.dpr),
+        overlay=_overlay(fields.overlay or default_overlay, overlays or {}),
         signature=fields.signature,
     )
+
+
+def _overlay(name: str | None, overlays: Mapping[str, str]) -> OverlayChoice | None:
+    if name is None:
+        return None
+    fingerprint = overlays.get(name)
+    if fingerprint is None:
+        raise BadRequest(f"overlay {_shown(name)} is not defined")
+    return OverlayChoice(name, fingerprint)
 
 
 def _in_output_pixels(sigma: Decimal | None, dpr: Decimal) -> Decimal | None:

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+import pyvips
 
 from service.formats import OutputFormat
+from service.overlays import load_overlays
 from service.render import (
     OutputWriteError,
     RenderPolicy,
@@ -109,6 +111,12 @@ BAD_PARAMETERS = [
     ("fp=0.5,0.5&fp=0.5,0.5", "fp"),
     ("w=100&h=100&fit=cover&fp=0.5,0.5&gravity=north", "fp"),
     ("fp=0.5,0.5&gravity=centre", "fp"),  # even without cover: both place the crop
+    ("overlay=", "overlay"),
+    ("overlay=a%20b", "overlay"),
+    ("overlay=..%2Flogo", "overlay"),
+    ("overlay=" + "x" * 65, "overlay"),
+    ("overlay=logo", "overlay"),  # unknown: this server has no --overlays
+    ("overlay=a&overlay=a", "overlay"),
 ]
 
 
@@ -197,6 +205,41 @@ async def test_presets_only_refuses_ad_hoc_filters(
 async def test_presets_only_serves_filters_through_a_preset(presets_only: Client) -> None:
     response = await send(presets_only, "/picture/retina.jpg?preset=soft")
     assert response.status == 200, response.body
+
+
+OVERLAY_REFUSALS = [
+    # (settings, query, mention)
+    ("overlays", "overlay=blue", "not defined"),
+    ("overlays", "overlay=Red", "not defined"),  # names are case-sensitive
+    ("overlays", "overlay=red&overlay=red", "given twice"),
+    ("presets-only", "overlay=red", "only presets"),
+    ("presets-only", "preset=thumb&overlay=red", "only presets"),
+    ("default", "overlay=red", "--default-overlay"),
+    ("default", "overlay=none", "--default-overlay"),
+    ("default", "preset=thumb&overlay=red", "--default-overlay"),
+]
+
+
+@pytest.mark.parametrize(("configuration", "query", "mention"), OVERLAY_REFUSALS)
+async def test_overlay_refusals_are_400s(
+    make_client: MakeClient, tmp_path: Path, configuration: str, query: str, mention: str
+) -> None:
+    """overlay=: unknown names, repeats, and choosing one where presets or
+    --default-overlay decide are 400s with a one-line reason."""
+    red = pyvips.Image.black(8, 4, bands=3).new_from_image([255, 0, 0]).cast("uchar")
+    red.copy(interpretation="srgb").write_to_file(str(tmp_path / "red.png"))
+    (tmp_path / "overlays.toml").write_text('[red]\nimage = "red.png"\nwidth = 0.2\n')
+    overrides: dict[str, object] = {
+        "overlays": load_overlays(str(tmp_path / "overlays.toml")),
+        "presets": {"thumb": (("w", "100"),)},
+    }
+    if configuration == "presets-only":
+        overrides["presets_only"] = True
+    if configuration == "default":
+        overrides["default_overlay"] = "red"
+    client = await make_client(**overrides)
+    response = await send(client, f"/picture/retina.jpg?{query}")
+    assert_json_error(response, 400, "overlay", mention)
 
 
 NOT_FOUND_TARGETS = [

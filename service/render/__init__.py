@@ -13,7 +13,8 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
 - ``orient``: rotate and flip, on the resized image;
 - ``colour``: ICC and CMYK to sRGB, 8 bits (``icc``: which profiles are sRGB);
 - ``blur``, ``sharpen``: filters of the output pixels;
-- ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``;
+- ``pad``, ``flatten``: fit=pad's box, alpha onto ``bg``; between them
+  ``overlay``: a named watermark on the final canvas (and its sizes' LRU);
 - ``rights``: the creator and copyright fields, read with the header and
   written anew (``rights_codecs``: their EXIF, IPTC and XMP bytes);
 - ``save``: encoder options, written through ``output``'s descriptor writer;
@@ -35,6 +36,7 @@ from .header import HeaderFacts, read_facts
 from .libvips import configure_libvips, libvips_version
 from .limits import decode_reservation
 from .output import OutputWriteError
+from .overlay import OverlayLibrary, check_overlay
 from .pipeline import STEPS, RenderResult, render
 from .request import RenderPolicy, RenderRequest
 
@@ -48,9 +50,11 @@ __all__ = [
     "STEPS",
     "HeaderFacts",
     "OutputWriteError",
+    "OverlayLibrary",
     "RenderPolicy",
     "RenderRequest",
     "RenderResult",
+    "check_overlay",
     "configure_libvips",
     "decode_reservation",
     "libvips_version",

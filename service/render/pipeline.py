@@ -25,6 +25,7 @@ from .header import HeaderFacts, choose_output
 from .limits import check_limits
 from .orient import orient
 from .output import OutputWriteError
+from .overlay import overlay
 from .pad import pad
 from .request import RenderPolicy, RenderRequest
 from .resize import resize
@@ -46,6 +47,7 @@ STEPS: tuple[Step, ...] = (
     blur,  # blur: a Gaussian of the output pixels
     sharpen,  # sharpen: an unsharp mask of their lightness
     pad,  # pad: fit=pad's box
+    overlay,  # overlay: a named watermark on the final canvas
     flatten,  # flatten: alpha onto bg for formats without it
     write_rights,  # rights: the creator and copyright fields, written anew
     save,  # save: encode into the target

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..formats import OutputFormat
 from ..spec import Crop, Fit, Flip, Gravity
+
+if TYPE_CHECKING:
+    from .overlay import OverlayLibrary
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,8 @@ class RenderPolicy:
     max_decode_bytes: int | None = None
     # The original's creator and copyright fields survive (rights).
     keep_copyright: bool = True
+    # --overlays, loaded (None: none configured).
+    overlays: OverlayLibrary | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,7 @@ class RenderRequest:
     trim: int | None = None  # the difference threshold of a uniform border to remove
     blur: float | None = None  # sigma in output pixels
     sharpen: float | None = None  # sigma in output pixels
+    overlay: str | None = None  # the name of one of the policy's overlays
 
     @property
     def pads(self) -> bool:

@@ -18,6 +18,7 @@ from ..process.crashes import CrashLog
 from ..process.render_tokens import TokenClient
 from ..render import (
     PIPELINE_VERSION,
+    OverlayLibrary,
     RenderPolicy,
     configure_libvips,
     libvips_version,
@@ -61,6 +62,7 @@ def render_policy(settings: Settings) -> RenderPolicy:
         allow_svg=settings.enable_svg,
         max_decode_bytes=settings.max_decode_bytes,
         keep_copyright=settings.keep_copyright,
+        overlays=OverlayLibrary(settings.overlays) if settings.overlays else None,
     )
 
 

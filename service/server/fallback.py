@@ -8,8 +8,10 @@ up soon once it exists. The fallback is rendered and cached like any
 variant, under its own key (the fallback file's digest, the size, the
 format), never under the variant's: its ETag is its own, so once the real
 image exists no client is answered ``304`` for the fallback it holds.
-Only size and format apply to it (w, h, dpr, fit, gravity, format, q, bg);
-the operations (crop, rotate, ...) were meant for the missing original.
+Only size and format apply to it (w, h, dpr, fit, gravity, format, q, bg),
+and the overlay, which a deployment may force on every image it serves;
+the other operations (crop, rotate, trim, ...) were meant for the missing
+original.
 """
 
 from __future__ import annotations
@@ -55,7 +57,14 @@ def open_fallback(settings: Settings) -> Fallback | None:
 def fallback_spec(spec: RequestSpec) -> RequestSpec:
     """The request as the fallback takes it: its size and format only."""
     return replace(
-        spec, crop=None, rotate=0, flip=Flip.NONE, focal_point=None, blur=None, sharpen=None
+        spec,
+        crop=None,
+        trim=None,
+        rotate=0,
+        flip=Flip.NONE,
+        focal_point=None,
+        blur=None,
+        sharpen=None,
     )
 
 

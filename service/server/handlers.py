@@ -45,6 +45,8 @@ async def picture(request: web.Request) -> web.StreamResponse:
         max_output_size=settings.max_output_size,
         presets=settings.presets,
         presets_only=settings.presets_only,
+        overlays=settings.overlay_fingerprints,
+        default_overlay=settings.default_overlay,
     )
     choice = choose_format(spec.format, spec.auto_format, request.headers.get("Accept", ""))
     try:
@@ -214,6 +216,7 @@ def _render_request(spec: RequestSpec, choice: FormatChoice) -> RenderRequest:
         trim=spec.trim,
         blur=None if spec.blur is None else float(spec.blur),
         sharpen=None if spec.sharpen is None else float(spec.sharpen),
+        overlay=None if spec.overlay is None else spec.overlay.name,
     )
 
 
