@@ -124,8 +124,9 @@ class Metrics:
         # Remote originals (service/origins/).
         self.origin_requests = Counter(
             "image_factory_origin_requests",
-            "Requests to origins, by origin and outcome (fetched, not_modified, "
-            "not_found, refused, failed, timeout, unprocessable).",
+            "Downloads asked of origins, by origin and outcome (fetched, not_modified, "
+            "not_found, failed, timeout, unprocessable; refused: stopped by the URL "
+            "source rules, before any request or at a redirect).",
             ["origin", "outcome"],
             registry=registry,
         )

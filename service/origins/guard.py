@@ -42,7 +42,7 @@ def check_address(
     reason = address_refusal(address, allowed)
     if reason is not None:
         shown = host if host == str(address) else f"{host} ({address})"
-        raise AddressRefused(f"{shown} is a {reason} address, which URL sources may not reach")
+        raise AddressRefused(f"{shown} is refused ({reason}): URL sources may not reach it")
 
 
 class GuardedResolver(AbstractResolver):

@@ -17,9 +17,8 @@ revalidating, the validators of the copy we hold.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Protocol
@@ -33,13 +32,13 @@ from ..errors import (
     Forbidden,
     NotFound,
     OriginTimeout,
-    Overloaded,
     UnprocessableImage,
 )
 from .body import BodySink
 from .fetched import Fetched, Validators
 from .guard import AddressRefused, GuardedResolver, check_address
 from .hosts import HostPatterns, literal_address
+from .slots import HostSlots
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -56,8 +55,6 @@ class FetchPolicy:
     max_redirects: int = 3
     connect_timeout: float = 3.0
     total_timeout: float = 10.0
-    per_host: int = 8  # downloads at once per origin host
-    waiting: int = 64  # downloads waiting for a host's slot, per process, before 503
 
 
 class ConnectorFactory(Protocol):
@@ -81,12 +78,12 @@ class HttpFetcher:
         *,
         connector: ConnectorFactory = _tcp_connector,
         resolver: aiohttp.abc.AbstractResolver | None = None,
+        slots: HostSlots | None = None,
         on_refusal: Callable[[], None] = lambda: None,
-        on_waiting: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.policy = policy
         self._on_refusal = on_refusal
-        self._on_waiting = on_waiting  # downloads waiting for a host's slot, when it changes
+        self._slots = slots or HostSlots(per_host=8, waiting=64)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=policy.connect_timeout, connect=policy.connect_timeout
         )
@@ -103,10 +100,6 @@ class HttpFetcher:
         )
         guarded = GuardedResolver(policy.allowed_networks, base=resolver, on_refusal=on_refusal)
         self._guarded = aiohttp.ClientSession(connector=connector(resolver=guarded), **common)  # type: ignore[arg-type]
-        # Per host: its semaphore and how many hold or await it (the entry
-        # goes when none do, so URL sources from many hosts leave nothing).
-        self._slots: dict[tuple[str, str | None, int | None], _HostUse] = {}
-        self._waiting = 0
 
     async def close(self) -> None:
         await self._trusted.close()
@@ -176,7 +169,7 @@ class HttpFetcher:
                 if validators.last_modified:
                     sent["If-Modified-Since"] = validators.last_modified
             session = self._trusted if trusted else self._guarded
-            async with self._slot(target):
+            async with self._slots.slot((target.scheme, target.host, target.port)):
                 outcome = await self._request(session, target, sent, validators, sink)
             if not isinstance(outcome, URL):
                 return outcome
@@ -231,43 +224,6 @@ class HttpFetcher:
             raise OriginTimeout("the origin did not answer in time") from None
         except aiohttp.ClientError as error:
             raise BadGateway(f"the origin failed: {type(error).__name__}") from None
-
-    @contextlib.asynccontextmanager
-    async def _slot(self, url: URL) -> AsyncIterator[None]:
-        """One of the host's download slots; waiting for one counts against
-        the process's bound, beyond which the request is a 503."""
-        key = (url.scheme, url.host, url.port)
-        use = self._slots.get(key)
-        if use is None:
-            use = self._slots[key] = _HostUse(asyncio.Semaphore(self.policy.per_host))
-        if use.semaphore.locked() and self._waiting >= self.policy.waiting:
-            raise Overloaded("too many downloads are waiting for the origin, try again")
-        use.users += 1
-        try:
-            if use.semaphore.locked():
-                self._waiting += 1
-                self._on_waiting(self._waiting)
-                try:
-                    await use.semaphore.acquire()
-                finally:
-                    self._waiting -= 1
-                    self._on_waiting(self._waiting)
-            else:
-                await use.semaphore.acquire()
-            try:
-                yield
-            finally:
-                use.semaphore.release()
-        finally:
-            use.users -= 1
-            if not use.users:
-                del self._slots[key]
-
-
-@dataclass(slots=True)
-class _HostUse:
-    semaphore: asyncio.Semaphore
-    users: int = 0
 
 
 def keeps_trust(current: URL, target: URL, *, trusted: bool, origin: URL | None) -> bool:

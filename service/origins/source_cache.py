@@ -156,7 +156,8 @@ class SourceCache:
         # download's own bound, and a margin for committing it.
         self._stripe_wait = download_seconds + 5.0
         self._clock = clock
-        self._records: dict[str, tuple[SourceRecord, float]] = {}  # name: (record, trusted until)
+        # name: (record, trusted until, whether it stands for a failed revalidation)
+        self._records: dict[str, tuple[SourceRecord, float, bool]] = {}
         self._missing: dict[str, float] = {}  # name: remembered until
         self._pending: dict[str, asyncio.Task[SourceRecord]] = {}
         self._locks = os.path.join(cache.directory, "locks")
@@ -203,8 +204,11 @@ class SourceCache:
             del self._missing[name]
         remembered = self._records.get(name)
         if remembered is not None and remembered[1] > now:
+            record, _, stale = remembered
             self._metrics.source_cache.labels(result="hit").inc()
-            return remembered[0]
+            if stale:
+                self._metrics.stale_served.inc()
+            return record
         return await self._coalesced(source, force_body=False)
 
     async def _coalesced(self, source: Source, *, force_body: bool) -> SourceRecord:
@@ -265,7 +269,7 @@ class SourceCache:
             self._metrics.stale_served.inc()
             # Trusted again for a TTL, in this process only: a down origin is
             # asked once per TTL, not by every request.
-            self._remember(source, previous, now + self._freshness.ttl)
+            self._remember(source, previous, now + self._freshness.ttl, stale=True)
             return previous
         if outcome is None:
             assert held is not None
@@ -318,9 +322,11 @@ class SourceCache:
             raise Overloaded(f"the source cache cannot take the original: {error}") from None
         return fetched
 
-    def _remember(self, source: Source, record: SourceRecord, until: float) -> None:
+    def _remember(
+        self, source: Source, record: SourceRecord, until: float, *, stale: bool = False
+    ) -> None:
         self._records.pop(source.name, None)
-        self._records[source.name] = (record, until)
+        self._records[source.name] = (record, until, stale)
         if len(self._records) > _REMEMBERED_RECORDS:
             del self._records[next(iter(self._records))]
 
