@@ -40,6 +40,11 @@ def looks_like_image(head: bytes, *, allow_svg: bool) -> bool:
     return False
 
 
+class TruncatedBody(UnprocessableImage):
+    """The connection ended before the body did: the origin failed, so a
+    copy already held may stand in (stale-if-error)."""
+
+
 class BodySink:
     """Writes a download to ``descriptor`` (a source-cache temp file).
 
@@ -95,7 +100,7 @@ class BodySink:
         """The body's size, once all of it arrived; a body shorter than its
         declared length (the connection closed early) is refused."""
         if expected_length is not None and self._received < expected_length:
-            raise UnprocessableImage(
+            raise TruncatedBody(
                 f"the origin's body is truncated: {self._received} of {expected_length} bytes"
             )
         if not self._sniffed:

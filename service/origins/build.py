@@ -37,7 +37,10 @@ async def open_origins(
     async with contextlib.AsyncExitStack() as stack:
         fetcher: HttpFetcher | None = None
         slots = HostSlots(
-            settings.origin_concurrency, settings.queue, on_waiting=metrics.origin_waiting.set
+            settings.origin_concurrency,
+            settings.queue,
+            in_flight=settings.queue + settings.concurrency,
+            on_waiting=metrics.origin_waiting.set,
         )
 
         def http_fetcher() -> HttpFetcher:
@@ -113,4 +116,6 @@ async def open_origins(
                 run_blocking=run_blocking,
                 download_seconds=settings.origin_timeout,
             )
+        if sources is not None:
+            stack.push_async_callback(sources.close)  # before the cache closes
         yield OpenOrigins(routes, sources, url_sources)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -34,15 +36,24 @@ from ..errors import (
     OriginTimeout,
     UnprocessableImage,
 )
-from .body import BodySink
+from .body import BodySink, TruncatedBody
+from .config import URL_SOURCES
 from .fetched import Fetched, Validators
-from .guard import AddressRefused, GuardedResolver, check_address
+from .guard import (
+    AddressRefused,
+    AddrInfo,
+    GuardedResolver,
+    check_address,
+    guarded_socket_factory,
+)
 from .hosts import HostPatterns, literal_address
 from .slots import HostSlots
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK_BYTES = 64 * 1024
+_MAX_VALIDATOR = 256
+_PRINTABLE = re.compile(r"[\x20-\x7e]*", re.ASCII)
 USER_AGENT = f"image-factory/{version('image-factory')}"
 
 
@@ -58,15 +69,26 @@ class FetchPolicy:
 
 
 class ConnectorFactory(Protocol):
-    def __call__(self, *, resolver: aiohttp.abc.AbstractResolver) -> aiohttp.BaseConnector: ...
+    def __call__(
+        self,
+        *,
+        resolver: aiohttp.abc.AbstractResolver,
+        socket_factory: Callable[[AddrInfo], socket.socket] | None,
+    ) -> aiohttp.BaseConnector: ...
 
 
-def _tcp_connector(*, resolver: aiohttp.abc.AbstractResolver) -> aiohttp.BaseConnector:
-    return aiohttp.TCPConnector(resolver=resolver, limit=0, ttl_dns_cache=10)
+def _tcp_connector(
+    *,
+    resolver: aiohttp.abc.AbstractResolver,
+    socket_factory: Callable[[AddrInfo], socket.socket] | None,
+) -> aiohttp.BaseConnector:
+    return aiohttp.TCPConnector(
+        resolver=resolver, limit=0, ttl_dns_cache=10, socket_factory=socket_factory
+    )
 
 
 def same_origin(one: URL, other: URL) -> bool:
-    return (one.scheme, one.host, one.port) == (other.scheme, other.host, other.port)
+    return (one.scheme, one.raw_host, one.port) == (other.scheme, other.raw_host, other.port)
 
 
 class HttpFetcher:
@@ -95,11 +117,16 @@ class HttpFetcher:
             "headers": {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         }
         self._trusted = aiohttp.ClientSession(
-            connector=connector(resolver=aiohttp.ThreadedResolver()),
+            connector=connector(resolver=aiohttp.ThreadedResolver(), socket_factory=None),
             **common,  # type: ignore[arg-type]
         )
         guarded = GuardedResolver(policy.allowed_networks, base=resolver, on_refusal=on_refusal)
-        self._guarded = aiohttp.ClientSession(connector=connector(resolver=guarded), **common)  # type: ignore[arg-type]
+        self._guarded = aiohttp.ClientSession(
+            connector=connector(
+                resolver=guarded, socket_factory=guarded_socket_factory(policy.allowed_networks)
+            ),
+            **common,  # type: ignore[arg-type]
+        )
 
     async def close(self) -> None:
         await self._trusted.close()
@@ -109,23 +136,23 @@ class HttpFetcher:
         """The URL to request for a URL source or an off-origin hop (an IP
         literal in any numeric spelling is rewritten to its address), or
         Forbidden before any request is made."""
-        if url.scheme not in ("http", "https") or not url.host:
+        if url.scheme not in ("http", "https") or not url.raw_host:
             raise Forbidden("only absolute http and https URLs can be fetched")
         if url.user or url.password:
             raise Forbidden("a source URL may not carry credentials")
         patterns = self.policy.url_sources
-        port = url.port or (443 if url.scheme == "https" else 80)
+        port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
         if patterns is None or not patterns.allows(url.raw_host or "", port):
             self._on_refusal()
-            raise Forbidden(f"{url.host} is not an allowed URL source host")
+            raise Forbidden(f"{url.raw_host} is not an allowed URL source host")
         try:
             address = literal_address(url.raw_host or "")
         except ValueError:
-            raise Forbidden(f"{url.host!r} is not a valid host") from None
+            raise Forbidden(f"{url.raw_host!r} is not a valid host") from None
         if address is None:
             return url
         try:
-            check_address(url.host, address, self.policy.allowed_networks)
+            check_address(url.raw_host or "", address, self.policy.allowed_networks)
         except AddressRefused as refusal:
             self._on_refusal()
             raise Forbidden(refusal.message) from None
@@ -169,7 +196,7 @@ class HttpFetcher:
                 if validators.last_modified:
                     sent["If-Modified-Since"] = validators.last_modified
             session = self._trusted if trusted else self._guarded
-            async with self._slots.slot((target.scheme, target.host, target.port)):
+            async with self._slots.slot((target.scheme, target.raw_host, target.port)):
                 outcome = await self._request(session, target, sent, validators, sink)
             if not isinstance(outcome, URL):
                 return outcome
@@ -207,19 +234,19 @@ class HttpFetcher:
                 return Fetched(
                     identity=_identity(response.headers, size, sink),
                     validators=Validators(
-                        etag=response.headers.get("ETag"),
-                        last_modified=response.headers.get("Last-Modified"),
+                        etag=_validator(response.headers.get("ETag")),
+                        last_modified=_validator(response.headers.get("Last-Modified")),
                     ),
                     size=size,
                 )
         except AddressRefused as refusal:
             raise Forbidden(refusal.message) from None
         except aiohttp.ClientConnectorDNSError:
-            raise BadGateway(f"cannot resolve the origin's host {url.host}") from None
+            raise BadGateway(f"cannot resolve the origin's host {url.raw_host}") from None
         except aiohttp.ClientConnectorError:
-            raise BadGateway(f"cannot connect to the origin {url.host}:{url.port}") from None
+            raise BadGateway(f"cannot connect to the origin {url.raw_host}:{url.port}") from None
         except aiohttp.ClientPayloadError:
-            raise UnprocessableImage("the origin's body is truncated") from None
+            raise TruncatedBody("the origin's body is truncated") from None
         except aiohttp.ServerTimeoutError:
             raise OriginTimeout("the origin did not answer in time") from None
         except aiohttp.ClientError as error:
@@ -240,9 +267,10 @@ def _redirect_target(url: URL, location: str | None) -> URL:
         raise BadGateway("the origin redirected without a Location")
     try:
         target = url.join(URL(location))
-    except ValueError:
+        host = target.raw_host
+    except ValueError:  # UnicodeError included: an IDNA label that does not decode
         raise BadGateway("the origin redirected to an invalid URL") from None
-    if target.scheme not in ("http", "https") or not target.host:
+    if target.scheme not in ("http", "https") or not host:
         raise Forbidden("the origin redirected to a URL that is not http or https")
     if target.user or target.password:
         # aiohttp would send them as Basic credentials, to wherever it points.
@@ -253,14 +281,21 @@ def _redirect_target(url: URL, location: str | None) -> URL:
 def _identity(headers: Mapping[str, str], size: int, sink: BodySink) -> str:
     """What keys the renders of this body: the ETag, else Last-Modified,
     each with the length (a weak ETag promises equivalence, not bytes),
-    else the body's own digest."""
-    etag = headers.get("ETag")
+    else the body's own digest. A validator that is not plain printable
+    ASCII (as HTTP defines them) is not trusted to name anything."""
+    etag = _validator(headers.get("ETag"))
     if etag:
         return f"etag:{etag}:{size}"
-    modified = headers.get("Last-Modified")
+    modified = _validator(headers.get("Last-Modified"))
     if modified:
         return f"lm:{modified}:{size}"
     return f"sha256:{sink.digest}"
+
+
+def _validator(value: str | None) -> str | None:
+    if value is None or len(value) > _MAX_VALIDATOR or not _PRINTABLE.fullmatch(value):
+        return None
+    return value
 
 
 def origin_url(prefix: URL, key: str) -> URL:
@@ -283,6 +318,7 @@ class HttpOrigin:
         headers: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self.name = name
+        self.trusted = True
         self.prefix = prefix
         self._fetcher = fetcher
         self._headers = headers  # read per request: a rotated token applies at once
@@ -305,7 +341,8 @@ class HttpOrigin:
 class UrlSources:
     """``?url=`` sources: ``key`` is the absolute URL, fetched untrusted."""
 
-    name = "url"
+    name = URL_SOURCES
+    trusted = False
 
     def __init__(self, fetcher: HttpFetcher) -> None:
         self._fetcher = fetcher

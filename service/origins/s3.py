@@ -112,6 +112,7 @@ class S3Origin:
         endpoint: str = "",
     ) -> None:
         self.name = name
+        self.trusted = True
         self.location = location
         self._client = client
         self._stack = stack  # owns the client: closing it closes the connection pool

@@ -31,10 +31,16 @@ class HostSlots:
         per_host: int,
         waiting: int,
         *,
+        in_flight: int | None = None,
         on_waiting: Callable[[int], None] = lambda count: None,
     ) -> None:
         self._per_host = per_host
         self._max_waiting = waiting
+        # Downloads held or awaited over all hosts: each ends in a render, so
+        # no more than the renders that could be admitted (running and
+        # queued); many hosts at once must not open a download each.
+        self._max_in_flight = in_flight
+        self._in_flight = 0
         self._on_waiting = on_waiting  # the count of waiting downloads, when it changes
         # Per host: entries go when unused, so URL sources from many hosts
         # leave nothing behind.
@@ -47,9 +53,14 @@ class HostSlots:
         use = self._hosts.get(host)
         if use is None:
             use = self._hosts[host] = _HostUse(asyncio.Semaphore(self._per_host))
-        if use.semaphore.locked() and self._waiting >= self._max_waiting:
+        if (use.semaphore.locked() and self._waiting >= self._max_waiting) or (
+            self._max_in_flight is not None and self._in_flight >= self._max_in_flight
+        ):
+            if not use.users:
+                del self._hosts[host]
             raise Overloaded("too many downloads are waiting for the origin, try again")
         use.users += 1
+        self._in_flight += 1
         try:
             if use.semaphore.locked():
                 self._waiting += 1
@@ -67,5 +78,6 @@ class HostSlots:
                 use.semaphore.release()
         finally:
             use.users -= 1
+            self._in_flight -= 1
             if not use.users:
                 del self._hosts[host]
