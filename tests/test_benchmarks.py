@@ -22,6 +22,7 @@ from benchmarks import (
     corpus,
     debian,
     libcost,
+    origin,
     proctree,
     report,
     urls,
@@ -1131,3 +1132,33 @@ def test_a_pair_whose_server_processes_changed_fails_and_stops_the_server(
         )  # fmt: skip
     assert killed == [True]
     assert stopped == [True]
+
+
+# -- remote originals (scenario 8, benchmarks.origin, lab.origin_fetch) ----------------
+
+
+def test_the_origins_nginx_conf_serves_the_directory_on_loopback_only() -> None:
+    """Everything nginx writes stays in its scratch directory; no system paths."""
+    text = origin.config("/data/corpus/", 8123, "/scratch/work", as_root=False)
+    assert "listen 127.0.0.1:8123;" in text
+    assert "root /data/corpus;" in text
+    assert "daemon off;" in text
+    assert "sendfile on;" in text
+    assert "etag on;" in text
+    assert "pid /scratch/work/nginx.pid;" in text
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        assert f"{kind}_temp_path /scratch/work/{kind}-temp;" in text
+    assert "user " not in text
+    assert "/var/" not in text
+    assert "user root;" in origin.config("/data", 8123, "/scratch/work", as_root=True)
+
+
+@pytest.mark.parametrize("root", ["relative/dir", "/with space", "/semi;colon", "/brace}"])
+def test_the_origins_nginx_conf_refuses_paths_it_cannot_quote(root: str) -> None:
+    with pytest.raises(ValueError, match=r"nginx\.conf"):
+        origin.config(root, 8123, "/scratch/work", as_root=False)
+
+
+def test_the_origins_access_log_is_counted_by_status() -> None:
+    log = "200 881400 /a.jpg\n304 0 /a.jpg\n200 10 /b.png\n\ngarbage line\n"
+    assert origin.statuses(log) == {"200": 2, "304": 1}
