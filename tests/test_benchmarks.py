@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -1162,3 +1163,129 @@ def test_the_origins_nginx_conf_refuses_paths_it_cannot_quote(root: str) -> None
 def test_the_origins_access_log_is_counted_by_status() -> None:
     log = "200 881400 /a.jpg\n304 0 /a.jpg\n200 10 /b.png\n\ngarbage line\n"
     assert origin.statuses(log) == {"200": 2, "304": 1}
+
+
+def test_the_remote_service_takes_the_services_syntax() -> None:
+    variant = urls.Variant("a b.jpg", 640, 4095)
+    assert urls.url_path(report.REMOTE, variant) == urls.url_path("service", variant)
+
+
+def test_the_origin_scenario_is_part_of_the_full_run_and_a_flag_of_the_quick_one() -> None:
+    assert bench_run.FULL.origin
+    assert not bench_run.QUICK.origin
+    for argv in (["--origin"], ["--quick", "--origin"], ["--no-origin"]):
+        assert bench_run.latest_name(bench_run.build_parser().parse_args(argv)) is None
+
+
+def _origin_results(remote_rps: list[float], remote_hits: list[float]) -> dict[str, Any]:
+    def runs(values: list[float], rss: float) -> list[dict[str, Any]]:
+        return [_run(value, rss) for value in values]
+
+    return {
+        "origin": {
+            "origin_requests": {"warm": {"200": 12}, "source_hits": {}, "cache_hits": {"304": 2}},
+            "source_hits": {
+                "service": runs([20, 21, 22], 300),
+                report.REMOTE: runs(remote_rps, 290),
+                "baseline": runs([10, 10, 11], 250),
+            },
+            "cache_hits": {
+                "service": runs([3000, 3100, 2900], 200),
+                report.REMOTE: runs(remote_hits, 210),
+                "baseline": runs([2000, 2000, 2000], 150),
+            },
+        }
+    }
+
+
+def test_the_origin_scenario_compares_the_remote_service_with_the_local_one() -> None:
+    summary = report.summarize_all(_origin_results([19, 20, 21], [3000, 3000, 3000]))["origin"]
+    sources = summary["source_hits"]
+    assert sources["remote_vs_local"]["rps"] == pytest.approx(20 / 21)
+    assert sources["remote_vs_local"]["rps_paired_min"] == pytest.approx(19 / 20)
+    assert sources["remote_vs_local"]["rps_paired_max"] == pytest.approx(21 / 22)
+    assert sources["remote_vs_local"]["cpu_per_request"] == pytest.approx(1.0)
+    assert sources["remote_vs_local"]["peak_rss"] == pytest.approx(290 / 300)
+    assert sources["ratios"]["baseline"]["rps"] == pytest.approx(2.1)
+    assert sources["remote_ratios"]["baseline"]["rps"] == pytest.approx(2.0)
+    found = {t["target"]: t for t in summary["targets"]}
+    cached = found["HTTP origin, new variants of originals in the source cache, c=4: "
+                   "remote / local req/s"]  # fmt: skip
+    assert cached["value"] == pytest.approx(20 / 21)
+    assert cached["met"] is True
+    assert found["HTTP origin, result-cache hits, c=16: remote / local req/s"]["met"] is True
+    slower = report.summarize_all(_origin_results([15, 16, 17], [3000, 3000, 3000]))["origin"]
+    assert [t["met"] for t in slower["targets"]] == [False, True]
+
+
+def test_the_origin_scenarios_table_carries_its_ratios_and_what_nginx_was_asked() -> None:
+    results = _origin_results([19, 20, 21], [2800, 2900, 3000])
+    text = report.markdown(results)
+    assert "**Remote originals** (scenario 8)" in text
+    assert (
+        "| new variants of originals in the source cache, c=4: req/s | 21.0 (20.0-22.0) "
+        "| 20.0 (19.0-21.0) | 10.0 (10.0-11.0) | 0.95x (0.95-0.95) | 2.10x | 2.00x |"
+    ) in text
+    assert "| result-cache hits, c=16: req/s | 3000.0 (2900.0-3100.0) " in text
+    assert "warming 12 x 200; the source-cache runs none; the result-cache runs 2 x 304." in text
+    assert "| target (issue 19) | measured | goal | met |" in text
+    assert report.markdown(json.loads(json.dumps(results))) == text
+    assert report.origin_lines({}) == []
+
+
+def test_across_runs_carries_the_origin_ratios() -> None:
+    first = _origin_results([19, 20, 21], [3000, 3000, 3000])
+    second = _origin_results([21, 21, 21], [3000, 3000, 3000])
+    table = report.across_runs([first, second])
+    assert (
+        "| HTTP origin, new variants of cached sources c=4, remote / local req/s "
+        "| 0.95 | 1.00 | 0.98 |"
+    ) in table
+
+
+def test_the_origin_scenario_gives_both_services_the_same_fresh_variants(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Local and remote get one list per repetition, which neither has seen:
+    the local one's pool goes on after the variants it answered before."""
+    asked: dict[tuple[str, str], list[str]] = {}
+
+    def load(
+        self: bench_run.Bench, server: SimpleNamespace, paths: list[str], **options: object
+    ) -> dict[str, Any]:
+        asked[(str(options["label"]), server.name)] = paths
+        return {**_run(10, 100), "wraps": False}
+
+    counts = iter([{}, {"200": 12}, {"200": 12}, {"200": 12, "304": 1}])
+    nginx = SimpleNamespace(requests=lambda: Counter(next(counts)))
+    monkeypatch.setattr(bench_run.Bench, "load", load)
+    monkeypatch.setattr(competitors, "fetch", lambda url: (200, {}, 10))
+    plan = replace(bench_run.QUICK, runs=2, origin=True)
+    bench = bench_run.Bench(plan, str(tmp_path), str(tmp_path))
+    names = ("service", "baseline")
+    bench.servers = [SimpleNamespace(name=n, base_url="http://x") for n in names]  # type: ignore[misc]
+    bench.remote = SimpleNamespace(name=report.REMOTE, base_url="http://y")  # type: ignore[assignment]
+    bench.nginx = nginx  # type: ignore[assignment]
+    mix = corpus.mix_names()
+    earlier = bench.pools.setdefault(f"service:{','.join(mix)}", urls.VariantPool(mix)).take(50)
+    bench.remote_originals()
+    budget = bench_run.variants_per_run(plan.seconds)
+    for repetition in range(2):
+        label = f"origin-sources-{repetition}"
+        local, remote = asked[(label, "service")], asked[(label, report.REMOTE)]
+        assert local == remote
+        assert len(local) == budget
+        assert local[0] == urls.url_path(
+            "service", urls.VariantPool(mix).variant(50 + repetition * budget)
+        )
+    assert not set(asked[("origin-sources-0", "service")]) & {
+        urls.url_path("service", v) for v in earlier
+    }
+    table = bench.results["origin"]
+    assert isinstance(table, dict)
+    assert table["origin_requests"] == {
+        "warm": {"200": 12}, "source_hits": {}, "cache_hits": {"304": 1},
+    }  # fmt: skip
+    assert {
+        len(runs) for case in ("source_hits", "cache_hits") for runs in table[case].values()
+    } == {2}
