@@ -30,7 +30,7 @@ from benchmarks import (
     wrk,
 )
 from benchmarks import run as bench_run
-from benchmarks.lab import cores, instructions
+from benchmarks.lab import cores, instructions, origin_fetch
 from benchmarks.libcost import output_format
 from benchmarks.run import library_environment, rotated
 from benchmarks.stats import (
@@ -1289,3 +1289,68 @@ def test_the_origin_scenario_gives_both_services_the_same_fresh_variants(
     assert {
         len(runs) for case in ("source_hits", "cache_hits") for runs in table[case].values()
     } == {2}
+
+
+def test_a_first_downloads_latency_is_the_median_of_remote_minus_local() -> None:
+    rounds = [
+        {"a.jpg": {"curl": 1.0, "download": 2.0, "local": 50.0, "remote": 54.0},
+         "b.png": {"curl": 10.0, "download": 20.0, "local": 100.0, "remote": 130.0}},
+        {"a.jpg": {"curl": 2.0, "download": 3.0, "local": 60.0, "remote": 62.0},
+         "b.png": {"curl": 10.0, "download": 22.0, "local": 90.0, "remote": 110.0}},
+        {"a.jpg": {"curl": 1.0, "download": 2.0, "local": 40.0, "remote": 43.0},
+         "b.png": {"curl": 12.0, "download": 21.0, "local": 95.0, "remote": 120.0}},
+    ]  # fmt: skip
+    summary = origin_fetch.latency_summary(rounds, {"a.jpg": 1_000_000, "b.png": 12_000_000})
+    a, b = summary["images"]["a.jpg"], summary["images"]["b.png"]
+    assert (a["added"], a["curl"], a["local"], a["remote"]) == (3.0, 1.0, 50.0, 54.0)
+    assert a["added_over_curl"] == pytest.approx(3.0)
+    assert b["added"] == 25.0  # the median of 30, 20, 25: per round, not of the medians
+    assert b["mb"] == 12.0
+    assert summary["median"]["added"] == pytest.approx(14.0)
+    assert summary["sum"]["added"] == pytest.approx(28.0)
+    assert summary["sum"]["added_over_curl"] == pytest.approx(28.0 / 11.0)
+    table = origin_fetch.latency_table(summary)
+    assert "| b.png | 12.0 | 10.0 | 21.0 | 95.0 | 120.0 | 25.0 | 2.50x |" in table
+    assert "| **sum over the corpus** |" in table
+
+
+def test_peak_rss_is_read_from_vmhwm_and_compared_side_by_side() -> None:
+    status = "Name:\tpython\nVmPeak:\t 900000 kB\nVmHWM:\t  123456 kB\nVmRSS:\t 1000 kB\n"
+    assert origin_fetch.vm_hwm_kib(status) == 123456
+    with pytest.raises(ValueError, match="VmHWM"):
+        origin_fetch.vm_hwm_kib("VmRSS:\t 1000 kB\n")
+    fields = ("workers_peak_mib", "largest_worker_mib", "idle_workers_mib", "tree_peak_mib")
+
+    def burst(mib: float, seconds: float) -> dict[str, float]:
+        return {**dict.fromkeys(fields, mib), "seconds": seconds, "downloads": 0.0}
+
+    summary = origin_fetch.memory_summary(
+        {"local": [burst(400, 2), burst(420, 3), burst(410, 2)],
+         "remote": [burst(430, 2), burst(400, 2), burst(410, 4)]}
+    )  # fmt: skip
+    assert summary["sides"]["local"]["workers_peak_mib"] == 410
+    assert summary["remote_over_local"]["workers_peak_mib"] == pytest.approx(1.0)
+    assert summary["remote_over_local"]["seconds"] == pytest.approx(1.0)
+    assert "| workers' peak RSS (VmHWM, summed), MiB | 410 | 410 | 1.00x |" in (
+        origin_fetch.memory_table(summary, ["a.png"])
+    )
+
+
+def test_the_download_time_is_summed_over_the_metrics_label_sets() -> None:
+    exposition = (
+        "# TYPE image_factory_origin_duration_seconds histogram\n"
+        'image_factory_origin_duration_seconds_bucket{origin="a",le="0.1"} 1.0\n'
+        'image_factory_origin_duration_seconds_sum{origin="a"} 0.25\n'
+        'image_factory_origin_duration_seconds_sum{origin="b"} 0.5\n'
+        "image_factory_origin_duration_seconds_sum_other 9.0\n"
+    )
+    assert origin_fetch.metric_total(exposition, origin_fetch.DOWNLOAD_METRIC) == 0.75
+    assert origin_fetch.metric_total("", origin_fetch.DOWNLOAD_METRIC) == 0.0
+
+
+def test_the_ten_large_originals_are_the_corpus_largest_and_six_derived() -> None:
+    assert len(origin_fetch.LARGE) == len(set(origin_fetch.LARGE)) == 10
+    assert set(corpus.LARGEST) < set(origin_fetch.LARGE)
+    names = {entry.name for entry in corpus.CORPUS}
+    assert {source for source, _ in origin_fetch.DERIVED.values()} <= names
+    assert not set(origin_fetch.DERIVED) & names  # a derived file never shadows a corpus one
