@@ -1348,6 +1348,27 @@ def test_the_download_time_is_summed_over_the_metrics_label_sets() -> None:
     assert origin_fetch.metric_total("", origin_fetch.DOWNLOAD_METRIC) == 0.0
 
 
+def test_paired_requests_compare_sums_pairs_and_cpu() -> None:
+    """The ratio of the sums is the throughput ratio; pairs are taken in order."""
+    measured = {
+        "local": [100.0, 50.0, 60.0],
+        "remote": [110.0, 50.0, 54.0],
+        "local_cpu_ms": [80.0],
+        "remote_cpu_ms": [84.0],
+    }
+    summary = origin_fetch.paired_summary(measured)
+    assert summary["requests"] == 3
+    assert (summary["local_ms"], summary["remote_ms"]) == (60.0, 54.0)
+    assert summary["rps_ratio"] == pytest.approx(210 / 214)
+    assert summary["time_ratio"] == pytest.approx(214 / 210)
+    assert summary["pair_ratio"] == pytest.approx(1.0)
+    assert summary["pair_added_ms"] == pytest.approx(0.0)
+    assert summary["cpu_ratio"] == pytest.approx(1.05)
+    table = origin_fetch.paired_table(summary)
+    assert "| server CPU ms a request | 80.0 | 84.0 | 1.050x |" in table
+    assert "| requests/s (the ratio of the sums) | | | 0.981x |" in table
+
+
 def test_the_ten_large_originals_are_the_corpus_largest_and_six_derived() -> None:
     assert len(origin_fetch.LARGE) == len(set(origin_fetch.LARGE)) == 10
     assert set(corpus.LARGEST) < set(origin_fetch.LARGE)

@@ -1,4 +1,4 @@
-"""Remote originals: what a first download adds, and its memory.
+"""Remote originals: what a first download adds, its memory, and paired hits.
 
     python -m benchmarks.lab.origin_fetch [--rounds 5] [--memory-rounds 3]
 
@@ -24,6 +24,15 @@ directory and the same flags otherwise.
   service with ``--workers 2`` (as in ``make bench``), local or remote in
   turn: the peak RSS of its worker processes (``VmHWM``, summed over the
   workers), and of the whole tree sampled every 50 ms.
+- ``paired``: what scenario 8 of ``make bench`` measures with ``wrk`` (new
+  variants of originals already in the source cache), one request at a
+  time, local and remote alternately over the same variants (each pair in
+  a rotating order, on kept-alive connections, one worker a side): on a
+  machine whose speed drifts by 20 % and more from one load run to the
+  next, pairs of requests a few milliseconds apart resolve a 5 % goal that
+  runs seconds apart cannot. The ratio of the sums is the c=1 throughput
+  ratio; the median of the pairs' ratios and the CPU per request of each
+  service's tree are beside it.
 
 Prints Markdown tables; writes ``benchmarks/results/origin-fetch-<date>.json``
 and ``.md``.
@@ -34,6 +43,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import errno
+import http.client
 import json
 import os
 import shutil
@@ -49,7 +59,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .. import competitors, corpus, origin, proctree
+from .. import competitors, corpus, origin, proctree, urls
 from ..run import RESULTS_DIR, measured_commit, results_stamp, rotated
 
 WIDTH = 800
@@ -68,6 +78,7 @@ DERIVED = {
 }
 LARGE = (*corpus.LARGEST, *DERIVED)
 SIDES = ("local", "remote")
+PARTS = ("latency", "memory", "paired")
 DOWNLOAD_METRIC = "image_factory_origin_duration_seconds_sum"
 
 
@@ -383,6 +394,90 @@ def memory_table(summary: Mapping[str, Any], names: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- (iii) paired --------------------------------------------------------------------
+
+
+def paired_requests(
+    served: str, nginx: origin.Nginx, scratch: str, count: int
+) -> dict[str, list[float]]:
+    """``count`` new variants of the mix, each asked of both services, one
+    request at a time; every original already in the remote's source cache."""
+    mix = corpus.mix_names()
+    timings: dict[str, list[float]] = {side: [] for side in SIDES}
+    cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+    with (
+        service("local", served, nginx, scratch, workers=1) as local,
+        service("remote", served, nginx, scratch, workers=1) as remote,
+    ):
+        servers = {"local": local, "remote": remote}
+        connections = {
+            side: http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            for side, server in servers.items()
+        }
+
+        def ask(side: str, variant: urls.Variant) -> tuple[float, str | None]:
+            connection = connections[side]
+            started = time.perf_counter()
+            connection.request("GET", urls.url_path("service", variant))
+            reply = connection.getresponse()
+            reply.read()
+            if reply.status != 200:
+                raise RuntimeError(f"{side}: {variant} gave {reply.status}")
+            return time.perf_counter() - started, reply.headers.get("X-Cache")
+
+        for variant in urls.fixed_variants(mix, 400):  # every original downloaded
+            for side in SIDES:
+                ask(side, variant)
+        before = {side: proctree.cpu_seconds(proctree.tree(s.pid)) for side, s in servers.items()}
+        for index, variant in enumerate(urls.VariantPool(mix).take(count)):
+            for side in rotated(list(SIDES), index):
+                seconds, cache = ask(side, variant)
+                if cache != "MISS":
+                    raise RuntimeError(f"{side}: {variant} was no new variant ({cache})")
+                timings[side].append(1000 * seconds)
+        for side, server in servers.items():
+            spent = proctree.cpu_seconds(proctree.tree(server.pid)) - before[side]
+            cpu[side].append(1000 * spent / count)
+        for connection in connections.values():
+            connection.close()
+    return {**timings, "local_cpu_ms": cpu["local"], "remote_cpu_ms": cpu["remote"]}
+
+
+def paired_summary(measured: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Remote against local over the same variants: medians (ms), the ratio
+    of the sums (the c=1 throughput ratio, inverted), the median of the
+    pairs' ratios and of their differences, CPU per request."""
+    local, remote = measured["local"], measured["remote"]
+    local_cpu, remote_cpu = measured["local_cpu_ms"][0], measured["remote_cpu_ms"][0]
+    return {
+        "requests": len(local),
+        "local_ms": statistics.median(local),
+        "remote_ms": statistics.median(remote),
+        "time_ratio": sum(remote) / sum(local),
+        "rps_ratio": sum(local) / sum(remote),
+        "pair_ratio": statistics.median(r / loc for loc, r in zip(local, remote, strict=True)),
+        "pair_added_ms": statistics.median(r - loc for loc, r in zip(local, remote, strict=True)),
+        "local_cpu_ms": local_cpu,
+        "remote_cpu_ms": remote_cpu,
+        "cpu_ratio": remote_cpu / local_cpu,
+    }
+
+
+def paired_table(summary: Mapping[str, float]) -> str:
+    return (
+        f"**New variants of originals in the source cache, one request at a time**: "
+        f"{summary['requests']:.0f} variants of the mix, each asked of both services in turn\n\n"
+        "| | local | remote | remote / local |\n|---|---|---|---|\n"
+        f"| median ms a request | {summary['local_ms']:.1f} | {summary['remote_ms']:.1f} "
+        f"| {summary['remote_ms'] / summary['local_ms']:.3f}x |\n"
+        f"| requests/s (the ratio of the sums) | | | {summary['rps_ratio']:.3f}x |\n"
+        f"| median of the pairs' ratios (remote ms / local ms) | | "
+        f"| {summary['pair_ratio']:.3f}x ({summary['pair_added_ms']:+.2f} ms) |\n"
+        f"| server CPU ms a request | {summary['local_cpu_ms']:.1f} "
+        f"| {summary['remote_cpu_ms']:.1f} | {summary['cpu_ratio']:.3f}x |\n"
+    )
+
+
 # -- main -------------------------------------------------------------------------
 
 
@@ -426,13 +521,24 @@ def run_memory(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
     }
 
 
+def run_paired(args: argparse.Namespace, scratch: str) -> dict[str, Any]:
+    served, _ = served_directory(scratch, args.corpus, large=False)
+    nginx = origin.start(served, os.path.join(scratch, "nginx-paired"))
+    try:
+        measured = paired_requests(served, nginx, scratch, args.paired_variants)
+    finally:
+        nginx.stop()
+    return {"measured": measured, "summary": paired_summary(measured)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=5, help="of the latency part")
     parser.add_argument("--memory-rounds", type=int, default=3, help="bursts a side")
-    parser.add_argument("--only", choices=("latency", "memory"), help="one part only")
+    parser.add_argument("--paired-variants", type=int, default=240, help="of the paired part")
+    parser.add_argument("--only", choices=PARTS, help="one part only")
     parser.add_argument("--workers", type=int, default=2, help="of the memory part's service")
     parser.add_argument("--corpus", default=os.path.join(competitors.ROOT, corpus.DEFAULT_DIR))
     parser.add_argument("--out", default=RESULTS_DIR)
@@ -455,6 +561,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["memory"] = run_memory(args, scratch)
             names = list(results["memory"]["originals"])
             tables.append(memory_table(results["memory"]["summary"], names))
+        if args.only in (None, "paired"):
+            results["paired"] = run_paired(args, scratch)
+            tables.append(paired_table(results["paired"]["summary"]))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     text = "\n".join(tables)
