@@ -658,6 +658,10 @@ ACROSS_RATIOS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "HTTP origin, result-cache hits c=16, remote / local req/s",
         ("origin", "cache_hits", "remote_vs_local", "rps"),
     ),
+    (
+        "HTTP origin, result-cache hits c=16, remote / local CPU",
+        ("origin", "cache_hits", "remote_vs_local", "cpu_per_request"),
+    ),
 )
 
 
