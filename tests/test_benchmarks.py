@@ -1375,3 +1375,9 @@ def test_the_ten_large_originals_are_the_corpus_largest_and_six_derived() -> Non
     names = {entry.name for entry in corpus.CORPUS}
     assert {source for source, _ in origin_fetch.DERIVED.values()} <= names
     assert not set(origin_fetch.DERIVED) & names  # a derived file never shadows a corpus one
+
+
+def test_the_benchmarks_readme_stays_within_150_lines() -> None:
+    """Detail belongs in the journal; the README stays a page."""
+    readme = Path(competitors.ROOT) / "benchmarks" / "README.md"
+    assert len(readme.read_text().splitlines()) <= 150
