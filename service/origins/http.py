@@ -224,21 +224,7 @@ class HttpFetcher:
                     raise NotFound()
                 if status != 200:
                     raise BadGateway(f"the origin answered {status}")
-                if response.headers.get("Content-Encoding", "identity").lower() != "identity":
-                    raise UnprocessableImage("the origin sent a compressed body, not an image")
-                length = response.content_length
-                sink.expect_length(length)
-                async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-                    sink.write(chunk)
-                size = sink.finish(length)
-                return Fetched(
-                    identity=_identity(response.headers, size, sink),
-                    validators=Validators(
-                        etag=_validator(response.headers.get("ETag")),
-                        last_modified=_validator(response.headers.get("Last-Modified")),
-                    ),
-                    size=size,
-                )
+                return await _body(response, sink)
         except AddressRefused as refusal:
             raise Forbidden(refusal.message) from None
         except aiohttp.ClientConnectorDNSError:
@@ -251,6 +237,24 @@ class HttpFetcher:
             raise OriginTimeout("the origin did not answer in time") from None
         except aiohttp.ClientError as error:
             raise BadGateway(f"the origin failed: {type(error).__name__}") from None
+
+
+async def _body(response: aiohttp.ClientResponse, sink: BodySink) -> Fetched:
+    """A 200's body, through the sink, and what names it."""
+    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise UnprocessableImage("the origin sent a compressed body, not an image")
+    validators = Validators(
+        etag=_validator(response.headers.get("ETag")),
+        last_modified=_validator(response.headers.get("Last-Modified")),
+    )
+    length = response.content_length
+    sink.expect_length(length)
+    if validators.etag or validators.last_modified:
+        sink.named_by_origin()
+    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+        sink.write(chunk)
+    size = sink.finish(length)
+    return Fetched(_identity(validators, size, sink), validators, size)
 
 
 def keeps_trust(current: URL, target: URL, *, trusted: bool, origin: URL | None) -> bool:
@@ -278,21 +282,20 @@ def _redirect_target(url: URL, location: str | None) -> URL:
     return target
 
 
-def _identity(headers: Mapping[str, str], size: int, sink: BodySink) -> str:
+def _identity(validators: Validators, size: int, sink: BodySink) -> str:
     """What keys the renders of this body: the ETag, else Last-Modified,
     each with the length (a weak ETag promises equivalence, not bytes),
-    else the body's own digest. A validator that is not plain printable
-    ASCII (as HTTP defines them) is not trusted to name anything."""
-    etag = _validator(headers.get("ETag"))
-    if etag:
-        return f"etag:{etag}:{size}"
-    modified = _validator(headers.get("Last-Modified"))
-    if modified:
-        return f"lm:{modified}:{size}"
+    else the body's own digest."""
+    if validators.etag:
+        return f"etag:{validators.etag}:{size}"
+    if validators.last_modified:
+        return f"lm:{validators.last_modified}:{size}"
     return f"sha256:{sink.digest}"
 
 
 def _validator(value: str | None) -> str | None:
+    """A validator as sent, unless it is not plain printable ASCII (as HTTP
+    defines them): such a one is not trusted to name anything."""
     if value is None or len(value) > _MAX_VALIDATOR or not _PRINTABLE.fullmatch(value):
         return None
     return value

@@ -25,8 +25,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore import exceptions as boto
 
-from ..errors import BadGateway, NotFound, OriginTimeout, UnprocessableImage
-from .body import BodySink
+from ..errors import BadGateway, NotFound, OriginTimeout
+from .body import BodySink, TruncatedBody
 from .fetched import Fetched, Validators
 from .slots import HostSlots
 
@@ -154,13 +154,15 @@ class S3Origin:
         async with response["Body"] as body:
             length = response.get("ContentLength")
             sink.expect_length(length)
+            if response.get("ETag") is not None:
+                sink.named_by_origin()
             try:
                 while chunk := await body.read(CHUNK_BYTES):
                     sink.write(chunk)
             # The connection ended mid-body (short of ContentLength, or a
             # broken chunked encoding): what arrived is not the object.
             except _CUT_SHORT as error:
-                raise UnprocessableImage("the origin's body is truncated") from error
+                raise TruncatedBody("the origin's body is truncated") from error
             size = sink.finish(length)
         etag = response.get("ETag")
         if etag is None:  # some S3-compatible stores send none: key on the bytes
