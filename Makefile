@@ -52,7 +52,8 @@ clean:
 
 # Benchmarks against a Flask + Pillow baseline and thumbor (benchmarks/README.md).
 # They fetch their corpus from Debian and PyPI packages, set up .bench-venv/
-# for the competitors, install wrk when missing, and write benchmarks/results/.
+# for the competitors, install wrk (and nginx, the origin of scenario 8) when
+# missing, and write benchmarks/results/.
 .PHONY: bench bench-quick bench-instructions bench-cores
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

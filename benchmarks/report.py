@@ -87,6 +87,70 @@ def _ratios(case: Mapping[str, Runs], out: Mapping[str, Any], ours: str) -> dict
     return ratios
 
 
+# The service reading its originals from nginx (run.py's scenario 8), beside
+# the one reading the same directory from disk ("service").
+REMOTE = "remote"
+# Issue 19's goal for the remote service against the local one, req/s.
+REMOTE_GOAL = 0.95
+ORIGIN_CASES = (
+    ("source_hits", "new variants of originals in the source cache, c=4"),
+    ("cache_hits", "result-cache hits, c=16"),
+)
+
+
+def versus(
+    case: Mapping[str, Runs], out: Mapping[str, Any], ours: str, theirs: str
+) -> dict[str, Any]:
+    """``ours`` against ``theirs``, measured in the same rounds, each figure
+    ours over theirs: req/s (a ratio of medians, and the range of the
+    repetition-by-repetition ratios), server CPU per request, p50 and peak
+    RSS (above 1: ours costs more)."""
+    mine, other = out[ours], out[theirs]
+    ours_rps = [float(r["rps"]) for r in case[ours]]
+    their_rps = [float(r["rps"]) for r in case[theirs]]
+    paired = paired_ratios(ours_rps, their_rps) if len(ours_rps) == len(their_rps) else []
+    cpu = [side.get("server_cpu_ms_per_request", {}).get("median") for side in (mine, other)]
+    return {
+        "rps": ratio(mine["rps"]["median"], other["rps"]["median"]),
+        "rps_paired_min": min(paired) if paired else None,
+        "rps_paired_max": max(paired) if paired else None,
+        "cpu_per_request": ratio(cpu[0], cpu[1]) if cpu[0] and cpu[1] else None,
+        "p50": ratio(mine["p50_ms"]["median"], other["p50_ms"]["median"]),
+        "peak_rss": ratio(mine["peak_rss_mib"]["median"], other["peak_rss_mib"]["median"]),
+    }
+
+
+def origin_summary(origin: Mapping[str, Any]) -> dict[str, Any]:
+    """Scenario 8: each case's sides, the local service and the remote one
+    against the baseline (``ratios``, ``remote_ratios``), the remote against
+    the local (``remote_vs_local``), and issue 19's targets."""
+    out: dict[str, Any] = {"origin_requests": dict(origin.get("origin_requests", {}))}
+    found: list[dict[str, Any]] = []
+    for key, label in ORIGIN_CASES:
+        case = origin.get(key)
+        if not case or not case.get("service") or not case.get(REMOTE):
+            continue
+        summary: dict[str, Any] = {
+            name: series_summary(runs) for name, runs in case.items() if runs
+        }
+        summary["ratios"] = _ratios(case, summary, "service")
+        summary["remote_ratios"] = _ratios(case, summary, REMOTE)
+        summary["remote_vs_local"] = versus(case, summary, REMOTE, "service")
+        out[key] = summary
+        value = summary["remote_vs_local"]["rps"]
+        if value is not None:
+            found.append(
+                {
+                    "target": f"HTTP origin, {label}: remote / local req/s",
+                    "value": value,
+                    "goal": f">= {REMOTE_GOAL:.2f}",
+                    "met": value >= REMOTE_GOAL,
+                }
+            )
+    out["targets"] = found
+    return out
+
+
 def _after_over_before(case: Mapping[str, Any]) -> float | None:
     return ratio(case["service"]["rps"]["median"], case[BEFORE]["rps"]["median"])
 
@@ -128,6 +192,8 @@ def summarize_all(results: Mapping[str, Any]) -> dict[str, Any]:
             summary[key] = case_summary(results[key])
     if "formats" in results:
         summary["formats"] = {f: case_summary(case) for f, case in results["formats"].items()}
+    if "origin" in results:
+        summary["origin"] = origin_summary(results["origin"])
     summary["targets"] = targets(results, summary)
     return summary
 
@@ -469,8 +535,71 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
             value = "-" if t["value"] is None else f"{t['value']:.2f}"
             met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
             lines.append(f"| {t['target']} | {value} | {t['goal']} | {met} |")
+    lines += origin_lines(summary.get("origin", {}))
     lines += ab_lines(summary)
     return "\n".join(lines) + "\n"
+
+
+def origin_lines(origin: Mapping[str, Any]) -> list[str]:
+    """Scenario 8's table, what nginx was asked, and issue 19's targets;
+    empty when it did not run."""
+    cases = [(key, label, origin[key]) for key, label in ORIGIN_CASES if key in origin]
+    if not cases:
+        return []
+    lines = [
+        "",
+        "**Remote originals** (scenario 8): `remote` is the service reading the corpus from "
+        "nginx on loopback (`--originals http://127.0.0.1:PORT/`), `service` the same "
+        "settings reading the directory; `remote / local` is remote's figure over local's "
+        "(req/s: higher is better; CPU, p50, RSS: above 1 costs more)",
+        "",
+        "| case | service (local) | remote (HTTP origin) | baseline | remote / local "
+        "| service / baseline | remote / baseline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for _, label, case in cases:
+        versus_local = case["remote_vs_local"]
+        lowest, highest = versus_local["rps_paired_min"], versus_local["rps_paired_max"]
+        spread = f" ({lowest:.2f}-{highest:.2f})" if lowest is not None else ""
+        rows = [
+            ("req/s", "rps", 1, "rps"),
+            ("server CPU ms a request", "server_cpu_ms_per_request", 2, "cpu_per_request"),
+            ("p50 ms", "p50_ms", 1, "p50"),
+            ("peak RSS of the tree, MiB", "peak_rss_mib", 0, "peak_rss"),
+        ]
+        for name, key, digits, versus_key in rows:
+            cells = [_cell(case.get(side), key, digits) for side in ("service", REMOTE, "baseline")]
+            ratio_cell = format_ratio(versus_local.get(versus_key))
+            baseline = ["-", "-"]
+            if key == "rps":
+                ratio_cell += spread
+                baseline = [
+                    format_ratio(case[group].get("baseline", {}).get("rps"))
+                    for group in ("ratios", "remote_ratios")
+                ]
+            lines.append(
+                f"| {label}: {name} | " + " | ".join([*cells, ratio_cell, *baseline]) + " |"
+            )
+    asked = origin.get("origin_requests", {})
+    if asked:
+        phases = {"warm": "warming", "source_hits": "the source-cache runs",
+                  "cache_hits": "the result-cache runs"}  # fmt: skip
+        parts = [
+            f"{phases.get(phase, phase)} {_statuses(counts)}" for phase, counts in asked.items()
+        ]
+        lines += ["", "Requests nginx answered (by status): " + "; ".join(parts) + "."]
+    if origin.get("targets"):
+        lines += ["", "| target (issue 19) | measured | goal | met |", "|---|---|---|---|"]
+        for t in origin["targets"]:
+            met = "yes" if t["met"] else "**no**"
+            lines.append(f"| {t['target']} | {t['value']:.2f} | {t['goal']} | {met} |")
+    return lines
+
+
+def _statuses(counts: Mapping[str, int]) -> str:
+    if not counts:
+        return "none"
+    return ", ".join(f"{count} x {status}" for status, count in sorted(counts.items()))
 
 
 def _inprocess_sentence(rps: Mapping[str, float], cpu: Mapping[str, float]) -> str:
@@ -516,6 +645,22 @@ ACROSS_RATIOS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "peak RSS, largest images c=16, vs baseline",
         ("memory_largest", "ratios", "baseline", "peak_rss"),
+    ),
+    (
+        "HTTP origin, new variants of cached sources c=4, remote / local req/s",
+        ("origin", "source_hits", "remote_vs_local", "rps"),
+    ),
+    (
+        "HTTP origin, new variants of cached sources c=4, remote / local CPU",
+        ("origin", "source_hits", "remote_vs_local", "cpu_per_request"),
+    ),
+    (
+        "HTTP origin, result-cache hits c=16, remote / local req/s",
+        ("origin", "cache_hits", "remote_vs_local", "rps"),
+    ),
+    (
+        "HTTP origin, result-cache hits c=16, remote / local CPU",
+        ("origin", "cache_hits", "remote_vs_local", "cpu_per_request"),
     ),
 )
 

@@ -13,7 +13,11 @@ competitors rotated from one repetition to the next):
 3. cache hits at concurrency 16;
 4. memory: concurrency 16 over the largest images, peak RSS of each server's
    whole process tree (also sampled during every other load run);
-5. formats: uncached load at concurrency 4 for JPEG, WebP and AVIF output.
+5. formats: uncached load at concurrency 4 for JPEG, WebP and AVIF output;
+8. remote originals (``--origin``, part of the full run): the service again,
+   reading the same corpus from nginx on loopback (``benchmarks.origin``),
+   against the local one: new variants of originals already in its source
+   cache at concurrency 4, and result-cache hits at concurrency 16.
 
 Writes ``benchmarks/results/<date>.json`` (every figure and the machine),
 ``<date>.md`` (the tables) and ``<date>.png`` (the chart), and copies them to
@@ -37,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import competitors, corpus, proctree, report, urls, wrk
+from . import competitors, corpus, origin, proctree, report, urls, wrk
 
 RESULTS_DIR = os.path.join(competitors.ROOT, "benchmarks", "results")
 # The series whose repetitions the in-process loops follow: the targets'
@@ -67,13 +71,16 @@ class Plan:
     thumbor: bool
     # At most this many of the answered variants in a paired loop (None: all).
     loop_variants: int | None = None
+    # Scenario 8: the service reading its originals from an HTTP origin.
+    origin: bool = False
 
 
 # make bench-quick must finish in 2 minutes from a fresh clone, 35 s of
 # which go to fetching the corpus and setting up the baseline's venv: one
 # render per image in scenario 1, 1.5 s cache-hit runs and paired loops over
 # the first 24 answered variants (two of each image; all ~55 took 15 s more)
-# keep it at ~115 s.
+# keep it at ~115 s. Scenario 8 (--origin) stays out: its three sides took
+# 65 s more.
 QUICK = Plan(
     runs=3, seconds=4, concurrencies=(4,), hit_seconds=1.5, memory_runs=1, memory_seconds=4,
     formats=(), latency=False, libcost_repeat=1, loop_seconds=2, loop_runs=1, thumbor=False,
@@ -82,7 +89,7 @@ QUICK = Plan(
 FULL = Plan(
     runs=3, seconds=8, concurrencies=(1, 4, 16), hit_seconds=5, memory_runs=3, memory_seconds=8,
     formats=("jpeg", "webp", "avif"), latency=True, libcost_repeat=3, loop_seconds=8, loop_runs=3,
-    thumbor=True,
+    thumbor=True, origin=True,
 )  # fmt: skip
 
 
@@ -101,6 +108,10 @@ class Bench:
     # The stretch of its pool each server answered in its latest uncached
     # run: (first variant, requests answered). The paired loops render it.
     stretches: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Scenario 8: nginx serving the originals, and the service reading them
+    # from it (neither is in ``servers``: no other scenario runs them).
+    nginx: origin.Nginx | None = None
+    remote: competitors.Server | None = None
 
     # -- helpers -----------------------------------------------------------
 
@@ -424,6 +435,85 @@ class Bench:
         if table:
             self.results["formats"] = table
 
+    def remote_originals(self) -> None:
+        """Scenario 8: the service reading the corpus from nginx (``remote``)
+        against the service reading it from disk and the baseline, rotated:
+        (a) every request a new variant of an original already in the
+        remote's source cache, the same variants for both services, at
+        c=4; (b) result-cache hits at c=16. What nginx was asked in each
+        phase is recorded: (a) and (b) should cost a revalidation per
+        original and ``--source-ttl`` (60 s) at most."""
+        assert self.nginx is not None
+        assert self.remote is not None
+        nginx = self.nginx
+        local = next(s for s in self.servers if s.name == "service")
+        baseline = next(s for s in self.servers if s.name == "baseline")
+        sides = [local, self.remote, baseline]
+        mix = corpus.mix_names()
+        hit_set = urls.fixed_variants(mix, 400)
+        table: dict[str, object] = {}
+        self.results["origin"] = table
+        asked: dict[str, dict[str, int]] = {}
+        table["origin_requests"] = asked
+        before = nginx.requests()
+
+        def phase(name: str) -> None:
+            nonlocal before
+            now = nginx.requests()
+            asked[name], before = dict(now - before), now
+
+        self.log("scenario 8: remote originals from nginx; warming the source cache")
+        for server in sides:  # every original downloaded; the hit set cached
+            for variant in hit_set:
+                path = urls.url_path(server.name, variant)
+                status, _, _ = competitors.fetch(server.base_url + path)
+                if status != 200:
+                    raise RuntimeError(f"{server.name}: warming {variant} gave {status}")
+        phase("warm")
+        self.log(f"  nginx answered {asked['warm']} while warming")
+        budget = variants_per_run(self.plan.seconds)
+        sources: dict[str, list[dict[str, object]]] = {s.name: [] for s in sides}
+        for repetition in range(self.plan.runs):
+            # One list for both services: the same requests, each a variant
+            # neither has rendered (the local one's pool goes on where the
+            # earlier scenarios left it).
+            shared = self.pools.setdefault(f"service:{','.join(mix)}", urls.VariantPool(mix))
+            variants = {
+                "service": shared.take(budget),
+                "baseline": self.pools.setdefault(
+                    f"baseline:{','.join(mix)}", urls.VariantPool(mix)
+                ).take(budget),
+            }
+            variants[report.REMOTE] = variants["service"]
+            for server in rotated(sides, repetition):
+                paths = [urls.url_path(server.name, v) for v in variants[server.name]]
+                figures = self.load(
+                    server, paths, concurrency=PAIRED_CONCURRENCY, seconds=self.plan.seconds,
+                    label=f"origin-sources-{repetition}",
+                )  # fmt: skip
+                sources[server.name].append(figures)
+                self.log(
+                    f"  source-cache hits run {repetition + 1} {server.name}: "
+                    f"{figures['rps']} req/s, p50 {_ms(figures, 'p50')}, "
+                    f"CPU {figures['server_cpu_ms_per_request']} ms a request"
+                )
+        table["source_hits"] = sources
+        phase("source_hits")
+        hits: dict[str, list[dict[str, object]]] = {s.name: [] for s in sides}
+        for repetition in range(self.plan.runs):
+            for server in rotated(sides, repetition):
+                paths = [urls.url_path(server.name, v) for v in hit_set]
+                figures = self.load(
+                    server, paths, concurrency=16, seconds=self.plan.hit_seconds,
+                    label=f"origin-hits-{repetition}",
+                )  # fmt: skip
+                hits[server.name].append(figures)
+                run = f"result-cache hits run {repetition + 1}"
+                self.log(f"  {run} {server.name}: {figures['rps']} req/s")
+        table["cache_hits"] = hits
+        phase("cache_hits")
+        self.log(f"  nginx answered {asked['source_hits']} and {asked['cache_hits']} meanwhile")
+
 
 def pairs_loops(plan: Plan, only: set[str] | None) -> bool:
     """Whether the in-process loops run beside the uncached c=4 series
@@ -537,9 +627,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="environment for the service (to measure e.g. MALLOC_ARENA_MAX=2)",
     )
+    parser.add_argument(
+        "--origin",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="scenario 8, the originals from nginx on loopback (part of the full run)",
+    )
     parser.add_argument("--corpus", default=os.path.join(competitors.ROOT, corpus.DEFAULT_DIR))
     parser.add_argument("--out", default=RESULTS_DIR)
-    parser.add_argument("--only", help="comma-separated: libcost,uncached,hits,memory,formats")
+    parser.add_argument(
+        "--only", help="comma-separated: libcost,uncached,hits,memory,formats,origin"
+    )
     parser.add_argument(
         "--compare-with",
         metavar="CHECKOUT",
@@ -566,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         plan = replace(plan, concurrencies=tuple(int(c) for c in args.concurrencies.split(",")))
     if args.latency is not None:
         plan = replace(plan, latency=args.latency)
+    if args.origin is not None:
+        plan = replace(plan, origin=args.origin)
 
     started = time.monotonic()
     wrk.ensure_installed()
@@ -574,8 +674,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     if plan.thumbor:
         competitors.ensure_venv("thumbor")
     originals = corpus.originals_dir(args.corpus)
-    workdir = tempfile.mkdtemp(prefix="image-factory-bench-")
     only = set(args.only.split(",")) if args.only else None
+    runs_origin = plan.origin and (only is None or "origin" in only)
+    if runs_origin:
+        origin.ensure_installed()
+    workdir = tempfile.mkdtemp(prefix="image-factory-bench-")
     bench = Bench(plan, originals, workdir, pair_loops=pairs_loops(plan, only))
     bench.log(f"setup done in {time.monotonic() - started:.0f} s; scratch {workdir}")
     bench.results["plan"] = {k: getattr(plan, k) for k in plan.__dataclass_fields__}
@@ -591,10 +694,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         ("memory", bench.memory),
         ("formats", bench.formats),
     ]
+    if runs_origin:
+        steps.append(("origin", bench.remote_originals))
 
-    def start_service(name: str = "service", checkout: str | None = None) -> competitors.Server:
+    def start_service(
+        name: str = "service", checkout: str | None = None, originals_spec: str | None = None
+    ) -> competitors.Server:
         return competitors.start_service(
-            originals,
+            originals_spec or originals,
             workdir,
             workers=args.service_workers,
             concurrency=args.service_concurrency,
@@ -616,9 +723,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             starters.append(lambda: competitors.start_thumbor(originals, workdir, processes=2))
         for start in starters:
             bench.servers.append(start())
-        for server in bench.servers:
+        if runs_origin:
+            bench.nginx = origin.start(originals, os.path.join(workdir, "nginx"))
+            bench.remote = start_service(report.REMOTE, originals_spec=bench.nginx.base_url + "/")
+        for server in bench.servers + ([bench.remote] if bench.remote else []):
             server.wait_ready()
-        bench.results["competitors"] = {s.name: s.settings for s in bench.servers}
+        settings = {s.name: s.settings for s in bench.servers}
+        if bench.nginx is not None and bench.remote is not None:
+            settings[report.REMOTE] = bench.remote.settings
+            settings["nginx"] = bench.nginx.settings
+        bench.results["competitors"] = settings
         for name, step in steps:
             if only is None or name in only:
                 try:
@@ -627,8 +741,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
                     bench.log(f"scenario {name} failed: {error!r}")
                     bench.failures[name] = repr(error)
     finally:
-        for server in bench.servers:
+        for server in bench.servers + ([bench.remote] if bench.remote else []):
             server.stop()
+        if bench.nginx is not None:
+            bench.nginx.stop()
     bench.results["elapsed_seconds"] = round(time.monotonic() - started, 1)
     bench.results["summary"] = summarize_results(bench.results)
     written = write_outputs(bench.results, args.out, latest_name(args))
@@ -652,6 +768,7 @@ def latest_name(args: argparse.Namespace) -> str | None:
         args.concurrencies,
         args.latency is not None,
         args.thumbor is not None,
+        args.origin is not None,
         args.service_concurrency,
         args.compare_with,
         args.service_total_concurrency,

@@ -95,6 +95,7 @@ def fixed_variants(names: Iterable[str], width: int, fmt: str | None = None) -> 
 _QUERY_NAMES = {
     "service": ("w", "h", "format"),
     "before": ("w", "h", "format"),  # the service of another checkout (--compare-with)
+    "remote": ("w", "h", "format"),  # the service reading from an HTTP origin (scenario 8)
     "baseline": ("scalex", "scaley", "encoding"),
 }
 

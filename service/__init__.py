@@ -15,6 +15,13 @@ The modules, in the order a request meets them:
 - ``spec``: the query, parsed and validated into a ``RequestSpec``
 - ``negotiate``: format=auto against the Accept header
 - ``sources``: the original, confined to the originals directory
+- ``origins/``: remote originals: ``config`` (origin specs, --origin,
+  headers), ``routes`` (path to origin and key), ``fetched`` (the client
+  protocol), ``http`` (HTTP(S) origins and ?url= sources), ``guard``,
+  ``addresses`` and ``hosts`` (the SSRF rules: checked addresses, the
+  network table, numeric spellings and --url-sources patterns), ``body``
+  (limit, sniffing, the file), ``s3`` (aiobotocore), ``source_cache``
+  (downloaded originals, freshness, coalescing), ``build`` (opens them)
 - ``keys``: the variant's cache key
 - ``header_memo``: each original's header facts, read once
 - ``cache``: the on-disk LRU of renders

@@ -16,11 +16,12 @@ describe the whole cache whichever worker answers.
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -30,6 +31,9 @@ from .process.supervisor import METRICS_DIR_ENV
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+# A worker's value file starts with the 4 bytes of its used length; one
+# shorter is being created now (or its worker died creating it).
+_SHORTEST_VALUE_FILE = 8
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -51,6 +55,33 @@ class _CacheCollector(Collector):
         )
 
 
+class _WorkersCollector(Collector):
+    """prometheus-client's multiprocess collection, minus the value files
+    not written yet: its own reads every file in the directory, and a file
+    a new worker has created but not yet filled (or a worker killed in
+    between left empty) fails the whole scrape with a struct.error."""
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+
+    def collect(self) -> Iterable[Metric]:
+        files = [
+            path
+            for path in glob.glob(os.path.join(self._directory, "*.db"))
+            if _size(path) >= _SHORTEST_VALUE_FILE
+        ]
+        # prometheus-client 0.26 leaves merge unannotated.
+        merged: Iterable[Metric] = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+        return merged
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # removed since the listing: a dead worker's gauges
+
+
 class Metrics:
     """The service's metrics; the owner of its registry."""
 
@@ -62,8 +93,7 @@ class Metrics:
         self._exposed = registry
         if shared:
             self._exposed = CollectorRegistry()
-            # prometheus-client 0.26 leaves this constructor unannotated.
-            MultiProcessCollector(self._exposed, path=shared)  # type: ignore[no-untyped-call]
+            self._exposed.register(_WorkersCollector(shared))
         self.requests = Counter(
             "image_factory_requests", "HTTP requests answered.", ["status"], registry=registry
         )
@@ -124,8 +154,9 @@ class Metrics:
         # Remote originals (service/origins/).
         self.origin_requests = Counter(
             "image_factory_origin_requests",
-            "Requests to origins, by origin and outcome (fetched, not_modified, "
-            "not_found, refused, failed, timeout, unprocessable).",
+            "Downloads asked of origins, by origin and outcome (fetched, not_modified, "
+            "not_found, failed, timeout, unprocessable; refused: stopped by the URL "
+            "source rules, before any request or at a redirect).",
             ["origin", "outcome"],
             registry=registry,
         )

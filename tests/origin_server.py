@@ -46,6 +46,7 @@ class Origin:
     failing: bool = False  # answer 500 to every file request
     hold: asyncio.Event | None = None  # file requests wait for it
     away: str = ""  # where /away/<name> redirects to
+    truncating: bool = False  # file bodies stop halfway, the connection closed
 
     @property
     def base(self) -> str:
@@ -84,8 +85,16 @@ def build_origin_app(origin: Origin) -> web.Application:
             "Last-Modified": formatdate(path.stat().st_mtime, usegmt=True),
             "Content-Type": "application/octet-stream",
         }
+        if origin.truncating:
+            return await _cut_short(request, data)
         if request.headers.get("If-None-Match") == etag:
             return web.Response(status=304, headers=headers)
+        return web.Response(body=data, headers=headers)
+
+    async def odd_validators(request: web.Request) -> web.Response:
+        """Validators that are not ASCII, as a broken or hostile origin sends."""
+        data = (origin.root / request.match_info["name"]).read_bytes()
+        headers = {"ETag": '"caf\u00e9"', "Last-Modified": "jeudi \u00e9t\u00e9"}
         return web.Response(body=data, headers=headers)
 
     async def no_validators(request: web.Request) -> web.Response:
@@ -116,12 +125,7 @@ def build_origin_app(origin: Origin) -> web.Application:
     async def lying_length(request: web.Request) -> web.StreamResponse:
         """Content-Length says twice the bytes that come, then the connection ends."""
         data = (origin.root / request.match_info["name"]).read_bytes()
-        response = web.StreamResponse(headers={"Content-Length": str(2 * len(data))})
-        await response.prepare(request)
-        await response.write(data)
-        assert request.transport is not None
-        request.transport.close()
-        return response
+        return await _cut_short(request, data + data)
 
     async def gzipped(request: web.Request) -> web.Response:
         data = gzip.compress((origin.root / request.match_info["name"]).read_bytes())
@@ -153,6 +157,7 @@ def build_origin_app(origin: Origin) -> web.Application:
 
     app.router.add_get("/files/{name}", files)
     app.router.add_get("/bare/{name}", no_validators)
+    app.router.add_get("/odd/{name}", odd_validators)
     app.router.add_get("/redirect/{hops}/{name}", redirect)
     app.router.add_get("/away/{name}", redirect_away)
     app.router.add_get("/trickle/{name}", trickle)
@@ -163,6 +168,16 @@ def build_origin_app(origin: Origin) -> web.Application:
     app.router.add_get("/huge/{name}", huge_declared)
     app.router.add_get("/endless/{name}", endless)
     return app
+
+
+async def _cut_short(request: web.Request, data: bytes) -> web.StreamResponse:
+    """Declare all of ``data``, send half, and close the connection."""
+    response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+    await response.prepare(request)
+    await response.write(data[: len(data) // 2])
+    assert request.transport is not None
+    request.transport.close()
+    return response
 
 
 async def start_origin(root: Path, host: str = "127.0.0.1") -> AsyncIterator[Origin]:

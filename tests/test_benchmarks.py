@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,13 +23,14 @@ from benchmarks import (
     corpus,
     debian,
     libcost,
+    origin,
     proctree,
     report,
     urls,
     wrk,
 )
 from benchmarks import run as bench_run
-from benchmarks.lab import cores, instructions
+from benchmarks.lab import cores, instructions, origin_fetch
 from benchmarks.libcost import output_format
 from benchmarks.run import library_environment, rotated
 from benchmarks.stats import (
@@ -1131,3 +1133,251 @@ def test_a_pair_whose_server_processes_changed_fails_and_stops_the_server(
         )  # fmt: skip
     assert killed == [True]
     assert stopped == [True]
+
+
+# -- remote originals (scenario 8, benchmarks.origin, lab.origin_fetch) ----------------
+
+
+def test_the_origins_nginx_conf_serves_the_directory_on_loopback_only() -> None:
+    """Everything nginx writes stays in its scratch directory; no system paths."""
+    text = origin.config("/data/corpus/", 8123, "/scratch/work", as_root=False)
+    assert "listen 127.0.0.1:8123;" in text
+    assert "root /data/corpus;" in text
+    assert "daemon off;" in text
+    assert "sendfile on;" in text
+    assert "etag on;" in text
+    assert "pid /scratch/work/nginx.pid;" in text
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        assert f"{kind}_temp_path /scratch/work/{kind}-temp;" in text
+    assert "user " not in text
+    assert "/var/" not in text
+    assert "user root;" in origin.config("/data", 8123, "/scratch/work", as_root=True)
+
+
+@pytest.mark.parametrize("root", ["relative/dir", "/with space", "/semi;colon", "/brace}"])
+def test_the_origins_nginx_conf_refuses_paths_it_cannot_quote(root: str) -> None:
+    with pytest.raises(ValueError, match=r"nginx\.conf"):
+        origin.config(root, 8123, "/scratch/work", as_root=False)
+
+
+def test_the_origins_access_log_is_counted_by_status() -> None:
+    log = "200 881400 /a.jpg\n304 0 /a.jpg\n200 10 /b.png\n\ngarbage line\n"
+    assert origin.statuses(log) == {"200": 2, "304": 1}
+
+
+def test_the_remote_service_takes_the_services_syntax() -> None:
+    variant = urls.Variant("a b.jpg", 640, 4095)
+    assert urls.url_path(report.REMOTE, variant) == urls.url_path("service", variant)
+
+
+def test_the_origin_scenario_is_part_of_the_full_run_and_a_flag_of_the_quick_one() -> None:
+    assert bench_run.FULL.origin
+    assert not bench_run.QUICK.origin
+    for argv in (["--origin"], ["--quick", "--origin"], ["--no-origin"]):
+        assert bench_run.latest_name(bench_run.build_parser().parse_args(argv)) is None
+
+
+def _origin_results(remote_rps: list[float], remote_hits: list[float]) -> dict[str, Any]:
+    def runs(values: list[float], rss: float) -> list[dict[str, Any]]:
+        return [_run(value, rss) for value in values]
+
+    return {
+        "origin": {
+            "origin_requests": {"warm": {"200": 12}, "source_hits": {}, "cache_hits": {"304": 2}},
+            "source_hits": {
+                "service": runs([20, 21, 22], 300),
+                report.REMOTE: runs(remote_rps, 290),
+                "baseline": runs([10, 10, 11], 250),
+            },
+            "cache_hits": {
+                "service": runs([3000, 3100, 2900], 200),
+                report.REMOTE: runs(remote_hits, 210),
+                "baseline": runs([2000, 2000, 2000], 150),
+            },
+        }
+    }
+
+
+def test_the_origin_scenario_compares_the_remote_service_with_the_local_one() -> None:
+    summary = report.summarize_all(_origin_results([19, 20, 21], [3000, 3000, 3000]))["origin"]
+    sources = summary["source_hits"]
+    assert sources["remote_vs_local"]["rps"] == pytest.approx(20 / 21)
+    assert sources["remote_vs_local"]["rps_paired_min"] == pytest.approx(19 / 20)
+    assert sources["remote_vs_local"]["rps_paired_max"] == pytest.approx(21 / 22)
+    assert sources["remote_vs_local"]["cpu_per_request"] == pytest.approx(1.0)
+    assert sources["remote_vs_local"]["peak_rss"] == pytest.approx(290 / 300)
+    assert sources["ratios"]["baseline"]["rps"] == pytest.approx(2.1)
+    assert sources["remote_ratios"]["baseline"]["rps"] == pytest.approx(2.0)
+    found = {t["target"]: t for t in summary["targets"]}
+    cached = found["HTTP origin, new variants of originals in the source cache, c=4: "
+                   "remote / local req/s"]  # fmt: skip
+    assert cached["value"] == pytest.approx(20 / 21)
+    assert cached["met"] is True
+    assert found["HTTP origin, result-cache hits, c=16: remote / local req/s"]["met"] is True
+    slower = report.summarize_all(_origin_results([15, 16, 17], [3000, 3000, 3000]))["origin"]
+    assert [t["met"] for t in slower["targets"]] == [False, True]
+
+
+def test_the_origin_scenarios_table_carries_its_ratios_and_what_nginx_was_asked() -> None:
+    results = _origin_results([19, 20, 21], [2800, 2900, 3000])
+    text = report.markdown(results)
+    assert "**Remote originals** (scenario 8)" in text
+    assert (
+        "| new variants of originals in the source cache, c=4: req/s | 21.0 (20.0-22.0) "
+        "| 20.0 (19.0-21.0) | 10.0 (10.0-11.0) | 0.95x (0.95-0.95) | 2.10x | 2.00x |"
+    ) in text
+    assert "| result-cache hits, c=16: req/s | 3000.0 (2900.0-3100.0) " in text
+    assert "warming 12 x 200; the source-cache runs none; the result-cache runs 2 x 304." in text
+    assert "| target (issue 19) | measured | goal | met |" in text
+    assert report.markdown(json.loads(json.dumps(results))) == text
+    assert report.origin_lines({}) == []
+
+
+def test_across_runs_carries_the_origin_ratios() -> None:
+    first = _origin_results([19, 20, 21], [3000, 3000, 3000])
+    second = _origin_results([21, 21, 21], [3000, 3000, 3000])
+    table = report.across_runs([first, second])
+    assert (
+        "| HTTP origin, new variants of cached sources c=4, remote / local req/s "
+        "| 0.95 | 1.00 | 0.98 |"
+    ) in table
+
+
+def test_the_origin_scenario_gives_both_services_the_same_fresh_variants(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Local and remote get one list per repetition, which neither has seen:
+    the local one's pool goes on after the variants it answered before."""
+    asked: dict[tuple[str, str], list[str]] = {}
+
+    def load(
+        self: bench_run.Bench, server: SimpleNamespace, paths: list[str], **options: object
+    ) -> dict[str, Any]:
+        asked[(str(options["label"]), server.name)] = paths
+        return {**_run(10, 100), "wraps": False}
+
+    counts = iter([{}, {"200": 12}, {"200": 12}, {"200": 12, "304": 1}])
+    nginx = SimpleNamespace(requests=lambda: Counter(next(counts)))
+    monkeypatch.setattr(bench_run.Bench, "load", load)
+    monkeypatch.setattr(competitors, "fetch", lambda url: (200, {}, 10))
+    plan = replace(bench_run.QUICK, runs=2, origin=True)
+    bench = bench_run.Bench(plan, str(tmp_path), str(tmp_path))
+    names = ("service", "baseline")
+    bench.servers = [SimpleNamespace(name=n, base_url="http://x") for n in names]  # type: ignore[misc]
+    bench.remote = SimpleNamespace(name=report.REMOTE, base_url="http://y")  # type: ignore[assignment]
+    bench.nginx = nginx  # type: ignore[assignment]
+    mix = corpus.mix_names()
+    earlier = bench.pools.setdefault(f"service:{','.join(mix)}", urls.VariantPool(mix)).take(50)
+    bench.remote_originals()
+    budget = bench_run.variants_per_run(plan.seconds)
+    for repetition in range(2):
+        label = f"origin-sources-{repetition}"
+        local, remote = asked[(label, "service")], asked[(label, report.REMOTE)]
+        assert local == remote
+        assert len(local) == budget
+        assert local[0] == urls.url_path(
+            "service", urls.VariantPool(mix).variant(50 + repetition * budget)
+        )
+    assert not set(asked[("origin-sources-0", "service")]) & {
+        urls.url_path("service", v) for v in earlier
+    }
+    table = bench.results["origin"]
+    assert isinstance(table, dict)
+    assert table["origin_requests"] == {
+        "warm": {"200": 12}, "source_hits": {}, "cache_hits": {"304": 1},
+    }  # fmt: skip
+    assert {
+        len(runs) for case in ("source_hits", "cache_hits") for runs in table[case].values()
+    } == {2}
+
+
+def test_a_first_downloads_latency_is_the_median_of_remote_minus_local() -> None:
+    rounds = [
+        {"a.jpg": {"curl": 1.0, "download": 2.0, "local": 50.0, "remote": 54.0},
+         "b.png": {"curl": 10.0, "download": 20.0, "local": 100.0, "remote": 130.0}},
+        {"a.jpg": {"curl": 2.0, "download": 3.0, "local": 60.0, "remote": 62.0},
+         "b.png": {"curl": 10.0, "download": 22.0, "local": 90.0, "remote": 110.0}},
+        {"a.jpg": {"curl": 1.0, "download": 2.0, "local": 40.0, "remote": 43.0},
+         "b.png": {"curl": 12.0, "download": 21.0, "local": 95.0, "remote": 120.0}},
+    ]  # fmt: skip
+    summary = origin_fetch.latency_summary(rounds, {"a.jpg": 1_000_000, "b.png": 12_000_000})
+    a, b = summary["images"]["a.jpg"], summary["images"]["b.png"]
+    assert (a["added"], a["curl"], a["local"], a["remote"]) == (3.0, 1.0, 50.0, 54.0)
+    assert a["added_over_curl"] == pytest.approx(3.0)
+    assert b["added"] == 25.0  # the median of 30, 20, 25: per round, not of the medians
+    assert b["mb"] == 12.0
+    assert summary["median"]["added"] == pytest.approx(14.0)
+    assert summary["sum"]["added"] == pytest.approx(28.0)
+    assert summary["sum"]["added_over_curl"] == pytest.approx(28.0 / 11.0)
+    table = origin_fetch.latency_table(summary)
+    assert "| b.png | 12.0 | 10.0 | 21.0 | 95.0 | 120.0 | 25.0 | 2.50x |" in table
+    assert "| **sum over the corpus** |" in table
+
+
+def test_peak_rss_is_read_from_vmhwm_and_compared_side_by_side() -> None:
+    status = "Name:\tpython\nVmPeak:\t 900000 kB\nVmHWM:\t  123456 kB\nVmRSS:\t 1000 kB\n"
+    assert origin_fetch.vm_hwm_kib(status) == 123456
+    with pytest.raises(ValueError, match="VmHWM"):
+        origin_fetch.vm_hwm_kib("VmRSS:\t 1000 kB\n")
+    fields = ("workers_peak_mib", "largest_worker_mib", "idle_workers_mib", "tree_peak_mib")
+
+    def burst(mib: float, seconds: float) -> dict[str, float]:
+        return {**dict.fromkeys(fields, mib), "seconds": seconds, "downloads": 0.0}
+
+    summary = origin_fetch.memory_summary(
+        {"local": [burst(400, 2), burst(420, 3), burst(410, 2)],
+         "remote": [burst(430, 2), burst(400, 2), burst(410, 4)]}
+    )  # fmt: skip
+    assert summary["sides"]["local"]["workers_peak_mib"] == 410
+    assert summary["remote_over_local"]["workers_peak_mib"] == pytest.approx(1.0)
+    assert summary["remote_over_local"]["seconds"] == pytest.approx(1.0)
+    assert "| workers' peak RSS (VmHWM, summed), MiB | 410 | 410 | 1.00x |" in (
+        origin_fetch.memory_table(summary, ["a.png"])
+    )
+
+
+def test_the_download_time_is_summed_over_the_metrics_label_sets() -> None:
+    exposition = (
+        "# TYPE image_factory_origin_duration_seconds histogram\n"
+        'image_factory_origin_duration_seconds_bucket{origin="a",le="0.1"} 1.0\n'
+        'image_factory_origin_duration_seconds_sum{origin="a"} 0.25\n'
+        'image_factory_origin_duration_seconds_sum{origin="b"} 0.5\n'
+        "image_factory_origin_duration_seconds_sum_other 9.0\n"
+    )
+    assert origin_fetch.metric_total(exposition, origin_fetch.DOWNLOAD_METRIC) == 0.75
+    assert origin_fetch.metric_total("", origin_fetch.DOWNLOAD_METRIC) == 0.0
+
+
+def test_paired_requests_compare_sums_pairs_and_cpu() -> None:
+    """The ratio of the sums is the throughput ratio; pairs are taken in order."""
+    measured = {
+        "local": [100.0, 50.0, 60.0],
+        "remote": [110.0, 50.0, 54.0],
+        "local_cpu_ms": [80.0],
+        "remote_cpu_ms": [84.0],
+    }
+    summary = origin_fetch.paired_summary(measured)
+    assert summary["requests"] == 3
+    assert (summary["local_ms"], summary["remote_ms"]) == (60.0, 54.0)
+    assert summary["rps_ratio"] == pytest.approx(210 / 214)
+    assert summary["time_ratio"] == pytest.approx(214 / 210)
+    assert summary["pair_ratio"] == pytest.approx(1.0)
+    assert summary["pair_added_ms"] == pytest.approx(0.0)
+    assert summary["cpu_ratio"] == pytest.approx(1.05)
+    table = origin_fetch.paired_table(summary)
+    assert "| server CPU ms a request | 80.0 | 84.0 | 1.050x |" in table
+    assert "| requests/s (the ratio of the sums) | | | 0.981x |" in table
+
+
+def test_the_ten_large_originals_are_the_corpus_largest_and_six_derived() -> None:
+    assert len(origin_fetch.LARGE) == len(set(origin_fetch.LARGE)) == 10
+    assert set(corpus.LARGEST) < set(origin_fetch.LARGE)
+    names = {entry.name for entry in corpus.CORPUS}
+    assert {source for source, _ in origin_fetch.DERIVED.values()} <= names
+    assert not set(origin_fetch.DERIVED) & names  # a derived file never shadows a corpus one
+
+
+def test_the_benchmarks_readme_stays_within_150_lines() -> None:
+    """Detail belongs in the journal; the README stays a page."""
+    readme = Path(competitors.ROOT) / "benchmarks" / "README.md"
+    assert len(readme.read_text().splitlines()) <= 150

@@ -15,7 +15,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from service.metrics import Metrics
+from service.process.supervisor import METRICS_DIR_ENV
 
 from .serving import children, running_service
 from .waiting import eventually
@@ -138,3 +142,15 @@ def eventually_gauged(base: str, workers: set[int]) -> dict[Sample, float]:
         return samples if {int(labels["pid"]) for labels in gauges} == workers else None
 
     return eventually(gauged, 60, message=f"the gauges never showed exactly the workers {workers}")
+
+
+def test_a_value_file_not_yet_written_does_not_fail_a_scrape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's file created but still empty (or left so by a kill) is skipped, not a 500."""
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    monkeypatch.setenv(METRICS_DIR_ENV, str(shared))
+    (shared / "counter_4242.db").write_bytes(b"")
+    (shared / "gauge_liveall_4242.db").write_bytes(b"\0\0")
+    assert Metrics().exposition() == b""  # nothing to sum yet, and no error

@@ -479,3 +479,45 @@ async def test_an_origins_headers_never_follow_a_redirect_off_it(
     assert second_path == f"/files/{PHOTO}"
     assert second["Host"].startswith("localhost:")
     assert "X-Api-Key" not in second
+
+
+async def test_validators_that_are_not_ascii_are_not_trusted(
+    aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin
+) -> None:
+    """A non-ASCII ETag or Last-Modified is no 500: the body's digest names it instead."""
+    client = await serve(aiohttp_client, remote_settings)
+    for _ in range(3):
+        response = await client.get(f"/picture/odd/{PHOTO}?w=64")
+        assert response.status == 200
+    assert origin.log.count(f"/odd/{PHOTO}") == 1
+
+
+async def test_a_revalidation_cut_short_serves_the_copy_held(
+    aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin
+) -> None:
+    """A revalidation whose body ends early is an origin failure: stale-if-error applies."""
+    client = await serve(aiohttp_client, remote_settings, source_ttl=0.0)
+    first = await client.get(f"/picture/files/{PHOTO}?w=64")
+    origin.truncating = True
+    stale = await client.get(f"/picture/files/{PHOTO}?w=64")
+    assert stale.status == 200
+    assert stale.headers["ETag"] == first.headers["ETag"]
+
+
+async def test_svg_from_a_url_source_is_refused_even_with_svg_on(
+    aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin
+) -> None:
+    """--enable-svg trusts the operator's origins only: a URL source's SVG is a 422."""
+    (origin.root / "logo.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>'
+    )
+    client = await serve(
+        aiohttp_client,
+        remote_settings,
+        enable_svg=True,
+        url_sources=HostPatterns.parse(f"127.0.0.1:{origin.server.port}"),
+        url_sources_allow_networks=parse_networks("127.0.0.1/32"),
+    )
+    assert (await client.get("/picture/files/logo.svg?w=8")).status == 200
+    response = await client.get("/picture", params={"url": origin.url("/files/logo.svg")})
+    assert response.status == 422

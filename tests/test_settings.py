@@ -179,6 +179,8 @@ def test_originals_take_a_url_prefix_or_a_bucket() -> None:
         ["--originals", "s3://Bad_Bucket"],
         ["--origin", "cms"],
         ["--origin", "CMS=https://cms.example/"],
+        ["--origin", "default=https://cms.example/"],
+        ["--origin", "url=https://cms.example/"],
         ["--origin", "a=https://x.example/", "--origin", "a=https://y.example/"],
         ["--origin-header", "default=X-Key: v"],  # --originals is the samples directory
         ["--originals", "https://cms.example/", "--origin-header", "default=Host: evil"],

@@ -257,7 +257,7 @@ async def fetch_through_stubs(
 ) -> tuple[BaseException, list[list[str]]]:
     attempts: list[list[str]] = []
 
-    def connector(*, resolver: AbstractResolver) -> aiohttp.BaseConnector:
+    def connector(*, resolver: AbstractResolver, socket_factory: object) -> aiohttp.BaseConnector:
         recording = RecordingConnector(resolver=resolver, limit=0)
         recording.attempts = attempts
         return recording
@@ -362,3 +362,16 @@ async def test_an_allow_list_never_opens_the_metadata_endpoint(tmp_path: Path) -
     )
     assert isinstance(error, Forbidden)
     assert attempts == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://xn--/a.jpg", "http://xn--a.xn--b/a.jpg", "http://[::ffff:1.2.3]/a.jpg"]
+)
+async def test_hosts_that_do_not_decode_are_refused_not_crashed(
+    aiohttp_client: MakeClient, url_settings: Settings, url: str
+) -> None:
+    """Malformed IDNA or IPv6 hosts are refused or unresolvable, never a 500."""
+    client = await serve(aiohttp_client, url_settings, url_sources=HostPatterns.parse("*"))
+    response = await client.get("/picture", params={"url": url})
+    assert response.status in (400, 403, 502)
+    assert "\n" not in (await response.json())["error"]

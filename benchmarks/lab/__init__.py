@@ -21,10 +21,14 @@ side comparison, each run on its own and none part of ``make bench``.
   entries.
 - ``filters``: what blur, sharpen and trim cost against a plain render of
   the same original to the same output (renders/s, CPU, peak RSS).
+- ``origin_fetch``: remote originals from nginx on loopback: what a first
+  download adds to a render, against ``curl`` of the same file, and the
+  peak RSS of ten large originals downloaded and rendered at once, against
+  the same from a local directory.
 - ``handshake``: the parent's side of ``benchmarks.libcost``'s stdin/stdout
   handshake, shared by ``instructions`` and ``cores``.
 
-Run each as ``.venv/bin/python -m benchmarks.lab.NAME --help``; the two that
+Run each as ``.venv/bin/python -m benchmarks.lab.NAME --help``; the three that
 write results put them in ``benchmarks/results/`` under their own prefix
-(``instructions-<date>.*``, ``cores-<date>.*``).
+(``instructions-<date>.*``, ``cores-<date>.*``, ``origin-fetch-<date>.*``).
 """

@@ -17,6 +17,7 @@ from ..sources import OriginalsDirectory
 from .config import DEFAULT_ORIGIN, DirectorySpec, HeaderValues, HttpSpec, OriginSpec
 from .http import FetchPolicy, HttpFetcher, HttpOrigin, UrlSources
 from .routes import Origin, Routes
+from .slots import HostSlots
 from .source_cache import Freshness, RunBlocking, SourceCache, adopt_source_entry
 
 
@@ -35,6 +36,12 @@ async def open_origins(
 ) -> AsyncIterator[OpenOrigins]:
     async with contextlib.AsyncExitStack() as stack:
         fetcher: HttpFetcher | None = None
+        slots = HostSlots(
+            settings.origin_concurrency,
+            settings.queue,
+            in_flight=settings.queue + settings.concurrency,
+            on_waiting=metrics.origin_waiting.set,
+        )
 
         def http_fetcher() -> HttpFetcher:
             nonlocal fetcher
@@ -46,11 +53,9 @@ async def open_origins(
                         max_redirects=settings.origin_max_redirects,
                         connect_timeout=settings.origin_connect_timeout,
                         total_timeout=settings.origin_timeout,
-                        per_host=settings.origin_concurrency,
-                        waiting=settings.queue,
                     ),
+                    slots=slots,
                     on_refusal=metrics.ssrf_refusals.inc,
-                    on_waiting=metrics.origin_waiting.set,
                 )
                 stack.push_async_callback(fetcher.close)
             return fetcher
@@ -77,6 +82,7 @@ async def open_origins(
                     connect_timeout=settings.origin_connect_timeout,
                     total_timeout=settings.origin_timeout,
                 ),
+                slots,
             )
             stack.push_async_callback(s3.close)
             return s3
@@ -110,4 +116,6 @@ async def open_origins(
                 run_blocking=run_blocking,
                 download_seconds=settings.origin_timeout,
             )
+        if sources is not None:
+            stack.push_async_callback(sources.close)  # before the cache closes
         yield OpenOrigins(routes, sources, url_sources)

@@ -26,6 +26,8 @@ _RESERVED_HEADERS = frozenset(
 log = logging.getLogger(__name__)
 
 DEFAULT_ORIGIN = "default"  # the name --originals goes by in metrics, logs and headers
+URL_SOURCES = "url"  # the name ?url= sources go by in metrics and logs
+RESERVED_NAMES = frozenset({DEFAULT_ORIGIN, URL_SOURCES})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,10 @@ def parse_named_origin(text: str) -> tuple[str, OriginSpec]:
         raise ValueError(
             f"expected NAME=SPEC with a lowercase name of letters, digits, - and _, got {text!r}"
         )
+    if name in RESERVED_NAMES:
+        # "default" names --originals (for headers and metrics), "url" the
+        # ?url= sources: an origin of either name would be confused with them.
+        raise ValueError(f"{name!r} is reserved; choose another origin name")
     return name, parse_origin_spec(spec)
 
 

@@ -31,6 +31,7 @@ class OriginClient(Protocol):
     """An origin that originals are downloaded from (http.HttpOrigin, s3.S3Origin)."""
 
     name: str  # for metrics, the access log and its headers
+    trusted: bool  # configured by the operator (not a ?url= source)
 
     async def fetch(
         self, key: str, validators: Validators | None, sink: BodySink

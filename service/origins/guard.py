@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
@@ -22,6 +23,8 @@ from aiohttp.resolver import ThreadedResolver
 from .addresses import address_refusal
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# (family, type, proto, canonname, sockaddr), as getaddrinfo gives them.
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 
 
 class AddressRefused(Exception):
@@ -42,7 +45,22 @@ def check_address(
     reason = address_refusal(address, allowed)
     if reason is not None:
         shown = host if host == str(address) else f"{host} ({address})"
-        raise AddressRefused(f"{shown} is a {reason} address, which URL sources may not reach")
+        raise AddressRefused(f"{shown} is refused ({reason}): URL sources may not reach it")
+
+
+def guarded_socket_factory(allowed: Sequence[Network]) -> Callable[[AddrInfo], socket.socket]:
+    """A socket factory for aiohttp that checks the address once more as it
+    connects. The resolver has checked it already; this makes the rule hold
+    even if a later aiohttp connected to an address the resolver did not
+    return (imgproxy checks at dial time for the same reason)."""
+
+    def open_socket(addr_info: AddrInfo) -> socket.socket:
+        family, kind, proto, _, address = addr_info
+        host = str(address[0])
+        check_address(host, ipaddress.ip_address(host.partition("%")[0]), allowed)
+        return socket.socket(family, kind, proto)
+
+    return open_socket
 
 
 class GuardedResolver(AbstractResolver):

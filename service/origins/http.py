@@ -17,9 +17,10 @@ revalidating, the validators of the copy we hold.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
-from collections.abc import AsyncIterator, Callable, Mapping
+import re
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Protocol
@@ -33,17 +34,26 @@ from ..errors import (
     Forbidden,
     NotFound,
     OriginTimeout,
-    Overloaded,
     UnprocessableImage,
 )
-from .body import BodySink
+from .body import BodySink, TruncatedBody
+from .config import URL_SOURCES
 from .fetched import Fetched, Validators
-from .guard import AddressRefused, GuardedResolver, check_address
+from .guard import (
+    AddressRefused,
+    AddrInfo,
+    GuardedResolver,
+    check_address,
+    guarded_socket_factory,
+)
 from .hosts import HostPatterns, literal_address
+from .slots import HostSlots
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK_BYTES = 64 * 1024
+_MAX_VALIDATOR = 256
+_PRINTABLE = re.compile(r"[\x20-\x7e]*", re.ASCII)
 USER_AGENT = f"image-factory/{version('image-factory')}"
 
 
@@ -56,20 +66,29 @@ class FetchPolicy:
     max_redirects: int = 3
     connect_timeout: float = 3.0
     total_timeout: float = 10.0
-    per_host: int = 8  # downloads at once per origin host
-    waiting: int = 64  # downloads waiting for a host's slot, per process, before 503
 
 
 class ConnectorFactory(Protocol):
-    def __call__(self, *, resolver: aiohttp.abc.AbstractResolver) -> aiohttp.BaseConnector: ...
+    def __call__(
+        self,
+        *,
+        resolver: aiohttp.abc.AbstractResolver,
+        socket_factory: Callable[[AddrInfo], socket.socket] | None,
+    ) -> aiohttp.BaseConnector: ...
 
 
-def _tcp_connector(*, resolver: aiohttp.abc.AbstractResolver) -> aiohttp.BaseConnector:
-    return aiohttp.TCPConnector(resolver=resolver, limit=0, ttl_dns_cache=10)
+def _tcp_connector(
+    *,
+    resolver: aiohttp.abc.AbstractResolver,
+    socket_factory: Callable[[AddrInfo], socket.socket] | None,
+) -> aiohttp.BaseConnector:
+    return aiohttp.TCPConnector(
+        resolver=resolver, limit=0, ttl_dns_cache=10, socket_factory=socket_factory
+    )
 
 
 def same_origin(one: URL, other: URL) -> bool:
-    return (one.scheme, one.host, one.port) == (other.scheme, other.host, other.port)
+    return (one.scheme, one.raw_host, one.port) == (other.scheme, other.raw_host, other.port)
 
 
 class HttpFetcher:
@@ -81,12 +100,12 @@ class HttpFetcher:
         *,
         connector: ConnectorFactory = _tcp_connector,
         resolver: aiohttp.abc.AbstractResolver | None = None,
+        slots: HostSlots | None = None,
         on_refusal: Callable[[], None] = lambda: None,
-        on_waiting: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.policy = policy
         self._on_refusal = on_refusal
-        self._on_waiting = on_waiting  # downloads waiting for a host's slot, when it changes
+        self._slots = slots or HostSlots(per_host=8, waiting=64)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=policy.connect_timeout, connect=policy.connect_timeout
         )
@@ -98,15 +117,16 @@ class HttpFetcher:
             "headers": {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         }
         self._trusted = aiohttp.ClientSession(
-            connector=connector(resolver=aiohttp.ThreadedResolver()),
+            connector=connector(resolver=aiohttp.ThreadedResolver(), socket_factory=None),
             **common,  # type: ignore[arg-type]
         )
         guarded = GuardedResolver(policy.allowed_networks, base=resolver, on_refusal=on_refusal)
-        self._guarded = aiohttp.ClientSession(connector=connector(resolver=guarded), **common)  # type: ignore[arg-type]
-        # Per host: its semaphore and how many hold or await it (the entry
-        # goes when none do, so URL sources from many hosts leave nothing).
-        self._slots: dict[tuple[str, str | None, int | None], _HostUse] = {}
-        self._waiting = 0
+        self._guarded = aiohttp.ClientSession(
+            connector=connector(
+                resolver=guarded, socket_factory=guarded_socket_factory(policy.allowed_networks)
+            ),
+            **common,  # type: ignore[arg-type]
+        )
 
     async def close(self) -> None:
         await self._trusted.close()
@@ -116,23 +136,23 @@ class HttpFetcher:
         """The URL to request for a URL source or an off-origin hop (an IP
         literal in any numeric spelling is rewritten to its address), or
         Forbidden before any request is made."""
-        if url.scheme not in ("http", "https") or not url.host:
+        if url.scheme not in ("http", "https") or not url.raw_host:
             raise Forbidden("only absolute http and https URLs can be fetched")
         if url.user or url.password:
             raise Forbidden("a source URL may not carry credentials")
         patterns = self.policy.url_sources
-        port = url.port or (443 if url.scheme == "https" else 80)
+        port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
         if patterns is None or not patterns.allows(url.raw_host or "", port):
             self._on_refusal()
-            raise Forbidden(f"{url.host} is not an allowed URL source host")
+            raise Forbidden(f"{url.raw_host} is not an allowed URL source host")
         try:
             address = literal_address(url.raw_host or "")
         except ValueError:
-            raise Forbidden(f"{url.host!r} is not a valid host") from None
+            raise Forbidden(f"{url.raw_host!r} is not a valid host") from None
         if address is None:
             return url
         try:
-            check_address(url.host, address, self.policy.allowed_networks)
+            check_address(url.raw_host or "", address, self.policy.allowed_networks)
         except AddressRefused as refusal:
             self._on_refusal()
             raise Forbidden(refusal.message) from None
@@ -176,7 +196,7 @@ class HttpFetcher:
                 if validators.last_modified:
                     sent["If-Modified-Since"] = validators.last_modified
             session = self._trusted if trusted else self._guarded
-            async with self._slot(target):
+            async with self._slots.slot((target.scheme, target.raw_host, target.port)):
                 outcome = await self._request(session, target, sent, validators, sink)
             if not isinstance(outcome, URL):
                 return outcome
@@ -204,70 +224,37 @@ class HttpFetcher:
                     raise NotFound()
                 if status != 200:
                     raise BadGateway(f"the origin answered {status}")
-                if response.headers.get("Content-Encoding", "identity").lower() != "identity":
-                    raise UnprocessableImage("the origin sent a compressed body, not an image")
-                length = response.content_length
-                sink.expect_length(length)
-                async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-                    sink.write(chunk)
-                size = sink.finish(length)
-                return Fetched(
-                    identity=_identity(response.headers, size, sink),
-                    validators=Validators(
-                        etag=response.headers.get("ETag"),
-                        last_modified=response.headers.get("Last-Modified"),
-                    ),
-                    size=size,
-                )
+                return await _body(response, sink)
         except AddressRefused as refusal:
             raise Forbidden(refusal.message) from None
         except aiohttp.ClientConnectorDNSError:
-            raise BadGateway(f"cannot resolve the origin's host {url.host}") from None
+            raise BadGateway(f"cannot resolve the origin's host {url.raw_host}") from None
         except aiohttp.ClientConnectorError:
-            raise BadGateway(f"cannot connect to the origin {url.host}:{url.port}") from None
+            raise BadGateway(f"cannot connect to the origin {url.raw_host}:{url.port}") from None
         except aiohttp.ClientPayloadError:
-            raise UnprocessableImage("the origin's body is truncated") from None
+            raise TruncatedBody("the origin's body is truncated") from None
         except aiohttp.ServerTimeoutError:
             raise OriginTimeout("the origin did not answer in time") from None
         except aiohttp.ClientError as error:
             raise BadGateway(f"the origin failed: {type(error).__name__}") from None
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, url: URL) -> AsyncIterator[None]:
-        """One of the host's download slots; waiting for one counts against
-        the process's bound, beyond which the request is a 503."""
-        key = (url.scheme, url.host, url.port)
-        use = self._slots.get(key)
-        if use is None:
-            use = self._slots[key] = _HostUse(asyncio.Semaphore(self.policy.per_host))
-        if use.semaphore.locked() and self._waiting >= self.policy.waiting:
-            raise Overloaded("too many downloads are waiting for the origin, try again")
-        use.users += 1
-        try:
-            if use.semaphore.locked():
-                self._waiting += 1
-                self._on_waiting(self._waiting)
-                try:
-                    await use.semaphore.acquire()
-                finally:
-                    self._waiting -= 1
-                    self._on_waiting(self._waiting)
-            else:
-                await use.semaphore.acquire()
-            try:
-                yield
-            finally:
-                use.semaphore.release()
-        finally:
-            use.users -= 1
-            if not use.users:
-                del self._slots[key]
 
-
-@dataclass(slots=True)
-class _HostUse:
-    semaphore: asyncio.Semaphore
-    users: int = 0
+async def _body(response: aiohttp.ClientResponse, sink: BodySink) -> Fetched:
+    """A 200's body, through the sink, and what names it."""
+    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise UnprocessableImage("the origin sent a compressed body, not an image")
+    validators = Validators(
+        etag=_validator(response.headers.get("ETag")),
+        last_modified=_validator(response.headers.get("Last-Modified")),
+    )
+    length = response.content_length
+    sink.expect_length(length)
+    if validators.etag or validators.last_modified:
+        sink.named_by_origin()
+    async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+        sink.write(chunk)
+    size = sink.finish(length)
+    return Fetched(_identity(validators, size, sink), validators, size)
 
 
 def keeps_trust(current: URL, target: URL, *, trusted: bool, origin: URL | None) -> bool:
@@ -284,9 +271,10 @@ def _redirect_target(url: URL, location: str | None) -> URL:
         raise BadGateway("the origin redirected without a Location")
     try:
         target = url.join(URL(location))
-    except ValueError:
+        host = target.raw_host
+    except ValueError:  # UnicodeError included: an IDNA label that does not decode
         raise BadGateway("the origin redirected to an invalid URL") from None
-    if target.scheme not in ("http", "https") or not target.host:
+    if target.scheme not in ("http", "https") or not host:
         raise Forbidden("the origin redirected to a URL that is not http or https")
     if target.user or target.password:
         # aiohttp would send them as Basic credentials, to wherever it points.
@@ -294,17 +282,23 @@ def _redirect_target(url: URL, location: str | None) -> URL:
     return target
 
 
-def _identity(headers: Mapping[str, str], size: int, sink: BodySink) -> str:
+def _identity(validators: Validators, size: int, sink: BodySink) -> str:
     """What keys the renders of this body: the ETag, else Last-Modified,
     each with the length (a weak ETag promises equivalence, not bytes),
     else the body's own digest."""
-    etag = headers.get("ETag")
-    if etag:
-        return f"etag:{etag}:{size}"
-    modified = headers.get("Last-Modified")
-    if modified:
-        return f"lm:{modified}:{size}"
+    if validators.etag:
+        return f"etag:{validators.etag}:{size}"
+    if validators.last_modified:
+        return f"lm:{validators.last_modified}:{size}"
     return f"sha256:{sink.digest}"
+
+
+def _validator(value: str | None) -> str | None:
+    """A validator as sent, unless it is not plain printable ASCII (as HTTP
+    defines them): such a one is not trusted to name anything."""
+    if value is None or len(value) > _MAX_VALIDATOR or not _PRINTABLE.fullmatch(value):
+        return None
+    return value
 
 
 def origin_url(prefix: URL, key: str) -> URL:
@@ -327,6 +321,7 @@ class HttpOrigin:
         headers: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self.name = name
+        self.trusted = True
         self.prefix = prefix
         self._fetcher = fetcher
         self._headers = headers  # read per request: a rotated token applies at once
@@ -349,7 +344,8 @@ class HttpOrigin:
 class UrlSources:
     """``?url=`` sources: ``key`` is the absolute URL, fetched untrusted."""
 
-    name = "url"
+    name = URL_SOURCES
+    trusted = False
 
     def __init__(self, fetcher: HttpFetcher) -> None:
         self._fetcher = fetcher

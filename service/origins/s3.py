@@ -25,9 +25,10 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore import exceptions as boto
 
-from ..errors import BadGateway, NotFound, OriginTimeout, UnprocessableImage
-from .body import BodySink
+from ..errors import BadGateway, NotFound, OriginTimeout
+from .body import BodySink, TruncatedBody
 from .fetched import Fetched, Validators
+from .slots import HostSlots
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -107,12 +108,18 @@ class S3Origin:
         stack: AsyncExitStack,
         *,
         total_timeout: float,
+        slots: HostSlots | None = None,
+        endpoint: str = "",
     ) -> None:
         self.name = name
+        self.trusted = True
         self.location = location
         self._client = client
         self._stack = stack  # owns the client: closing it closes the connection pool
         self._total_timeout = total_timeout
+        # --origin-concurrency, as for HTTP hosts: per endpoint.
+        self._slots = slots or HostSlots(per_host=8, waiting=64)
+        self._host = ("s3", endpoint or "aws")
 
     async def fetch(
         self, key: str, validators: Validators | None, sink: BodySink
@@ -125,7 +132,7 @@ class S3Origin:
         if validators is not None and validators.etag is not None:
             request["IfNoneMatch"] = validators.etag
         try:
-            async with asyncio.timeout(self._total_timeout):
+            async with asyncio.timeout(self._total_timeout), self._slots.slot(self._host):
                 return await self._get(request, sink)
         except (TimeoutError, boto.ConnectTimeoutError, boto.ReadTimeoutError):
             raise OriginTimeout("the S3 origin did not answer in time") from None
@@ -147,13 +154,15 @@ class S3Origin:
         async with response["Body"] as body:
             length = response.get("ContentLength")
             sink.expect_length(length)
+            if response.get("ETag") is not None:
+                sink.named_by_origin()
             try:
                 while chunk := await body.read(CHUNK_BYTES):
                     sink.write(chunk)
             # The connection ended mid-body (short of ContentLength, or a
             # broken chunked encoding): what arrived is not the object.
             except _CUT_SHORT as error:
-                raise UnprocessableImage("the origin's body is truncated") from error
+                raise TruncatedBody("the origin's body is truncated") from error
             size = sink.finish(length)
         etag = response.get("ETag")
         if etag is None:  # some S3-compatible stores send none: key on the bytes
@@ -167,7 +176,9 @@ class S3Origin:
         await self._stack.aclose()
 
 
-async def open_s3_origin(name: str, location: S3Location, settings: S3Settings) -> S3Origin:
+async def open_s3_origin(
+    name: str, location: S3Location, settings: S3Settings, slots: HostSlots | None = None
+) -> S3Origin:
     """An S3Origin whose credentials, region and endpoint come from the AWS chain."""
     config = AioConfig(
         s3={"addressing_style": settings.addressing_style},
@@ -187,7 +198,15 @@ async def open_s3_origin(name: str, location: S3Location, settings: S3Settings) 
     except (boto.BotoCoreError, ValueError) as error:  # a missing profile, a malformed endpoint
         await stack.aclose()
         raise ValueError(f"the S3 origin {name!r} cannot be set up: {error}") from None
-    return S3Origin(name, location, client, stack, total_timeout=settings.total_timeout)
+    return S3Origin(
+        name,
+        location,
+        client,
+        stack,
+        total_timeout=settings.total_timeout,
+        slots=slots,
+        endpoint=client.meta.endpoint_url,
+    )
 
 
 def _status(error: boto.ClientError) -> int | None:

@@ -40,13 +40,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..cache import CacheUnavailable, DiskCache
 from ..errors import BadGateway, NotFound, OriginTimeout, Overloaded, ServiceError
 from ..metrics import Metrics
 from ..sources import Original
-from .body import BodySink
+from .body import BodySink, TruncatedBody
 from .fetched import Fetched, OriginClient, Validators
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,10 @@ _STRIPE_DIGITS = 3
 # How often a worker looks again at a stripe another worker holds: a
 # download takes tens of milliseconds at least, so this adds little.
 _LOCK_POLL_SECONDS = 0.02
-_REMEMBERED_RECORDS = 100_000  # about 30 MB at most
-_REMEMBERED_MISSING = 100_000  # random paths must not grow memory without bound
+# The memos of records and of 404s are bounded by the bytes of their keys
+# (a URL source's name may be 8 KB long), not only by their count.
+_MEMO_BYTES = 16 * 2**20
+_ENTRY_OVERHEAD = 400  # a record's fields and the dict's own, roughly
 _RECORD = "record"
 _BODY = "source"
 
@@ -89,6 +91,11 @@ class SourceRecord:
     validators: Validators
     size: int
     checked: float  # when the origin last confirmed it (time.time())
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the origin gave validators to revalidate with."""
+        return bool(self.validators.etag or self.validators.last_modified)
 
     def to_json(self) -> bytes:
         return json.dumps(
@@ -156,10 +163,19 @@ class SourceCache:
         # download's own bound, and a margin for committing it.
         self._stripe_wait = download_seconds + 5.0
         self._clock = clock
-        self._records: dict[str, tuple[SourceRecord, float]] = {}  # name: (record, trusted until)
-        self._missing: dict[str, float] = {}  # name: remembered until
+        # name: (record, trusted until, whether it stands for a failed revalidation)
+        self._records: _Memo[tuple[SourceRecord, float, bool]] = _Memo(_MEMO_BYTES)
+        self._missing: _Memo[float] = _Memo(_MEMO_BYTES)  # name: remembered until
         self._pending: dict[str, asyncio.Task[SourceRecord]] = {}
         self._locks = os.path.join(cache.directory, "locks")
+
+    async def close(self) -> None:
+        """Cancel the downloads still running (at shutdown, after the
+        requests waiting for them are done or cut by the grace)."""
+        tasks = list(self._pending.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _blocking(self, function: Callable[[], T]) -> T:
         try:
@@ -180,15 +196,18 @@ class SourceCache:
         evicted, for a render to open."""
         body_key = _body_key(original.remote_identity)
         stat = await self._blocking(lambda: _stat_entry(self.cache, body_key))
-        if stat is None:
+        # Twice at most: the first may join a refresh that needed no body.
+        for _ in range(2):
+            if stat is not None:
+                break
             record = await self._coalesced(source, force_body=True)
             if _identity_of(source, record.identity) != original.remote_identity:
                 # Changed at the origin meanwhile: render what is there now
                 # under its own key (the next request keys it so).
                 raise _Changed()
             stat = await self._blocking(lambda: _stat_entry(self.cache, body_key))
-            if stat is None:
-                raise Overloaded("the source cache is too small for the current traffic")
+        if stat is None:
+            raise Overloaded("the source cache is too small for the current traffic")
         return self._original(source, None, stat, identity=original.remote_identity)
 
     # -- freshness -----------------------------------------------------
@@ -200,11 +219,14 @@ class SourceCache:
         if missing_until is not None:
             if missing_until > now:
                 raise NotFound()
-            del self._missing[name]
+            self._missing.pop(name)
         remembered = self._records.get(name)
         if remembered is not None and remembered[1] > now:
+            record, _, stale = remembered
             self._metrics.source_cache.labels(result="hit").inc()
-            return remembered[0]
+            if stale:
+                self._metrics.stale_served.inc()
+            return record
         return await self._coalesced(source, force_body=False)
 
     async def _coalesced(self, source: Source, *, force_body: bool) -> SourceRecord:
@@ -234,7 +256,8 @@ class SourceCache:
                 self._metrics.source_cache.labels(result="hit").inc()
                 return record
             self._metrics.source_cache.labels(result="miss").inc()
-            return await self._ask_origin(source, record if has_body else None, record, now)
+            held = record if has_body and record is not None and record.conditional else None
+            return await self._ask_origin(source, held, record, now)
 
     async def _ask_origin(
         self,
@@ -248,14 +271,12 @@ class SourceCache:
         try:
             outcome = await self._download(source, held.validators if held else None)
         except NotFound:
-            self._missing[source.name] = now + self._freshness.negative_ttl
-            if len(self._missing) > _REMEMBERED_MISSING:
-                del self._missing[next(iter(self._missing))]
-            self._records.pop(source.name, None)
+            self._missing.put(source.name, now + self._freshness.negative_ttl)
+            self._records.pop(source.name)
             if previous is not None:
                 self._metrics.revalidations.labels(outcome="changed").inc()
             raise
-        except (BadGateway, OriginTimeout, Overloaded) as failure:
+        except (BadGateway, OriginTimeout, Overloaded, TruncatedBody) as failure:
             if previous is None:
                 raise
             self._metrics.revalidations.labels(outcome="failed").inc()
@@ -265,7 +286,7 @@ class SourceCache:
             self._metrics.stale_served.inc()
             # Trusted again for a TTL, in this process only: a down origin is
             # asked once per TTL, not by every request.
-            self._remember(source, previous, now + self._freshness.ttl)
+            self._remember(source, previous, now + self._freshness.ttl, stale=True)
             return previous
         if outcome is None:
             assert held is not None
@@ -286,9 +307,9 @@ class SourceCache:
         """Ask the origin; a new body is committed under its identity."""
         origin = source.client.name
         temp = await self._blocking(self.cache.new_temp)
-        sink = BodySink(
-            temp.descriptor, max_bytes=self._max_source_bytes, allow_svg=self._allow_svg
-        )
+        # SVG only from the operator's own origins: a URL source's is untrusted.
+        allow_svg = self._allow_svg and source.client.trusted
+        sink = BodySink(temp.descriptor, max_bytes=self._max_source_bytes, allow_svg=allow_svg)
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -310,19 +331,21 @@ class SourceCache:
         if fetched is None:
             await self._blocking(temp.discard)
             return None
-        key = _body_key(_identity_of(source, fetched.identity))
         try:
-            await self._blocking(lambda: self.cache.commit(key, temp, _BODY))
+            key = _body_key(_identity_of(source, fetched.identity))
+            await self._run_blocking(lambda: self.cache.commit(key, temp, _BODY))
         except CacheUnavailable as error:
-            await self._blocking(temp.discard)
+            await self._run_blocking(temp.discard)
             raise Overloaded(f"the source cache cannot take the original: {error}") from None
+        except BaseException:
+            await self._run_blocking(temp.discard)
+            raise
         return fetched
 
-    def _remember(self, source: Source, record: SourceRecord, until: float) -> None:
-        self._records.pop(source.name, None)
-        self._records[source.name] = (record, until)
-        if len(self._records) > _REMEMBERED_RECORDS:
-            del self._records[next(iter(self._records))]
+    def _remember(
+        self, source: Source, record: SourceRecord, until: float, *, stale: bool = False
+    ) -> None:
+        self._records.put(source.name, (record, until, stale))
 
     # -- records on disk (blocking) -------------------------------------
 
@@ -338,11 +361,17 @@ class SourceCache:
         return None
 
     def _write_record(self, source: Source, record: SourceRecord) -> None:
-        temp = self.cache.new_temp()
+        """Best effort: a record that cannot be written (a full disk) costs
+        the other workers a revalidation of their own, nothing more."""
+        try:
+            temp = self.cache.new_temp()
+        except CacheUnavailable as error:
+            log.warning("source cache: cannot record %s: %s", source.name, error)
+            return
         try:
             os.write(temp.descriptor, record.to_json())
             self.cache.commit(_record_key(source), temp, _RECORD, replace=True)
-        except CacheUnavailable as error:
+        except (CacheUnavailable, OSError) as error:
             temp.discard()
             log.warning("source cache: cannot record %s: %s", source.name, error)
 
@@ -391,6 +420,32 @@ class SourceCache:
             inode=stat.st_ino if stat else 0,
             remote_identity=identity,
         )
+
+
+V = TypeVar("V")
+
+
+class _Memo(Generic[V]):
+    """A dict bounded by the bytes of its keys, dropping the oldest put."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._items: dict[str, V] = {}
+        self._bytes = 0
+        self._max_bytes = max_bytes
+
+    def get(self, key: str) -> V | None:
+        return self._items.get(key)
+
+    def put(self, key: str, value: V) -> None:
+        self.pop(key)
+        self._items[key] = value
+        self._bytes += len(key) + _ENTRY_OVERHEAD
+        while self._bytes > self._max_bytes:
+            self.pop(next(iter(self._items)))
+
+    def pop(self, key: str) -> None:
+        if self._items.pop(key, None) is not None:
+            self._bytes -= len(key) + _ENTRY_OVERHEAD
 
 
 class _Changed(Exception):

@@ -179,9 +179,14 @@ def _url_and_parameters(request: web.Request) -> tuple[URL | None, list[tuple[st
         raise BadRequest("url: give the original's absolute http(s) URL once")
     try:
         url = URL(urls[0])
-    except ValueError:
+        host = url.raw_host  # decodes IDNA: may fail on a malformed label
+        # The source is keyed and fetched by its text: it must read back
+        # as the same URL ("[::ffff:1.2.3]" is no IPv6 literal, and would not).
+        if URL(str(url)) != url:
+            raise ValueError("does not round-trip")
+    except ValueError:  # UnicodeError included
         raise BadRequest("url: not a valid URL") from None
-    if url.scheme not in ("http", "https") or not url.host or not url.is_absolute():
+    if url.scheme not in ("http", "https") or not host or not url.is_absolute():
         raise BadRequest("url: must be an absolute http or https URL")
     return url.with_fragment(None), [item for item in parameters if item[0] != "url"]
 
