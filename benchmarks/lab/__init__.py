@@ -25,6 +25,9 @@ side comparison, each run on its own and none part of ``make bench``.
   download adds to a render, against ``curl`` of the same file, and the
   peak RSS of ten large originals downloaded and rendered at once, against
   the same from a local directory.
+- ``operations``: what crop, rotate, flip and fp cost against a plain
+  resize of an original the size of the crop (renders/s, peak RSS).
+- ``overlay_cost``: a render with an overlay against the same without.
 - ``handshake``: the parent's side of ``benchmarks.libcost``'s stdin/stdout
   handshake, shared by ``instructions`` and ``cores``.
 
