@@ -1,8 +1,15 @@
-"""Regenerate the README's before/after pictures: ``python docs/make_examples.py``.
+"""Regenerate the documentation's pictures: ``python docs/make_examples.py``.
 
-Each example is fetched from the real service (in-process, on loopback, with
+Each picture is fetched from the real service (in-process, on loopback, with
 a throwaway cache), and written as served, so the pictures are what a user
-gets for those URLs.
+gets for those URLs: the README's examples (``EXAMPLES``) and those of
+docs/operations.md (``OPERATIONS``).
+
+The service serves a temporary copy of the bundled samples, to which
+``DERIVED`` adds originals that are themselves the service's answers for
+the samples: none of the samples has a uniform border for ``trim`` to
+remove, so one is padded first. Every picture is thus made from the
+samples alone, the same bytes on every run.
 """
 
 from __future__ import annotations
@@ -38,20 +45,63 @@ EXAMPLES = [
     ("camera-h150-q30.jpg", "/picture/camera.png?h=150&format=jpeg&q=30"),
 ]
 
+# Originals made from the samples before the examples (file name in the
+# served directory, URL path and query): chelsea in a uniform grey band
+# above and below, lossless, for trim.
+DERIVED = [
+    ("chelsea-padded.png", "/picture/chelsea.png?w=300&h=300&fit=pad&bg=2b2b2b&format=png"),
+]
 
-async def main() -> None:
+# docs/operations.md: one picture or more per operation.
+OPERATIONS = [
+    ("crop-250x250-w200.jpg", "/picture/chelsea.png?crop=110,50,250,250&w=200&format=jpeg"),
+    ("rotate-90-w200.jpg", "/picture/chelsea.png?rotate=90&w=200&format=jpeg"),
+    ("flip-h-w300.jpg", "/picture/chelsea.png?flip=h&w=300&format=jpeg"),
+    ("cover-150x200.jpg", "/picture/chelsea.png?w=150&h=200&fit=cover&format=jpeg"),
+    (
+        "cover-150x200-fp.jpg",
+        "/picture/chelsea.png?w=150&h=200&fit=cover&fp=0.7,0.4&format=jpeg",
+    ),
+    ("padded-300x300.jpg", "/picture/chelsea-padded.png?format=jpeg"),
+    ("trim-10.jpg", "/picture/chelsea-padded.png?trim=10&format=jpeg"),
+    ("blur-3-w300.jpg", "/picture/chelsea.png?w=300&blur=3&format=jpeg"),
+    ("sharpen-1.5-w300.jpg", "/picture/chelsea.png?w=300&sharpen=1.5&format=jpeg"),
+    (
+        "crop-rotate-90-w200.jpg",
+        "/picture/chelsea.png?crop=110,50,250,250&rotate=90&w=200&format=jpeg",
+    ),
+]
+
+
+async def fetch(client: TestClient, url: str) -> bytes:
+    response = await client.get(url)
+    response.raise_for_status()
+    return await response.read()
+
+
+def copy_samples(directory: Path) -> None:
+    """The bundled samples' pictures, copied into ``directory``."""
+    for sample in Path(bundled_samples()).iterdir():
+        if sample.suffix in (".jpg", ".png"):
+            shutil.copyfile(sample, directory / sample.name)
+
+
+async def main(originals: Path) -> None:
     with tempfile.TemporaryDirectory() as cache:
-        settings = Settings(originals=bundled_samples(), cache_dir=cache, concurrency=2)
+        settings = Settings(originals=str(originals), cache_dir=cache, concurrency=2)
         async with TestClient(TestServer(create_app(settings))) as client:
-            for name, url in EXAMPLES:
-                response = await client.get(url)
-                response.raise_for_status()
-                (HERE / name).write_bytes(await response.read())
-                print(f"{name}: {url} -> {response.content_type}")
+            for name, url in DERIVED:
+                (originals / name).write_bytes(await fetch(client, url))
+                print(f"(original) {name}: {url}")
+            for name, url in EXAMPLES + OPERATIONS:
+                (HERE / name).write_bytes(await fetch(client, url))
+                print(f"{name}: {url}")
 
 
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
     shutil.rmtree(HERE)
     HERE.mkdir()
-    asyncio.run(main())
+    with tempfile.TemporaryDirectory() as served:
+        copy_samples(Path(served))
+        asyncio.run(main(Path(served)))
