@@ -577,7 +577,7 @@ _OPTIONS = (
         "--presets-only",
         "presets_only",
         _boolean,
-        "refuse ad-hoc sizes, q and bg (off)",
+        "refuse ad-hoc sizes, q, bg and the operations (off)",
         switch=True,
     ),
     _Option(

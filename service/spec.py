@@ -379,8 +379,8 @@ def parse_spec(
         flip=fields.flip,
         focal_point=fields.focal_point if fit is Fit.COVER else None,
         trim=fields.trim,
-        blur=_in_output_pixels(fields.blur, fields.dpr),
-        sharpen=_in_output_pixels(fields.sharpen, fields.dpr),
+        blur=_in_output_pixels(seen.get("blur"), fields.blur, fields.dpr, _BLUR_SIGMA),
+        sharpen=_in_output_pixels(seen.get("sharpen"), fields.sharpen, fields.dpr, _SHARPEN_SIGMA),
         overlay=_overlay(fields.overlay or default_overlay, overlays or {}),
         signature=fields.signature,
     )
@@ -395,8 +395,17 @@ def _overlay(name: str | None, overlays: Mapping[str, str]) -> OverlayChoice | N
     return OverlayChoice(name, fingerprint)
 
 
-def _in_output_pixels(sigma: Decimal | None, dpr: Decimal) -> Decimal | None:
-    return None if sigma is None else (sigma * dpr).normalize()
+def _in_output_pixels(
+    name: str | None, sigma: Decimal | None, dpr: Decimal, limits: tuple[Decimal, Decimal]
+) -> Decimal | None:
+    """The sigma in output pixels: its range holds after ``dpr`` too (a
+    sigma of 200 output pixels costs four times one of 50)."""
+    if name is None or sigma is None:
+        return None
+    scaled = (sigma * dpr).normalize()
+    if scaled > limits[1]:
+        raise BadRequest(f"{name} must be at most {limits[1]} output pixels (after dpr)")
+    return scaled
 
 
 def _apply(fields: _Fields, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -139,6 +139,8 @@ BAD_FILTER_PARAMETERS = [
     ("blur=1.234", "blur"),  # two decimals at most
     ("blur=0.2", "blur"),
     ("blur=51", "blur"),
+    ("blur=30&dpr=2", "blur"),  # 60 output pixels
+    ("sharpen=6&dpr=2", "sharpen"),
     ("blur=nan", "blur"),
     ("sharpen=0x1", "sharpen"),
     ("sharpen=0.2", "sharpen"),
