@@ -12,7 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from PIL import Image
 
 from service.server.app import create_app
 from service.settings import Settings
+
+from .origin_server import Origin, start_origin
 
 # Shared 2-core machines: per-example deadlines only measure the noise.
 hypothesis_settings.register_profile("ci", deadline=None, print_blob=True)
@@ -115,6 +117,19 @@ def only_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         socket.socket, "connect_ex", _loopback_only_connect(socket.socket.connect_ex)
     )
+
+
+@pytest.fixture
+async def origin(tmp_path: Path) -> AsyncIterator[Origin]:
+    """A real HTTP origin on loopback (tests/origin_server.py) serving the
+    bundled samples and a text file that is no image."""
+    root = tmp_path / "remote"
+    root.mkdir()
+    for sample in SAMPLES.iterdir():
+        shutil.copy(sample, root / sample.name)
+    (root / "notes.txt").write_text("not an image at all, just some words\n" * 4)
+    async for running in start_origin(root):
+        yield running
 
 
 @pytest.fixture

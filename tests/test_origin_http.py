@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,23 +18,12 @@ from service.server.app import create_app
 from service.settings import Settings
 
 from .conftest import SAMPLES, Client, MakeClient, decode, fill
-from .origin_server import Origin, start_origin
+from .origin_server import Origin
 from .rawhttp import raw_request
 from .serving import free_port
 from .waiting import eventually_async
 
 PHOTO = "rocket.jpg"
-
-
-@pytest.fixture
-async def origin(tmp_path: Path) -> AsyncIterator[Origin]:
-    root = tmp_path / "remote"
-    root.mkdir()
-    for sample in SAMPLES.iterdir():
-        shutil.copy(sample, root / sample.name)
-    (root / "notes.txt").write_text("not an image at all, just some words\n" * 4)
-    async for running in start_origin(root):
-        yield running
 
 
 @pytest.fixture

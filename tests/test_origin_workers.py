@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
-from .conftest import SAMPLES
-from .origin_server import Origin, start_origin
+from .origin_server import Origin
 from .serving import running_service
 from .waiting import eventually_async
 
 PHOTO = "rocket.jpg"
-
-
-@pytest.fixture
-async def origin(tmp_path: Path) -> AsyncIterator[Origin]:
-    root = tmp_path / "remote"
-    root.mkdir()
-    shutil.copy(SAMPLES / PHOTO, root / PHOTO)
-    async for running in start_origin(root):
-        yield running
 
 
 async def test_workers_share_one_download_and_log_the_origin(

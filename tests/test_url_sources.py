@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,18 +26,9 @@ from service.settings import Settings
 from service.signing import sign_url
 
 from .conftest import SAMPLES, Client, MakeClient
-from .origin_server import Origin, start_origin
+from .origin_server import Origin
 
 PHOTO = "rocket.jpg"
-
-
-@pytest.fixture
-async def origin(tmp_path: Path) -> AsyncIterator[Origin]:
-    root = tmp_path / "remote"
-    root.mkdir()
-    shutil.copy(SAMPLES / PHOTO, root / PHOTO)
-    async for running in start_origin(root):
-        yield running
 
 
 @pytest.fixture
