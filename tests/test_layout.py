@@ -74,3 +74,9 @@ def test_ruff_refuses_a_stray_pyvips_import() -> None:
     inside = ruff_on("import pyvips\n", "service/render/stray.py")
     assert "F401" in inside.stdout
     assert "TID251" not in inside.stdout
+
+
+def test_the_readme_stays_a_manual_of_250_lines() -> None:
+    """The README is the manual's first page: its detail belongs in docs/."""
+    readme = ROOT / "README.md"
+    assert len(readme.read_text().splitlines()) <= 250
