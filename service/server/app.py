@@ -80,6 +80,7 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
     app.on_shutdown.append(_begin_draining)
     app[state.OUTPUT_SETTINGS] = output_settings(settings)
     app[state.FALLBACK] = open_fallback(settings)
+    app[state.OVERLAY_FINGERPRINTS] = settings.overlay_fingerprints
     app.cleanup_ctx.append(partial(_render_service, tokens=tokens))
     app.router.add_get("/picture/{path:.+}", picture)
     app.router.add_get("/picture", picture)  # ?url= sources

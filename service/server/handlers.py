@@ -45,7 +45,7 @@ async def picture(request: web.Request) -> web.StreamResponse:
         max_output_size=settings.max_output_size,
         presets=settings.presets,
         presets_only=settings.presets_only,
-        overlays=settings.overlay_fingerprints,
+        overlays=state.overlay_fingerprints(app),
         default_overlay=settings.default_overlay,
     )
     choice = choose_format(spec.format, spec.auto_format, request.headers.get("Accept", ""))

@@ -35,6 +35,9 @@ RENDERS = web.AppKey("renders", RenderService)
 LOCATOR = web.AppKey("locator", Locator)
 METRICS = web.AppKey("metrics", Metrics)
 FALLBACK: web.AppKey[Fallback | None] = web.AppKey("fallback")
+# Each overlay's name and fingerprint, built once: the spec parser asks for
+# them on every request.
+OVERLAY_FINGERPRINTS = web.AppKey("overlay_fingerprints", dict[str, str])
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 # Everything besides the request that shapes an output, the render's
 # PIPELINE_VERSION included (server.app.output_settings): part of every key.
@@ -72,6 +75,10 @@ def metrics(app: web.Application) -> Metrics:
 
 def fallback(app: web.Application) -> Fallback | None:
     return app[FALLBACK]
+
+
+def overlay_fingerprints(app: web.Application) -> dict[str, str]:
+    return app[OVERLAY_FINGERPRINTS]
 
 
 def lifecycle(app: web.Application) -> Lifecycle:
