@@ -74,6 +74,25 @@ def quality_list(quality: dict[str, int]) -> str:
     return ",".join(f"{name}={value}" for name, value in quality.items())
 
 
+def wait_until_ready(
+    process: subprocess.Popen[bytes], url: str, name: str, timeout: float, interval: float = 0.2
+) -> None:
+    """Until ``url`` answers 200; RuntimeError if ``process`` exits first or
+    ``timeout`` passes (a start-up poll, in the harness, not a test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode} at start")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"{name} not ready after {timeout:.0f} s")
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -100,18 +119,7 @@ class Server:
         return self.process.pid
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode} at start")
-            try:
-                with urllib.request.urlopen(self.base_url + self.health_path, timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s")
+        wait_until_ready(self.process, self.base_url + self.health_path, self.name, timeout)
 
     def stop(self) -> None:
         """SIGTERM to the group we started (its own session), then SIGKILL."""

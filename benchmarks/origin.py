@@ -21,9 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 
@@ -149,18 +146,9 @@ class Nginx:
             return Counter()
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.process.returncode} at start")
-            try:
-                with urllib.request.urlopen(self.base_url + "/nginx-health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"nginx not ready after {timeout:.0f} s")
+        competitors.wait_until_ready(
+            self.process, self.base_url + "/nginx-health", "nginx", timeout, interval=0.1
+        )
 
     def stop(self) -> None:
         """SIGQUIT (graceful) to the nginx we started, then SIGKILL."""
