@@ -1,7 +1,7 @@
 """The header facts of each original, read once per process and identity.
 
-The cache key (for the two rarer requests that need them), the decode
-budget and the render all ask the same questions of an original's header;
+The cache key (its canonical request), the decode budget and the render
+all ask the same questions of an original's header;
 this reads it once and keeps the answer, refusals included, for as long as
 the original's identity (path, size, mtime, inode) stands: a rewritten file
 is a new ``Original`` and is read anew. Nothing here decodes a pixel.
@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import os
 
+from .canonical import OutputFacts
 from .errors import UnprocessableImage
 from .render import HeaderFacts, read_facts
-from .sources import Original, OriginalChanged, open_original
+from .sources import Original, open_original
 
 # Facts are ~200 bytes: 4,096 originals is under a megabyte. Rights text
 # adds its length (a few dozen bytes where there is any; bounded at 12 KB).
@@ -33,13 +34,10 @@ def facts_of(original: Original, *, allow_svg: bool) -> HeaderFacts:
     return remembered
 
 
-def facts_or_none(original: Original, *, allow_svg: bool) -> HeaderFacts | None:
-    """Blocking: the facts, or None when the original is refused or cannot
-    be opened now (the render will say why)."""
-    try:
-        return facts_of(original, allow_svg=allow_svg)
-    except (UnprocessableImage, OriginalChanged):
-        return None
+def output_facts_of(original: Original, *, allow_svg: bool) -> OutputFacts:
+    """Blocking: what the canonical request needs of the header, as
+    ``facts_of`` reads it (and raises)."""
+    return OutputFacts.of(facts_of(original, allow_svg=allow_svg))
 
 
 @functools.lru_cache(maxsize=_REMEMBERED_ORIGINALS)

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
+from .canonical import Canonical
 from .formats import OutputFormat
-from .negotiate import FormatChoice
 from .sources import Original
-from .spec import WHITE, Fit, Flip, RequestSpec
-
-
-class OriginalContent(Protocol):
-    """What a key may need to know of an original's content, from its header
-    (``render.HeaderFacts`` has it): the format it renders to when none is
-    asked for, and whether it has alpha (which decides whether ``bg``
-    flattens it into a JPEG)."""
-
-    @property
-    def own_format(self) -> OutputFormat: ...
-
-    @property
-    def has_alpha(self) -> bool: ...
+from .spec import Flip, RequestSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,37 +31,17 @@ def variant_key(
     *,
     output_settings: str,
     original: Original,
-    spec: RequestSpec,
-    choice: FormatChoice,
+    canonical: Canonical,
     quality: Mapping[OutputFormat, int],
-    content: Callable[[], OriginalContent | None],
 ) -> VariantKey:
-    """Key a render from the normalised spec and the format choice (the
-    original's own format is fixed by its identity, so "original" suffices).
-
-    Parameters that do not change the output are left out, so equivalent
-    requests share one entry: quality only counts for lossy formats (all of
-    the per-format defaults count when the format is not known yet), the
-    background only for padding and where it flattens alpha into a JPEG.
-    ``content`` tells what the original renders to and whether it has
-    alpha, from its header; it is called only for the two rarer requests
-    that need it (a ``q`` without a format, a coloured ``bg`` for a JPEG), so
-    a plain request never reads more than the file's identity.
-    """
-    output_format = choice.format
-    defaults = ",".join(f"{fmt.value}={quality[fmt]}" for fmt in OutputFormat)
-    if spec.quality is not None and _quality_applies(output_format, content):
-        quality_part = str(spec.quality)
-    elif output_format is None or choice.negotiated:
-        quality_part = defaults
-    elif output_format.uses_quality:
-        quality_part = str(quality[output_format])
+    """Key a render from its canonical request (``canonical``: the sizes it
+    produces, its format resolved, q and bg only where they shape it), so
+    requests for one output share one entry."""
+    spec, output = canonical.spec, canonical.format
+    if output.uses_quality:
+        quality_part = str(quality[output] if spec.quality is None else spec.quality)
     else:
         quality_part = "-"
-    if spec.fit is Fit.PAD or _flattens_onto(spec.background, output_format, content):
-        background = "%02x%02x%02x%02x" % spec.background  # noqa: UP031
-    else:
-        background = "-"
     fields = (
         output_settings,
         original.identity,
@@ -83,9 +49,9 @@ def variant_key(
         f"h={spec.height}",
         f"fit={spec.fit.value}",
         f"gravity={spec.gravity.value}",
-        f"f={choice.token}",
+        f"f={output.value}",
         f"q={quality_part}",
-        f"bg={background}",
+        "bg=%02x%02x%02x%02x" % spec.background,  # noqa: UP031
         *_operations(spec),
     )
     return VariantKey("\n".join(fields))
@@ -113,27 +79,3 @@ def _operations(spec: RequestSpec) -> tuple[str, ...]:
     if spec.overlay is not None:
         fields.append(f"overlay={spec.overlay.name}@{spec.overlay.fingerprint}")
     return tuple(fields)
-
-
-def _quality_applies(
-    output_format: OutputFormat | None, content: Callable[[], OriginalContent | None]
-) -> bool:
-    if output_format is None:  # the original's own format
-        own = content()
-        return own is None or own.own_format.uses_quality  # unknown: keep it
-    return output_format.uses_quality
-
-
-def _flattens_onto(
-    background: tuple[int, int, int, int],
-    output_format: OutputFormat | None,
-    content: Callable[[], OriginalContent | None],
-) -> bool:
-    """Whether a ``bg`` outside padding changes the output: only a JPEG of an
-    original with alpha is flattened, and onto white unless told otherwise.
-    With no format asked for it never is: an original with alpha keeps a
-    format that has alpha (PNG when its own cannot be written)."""
-    if output_format is None or output_format.has_alpha or background[:3] == WHITE[:3]:
-        return False
-    own = content()
-    return own is None or own.has_alpha  # unknown: keep it

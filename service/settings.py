@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import BadRequest, UnprocessableImage
 from .formats import FORMAT_NAMES, OutputFormat
+from .ladder import parse_widths
 from .origins.addresses import parse_networks
 from .origins.body import looks_like_image
 from .origins.config import (
@@ -131,6 +132,11 @@ class Settings:
     max_frames: int = 100
     presets: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     presets_only: bool = False
+    # The width ladder (ladder.py): every output width one of these or the
+    # original's own; empty: any width.
+    widths: tuple[int, ...] = ()
+    # Sec-CH-Width/Width and Sec-CH-DPR/DPR size a request that has no w/dpr.
+    client_hints: bool = False
     overlays: Mapping[str, OverlayFile] = field(default_factory=dict)
     default_overlay: str | None = None  # on every output a preset gives no other
     render_timeout: float = 20.0
@@ -234,6 +240,10 @@ class Settings:
             problems.append(f"--presets: {error.message}")
         if self.presets_only and not self.presets:
             problems.append("--presets-only: needs --presets with at least one preset")
+        if self.widths and self.widths[-1] > self.max_output_size:
+            problems.append(f"--widths: {self.widths[-1]} is over --max-output-size")
+        if self.client_hints and not self.widths:
+            problems.append("--client-hints: needs --widths (unsnapped hints mint a variant each)")
 
     def _check_overlays(self, problems: list[str]) -> None:
         """Each overlay decoded and rendered once, whole, before the port is
@@ -578,6 +588,19 @@ _OPTIONS = (
         "presets_only",
         _boolean,
         "refuse ad-hoc sizes, q, bg and the operations (off)",
+        switch=True,
+    ),
+    _Option(
+        "--widths",
+        "widths",
+        parse_widths,
+        "width ladder, e.g. 320,640,960,1280,1920,2560: widths snap up to it (off)",
+    ),
+    _Option(
+        "--client-hints",
+        "client_hints",
+        _boolean,
+        "size requests without w/dpr by Sec-CH-Width and Sec-CH-DPR (needs --widths)",
         switch=True,
     ),
     _Option(

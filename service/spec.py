@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 
+from .client_hints import NO_HINTS, ClientHints
 from .errors import BadRequest
 from .formats import FORMAT_NAMES, OutputFormat
 
@@ -335,21 +336,29 @@ def parse_spec(
     presets_only: bool = False,
     overlays: Mapping[str, str] | None = None,
     default_overlay: str | None = None,
+    ladder: bool = False,
+    hints: ClientHints = NO_HINTS,
 ) -> RequestSpec:
     """Build the spec from decoded query pairs, or raise ``BadRequest``.
 
     ``overlays`` maps each overlay's name to its fingerprint (``--overlays``);
     ``default_overlay`` is on every output a preset does not give another
-    (a request cannot: it could pick the faintest of the overlays)."""
+    (a request cannot: it could pick the faintest of the overlays). With a
+    width ladder (``ladder``) a ``w`` may accompany a preset: it replaces
+    the preset's width, in output pixels, and scales its height alike (the
+    ladder then snaps it). ``hints`` (--client-hints) give the width and
+    DPR of a request without a preset that names neither; they are never
+    the reason for a 400 (a size they would take past the limit is cut)."""
     fields = _Fields()
     seen = _apply(fields, pairs)
+    ladder_width = ladder and fields.preset is not None and "scalex" in seen
     ad_hoc = sorted(PRESET_ONLY_OUTPUT_PARAMETERS & seen.keys())
     if presets_only and ad_hoc:
         raise BadRequest(f"only presets set {seen[ad_hoc[0]]} here: use preset=<name>")
     if default_overlay is not None and "overlay" in seen:
         raise BadRequest("overlay is set by the server here (--default-overlay) or a preset")
     if fields.preset is not None:
-        sizing = sorted(SIZE_PARAMETERS & set(seen))
+        sizing = sorted(SIZE_PARAMETERS & set(seen) - ({"scalex"} if ladder_width else set()))
         if sizing:
             raise BadRequest(f"preset cannot be combined with {seen[sizing[0]]}")
         preset = (presets or {}).get(fields.preset)
@@ -360,8 +369,16 @@ def parse_spec(
         seen |= _apply(fields, [(name, value) for name, value in preset if name in own])
     elif presets_only and seen.keys() & SIZE_PARAMETERS:
         raise BadRequest("only preset sizes are served here: use preset=<name>")
-    width = _pixels(seen.get("scalex"), fields.width, fields.dpr, max_output_size)
-    height = _pixels(seen.get("scaley"), fields.height, fields.dpr, max_output_size)
+    may_hint = fields.preset is None and not presets_only
+    hinted = may_hint and "dpr" not in seen and hints.dpr is not None
+    if hinted and hints.dpr is not None:
+        fields.dpr = hints.dpr
+    width = _pixels(seen.get("scalex"), fields.width, fields.dpr, max_output_size, cut=hinted)
+    height = _pixels(seen.get("scaley"), fields.height, fields.dpr, max_output_size, cut=hinted)
+    if ladder_width:
+        width, height = _ladder_width_on_preset(fields, presets or {}, max_output_size)
+    elif may_hint and width is None and hints.width is not None:
+        width = min(hints.width, max_output_size)
     fit = fields.fit if width is not None and height is not None else Fit.CONTAIN
     if fields.focal_point is not None and "gravity" in seen:
         raise BadRequest(f"fp cannot be combined with {seen['gravity']}: both place the crop")
@@ -379,8 +396,10 @@ def parse_spec(
         flip=fields.flip,
         focal_point=fields.focal_point if fit is Fit.COVER else None,
         trim=fields.trim,
-        blur=_in_output_pixels(seen.get("blur"), fields.blur, fields.dpr, _BLUR_SIGMA),
-        sharpen=_in_output_pixels(seen.get("sharpen"), fields.sharpen, fields.dpr, _SHARPEN_SIGMA),
+        blur=_in_output_pixels(seen.get("blur"), fields.blur, fields.dpr, _BLUR_SIGMA, cut=hinted),
+        sharpen=_in_output_pixels(
+            seen.get("sharpen"), fields.sharpen, fields.dpr, _SHARPEN_SIGMA, cut=hinted
+        ),
         overlay=_overlay(fields.overlay or default_overlay, overlays or {}),
         signature=fields.signature,
     )
@@ -395,14 +414,39 @@ def _overlay(name: str | None, overlays: Mapping[str, str]) -> OverlayChoice | N
     return OverlayChoice(name, fingerprint)
 
 
+def _ladder_width_on_preset(
+    fields: _Fields, presets: Presets, limit: int
+) -> tuple[int | None, int | None]:
+    """A ladder ``w`` with a preset: the width in output pixels, and the
+    preset's height scaled by the same factor as its width (without a
+    preset width, the height follows the picture)."""
+    assert fields.width is not None  # ladder_width: w was given
+    assert fields.preset is not None
+    width = _pixels("w", fields.width, Decimal(1), limit)
+    preset = _Fields()
+    _apply(preset, presets[fields.preset])
+    if preset.width is None or preset.height is None or width is None:
+        return width, None
+    scaled = preset.height * width / preset.width
+    return width, max(1, min(limit, int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))))
+
+
 def _in_output_pixels(
-    name: str | None, sigma: Decimal | None, dpr: Decimal, limits: tuple[Decimal, Decimal]
+    name: str | None,
+    sigma: Decimal | None,
+    dpr: Decimal,
+    limits: tuple[Decimal, Decimal],
+    *,
+    cut: bool = False,
 ) -> Decimal | None:
     """The sigma in output pixels: its range holds after ``dpr`` too (a
-    sigma of 200 output pixels costs four times one of 50)."""
+    sigma of 200 output pixels costs four times one of 50); ``cut``: a
+    hinted DPR took it past the range, which is no client's error."""
     if name is None or sigma is None:
         return None
     scaled = (sigma * dpr).normalize()
+    if scaled > limits[1] and cut:
+        return limits[1]
     if scaled > limits[1]:
         raise BadRequest(f"{name} must be at most {limits[1]} output pixels (after dpr)")
     return scaled
@@ -425,12 +469,18 @@ def _apply(fields: _Fields, pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return seen
 
 
-def _pixels(name: str | None, value: Decimal | None, dpr: Decimal, limit: int) -> int | None:
+def _pixels(
+    name: str | None, value: Decimal | None, dpr: Decimal, limit: int, *, cut: bool = False
+) -> int | None:
+    """``value`` times ``dpr`` in whole pixels; ``cut``: a hinted DPR
+    took it past the limit, which is cut rather than refused."""
     if name is None or value is None:
         return None
     pixels = int((value * dpr).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     if pixels < 1:
         raise BadRequest(f"{name} must be at least 1 pixel")
+    if pixels > limit and cut:
+        return limit
     if pixels > limit:
         raise BadRequest(f"{name} must be at most {limit} pixels (after dpr)")
     return pixels

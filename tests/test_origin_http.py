@@ -509,3 +509,27 @@ async def test_svg_from_a_url_source_is_refused_even_with_svg_on(
     assert (await client.get("/picture/files/logo.svg?w=8")).status == 200
     response = await client.get("/picture", params={"url": origin.url("/files/logo.svg")})
     assert response.status == 422
+
+
+async def test_a_remote_originals_outputs_are_keyed_without_its_body(
+    aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin, tmp_path: Path
+) -> None:
+    """Widths past a remote original's are one entry, as for a local one;
+    its header facts are noted beside its body, so that after a restart a
+    result hit needs neither the body (removed here) nor the origin."""
+    settings = replace(remote_settings, source_ttl=3600.0)
+    client = await serve(aiohttp_client, settings)
+    before = await client.get(f"/picture/files/{PHOTO}?w=2000")
+    assert before.status == 200
+    again = await client.get(f"/picture/files/{PHOTO}?w=4000&format=jpeg")
+    assert again.headers["X-Cache"] == "HIT"
+    assert again.headers["ETag"] == before.headers["ETag"]
+    await client.close()
+    bodies = list((tmp_path / "cache" / "sources" / "objects").glob("*/b*"))
+    assert len(bodies) == 1
+    bodies[0].unlink()
+    restarted = await serve(aiohttp_client, settings)
+    hit = await restarted.get(f"/picture/files/{PHOTO}?w=3000")
+    assert hit.status == 200
+    assert hit.headers["X-Cache"] == "HIT"
+    assert origin.log.count(f"/files/{PHOTO}") == 1

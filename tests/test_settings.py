@@ -52,7 +52,8 @@ def test_switches_have_an_off_form_that_beats_the_environment(tmp_path: Path) ->
     switches = [spec for spec in _OPTIONS if spec.switch]
     assert switches
     for spec in switches:
-        base = {"IMAGE_FACTORY_PRESETS": str(presets)}
+        # --client-hints needs a ladder to snap to.
+        base = {"IMAGE_FACTORY_PRESETS": str(presets), "IMAGE_FACTORY_WIDTHS": "320,640"}
         environ = {**base, spec.env: "true"}
         assert getattr(Settings.from_sources([], environ), spec.dest) is True
         off = Settings.from_sources(["--no-" + spec.flag.removeprefix("--")], environ)
@@ -224,3 +225,13 @@ def test_keep_copyright_is_on_by_default_and_part_of_every_key() -> None:
     assert stripped.keep_copyright is False
     assert output_settings(kept) != output_settings(stripped)
     assert render_policy(stripped).keep_copyright is False
+
+
+def test_a_width_ladder_is_checked_at_start() -> None:
+    assert Settings.from_sources(["--widths", "640,320"], {}).widths == (320, 640)
+    with pytest.raises(SettingsError, match="--widths: 5000 is over --max-output-size"):
+        Settings.from_sources(["--widths", "320,5000"], {})
+    with pytest.raises(SettingsError, match="--widths"):
+        Settings.from_sources(["--widths", "320,wide"], {})
+    with pytest.raises(SettingsError, match="--client-hints: needs --widths"):
+        Settings.from_sources(["--client-hints"], {})

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..cache import CacheUnavailable, DiskCache
+from ..canonical import OutputFacts
 from ..errors import BadGateway, NotFound, OriginTimeout, Overloaded, ServiceError
 from ..metrics import Metrics
 from ..sources import Original
@@ -64,6 +65,7 @@ _MEMO_BYTES = 16 * 2**20
 _ENTRY_OVERHEAD = 400  # a record's fields and the dict's own, roughly
 _RECORD = "record"
 _BODY = "source"
+_FACTS = "facts"
 
 
 class RunBlocking(Protocol):
@@ -128,6 +130,8 @@ def adopt_source_entry(key: str, path: str) -> str | None:
         return _RECORD
     if key.startswith("b"):
         return _BODY
+    if key.startswith("f"):
+        return _FACTS
     return None
 
 
@@ -167,6 +171,8 @@ class SourceCache:
         self._records: _Memo[tuple[SourceRecord, float, bool]] = _Memo(_MEMO_BYTES)
         self._missing: _Memo[float] = _Memo(_MEMO_BYTES)  # name: remembered until
         self._pending: dict[str, asyncio.Task[SourceRecord]] = {}
+        # identity: its header's facts, for keys (noted on disk too: _facts_key)
+        self._facts: _Memo[OutputFacts] = _Memo(_MEMO_BYTES)
         self._locks = os.path.join(cache.directory, "locks")
 
     async def close(self) -> None:
@@ -209,6 +215,26 @@ class SourceCache:
         if stat is None:
             raise Overloaded("the source cache is too small for the current traffic")
         return self._original(source, None, stat, identity=original.remote_identity)
+
+    async def facts(
+        self, source: Source, original: Original, read_header: Callable[[Original], OutputFacts]
+    ) -> tuple[Original, OutputFacts]:
+        """The header facts of ``original`` for its key: remembered, else
+        from the note kept beside its body, else read from its body (on
+        disk, or downloaded again) and noted, so that a result-cache hit
+        needs neither the body nor the origin. The original is returned
+        with its body when it had to be read."""
+        identity = original.remote_identity
+        known = self._facts.get(identity)
+        if known is None:
+            known = await self._blocking(lambda: self._read_facts(identity))
+        if known is None:
+            original = await self.with_body(source, original)
+            read = await self._run_blocking(lambda: read_header(original))
+            await self._blocking(lambda: self._write_facts(source, identity, read))
+            known = read
+        self._facts.put(identity, known)
+        return original, known
 
     # -- freshness -----------------------------------------------------
 
@@ -375,6 +401,29 @@ class SourceCache:
             temp.discard()
             log.warning("source cache: cannot record %s: %s", source.name, error)
 
+    def _read_facts(self, identity: str) -> OutputFacts | None:
+        opened = self.cache.open_entry(_facts_key(identity))
+        if opened is None:
+            return None
+        entry, descriptor = opened
+        with os.fdopen(descriptor, "rb") as handle:
+            return OutputFacts.from_json(handle.read(entry.size))
+
+    def _write_facts(self, source: Source, identity: str, facts: OutputFacts) -> None:
+        """Best effort, like a record: a note that cannot be written costs a
+        header read of the body later."""
+        try:
+            temp = self.cache.new_temp()
+        except CacheUnavailable as error:
+            log.warning("source cache: cannot note the header of %s: %s", source.name, error)
+            return
+        try:
+            os.write(temp.descriptor, facts.to_json())
+            self.cache.commit(_facts_key(identity), temp, _FACTS)
+        except (CacheUnavailable, OSError) as error:
+            temp.discard()
+            log.warning("source cache: cannot note the header of %s: %s", source.name, error)
+
     # -- coalescing across workers ---------------------------------------
 
     @contextlib.asynccontextmanager
@@ -478,6 +527,10 @@ def _identity_of(source: Source, origin_identity: str) -> str:
 
 def _body_key(identity: str) -> str:
     return "b" + hashlib.sha256(identity.encode()).hexdigest()
+
+
+def _facts_key(identity: str) -> str:
+    return "f" + hashlib.sha256(identity.encode()).hexdigest()
 
 
 def _stat_entry(cache: DiskCache, key: str) -> os.stat_result | None:

@@ -43,7 +43,7 @@ from .request import RenderPolicy, RenderRequest
 # Bump whenever a change to the render changes output bytes (save options,
 # colour handling, geometry): it is part of every cache key, so old renders
 # are never served for new ones.
-PIPELINE_VERSION = 8
+PIPELINE_VERSION = 9
 
 __all__ = [
     "PIPELINE_VERSION",

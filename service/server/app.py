@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..cache import CacheStats, CacheUnavailable, DiskCache
+from ..ladder import Ladder
 from ..metrics import Metrics
 from ..origins.build import open_origins
 from ..process.crashes import CrashLog
@@ -137,6 +138,8 @@ async def _render_service(
         state.output_settings(app),
         settings.quality,
         settings.enable_svg,
+        settings.max_output_size,
+        Ladder(settings.widths) if settings.widths else None,
     )
     metrics.watch_cache(partial(_cache_stats, cache))
     source_cache = origins.sources.cache if origins.sources else None

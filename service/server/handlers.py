@@ -10,6 +10,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from ..canonical import Canonical, OutputFacts
+from ..client_hints import ACCEPT_CH, NO_HINTS, VARY, read_hints
 from ..errors import (
     BadRequest,
     Forbidden,
@@ -18,16 +20,19 @@ from ..errors import (
     SourceTooLarge,
     UnprocessableImage,
 )
+from ..header_memo import output_facts_of
 from ..metrics import CONTENT_TYPE
 from ..negotiate import FormatChoice, choose_format
 from ..origins.routes import LocalTarget, RemoteTarget
 from ..origins.source_cache import OriginalChangedRemotely, Source
 from ..render import RenderRequest
 from ..renders import Served
+from ..settings import Settings
 from ..signing import verify
 from ..sources import Original
 from ..spec import RequestSpec, parse_spec
 from . import state
+from .canonical_url import canonical_url
 from .fallback import Fallback, fallback_spec
 from .responses import DescriptorResponse
 
@@ -39,7 +44,7 @@ async def picture(request: web.Request) -> web.StreamResponse:
     if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
         state.metrics(app).rejected.labels(reason="bad_signature").inc()
         raise Forbidden("the URL signature is missing or wrong")
-    url, parameters = _url_and_parameters(request)
+    url, parameters = url_and_parameters(request)
     spec = parse_spec(
         parameters,
         max_output_size=settings.max_output_size,
@@ -47,10 +52,12 @@ async def picture(request: web.Request) -> web.StreamResponse:
         presets_only=settings.presets_only,
         overlays=state.overlay_fingerprints(app),
         default_overlay=settings.default_overlay,
+        ladder=bool(settings.widths),
+        hints=read_hints(request.headers) if settings.client_hints else NO_HINTS,
     )
     choice = choose_format(spec.format, spec.auto_format, request.headers.get("Accept", ""))
     try:
-        return await _variant(request, _target(request, url), spec, choice)
+        return await _variant(request, target_of(request, url), spec, choice)
     except (NotFound, UnprocessableImage) as refusal:
         if isinstance(refusal, SourceTooLarge):
             # Refused by a source limit (pixels, frames, bytes, decode
@@ -70,16 +77,10 @@ async def _variant(
     choice: FormatChoice,
 ) -> web.StreamResponse:
     app = request.app
+    settings = state.settings(app)
     renders = state.renders(app)
     sources = state.origins(app).sources
-    resolve: Callable[[], Original]
-    if isinstance(target, LocalTarget):
-        resolve = partial(target.directory.resolve, target.path)
-    else:
-        request[state.ORIGIN] = target.source.client.name
-        assert sources is not None  # opened whenever an origin is remote
-        remote = await sources.original(target.source)
-        resolve = partial(_same, remote)
+    resolve, facts = await original_of(request, target)
     # One trip off the event loop: resolve the original, key it, and open a
     # cached render if there is one (the common case is a hit).
     located = await renders.to_thread(
@@ -88,8 +89,13 @@ async def _variant(
         spec,
         choice,
         request.headers.get("If-None-Match"),
+        facts,
     )
-    headers = _image_headers(spec, located.key.etag, state.settings(app).max_age)
+    headers = _image_headers(settings, spec, located.key.etag, settings.max_age)
+    if settings.widths:
+        headers["Content-Location"] = canonical_url(
+            request, located.canonical, settings.signing_keys
+        )
     if located.not_modified:
         return web.Response(status=304, headers=headers)
     original = located.original
@@ -102,10 +108,29 @@ async def _variant(
     served = located.cached or await renders.cached_or_rendered(
         located.key.digest,
         original,
-        _render_request(spec, choice),
+        _render_request(located.canonical),
         request_id=request.get(state.REQUEST_ID, ""),
     )
     return _served(request, served, headers)
+
+
+async def original_of(
+    request: web.Request, target: LocalTarget | RemoteTarget
+) -> tuple[Callable[[], Original], OutputFacts | None]:
+    """How to resolve the original (a local one is stat()ed off the loop,
+    as the first thing its locator does), and a remote one's header facts
+    (from the source cache: a local one's are read with its header)."""
+    if isinstance(target, LocalTarget):
+        return partial(target.directory.resolve, target.path), None
+    sources = state.origins(request.app).sources
+    request[state.ORIGIN] = target.source.client.name
+    assert sources is not None  # opened whenever an origin is remote
+    remote = await sources.original(target.source)
+    allow_svg = state.settings(request.app).enable_svg
+    remote, facts = await sources.facts(
+        target.source, remote, partial(output_facts_of, allow_svg=allow_svg)
+    )
+    return partial(_same, remote), facts
 
 
 async def _fallback(
@@ -129,14 +154,14 @@ async def _fallback(
             choice,
             request.headers.get("If-None-Match"),
         )
-        headers = _image_headers(spec, located.key.etag, fallback.max_age)
+        headers = _image_headers(state.settings(app), spec, located.key.etag, fallback.max_age)
         headers["X-Fallback"] = "1"
         if located.not_modified:
             return web.Response(status=304, headers=headers)
         served = located.cached or await renders.cached_or_rendered(
             located.key.digest,
             fallback.original,
-            _render_request(plain, choice),
+            _render_request(located.canonical),
             request_id=request.get(state.REQUEST_ID, ""),
         )
     except (NotFound, UnprocessableImage):
@@ -144,12 +169,20 @@ async def _fallback(
     return _served(request, served, headers, status=fallback.status or refusal.status)
 
 
-def _image_headers(spec: RequestSpec, etag: str, max_age: int) -> CIMultiDict[str]:
+def _image_headers(
+    settings: Settings, spec: RequestSpec, etag: str, max_age: int
+) -> CIMultiDict[str]:
     headers = CIMultiDict[str]()
     headers["ETag"] = etag
     headers["Cache-Control"] = f"public, max-age={max_age}"
-    if spec.auto_format:
-        headers["Vary"] = "Accept"
+    varies = ["Accept"] if spec.auto_format else []
+    if settings.client_hints:
+        # Used or not: a response without hints must not be given to a
+        # browser that sends them, nor the other way round.
+        headers["Accept-CH"] = ACCEPT_CH
+        varies.append(VARY)
+    if varies:
+        headers["Vary"] = ", ".join(varies)
     return headers
 
 
@@ -168,7 +201,7 @@ def _same(original: Original) -> Original:
     return original
 
 
-def _url_and_parameters(request: web.Request) -> tuple[URL | None, list[tuple[str, str]]]:
+def url_and_parameters(request: web.Request) -> tuple[URL | None, list[tuple[str, str]]]:
     """A ``?url=`` source's URL (None for /picture/<path>), and the rest of
     the query for the spec."""
     parameters = list(request.query.items())
@@ -191,7 +224,7 @@ def _url_and_parameters(request: web.Request) -> tuple[URL | None, list[tuple[st
     return url.with_fragment(None), [item for item in parameters if item[0] != "url"]
 
 
-def _target(request: web.Request, url: URL | None) -> LocalTarget | RemoteTarget:
+def target_of(request: web.Request, url: URL | None) -> LocalTarget | RemoteTarget:
     """Where the original is: an origin's path, or a ``?url=`` source."""
     origins = state.origins(request.app)
     if url is None:
@@ -201,17 +234,17 @@ def _target(request: web.Request, url: URL | None) -> LocalTarget | RemoteTarget
     return RemoteTarget(Source(origins.url_sources, str(url)))
 
 
-def _render_request(spec: RequestSpec, choice: FormatChoice) -> RenderRequest:
+def _render_request(wanted: Canonical) -> RenderRequest:
+    """The render of a canonical request: its format already resolved."""
+    spec = wanted.spec
     return RenderRequest(
         width=spec.width,
         height=spec.height,
-        format=choice.format,
+        format=wanted.format,
         background=spec.background,
         quality=spec.quality,
         fit=spec.fit,
         gravity=spec.gravity,
-        negotiated=choice.negotiated,
-        animated_fallback=choice.animated_fallback,
         crop=spec.crop,
         rotate=spec.rotate,
         flip=spec.flip,

@@ -1,5 +1,6 @@
-"""From a request's original and spec to its variant: the original, the key,
-and the cached file when there is one. Blocking (stat, open, SQLite): the
+"""From a request's original and spec to its variant: the original, its
+canonical request, the key, and the cached file when there is one.
+Blocking (stat, a header read once per original, open, SQLite): the
 handler runs it off the event loop, in one trip."""
 
 from __future__ import annotations
@@ -7,18 +8,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..canonical import Canonical, OriginalFacts, canonical
+from ..errors import OriginalReplaced
 from ..formats import OutputFormat
-from ..header_memo import facts_or_none
+from ..header_memo import facts_of
 from ..keys import VariantKey, variant_key
+from ..ladder import Ladder
 from ..negotiate import FormatChoice
 from ..renders import RenderService, Served
-from ..sources import Original
+from ..sources import Original, OriginalChanged
 from ..spec import RequestSpec
 
 
 @dataclass(frozen=True, slots=True)
 class Located:
     original: Original
+    canonical: Canonical  # what the render produces: keyed, and rendered, so
     key: VariantKey
     not_modified: bool  # If-None-Match named the key's ETag: answer 304
     cached: Served | None
@@ -32,6 +37,8 @@ class Locator:
     output_settings: str
     quality: Mapping[OutputFormat, int]
     allow_svg: bool
+    max_output_size: int
+    ladder: Ladder | None
 
     def locate(
         self,
@@ -39,24 +46,33 @@ class Locator:
         spec: RequestSpec,
         choice: FormatChoice,
         if_none_match: str | None,
+        facts: OriginalFacts | None = None,
     ) -> Located:
-        """The original (``resolve`` stats a local one), its variant's key,
-        and the cached file if any. A matching If-None-Match is answered
-        from the key alone."""
+        """The original (``resolve`` stats a local one), its canonical
+        request (from ``facts``, a remote original's, or its header's, read
+        once per original), its variant's key, and the cached file if any.
+        A matching If-None-Match is answered from the key alone."""
         original = resolve()
+        if facts is None:
+            try:
+                facts = facts_of(original, allow_svg=self.allow_svg)
+            except OriginalChanged:
+                raise OriginalReplaced(
+                    "the original changed during the request, try again"
+                ) from None
+        wanted = canonical(
+            spec, choice, facts, max_output_size=self.max_output_size, ladder=self.ladder
+        )
         key = variant_key(
             output_settings=self.output_settings,
             original=original,
-            spec=spec,
-            choice=choice,
+            canonical=wanted,
             quality=self.quality,
-            content=lambda: facts_or_none(original, allow_svg=self.allow_svg),
         )
         if etag_matches(if_none_match, key.etag):
-            return Located(original, key, not_modified=True, cached=None)
-        return Located(
-            original, key, not_modified=False, cached=self.renders.open_cached(key.digest)
-        )
+            return Located(original, wanted, key, not_modified=True, cached=None)
+        cached = self.renders.open_cached(key.digest)
+        return Located(original, wanted, key, not_modified=False, cached=cached)
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
