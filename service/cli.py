@@ -1,12 +1,12 @@
 """The ``image-factory`` command: serve (validate settings, then listen or
-supervise), or one of its subcommands, ``sign`` and ``loadtest``."""
+supervise), or one of its subcommands, ``sign``, ``poison``, ``srcset`` and ``loadtest``."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .process.allocator import reexec_with_tuned_malloc
 from .process.crashes import CrashLog
@@ -19,15 +19,9 @@ from .signing import sign_url
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["sign"]:
-        return sign_command(arguments[1:], os.environ)
-    if arguments[:1] == ["poison"]:
-        return poison_command(arguments[1:], os.environ)
-    if arguments[:1] == ["loadtest"]:
-        # Imported here: serving never loads the load-test client.
-        from .loadtest import loadtest_command  # noqa: PLC0415
-
-        return loadtest_command(arguments[1:])
+    subcommand = _SUBCOMMANDS.get(arguments[0]) if arguments else None
+    if subcommand is not None:
+        return subcommand(arguments[1:], os.environ)
     try:
         settings = Settings.from_sources(arguments, os.environ)
     except SettingsError as error:
@@ -72,6 +66,19 @@ def _supervise(settings: Settings, arguments: Sequence[str]) -> int:
         poison_ttl=settings.poison_ttl,
         arguments=arguments,
     )
+
+
+def _loadtest(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
+    # Imported here: serving never loads the load-test client.
+    from .loadtest import loadtest_command  # noqa: PLC0415
+
+    return loadtest_command(arguments)
+
+
+def _srcset(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
+    from .srcset_command import srcset_command  # noqa: PLC0415
+
+    return srcset_command(arguments, environ)
 
 
 def poison_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
@@ -165,3 +172,10 @@ _EXAMPLE_QUERIES = (
     "scalex=800&encoding=webp",
     "h=200&format=avif",
 )
+
+_SUBCOMMANDS: dict[str, Callable[[Sequence[str], Mapping[str, str]], int]] = {
+    "sign": sign_command,
+    "poison": poison_command,
+    "loadtest": _loadtest,
+    "srcset": _srcset,
+}

@@ -32,6 +32,7 @@ from .handlers import healthz, metrics_handler, picture
 from .locate import Locator
 from .middleware import count_requests, json_errors, request_ids
 from .patches.protocol_errors import install as answer_protocol_errors_in_json
+from .srcset import srcset
 from .state import Lifecycle
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
     app.cleanup_ctx.append(partial(_render_service, tokens=tokens))
     app.router.add_get("/picture/{path:.+}", picture)
     app.router.add_get("/picture", picture)  # ?url= sources
+    app.router.add_get("/srcset/{path:.+}", srcset)
+    app.router.add_get("/srcset", srcset)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     return app
