@@ -311,6 +311,32 @@ async def test_an_unknown_parameter_is_a_400(client: Client) -> None:
     assert "\n" not in error
 
 
+async def test_a_url_beside_a_path_is_a_400(client: Client) -> None:
+    """url names a ?url= source: with a path it is one parameter too many."""
+    response = await client.get("/info/rocket.jpg?url=http://127.0.0.1/a.jpg")
+    assert response.status == 400
+    assert "url without a path" in (await response.json())["error"]
+
+
+async def test_head_gives_the_headers_without_the_document(client: Client) -> None:
+    """HEAD answers as GET does, with no body."""
+    response = await client.head("/info/rocket.jpg")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert await response.read() == b""
+
+
+async def test_a_document_past_the_render_deadline_is_a_504(make_client: MakeClient) -> None:
+    """The render's deadline holds: a 12 MP AVIF (no shrink-on-load) cannot
+    be described in 50 ms, and its slot is returned for the next request."""
+    client = await make_client(render_timeout=0.05, concurrency=1, queue=0)
+    response = await client.get("/info/avif_p3_orient6.avif")
+    assert response.status == 504
+    renders = client.app[RENDERS]
+    await eventually_async(lambda: renders.admitted == 0, GATE_SECONDS)
+    assert (await client.get("/picture/png_rgba_small.png?w=10")).status == 200
+
+
 async def test_the_signature_twice_is_a_400(client: Client) -> None:
     """s, like any parameter, may be given once."""
     assert (await client.get("/info/rocket.jpg?s=a&s=b")).status == 400

@@ -65,7 +65,9 @@ def _check_parameters(parameters: list[tuple[str, str]]) -> None:
     for name, _ in parameters:
         if name not in _PARAMETERS:
             shown = name if len(name) <= 40 else name[:37] + "..."
-            raise BadRequest(f"unknown parameter {shown!r}: /info takes only url and s")
+            raise BadRequest(
+                f"unknown parameter {shown!r}: /info takes only s, and url without a path"
+            )
         if name in seen:
             raise BadRequest(f"{name} is given twice")
         seen.add(name)
