@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from service.formats import OutputFormat
 from service.origins.addresses import parse_networks
 from service.origins.hosts import HostPatterns
-from service.render import libvips_version
+from service.render import HeaderFacts, libvips_version
+from service.render.info import format_name
 from service.server.app import create_app
 from service.server.state import METRICS, RENDERS
 from service.settings import Settings
@@ -466,3 +468,36 @@ async def test_info_takes_a_render_slot(make_client: MakeClient) -> None:
     gate.set()
     assert (await picture).status == 200
     assert (await client.get("/info/chelsea.png")).status == 200
+
+
+@pytest.mark.parametrize(
+    ("loader", "own_format", "name"),
+    [
+        ("heifload_source", OutputFormat.AVIF, "avif"),
+        ("heifload_source", OutputFormat.JPEG, "heif"),  # HEIC: read, never written
+        ("uhdrload_source", OutputFormat.JPEG, "jpeg"),
+        ("tiffload_source", OutputFormat.PNG, "tiff"),
+        ("svgload_source", OutputFormat.PNG, "svg"),
+    ],
+)
+def test_format_names_tell_heif_and_avif_apart(
+    loader: str, own_format: OutputFormat, name: str
+) -> None:
+    """heifload reads AVIF and HEIC: the name follows the compression (which
+    own_format records); Ultra HDR is a JPEG. (The corpus's HEIC cannot be
+    decoded here, so it has no end-to-end test.)"""
+    facts = HeaderFacts(
+        loader=loader,
+        width=10,
+        height=10,
+        pages=1,
+        has_alpha=False,
+        orientation=1,
+        own_format=own_format,
+        needs_colour_management=False,
+        drawn=False,
+        decode_bytes=0,
+        pixel_bytes=0,
+        jpeg_scans=None,
+    )
+    assert format_name(facts) == name
