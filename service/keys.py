@@ -27,6 +27,12 @@ class VariantKey:
         return f'"{self.digest[:32]}"'
 
 
+def info_key(*, output_settings: str, original: Original, info_version: int) -> VariantKey:
+    """Key /info's document of ``original``: one per original (it takes no
+    parameters), apart from every render's key by its first field."""
+    return VariantKey("\n".join((f"info v{info_version}", output_settings, original.identity)))
+
+
 def variant_key(
     *,
     output_settings: str,

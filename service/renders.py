@@ -29,11 +29,13 @@ from .process.crashes import CrashLog, original_digest
 from .process.render_tokens import TokenClient
 from .render import (
     HeaderFacts,
+    InfoRequest,
     OutputWriteError,
     RenderPolicy,
     RenderRequest,
     decode_reservation,
     render,
+    write_info,
 )
 from .solo import SoloLock
 from .sources import Original, OriginalChanged, open_original
@@ -42,6 +44,13 @@ from .spill import Spill
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# What a render slot runs: an image's render, or /info's document of an
+# original. Both go through the same slots, queue, deadline, decode budget,
+# crash log and cache.
+Job = RenderRequest | InfoRequest
+# The cache's label of an /info document (a render's is its format).
+INFO_LABEL = "info"
 
 # Renders that could not be cached are removed once their requests have
 # opened them; one older than this was lost by its requests (cancelled) and
@@ -60,7 +69,7 @@ class RenderedFile:
     """A finished render on disk: in the cache, or in the uncached spill."""
 
     path: str
-    format: OutputFormat
+    format: OutputFormat | None  # None: an /info document
     cached: bool
 
 
@@ -69,7 +78,7 @@ class _Unpublished:
     """A finished render in a cache temporary, not committed yet."""
 
     temp: TempFile
-    format: OutputFormat
+    format: OutputFormat | None  # None: an /info document
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,15 @@ class _Prepared:
     digest: str  # the original's name in the crash log
     suspect: bool
     request_id: str  # of the request that asked for the render
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """An /info document, and how it was obtained."""
+
+    body: bytes
+    hit: bool
+    render_seconds: float | None = None
 
 
 @dataclass(slots=True)
@@ -169,6 +187,42 @@ class RenderService:
             # (only with a cache far smaller than its traffic): go again.
         raise Overloaded("the cache is too small for the current traffic, try again")
 
+    async def cached_or_computed(
+        self, key: str, original: Original, request: InfoRequest, *, request_id: str = ""
+    ) -> Computed:
+        """The /info document ``key`` of ``original``: from the cache, or
+        computed in a render slot as a render is (and cached like one)."""
+        for _ in range(_ATTEMPTS):
+            body = await self.to_thread(self.read_cached, key)
+            if body is not None:
+                return Computed(body, hit=True)
+            self.metrics.cache_misses.inc()
+            async with self._reading(key) as spilled:
+                rendered, render_seconds = await self._render_once(
+                    key, original, request, request_id
+                )
+                if not rendered.cached:
+                    spilled.append(rendered.path)
+                body = await self.to_thread(_read_or_none, rendered.path)
+            if body is not None:
+                return Computed(body, hit=False, render_seconds=render_seconds)
+        raise Overloaded("the cache is too small for the current traffic, try again")
+
+    def read_cached(self, key: str) -> bytes | None:
+        """Blocking: the cached /info document of ``key`` (a small file, read
+        whole), counted as a hit."""
+        try:
+            found = self.cache.open_entry(key)
+        except CacheUnavailable as error:
+            self.note_cache_failure(error)
+            return None
+        if found is None:
+            return None
+        with os.fdopen(found[1], "rb") as handle:
+            body = handle.read()
+        self.metrics.cache_hits.inc()
+        return body
+
     @contextlib.asynccontextmanager
     async def _reading(self, key: str) -> AsyncIterator[list[str]]:
         """Count a request for ``key`` from asking for a render until it has
@@ -189,7 +243,7 @@ class RenderService:
                     await self.to_thread(_remove_files, paths)
 
     async def _render_once(
-        self, key: str, original: Original, request: RenderRequest, request_id: str
+        self, key: str, original: Original, request: Job, request_id: str
     ) -> tuple[RenderedFile, float | None]:
         shared = self._in_flight.get(key)
         if shared is not None:
@@ -295,13 +349,15 @@ class RenderService:
             raise OriginalReplaced("the original changed during the request, try again") from None
         return _Prepared(facts, digest, suspect=crashes == 1, request_id=request_id)
 
-    async def _reserve_decode_memory(self, facts: HeaderFacts, request: RenderRequest) -> int:
+    async def _reserve_decode_memory(self, facts: HeaderFacts, request: Job) -> int:
         """Reserve what the render holds for the whole image (the
         original's decoder, and a trim's decoded image: ``decode_budget``),
         waiting for room; the bytes reserved."""
         if self._budget is None:
             return 0
-        need = decode_reservation(facts, self.policy, request)
+        need = decode_reservation(
+            facts, self.policy, request if isinstance(request, RenderRequest) else None
+        )
         await self._budget.acquire(need)
         self.metrics.decode_budget_reserved.set(self._budget.reserved)
         return need
@@ -319,7 +375,7 @@ class RenderService:
         self,
         key: str,
         original: Original,
-        request: RenderRequest,
+        request: Job,
         prepared: _Prepared,
         announce_start: Callable[[], object],
     ) -> RenderedFile:
@@ -357,7 +413,7 @@ class RenderService:
         return self._publish(key, rendered)
 
     def _render_from(
-        self, source: int, request: RenderRequest, facts: HeaderFacts
+        self, source: int, request: Job, facts: HeaderFacts
     ) -> _Unpublished | RenderedFile:
         """Render into a cache temporary, or uncached when the cache fails."""
         try:
@@ -366,7 +422,7 @@ class RenderService:
             self.note_cache_failure(error)
             return self._render_uncached(source, request, facts, error)
         try:
-            result = render(self.policy, request, facts, source, temp.descriptor)
+            output_format = self._write(request, facts, source, temp.descriptor)
         except OutputWriteError as error:
             # The cache's disk failed mid-write (full, gone): go again, uncached.
             temp.discard()
@@ -376,13 +432,13 @@ class RenderService:
         except BaseException:
             temp.discard()
             raise
-        return _Unpublished(temp, result.format)
+        return _Unpublished(temp, output_format)
 
     def _publish(self, key: str, rendered: _Unpublished) -> RenderedFile:
         """Move a finished render into the cache, or spill it when the cache fails."""
         temp, output_format = rendered.temp, rendered.format
         try:
-            entry = self.cache.commit(key, temp, output_format)
+            entry = self.cache.commit(key, temp, output_format or INFO_LABEL)
         except CacheUnavailable as error:
             self.note_cache_failure(error)
         except BaseException:
@@ -400,14 +456,14 @@ class RenderService:
         return RenderedFile(spilled, output_format, cached=False)
 
     def _render_uncached(
-        self, source: int, request: RenderRequest, facts: HeaderFacts, cause: Exception
+        self, source: int, request: Job, facts: HeaderFacts, cause: Exception
     ) -> RenderedFile:
         # Only after the cache volume failed to give or take a temporary
         # (``cause``: full, unwritable), so to $TMPDIR, not to that volume.
         descriptor, path = self._spill.new_file_off_volume(cause)
         temp = TempFile(path, descriptor)
         try:
-            result = render(self.policy, request, facts, source, temp.descriptor)
+            output_format = self._write(request, facts, source, temp.descriptor)
         except OutputWriteError as error:
             temp.discard()
             raise Overloaded("no space left to render, try again later") from error
@@ -415,7 +471,15 @@ class RenderService:
             temp.discard()
             raise
         temp.close()
-        return RenderedFile(temp.path, result.format, cached=False)
+        return RenderedFile(temp.path, output_format, cached=False)
+
+    def _write(self, job: Job, facts: HeaderFacts, source: int, target: int) -> OutputFormat | None:
+        """Run ``job`` from ``source`` into ``target``: the image's format,
+        or None for an /info document."""
+        if isinstance(job, InfoRequest):
+            write_info(self.policy, job, facts, source, target)
+            return None
+        return render(self.policy, job, facts, source, target).format
 
     def note_cache_failure(self, error: CacheUnavailable) -> None:
         """Count every failure; log the first of an outage (a full disk
@@ -440,6 +504,7 @@ class RenderService:
         return Served(descriptor, entry.size, entry.format, hit=True)
 
     def _open_rendered(self, rendered: RenderedFile) -> Served | None:
+        assert rendered.format is not None  # an image: /info reads its own
         try:
             descriptor = os.open(rendered.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -453,6 +518,15 @@ class RenderService:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._spill.close()
+
+
+def _read_or_none(path: str) -> bytes | None:
+    """A finished /info document, or None if it was evicted meanwhile."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
 
 
 def _remove_files(paths: list[str]) -> None:

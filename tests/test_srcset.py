@@ -144,3 +144,12 @@ def test_the_cli_prints_what_the_endpoint_answers(tmp_path: Path) -> None:
     )
     assert missing.returncode == 1
     assert "404" in missing.stderr
+
+
+async def test_the_placeholder_is_infos_and_shows_behind_the_img(client: Client) -> None:
+    answer = await srcset_of(client, "/srcset/rocket.jpg")
+    info = await (await client.get("/info/rocket.jpg")).json()
+    assert answer["placeholder"] == info["placeholder"]
+    assert answer["placeholder"].startswith("data:image/")
+    attributes = dict(re.findall(r'(\w+)="([^"]*)"', answer["html"]))
+    assert answer["placeholder"] in html.unescape(attributes["style"])

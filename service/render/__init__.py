@@ -18,6 +18,8 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
 - ``rights``: the creator and copyright fields, read with the header and
   written anew (``rights_codecs``: their EXIF, IPTC and XMP bytes);
 - ``save``: encoder options, written through ``output``'s descriptor writer;
+- ``info``: /info's document, from one small render of its own beside the
+  steps (its hashes: ``service.placeholders``);
 - ``failures``: libvips' messages made one line, and the render's deadline;
 - ``request``: what is asked (per process, per request); ``context``: what
   the steps share; ``libvips``: process-wide setup; ``pipeline``: the steps.
@@ -33,6 +35,7 @@ os.environ.setdefault("VIPS_CONCURRENCY", "1")
 os.environ.setdefault("VIPS_WARNING", "0")
 
 from .header import HeaderFacts, read_facts
+from .info import INFO_VERSION, InfoRequest, write_info
 from .libvips import configure_libvips, libvips_version
 from .limits import decode_reservation
 from .output import OutputWriteError
@@ -46,9 +49,11 @@ from .request import RenderPolicy, RenderRequest
 PIPELINE_VERSION = 9
 
 __all__ = [
+    "INFO_VERSION",
     "PIPELINE_VERSION",
     "STEPS",
     "HeaderFacts",
+    "InfoRequest",
     "OutputWriteError",
     "OverlayLibrary",
     "RenderPolicy",
@@ -60,4 +65,5 @@ __all__ = [
     "libvips_version",
     "read_facts",
     "render",
+    "write_info",
 ]

@@ -29,6 +29,7 @@ from ..settings import Settings
 from . import state
 from .fallback import open_fallback
 from .handlers import healthz, metrics_handler, picture
+from .info import info
 from .locate import Locator
 from .middleware import count_requests, json_errors, request_ids
 from .patches.protocol_errors import install as answer_protocol_errors_in_json
@@ -86,6 +87,8 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
     app.cleanup_ctx.append(partial(_render_service, tokens=tokens))
     app.router.add_get("/picture/{path:.+}", picture)
     app.router.add_get("/picture", picture)  # ?url= sources
+    app.router.add_get("/info/{path:.+}", info)
+    app.router.add_get("/info", info)  # ?url= sources
     app.router.add_get("/srcset/{path:.+}", srcset)
     app.router.add_get("/srcset", srcset)
     app.router.add_get("/healthz", healthz)

@@ -10,6 +10,7 @@ widest the original allows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from functools import partial
 
@@ -27,6 +28,7 @@ from ..srcset import DEFAULT_SIZES, Srcset, candidates
 from . import state
 from .canonical_url import url_for
 from .handlers import original_of, target_of, url_and_parameters
+from .info import document
 
 # The page's own attributes, not the image's: bounded, as any text we echo.
 _TEXT_PARAMETERS = ("sizes", "alt")
@@ -47,7 +49,8 @@ async def srcset(request: web.Request) -> web.Response:
     if not settings.widths and any(name == "preset" for name, _ in image_parameters):
         raise BadRequest("srcset: a preset takes a w only on a width ladder (--widths)")
     base = _spec(image_parameters, settings, state.overlay_fingerprints(app))
-    resolve, facts = await original_of(request, target_of(request, url))
+    target = target_of(request, url)
+    resolve, facts = await original_of(request, target)
     if facts is None:
         allow_svg = settings.enable_svg
         facts = await state.renders(app).to_thread(
@@ -73,7 +76,16 @@ async def srcset(request: web.Request) -> web.Response:
         )
     except ValueError as error:
         raise UnprocessableImage(str(error)) from None
-    answer = Srcset(found, sizes=texts["sizes"] or DEFAULT_SIZES, alt=texts["alt"] or "")
+    # /info's placeholder: its document is cached like a variant.
+    _, computed = await document(request, target, None)
+    assert computed is not None  # no If-None-Match to answer
+    placeholder = json.loads(computed.body)["placeholder"]
+    answer = Srcset(
+        found,
+        sizes=texts["sizes"] or DEFAULT_SIZES,
+        alt=texts["alt"] or "",
+        placeholder=placeholder,
+    )
     return web.json_response(answer.to_json(), headers={"Cache-Control": "no-cache"})
 
 
