@@ -107,9 +107,10 @@ class Browser:
 def browsers(count: int, seed: int = SEED) -> list[Browser]:
     """``count`` browsers drawn from ``DEVICES``: the same ones for a seed."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
-    drawn: list[Browser] = []
     weights = [device.weight for device in DEVICES]
-    for device in rng.choices(DEVICES, weights, k=count):
+    drawn: list[Browser] = []
+    for _ in range(count):  # one browser at a time: fewer are the first of more
+        device = rng.choices(DEVICES, weights)[0]
         drawn.append(Browser(device.name, rng.choice(device.widths), rng.choice(device.dprs)))
     return drawn
 
