@@ -63,7 +63,7 @@ bench-quick: $(STAMP)
 
 # Scenario 9 alone: the page load against a fresh service without and with
 # --widths, 3 runs (the ladder variant where the service has the option).
-# No competitors, no wrk. About 6 minutes.
+# No competitors, no wrk. About 7 minutes (2026-12-02, without the ladder).
 bench-pageload: $(STAMP)
 	$(BIN)/python -m benchmarks.run --only pageload
 

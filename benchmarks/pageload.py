@@ -58,7 +58,7 @@ PAGE_CONCURRENCY = 16
 FORMAT = "webp"
 SEED = 9
 # Browsers in the full run: 16 x the 12 originals of the mix, 192 page requests
-# (each run of the plain variant about 1.5 minutes on 2 cores).
+# (a run of the plain variant took 2.5 minutes on 2 shared cores, 2026-12-02).
 BROWSERS = 16
 # The service's default --max-output-size: no browser here asks for more.
 MAX_OUTPUT = 4096
@@ -117,6 +117,7 @@ def browsers(count: int, seed: int = SEED) -> list[Browser]:
 
 
 def request_path(name: str, width: int, fmt: str = FORMAT) -> str:
+    """The service's path for ``name`` at ``width`` device pixels in ``fmt``."""
     return urls.url_path("service", urls.Variant(name, width, None, fmt))
 
 
@@ -132,6 +133,7 @@ class Workload:
 
     @classmethod
     def build(cls, names: Sequence[str], count: int = BROWSERS, seed: int = SEED) -> Workload:
+        """``count`` browsers of ``seed`` loading a page of ``names``."""
         return cls(tuple(names), tuple(browsers(count, seed)))
 
     def bursts(self) -> list[list[str]]:
@@ -147,6 +149,7 @@ class Workload:
         ]
 
     def describe(self) -> dict[str, object]:
+        """What the results record of the workload (the requests follow from it)."""
         widths = [b.device_width for b in self.browsers]
         kinds: dict[str, int] = {}
         for browser in self.browsers:
