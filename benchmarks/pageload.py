@@ -322,9 +322,11 @@ def run(
     workdir: str,
     ladder: bool,
     log: Callable[[str], None],
+    into: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``runs`` rounds, each variant once a round (``ladder`` False: the
-    plain one only); the results' ``pageload`` entry."""
+    plain one only); the results' ``pageload`` entry, filled in ``into`` as
+    the runs go (a failure keeps what ran)."""
     variants: dict[str, list[str]] = {"plain": []}
     skipped: dict[str, str] = {}
     if ladder:
@@ -334,6 +336,11 @@ def run(
         log(f"  ladder variant skipped: {skipped['ladder']}")
     measured: dict[str, list[dict[str, object]]] = {name: [] for name in variants}
     commands: dict[str, object] = {}
+    out = into if into is not None else {}
+    out.update(
+        workload=workload.describe(), variants=variants, commands=commands, skipped=skipped,
+        runs=measured,
+    )  # fmt: skip
     for repetition in range(runs):
         order = list(variants)
         shift = repetition % len(order)
@@ -367,13 +374,10 @@ def run(
                 f"p99 {page['latency_ms']['p99']} ms"
             )
             shutil.rmtree(cache_dir, ignore_errors=True)  # the disk for the next
-    return {
-        "workload": workload.describe(),
-        "variants": {name: args for name, args in variants.items() if name not in skipped},
-        "commands": {name: command for name, command in commands.items() if name not in skipped},
-        "skipped": skipped,
-        "runs": {name: runs_ for name, runs_ in measured.items() if runs_},
-    }
+    for name in skipped:
+        for table in (variants, commands, measured):
+            table.pop(name, None)
+    return out
 
 
 def _count(value: object) -> str:

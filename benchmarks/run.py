@@ -460,9 +460,12 @@ class Bench:
             f"scenario 9: page load, {described['browsers']} browsers x {len(names)} originals "
             f"({described['distinct_widths']} distinct widths), with and without --widths"
         )
-        self.results["pageload"] = pageload.run(
+        table: dict[str, Any] = {}
+        # Filled as it goes: a failure later in the scenario keeps what ran.
+        self.results["pageload"] = table
+        pageload.run(
             workload, runs=self.plan.runs, start=self.service_starter, workdir=self.workdir,
-            ladder=pageload.ladder_supported(), log=self.log,
+            ladder=pageload.ladder_supported(), log=self.log, into=table,
         )  # fmt: skip
 
     def remote_originals(self) -> None:

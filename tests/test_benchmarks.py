@@ -1552,6 +1552,33 @@ def test_without_the_option_the_ladder_variant_is_never_started(
     assert list(results["runs"]) == ["plain"]
 
 
+def test_a_failing_page_load_run_keeps_the_runs_before_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+
+    def measure(server: object, cache: str, work: object) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("/metrics answered 500")
+        return _pageload_run(50, 9.0)
+
+    def start(name: str, options: Sequence[str]) -> _PageLoadServer:
+        return _PageLoadServer(name, list(options), None)
+
+    monkeypatch.setattr(pageload, "measure", measure)
+    table: dict[str, Any] = {}
+    starter: Any = start
+    with pytest.raises(RuntimeError, match="500"):
+        pageload.run(
+            pageload.Workload.build(["a.jpg"], 2), runs=2, start=starter, workdir=str(tmp_path),
+            ladder=True, log=lambda _: None, into=table,
+        )  # fmt: skip
+    assert [run["renders"] for run in table["runs"]["plain"]] == [50]
+    assert table["runs"]["ladder"] == []
+    assert "| renders (all requests) | 50 | - | n/a |" in report.markdown({"pageload": table})
+
+
 def test_the_page_load_is_part_of_the_full_run_and_a_flag_of_the_quick_one() -> None:
     assert bench_run.FULL.pageload
     assert not bench_run.QUICK.pageload
