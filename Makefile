@@ -54,12 +54,18 @@ clean:
 # They fetch their corpus from Debian and PyPI packages, set up .bench-venv/
 # for the competitors, install wrk (and nginx, the origin of scenario 8) when
 # missing, and write benchmarks/results/.
-.PHONY: bench bench-quick bench-instructions bench-cores
+.PHONY: bench bench-quick bench-pageload bench-instructions bench-cores
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.run --quick
+
+# Scenario 9 alone: the page load against a fresh service without and with
+# --widths, 3 runs (the ladder variant where the service has the option).
+# No competitors, no wrk. About 7 minutes (2026-12-02, without the ladder).
+bench-pageload: $(STAMP)
+	$(BIN)/python -m benchmarks.run --only pageload
 
 # Instruction counts under valgrind (installed when missing): the same renders
 # on every side, free of the machine's noise. About 12 minutes.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from .report import ORDER, summarize_all
@@ -84,14 +85,26 @@ def draw(results: dict[str, Any], target: str) -> None:
     figure.savefig(target, dpi=100)
 
 
-def main() -> None:
+def has_load(results: dict[str, Any]) -> bool:
+    """Whether the run has what the chart draws (a run of scenario 1 or 9
+    alone has not)."""
+    summary = results.get("summary") or summarize_all(results)
+    return bool(summary.get("uncached") or summary.get("cache_hits"))
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("results")
     parser.add_argument("png")
     args = parser.parse_args()
     with open(args.results) as handle:
-        draw(json.load(handle), args.png)
+        results = json.load(handle)
+    if not has_load(results):
+        print("chart: no uncached or cache-hit case in the run, no chart", file=sys.stderr)
+        return 1
+    draw(results, args.png)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -147,6 +147,11 @@ def _spawn(
         )
 
 
+def service_cache_dir(workdir: str, name: str) -> str:
+    """The cache directory ``start_service`` gives the service ``name``."""
+    return os.path.join(workdir, f"{name}-cache")
+
+
 def start_service(
     originals: str,
     workdir: str,
@@ -166,7 +171,7 @@ def start_service(
     the ``service`` package of another checkout of the project (an A/B of
     two commits) with this venv's packages, under ``name``."""
     port = free_port()
-    cache = os.path.join(workdir, f"{name}-cache")
+    cache = service_cache_dir(workdir, name)
     argv = [
         sys.executable, "-m", "service",
         "--port", str(port),

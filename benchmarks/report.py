@@ -194,6 +194,8 @@ def summarize_all(results: Mapping[str, Any]) -> dict[str, Any]:
         summary["formats"] = {f: case_summary(case) for f, case in results["formats"].items()}
     if "origin" in results:
         summary["origin"] = origin_summary(results["origin"])
+    if "pageload" in results:
+        summary["pageload"] = pageload_summary(results["pageload"])
     summary["targets"] = targets(results, summary)
     return summary
 
@@ -394,16 +396,13 @@ def _fewer_runs(plan: Mapping[str, Any]) -> str:
     return f" ({', '.join(fewer)})" if fewer else ""
 
 
-def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one table after another
-    summary = results.get("summary") or summarize_all(results)
-    plan = results.get("plan", {})
+def _load_tables(summary: Mapping[str, Any]) -> list[str]:
+    """Throughput, latency and peak RSS of the load cases; none when no load
+    case ran (a run of scenario 1 or 9 alone)."""
+    cases = {"uncached", "latency_4mp", "formats", "cache_hits", "memory_largest"}
+    if not summary.keys() & cases:
+        return []
     lines = [
-        f"Run of {results.get('started', '?')}: {plan.get('runs', '?')} runs of each case"
-        f"{_fewer_runs(plan)}, "
-        f"{plan.get('seconds', '?')} s each (uncached); medians, with the range of the runs in "
-        "brackets; ratios are of medians. Machine: "
-        f"{results.get('machine', {}).get('cpus', '?')} cores, "
-        f"{results.get('machine', {}).get('cpu_model', '?')}.",
         "",
         "**Throughput, requests/s** (higher is better)",
         "",
@@ -460,6 +459,21 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
         )
     if "cache_hits" in summary:
         lines.append(_row("cache hits, c=16", summary["cache_hits"], "peak_rss_mib", 0, "peak_rss"))
+    return lines
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    summary = results.get("summary") or summarize_all(results)
+    plan = results.get("plan", {})
+    lines = [
+        f"Run of {results.get('started', '?')}: {plan.get('runs', '?')} runs of each case"
+        f"{_fewer_runs(plan)}, "
+        f"{plan.get('seconds', '?')} s each (uncached); medians, with the range of the runs in "
+        "brackets; ratios are of medians. Machine: "
+        f"{results.get('machine', {}).get('cpus', '?')} cores, "
+        f"{results.get('machine', {}).get('cpu_model', '?')}.",
+    ]
+    lines += _load_tables(summary)
     cpu_rows = [
         (f"uncached mix, c={c}", case)
         for c, case in sorted(summary.get("uncached", {}).items(), key=lambda kv: int(kv[0]))
@@ -536,6 +550,7 @@ def markdown(results: Mapping[str, Any]) -> str:  # noqa: PLR0912, PLR0915 - one
             met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
             lines.append(f"| {t['target']} | {value} | {t['goal']} | {met} |")
     lines += origin_lines(summary.get("origin", {}))
+    lines += pageload_lines(summary.get("pageload", {}))
     lines += ab_lines(summary)
     return "\n".join(lines) + "\n"
 
@@ -593,6 +608,104 @@ def origin_lines(origin: Mapping[str, Any]) -> list[str]:
         for t in origin["targets"]:
             met = "yes" if t["met"] else "**no**"
             lines.append(f"| {t['target']} | {t['value']:.2f} | {t['goal']} | {met} |")
+    return lines
+
+
+# Scenario 9 (benchmarks.pageload): each figure of a run, its label, how it is
+# read from the run, the digits shown.
+PAGELOAD_FIGURES: tuple[tuple[str, str, Callable[[Mapping[str, Any]], float | None], int], ...] = (
+    ("renders", "renders (all requests)", lambda r: r["renders"], 0),
+    ("renders_burst", "renders in the burst", lambda r: r["renders_burst"], 0),
+    ("cache_entries", "cache entries", lambda r: r["cache_entries"], 0),
+    ("cache_mb", "cache MB (/metrics)", lambda r: _mb(r["cache_bytes"]), 1),
+    ("du_mb", "cache directory MB on disk (du)", lambda r: _mb(r["du_bytes"]), 1),
+    ("page_rps", "page loads: req/s", lambda r: r["page"]["rps"], 1),
+    ("page_p50", "page loads: p50 ms", lambda r: r["page"]["latency_ms"]["p50"], 0),
+    ("page_p99", "page loads: p99 ms", lambda r: r["page"]["latency_ms"]["p99"], 0),
+    ("burst_rps", "burst: req/s", lambda r: r["burst"]["rps"], 1),
+    ("burst_p50", "burst: p50 ms", lambda r: r["burst"]["latency_ms"]["p50"], 0),
+    ("burst_p99", "burst: p99 ms", lambda r: r["burst"]["latency_ms"]["p99"], 0),
+)
+PAGELOAD_VARIANTS = ("plain", "ladder")
+
+
+def _mb(value: float | None) -> float | None:
+    return None if value is None else value / 1e6
+
+
+def _not_answered_200(run: Mapping[str, Any]) -> int:
+    """A run's requests answered otherwise than 200, or not at all."""
+    phases = [run[phase] for phase in ("burst", "page")]
+    other = sum(int(c) for p in phases for code, c in p["statuses"].items() if code != "200")
+    return other + sum(int(c) for p in phases for c in p["errors"].values())
+
+
+def pageload_summary(pageload: Mapping[str, Any]) -> dict[str, Any]:
+    """Scenario 9: each variant's medians (and ranges) over its runs, ladder
+    over plain of the medians, and the requests not answered 200."""
+    out: dict[str, Any] = {
+        "workload": dict(pageload.get("workload", {})),
+        "skipped": dict(pageload.get("skipped", {})),
+    }
+    for variant, runs in pageload.get("runs", {}).items():
+        figures: dict[str, Any] = {}
+        for key, _, read, _ in PAGELOAD_FIGURES:
+            values = [float(value) for run in runs if (value := read(run)) is not None]
+            if values:
+                figures[key] = summarize(values).as_dict()
+        figures["not_ok"] = sum(_not_answered_200(run) for run in runs)
+        out[variant] = figures
+    if "plain" in out and "ladder" in out:
+        out["ladder_over_plain"] = {
+            key: ratio(out["ladder"][key]["median"], out["plain"][key]["median"])
+            for key, *_ in PAGELOAD_FIGURES
+            if key in out["ladder"] and key in out["plain"]
+        }
+    return out
+
+
+def _range_cell(figures: Mapping[str, Any] | None, key: str, digits: int) -> str:
+    if not figures or key not in figures:
+        return "-"
+    s = figures[key]
+    if s["runs"] == 1:
+        return f"{s['median']:.{digits}f}"
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def pageload_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Scenario 9's table and what did not run; empty when it did not run."""
+    if not any(variant in summary for variant in PAGELOAD_VARIANTS):
+        return []
+    work = summary.get("workload", {})
+    ladder = ",".join(str(step) for step in work.get("ladder", []))
+    widths = work.get("device_widths", {})
+    lines = [
+        "",
+        f"**Page load** (scenario 9): {work.get('browsers', '?')} browsers (seeded) each ask "
+        f"the {len(work.get('originals', []))} originals once at their width "
+        f"({work.get('distinct_widths', '?')} distinct widths, {widths.get('min', '?')}-"
+        f"{widths.get('max', '?')} px) → {work.get('format', '?')} at "
+        f"c={work.get('page_concurrency', '?')}, after a burst of each original at every "
+        f"ladder width at once; `ladder` is the service with `--widths {ladder}`, `plain` "
+        "without, each run a fresh service and cache",
+        "",
+        "| figure | plain | ladder | ladder / plain |",
+        "|---|---|---|---|",
+    ]
+    ratios = summary.get("ladder_over_plain", {})
+    for key, label, _, digits in PAGELOAD_FIGURES:
+        cells = [_range_cell(summary.get(variant), key, digits) for variant in PAGELOAD_VARIANTS]
+        lines.append(f"| {label} | {' | '.join(cells)} | {format_ratio(ratios.get(key))} |")
+    for variant, reason in summary.get("skipped", {}).items():
+        lines += ["", f"The {variant} variant did not run: {reason}."]
+    failed = [
+        f"{variant} {summary[variant]['not_ok']}"
+        for variant in PAGELOAD_VARIANTS
+        if summary.get(variant, {}).get("not_ok")
+    ]
+    if failed:
+        lines += ["", f"Requests not answered 200: {', '.join(failed)}."]
     return lines
 
 
@@ -662,6 +775,9 @@ ACROSS_RATIOS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "HTTP origin, result-cache hits c=16, remote / local CPU",
         ("origin", "cache_hits", "remote_vs_local", "cpu_per_request"),
     ),
+    ("page load, renders, ladder / plain", ("pageload", "ladder_over_plain", "renders")),
+    ("page load, cache bytes on disk, ladder / plain", ("pageload", "ladder_over_plain", "du_mb")),
+    ("page load, req/s, ladder / plain", ("pageload", "ladder_over_plain", "page_rps")),
 )
 
 

@@ -17,12 +17,17 @@ competitors rotated from one repetition to the next):
 8. remote originals (``--origin``, part of the full run): the service again,
    reading the same corpus from nginx on loopback (``benchmarks.origin``),
    against the local one: new variants of originals already in its source
-   cache at concurrency 4, and result-cache hits at concurrency 16.
+   cache at concurrency 4, and result-cache hits at concurrency 16;
+9. page load (``--pageload``, part of the full run; ``benchmarks.pageload``):
+   browsers of many widths each asking every original once, after a burst of
+   each original at every ladder width at once, against the service with
+   and without its width ladder (``--widths``), a fresh service and cache
+   each run: renders, cache entries and bytes, req/s and latency.
 
 Writes ``benchmarks/results/<date>.json`` (every figure and the machine),
 ``<date>.md`` (the tables) and ``<date>.png`` (the chart), and copies them to
 ``latest.*`` (``latest-quick.*`` for ``--quick``). Loopback only; every
-load run is bounded by its duration.
+load run is bounded by its duration (scenario 9's by its list of requests).
 """
 
 from __future__ import annotations
@@ -37,11 +42,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import competitors, corpus, origin, proctree, report, urls, wrk
+from . import competitors, corpus, origin, pageload, proctree, report, urls, wrk
 
 RESULTS_DIR = os.path.join(competitors.ROOT, "benchmarks", "results")
 # The series whose repetitions the in-process loops follow: the targets'
@@ -51,6 +56,8 @@ CORES = os.cpu_count() or 1
 T = TypeVar("T")
 # Whose answered variants each in-process loop renders when paired.
 LOOP_COUNTERPARTS = {"vips": "service", "service": "service", "pillow": "baseline"}
+# Plan's field ``pageload`` would shadow the module in its class body.
+PAGELOAD_BROWSERS = pageload.BROWSERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,10 @@ class Plan:
     loop_variants: int | None = None
     # Scenario 8: the service reading its originals from an HTTP origin.
     origin: bool = False
+    # Scenario 9: the page load, its browsers and originals (empty: the mix).
+    pageload: bool = False
+    pageload_browsers: int = PAGELOAD_BROWSERS
+    pageload_images: tuple[str, ...] = ()
 
 
 # make bench-quick must finish in 2 minutes from a fresh clone, 35 s of
@@ -80,7 +91,7 @@ class Plan:
 # render per image in scenario 1, 1.5 s cache-hit runs and paired loops over
 # the first 24 answered variants (two of each image; all ~55 took 15 s more)
 # keep it at ~115 s. Scenario 8 (--origin) stays out: its three sides took
-# 65 s more.
+# 65 s more; so does scenario 9 (--pageload), a fresh service per run.
 QUICK = Plan(
     runs=3, seconds=4, concurrencies=(4,), hit_seconds=1.5, memory_runs=1, memory_seconds=4,
     formats=(), latency=False, libcost_repeat=1, loop_seconds=2, loop_runs=1, thumbor=False,
@@ -89,7 +100,7 @@ QUICK = Plan(
 FULL = Plan(
     runs=3, seconds=8, concurrencies=(1, 4, 16), hit_seconds=5, memory_runs=3, memory_seconds=8,
     formats=("jpeg", "webp", "avif"), latency=True, libcost_repeat=3, loop_seconds=8, loop_runs=3,
-    thumbor=True, origin=True,
+    thumbor=True, origin=True, pageload=True,
 )  # fmt: skip
 
 
@@ -112,6 +123,8 @@ class Bench:
     # from it (neither is in ``servers``: no other scenario runs them).
     nginx: origin.Nginx | None = None
     remote: competitors.Server | None = None
+    # Scenario 9: starts a service of its own, fresh, by name, with options.
+    service_starter: pageload.Starter | None = None
 
     # -- helpers -----------------------------------------------------------
 
@@ -435,6 +448,26 @@ class Bench:
         if table:
             self.results["formats"] = table
 
+    def page_load(self) -> None:
+        """Scenario 9 (``benchmarks.pageload``): the same page-load requests
+        against a fresh service without and with ``--widths``, each run; the
+        ladder variant only where the service takes the option."""
+        assert self.service_starter is not None
+        names = self.plan.pageload_images or tuple(corpus.mix_names())
+        workload = pageload.Workload.build(names, self.plan.pageload_browsers)
+        described = workload.describe()
+        self.log(
+            f"scenario 9: page load, {described['browsers']} browsers x {len(names)} originals "
+            f"({described['distinct_widths']} distinct widths), with and without --widths"
+        )
+        table: dict[str, Any] = {}
+        # Filled as it goes: a failure later in the scenario keeps what ran.
+        self.results["pageload"] = table
+        pageload.run(
+            workload, runs=self.plan.runs, start=self.service_starter, workdir=self.workdir,
+            ladder=pageload.ladder_supported(), log=self.log, into=table,
+        )  # fmt: skip
+
     def remote_originals(self) -> None:
         """Scenario 8: the service reading the corpus from nginx (``remote``)
         against the service reading it from disk and the baseline, rotated:
@@ -633,10 +666,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="scenario 8, the originals from nginx on loopback (part of the full run)",
     )
+    parser.add_argument(
+        "--pageload",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="scenario 9, the page load with and without --widths (part of the full run; "
+        "alone: --only pageload, or make bench-pageload)",
+    )
+    parser.add_argument(
+        "--pageload-browsers", type=int, help=f"browsers of scenario 9 ({pageload.BROWSERS})"
+    )
+    parser.add_argument(
+        "--pageload-images", help="comma-separated originals of scenario 9 (the mix)"
+    )
     parser.add_argument("--corpus", default=os.path.join(competitors.ROOT, corpus.DEFAULT_DIR))
     parser.add_argument("--out", default=RESULTS_DIR)
     parser.add_argument(
-        "--only", help="comma-separated: libcost,uncached,hits,memory,formats,origin"
+        "--only", help="comma-separated: libcost,uncached,hits,memory,formats,origin,pageload"
     )
     parser.add_argument(
         "--compare-with",
@@ -666,16 +712,28 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         plan = replace(plan, latency=args.latency)
     if args.origin is not None:
         plan = replace(plan, origin=args.origin)
+    if args.pageload is not None:
+        plan = replace(plan, pageload=args.pageload)
+    if args.pageload_browsers:
+        plan = replace(plan, pageload_browsers=args.pageload_browsers)
+    if args.pageload_images:
+        plan = replace(plan, pageload_images=tuple(args.pageload_images.split(",")))
 
     started = time.monotonic()
-    wrk.ensure_installed()
+    only = set(args.only.split(",")) if args.only else None
+    # Scenario 9 starts services of its own and drives them itself: run
+    # alone, it needs neither wrk nor the competitors (the chart needs the
+    # baseline's venv all the same).
+    shared = only is None or bool(only - {"pageload"})
+    if shared:
+        wrk.ensure_installed()
     corpus.build(args.corpus)
     competitors.ensure_venv("baseline")
-    if plan.thumbor:
+    if plan.thumbor and shared:
         competitors.ensure_venv("thumbor")
     originals = corpus.originals_dir(args.corpus)
-    only = set(args.only.split(",")) if args.only else None
     runs_origin = plan.origin and (only is None or "origin" in only)
+    runs_pageload = plan.pageload and (only is None or "pageload" in only)
     if runs_origin:
         origin.ensure_installed()
     workdir = tempfile.mkdtemp(prefix="image-factory-bench-")
@@ -696,9 +754,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     ]
     if runs_origin:
         steps.append(("origin", bench.remote_originals))
+    if runs_pageload:
+        steps.append(("pageload", bench.page_load))
 
     def start_service(
-        name: str = "service", checkout: str | None = None, originals_spec: str | None = None
+        name: str = "service",
+        checkout: str | None = None,
+        originals_spec: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> competitors.Server:
         return competitors.start_service(
             originals_spec or originals,
@@ -709,17 +772,24 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             env=dict(item.split("=", 1) for item in args.service_env),
             name=name,
             checkout=checkout,
+            extra_args=extra_args,
         )
 
+    # No drain at the end of each of its runs: stopping is not measured.
+    bench.service_starter = lambda name, options: start_service(
+        name, extra_args=[*options, "--drain-seconds", "0"]
+    )
     try:
-        starters: list[Callable[[], competitors.Server]] = [
-            start_service,
-            lambda: competitors.start_baseline(originals, workdir, workers=CORES),
-        ]
-        if args.compare_with:
+        starters: list[Callable[[], competitors.Server]] = []
+        if shared:
+            starters += [
+                start_service,
+                lambda: competitors.start_baseline(originals, workdir, workers=CORES),
+            ]
+        if args.compare_with and shared:
             # The same settings, from the other checkout: an A/B of two commits.
             starters.append(lambda: start_service(report.BEFORE, args.compare_with))
-        if plan.thumbor:
+        if plan.thumbor and shared:
             starters.append(lambda: competitors.start_thumbor(originals, workdir, processes=2))
         for start in starters:
             bench.servers.append(start())
@@ -769,6 +839,9 @@ def latest_name(args: argparse.Namespace) -> str | None:
         args.latency is not None,
         args.thumbor is not None,
         args.origin is not None,
+        args.pageload is not None,
+        args.pageload_browsers,
+        args.pageload_images,
         args.service_concurrency,
         args.compare_with,
         args.service_total_concurrency,

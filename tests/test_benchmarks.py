@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +24,7 @@ from benchmarks import (
     debian,
     libcost,
     origin,
+    pageload,
     proctree,
     report,
     urls,
@@ -1375,6 +1376,215 @@ def test_the_ten_large_originals_are_the_corpus_largest_and_six_derived() -> Non
     names = {entry.name for entry in corpus.CORPUS}
     assert {source for source, _ in origin_fetch.DERIVED.values()} <= names
     assert not set(origin_fetch.DERIVED) & names  # a derived file never shadows a corpus one
+
+
+# -- the page load (scenario 9, benchmarks.pageload) ------------------------------------
+
+
+def test_the_page_loads_browsers_are_the_same_for_a_seed_and_differ_for_another() -> None:
+    assert pageload.browsers(50, seed=3) == pageload.browsers(50, seed=3)
+    assert pageload.browsers(50, seed=3) != pageload.browsers(50, seed=4)
+    assert pageload.browsers(10) == pageload.browsers(50)[:10]  # the seed's sequence, cut
+
+
+def test_the_page_loads_browsers_span_viewports_and_pixel_ratios_within_range() -> None:
+    """320-2560 CSS px at DPR 1, 1.5, 2 or 3, every device width under the output limit."""
+    drawn = pageload.browsers(2000)
+    assert {b.dpr for b in drawn} == {1.0, 1.5, 2.0, 3.0}
+    assert {b.kind for b in drawn} == {device.name for device in pageload.DEVICES}
+    assert all(320 <= b.css_width <= 2560 for b in drawn)
+    assert all(b.device_width == round(b.css_width * b.dpr) for b in drawn)
+    widths = [b.device_width for b in drawn]
+    assert min(widths) >= 320
+    assert max(widths) <= 3840 < pageload.MAX_OUTPUT
+    assert len(set(widths)) > 500  # many distinct widths: what the ladder is for
+    phones = sum(b.kind == "phone" for b in drawn) / len(drawn)
+    assert 0.45 < phones < 0.55
+
+
+def test_the_burst_asks_each_original_at_every_ladder_width_at_once() -> None:
+    workload = pageload.Workload.build(["a.jpg", "b c.png"], 3)
+    bursts = workload.bursts()
+    assert bursts == [
+        [f"/picture/{name}?w={step}&format=webp" for step in pageload.LADDER]
+        for name in ("a.jpg", "b%20c.png")
+    ]
+
+
+def test_each_browser_asks_each_original_once_at_its_device_width() -> None:
+    workload = pageload.Workload.build(["a.jpg", "b.png", "c.jpg"], 7, seed=5)
+    page = workload.page_loads()
+    assert len(page) == 21
+    for index, browser in enumerate(workload.browsers):
+        mine = page[3 * index : 3 * index + 3]
+        width = browser.device_width
+        assert mine == [f"/picture/{n}?w={width}&format=webp" for n in ("a.jpg", "b.png", "c.jpg")]
+    described = workload.describe()
+    assert described["page_requests"] == 21
+    assert described["burst_requests"] == 18
+    assert described["distinct_widths"] == len({b.device_width for b in workload.browsers})
+
+
+def test_the_ladder_variant_passes_the_ladder_as_the_services_widths_option() -> None:
+    assert pageload.widths_argument(pageload.LADDER) == ["--widths", "320,640,960,1280,1920,2560"]
+
+
+def test_metric_values_are_summed_over_label_sets_and_never_match_a_longer_name() -> None:
+    exposition = (
+        "# HELP image_factory_renders_total Renders completed.\n"
+        "# TYPE image_factory_renders_total counter\n"
+        "image_factory_renders_total 7.0\n"
+        "image_factory_renders_created 1.7e9\n"
+        'image_factory_cache_entries{pid="1"} 3.0\n'
+        'image_factory_cache_entries{pid="2"} 4.0\n'
+        "image_factory_cache_entries_other 100.0\n"
+    )
+    assert pageload.metric_value(exposition, "image_factory_renders_total") == 7.0
+    assert pageload.metric_value(exposition, "image_factory_cache_entries") == 7.0
+    assert pageload.metric_value(exposition, "image_factory_cache_bytes") is None
+
+
+class _PageLoadServer:
+    """A started service as ``pageload.run`` sees it; ``exit`` 2 fails its start."""
+
+    def __init__(self, name: str, options: list[str], exit_status: int | None) -> None:
+        self.name, self.options = name, options
+        self.process = SimpleNamespace(returncode=exit_status)
+        self.settings = {"command": "python -m service " + " ".join(options)}
+        self.base_url = "http://127.0.0.1:1"
+        self.stopped = False
+
+    def wait_ready(self) -> None:
+        if self.process.returncode is not None:
+            raise RuntimeError(f"service exited with {self.process.returncode} at start")
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _pageload_run(renders: float, rps: float) -> dict[str, Any]:
+    phase = {"rps": rps, "latency_ms": {"p50": 100.0, "p99": 300.0}, "statuses": {"200": 10},
+             "errors": {}}  # fmt: skip
+    return {
+        "burst": phase, "page": phase, "renders_burst": 6.0, "renders": renders,
+        "cache_entries": renders, "cache_bytes": renders * 1e5, "du_bytes": int(renders * 2e5),
+    }  # fmt: skip
+
+
+def test_the_page_load_runs_both_variants_each_round_rotated_on_fresh_services(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started: list[_PageLoadServer] = []
+
+    def start(name: str, options: Sequence[str]) -> _PageLoadServer:
+        started.append(_PageLoadServer(name, list(options), None))
+        return started[-1]
+
+    measured = iter([_pageload_run(r, 10.0) for r in (90, 20, 22, 95, 88, 21)])
+    monkeypatch.setattr(pageload, "measure", lambda server, cache, work: next(measured))
+    workload = pageload.Workload.build(["a.jpg"], 2)
+    starter: Any = start  # a stand-in for competitors.start_service
+    results = pageload.run(
+        workload, runs=3, start=starter, workdir=str(tmp_path), ladder=True, log=lambda _: None
+    )
+    assert [s.name for s in started] == [
+        "pageload-0-plain", "pageload-0-ladder", "pageload-1-ladder", "pageload-1-plain",
+        "pageload-2-plain", "pageload-2-ladder",
+    ]  # fmt: skip
+    assert {tuple(s.options) for s in started if s.name.endswith("ladder")} == {
+        ("--widths", "320,640,960,1280,1920,2560")
+    }
+    assert all(s.options == [] for s in started if s.name.endswith("plain"))
+    assert all(s.stopped for s in started)
+    assert [r["renders"] for r in results["runs"]["plain"]] == [90, 95, 88]
+    assert results["skipped"] == {}
+    summary = report.summarize_all({"pageload": results})["pageload"]
+    assert summary["plain"]["renders"]["median"] == 90
+    assert summary["ladder"]["renders"]["median"] == 21
+    assert summary["ladder_over_plain"]["renders"] == pytest.approx(21 / 90)
+    assert summary["ladder_over_plain"]["page_rps"] == pytest.approx(1.0)
+    text = report.markdown({"pageload": results})
+    assert "| renders (all requests) | 90 (88-95) | 21 (20-22) | 0.23x |" in text
+    assert "**Throughput" not in text  # no load case ran: no empty tables
+
+
+def test_a_service_that_refuses_the_ladder_at_start_skips_that_variant_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "pageload-0-ladder.log").write_text(
+        "usage: image-factory [-h] ...\nimage-factory: unrecognized arguments: --widths 320\n"
+    )
+
+    def start(name: str, options: Sequence[str]) -> _PageLoadServer:
+        return _PageLoadServer(name, list(options), 2 if options else None)
+
+    monkeypatch.setattr(pageload, "measure", lambda server, cache, work: _pageload_run(50, 9.0))
+    workload = pageload.Workload.build(["a.jpg"], 2)
+    starter: Any = start  # a stand-in for competitors.start_service
+    results = pageload.run(
+        workload, runs=2, start=starter, workdir=str(tmp_path), ladder=True, log=lambda _: None
+    )
+    assert results["skipped"] == {"ladder": "image-factory: unrecognized arguments: --widths 320"}
+    assert list(results["runs"]) == ["plain"]
+    assert len(results["runs"]["plain"]) == 2
+    text = report.markdown({"pageload": results})
+    assert "| renders (all requests) | 50 (50-50) | - | n/a |" in text
+    assert "The ladder variant did not run: image-factory: unrecognized arguments" in text
+
+
+def test_without_the_option_the_ladder_variant_is_never_started(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    options_given: list[list[str]] = []
+
+    def start(name: str, options: Sequence[str]) -> _PageLoadServer:
+        options_given.append(list(options))
+        return _PageLoadServer(name, list(options), None)
+
+    monkeypatch.setattr(pageload, "measure", lambda server, cache, work: _pageload_run(50, 9.0))
+    starter: Any = start
+    results = pageload.run(
+        pageload.Workload.build(["a.jpg"], 2), runs=2, start=starter, workdir=str(tmp_path),
+        ladder=False, log=lambda _: None,
+    )  # fmt: skip
+    assert options_given == [[], []]
+    assert "--widths" in results["skipped"]["ladder"]
+    assert list(results["runs"]) == ["plain"]
+
+
+def test_a_failing_page_load_run_keeps_the_runs_before_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[int] = []
+
+    def measure(server: object, cache: str, work: object) -> dict[str, Any]:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("/metrics answered 500")
+        return _pageload_run(50, 9.0)
+
+    def start(name: str, options: Sequence[str]) -> _PageLoadServer:
+        return _PageLoadServer(name, list(options), None)
+
+    monkeypatch.setattr(pageload, "measure", measure)
+    table: dict[str, Any] = {}
+    starter: Any = start
+    with pytest.raises(RuntimeError, match="500"):
+        pageload.run(
+            pageload.Workload.build(["a.jpg"], 2), runs=2, start=starter, workdir=str(tmp_path),
+            ladder=True, log=lambda _: None, into=table,
+        )  # fmt: skip
+    assert [run["renders"] for run in table["runs"]["plain"]] == [50]
+    assert table["runs"]["ladder"] == []
+    assert "| renders (all requests) | 50 | - | n/a |" in report.markdown({"pageload": table})
+
+
+def test_the_page_load_is_part_of_the_full_run_and_a_flag_of_the_quick_one() -> None:
+    assert bench_run.FULL.pageload
+    assert not bench_run.QUICK.pageload
+    assert bench_run.FULL.pageload_browsers == pageload.BROWSERS
+    for argv in (["--pageload"], ["--pageload-browsers", "5"], ["--pageload-images", "a.jpg"]):
+        assert bench_run.latest_name(bench_run.build_parser().parse_args(argv)) is None
 
 
 def test_the_benchmarks_readme_stays_within_150_lines() -> None:
