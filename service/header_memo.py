@@ -42,6 +42,11 @@ def facts_or_none(original: Original, *, allow_svg: bool) -> HeaderFacts | None:
         return None
 
 
+def forget_all() -> None:
+    """Drop every original's facts (after a purge)."""
+    _remembered.cache_clear()
+
+
 @functools.lru_cache(maxsize=_REMEMBERED_ORIGINALS)
 def _remembered(original: Original, allow_svg: bool) -> HeaderFacts | str:
     """The facts, or the refusal's one-line reason (refusals are remembered
