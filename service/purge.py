@@ -35,7 +35,7 @@ from typing import Any
 
 from yarl import URL
 
-from .cache import INDEX_NAME, DiskCache, Purged
+from .cache import INDEX_NAME, CacheUnavailable, DiskCache, Purged
 from .errors import BadRequest
 from .purge_stamp import PurgeStamp
 
@@ -125,7 +125,7 @@ def purge(
         downloaded = _purged(sources, target)
     finally:
         if stamp is not None:
-            stamp.bump()
+            _tell_every_process(stamp)
     names = variants.originals | downloaded.originals
     tags = {cdn_tag(name) for name in names}
     if target.path is not None:
@@ -136,6 +136,13 @@ def purge(
         originals=len(names),
         tags=tuple(sorted(tags)),
     )
+
+
+def _tell_every_process(stamp: PurgeStamp) -> None:
+    try:
+        stamp.bump()
+    except OSError as error:
+        raise CacheUnavailable(f"the purge generation cannot be written: {error}") from error
 
 
 def _purged(cache: DiskCache | None, target: PurgeTarget) -> Purged:

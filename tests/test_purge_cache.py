@@ -13,6 +13,7 @@ import pytest
 from service import cache as cache_module
 from service.cache import DiskCache, _prefix_range
 from service.formats import OutputFormat
+from service.purge_stamp import PurgeStamp
 
 from .test_cache import JPEG_HEAD, files_on_disk, read
 
@@ -179,3 +180,45 @@ def test_a_name_that_is_not_utf8_is_recorded_under_none(cache: DiskCache) -> Non
     """A path of undecodable bytes (surrogate escapes) is cached, unnamed."""
     put(cache, "k1", "caf\udce9.jpg")
     assert recorded(Path(cache.directory)) == {"k1": None}
+
+
+# -- the purge generation (service/purge_stamp.py) ---------------------------
+
+
+def test_every_stamp_of_a_directory_sees_each_purge(tmp_path: Path) -> None:
+    """Two processes' stamps: one's bump is the other's next read."""
+    first, second = PurgeStamp(str(tmp_path)), PurgeStamp(str(tmp_path))
+    try:
+        assert first.generation() == second.generation() == 0
+        assert first.bump() == 1
+        assert second.bump() == 2
+        assert first.generation() == second.generation() == 2
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_replaced_stamp_is_read_again_after_a_refresh(tmp_path: Path) -> None:
+    """The directory deleted and made again: ``refresh`` opens the new file."""
+    stamp = PurgeStamp(str(tmp_path / "cache"))
+    other = PurgeStamp(str(tmp_path / "cache"))
+    try:
+        other.bump()
+        os.unlink(tmp_path / "cache" / "purges")
+        other.bump()  # a new file, at 1
+        other.bump()
+        assert stamp.generation() == 1  # still the unlinked file
+        stamp.refresh()
+        assert stamp.generation() == 2
+    finally:
+        stamp.close()
+        other.close()
+
+
+def test_a_stamp_that_cannot_be_made_reads_zero(tmp_path: Path) -> None:
+    """An unusable directory (a file in its place): 0, and no exception."""
+    (tmp_path / "cache").write_text("not a directory")
+    stamp = PurgeStamp(str(tmp_path / "cache"))
+    assert stamp.generation() == 0
+    stamp.refresh()
+    assert stamp.generation() == 0
