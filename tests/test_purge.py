@@ -4,9 +4,11 @@ loopback, a real disk cache, a real HTTP origin for remote originals."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -354,3 +356,17 @@ def test_the_command_takes_a_prefix_and_refuses_both(
     assert main(["purge", PHOTO, "--prefix", "p", "--cache-dir", cache_dir]) == 2
     assert "exactly one of path and prefix" in capsys.readouterr().err
     assert main(["purge", "--cache-dir", cache_dir]) == 2
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(make_client: MakeClient) -> None:
+    """A chunked body arriving in several writes is one purge, not a 400."""
+    client = await make_client(admin_token=TOKEN)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (b'{"pa', b'th": "', b"x" * 30_000, b'.jpg"}'):
+            yield piece
+            await asyncio.sleep(0)
+
+    response = await client.post("/admin/purge", data=pieces(), headers=AUTH)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["tags"] == [cdn_tag("x" * 30_000 + ".jpg")]

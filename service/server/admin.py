@@ -27,12 +27,7 @@ _MAX_BODY_BYTES = 64 * 1024
 async def purge_handler(request: web.Request) -> web.Response:
     app = request.app
     _authorize(request, state.settings(app).admin_token)
-    body = await request.content.read(_MAX_BODY_BYTES + 1)
-    if len(body) > _MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=_MAX_BODY_BYTES, actual_size=request.content_length or len(body)
-        )
-    target = PurgeTarget.from_json(body)
+    target = PurgeTarget.from_json(await _body(request))
     renders = state.renders(app)
     sources = state.origins(app).sources
     try:
@@ -46,6 +41,20 @@ async def purge_handler(request: web.Request) -> web.Response:
     except CacheUnavailable as error:
         raise Overloaded(f"the cache cannot be purged now: {error}") from None
     return web.json_response(report.to_json(), headers={"Cache-Control": "no-store"})
+
+
+async def _body(request: web.Request) -> bytes:
+    """The whole body, or 413 past ``_MAX_BODY_BYTES`` (``read(n)`` gives
+    what has arrived, up to n: a body in several packets takes several)."""
+    body = bytearray()
+    while len(body) <= _MAX_BODY_BYTES:
+        chunk = await request.content.read(_MAX_BODY_BYTES + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+    raise web.HTTPRequestEntityTooLarge(
+        max_size=_MAX_BODY_BYTES, actual_size=request.content_length or len(body)
+    )
 
 
 async def no_such_endpoint(request: web.Request) -> web.Response:
