@@ -44,6 +44,18 @@ output: being written in ``tmp/``, or, when the cache does not take it,
 moved to ``spill/`` until its requests have opened it. So the directory
 stays within ``max_bytes + concurrency x the largest output``.
 
+Originals: each entry may name the original it was made from (``commit``'s
+``original``: the result cache's variants and /info answers, the source
+cache's records and bodies), so that ``purge`` removes everything made from
+one original, or from every original under a prefix (service/purge.py).
+Caches made before the column was added gain it at connect (``_migrate``):
+their old rows, and files adopted after a crash, name no original and are
+never matched by a purge (they are evicted as usual). A purge removes in
+batches of ``_PURGE_BATCH``, each one transaction that unlinks the files
+and deletes their rows, so other processes' commits wait for one batch,
+never for the whole purge; a crash mid-batch leaves recorded files that are
+gone, which are dropped when missed.
+
 Recency: a hit only notes the time in memory; the notes are written in one
 batch (every second, and before any eviction in this process), so a hit costs
 no disk write.
@@ -74,7 +86,8 @@ CREATE TABLE IF NOT EXISTS entries (
     key TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
     format TEXT NOT NULL,
-    last_access REAL NOT NULL
+    last_access REAL NOT NULL,
+    original TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_by_recency ON entries (last_access);
 CREATE TABLE IF NOT EXISTS totals (
@@ -86,7 +99,11 @@ INSERT OR IGNORE INTO totals (id, bytes, entries) VALUES (0, 0, 0);
 """
 
 
+INDEX_NAME = "index.sqlite3"
 _KNOWN_LIMIT = 100_000  # about 20 MB of memo at most
+# Entries removed per purge transaction: about 0.1 s of unlinks, the longest
+# another process's commit waits behind a purge.
+_PURGE_BATCH = 500
 
 # The WAL is checkpointed every 64 pages (256 KiB at SQLite's 4 KiB pages;
 # its default, 1000 pages, let it reach 4 MB), and truncated to 256 KiB
@@ -124,6 +141,14 @@ class CachedFile:
 class CacheStats:
     bytes: int
     entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What a purge removed: how many entries, made from which originals."""
+
+    entries: int
+    originals: frozenset[str]
 
 
 class TempFile:
@@ -167,7 +192,7 @@ class DiskCache:
         self._adopt = adopt or _sniff_format
         self._objects = os.path.join(self.directory, "objects")
         self._tmp = os.path.join(self.directory, "tmp")
-        self._index_path = os.path.join(self.directory, "index.sqlite3")
+        self._index_path = os.path.join(self.directory, INDEX_NAME)
         self._lock = threading.Lock()  # one connection, used from pool threads
         # The in-memory state below is touched by every hit, from several
         # threads; its own lock is held for dict operations only, never
@@ -233,6 +258,7 @@ class DiskCache:
         db.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_PAGES}")
         db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
         db.executescript(_SCHEMA)
+        _migrate(db)
         self._page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
         self._db = db
         self._index_identity = _identity(self._index_path)
@@ -372,15 +398,23 @@ class DiskCache:
         return TempFile(path, descriptor)
 
     def commit(
-        self, key: str, temp: TempFile, label: OutputFormat | str, *, replace: bool = False
+        self,
+        key: str,
+        temp: TempFile,
+        label: OutputFormat | str,
+        *,
+        replace: bool = False,
+        original: str | None = None,
     ) -> CachedFile:
         """Move a finished render into place and record it, evicting the
         least recently used entries beyond the bound. ``replace`` puts the
         file in place of a recorded one (a small record that is rewritten,
         such as the source cache's freshness notes: a crash between the
         rename and the commit leaves a size that disagrees with the record,
-        which is then dropped, never served)."""
+        which is then dropped, never served). ``original`` names what the
+        entry was made from, for ``purge`` (None: no purge matches it)."""
         output_format = label.value if isinstance(label, OutputFormat) else label
+        original = _storable(original)
         size = os.fstat(temp.descriptor).st_size
         final = self._object_path(key)
         victims: list[str] = []
@@ -400,15 +434,17 @@ class DiskCache:
                             )
                         os.makedirs(os.path.dirname(final), exist_ok=True)
                         os.rename(temp.path, final)
-                        self._record(db, key, size, output_format, self._clock())
+                        self._record(db, key, size, output_format, self._clock(), original=original)
                         victims = self._evict(db)
                     else:
                         # Another process committed this key meanwhile. Never
                         # rename over a recorded file: a crash before COMMIT
                         # would leave the record describing the old file.
+                        # An adopted row learns its original here.
                         db.execute(
-                            "UPDATE entries SET last_access = ? WHERE key = ?",
-                            (self._clock(), key),
+                            "UPDATE entries SET last_access = ?, "
+                            "original = coalesce(original, ?) WHERE key = ?",
+                            (self._clock(), original, key),
                         )
             except (OSError, sqlite3.Error) as error:
                 self._drop_connection()
@@ -424,6 +460,55 @@ class DiskCache:
                 self._known.pop(victim, None)
         self._remember(key, entry)
         return entry
+
+    def purge(self, *, original: str | None = None, prefix: str | None = None) -> Purged:
+        """Remove every entry made from ``original``, or from any original
+        whose name starts with ``prefix`` (exactly one of the two; an empty
+        prefix matches every named entry). Each batch unlinks its files
+        inside the transaction that deletes their rows, as eviction does."""
+        if (original is None) == (prefix is None):
+            raise ValueError("purge takes an original or a prefix")
+        parameters: tuple[str, ...]
+        if original is not None:
+            where, parameters = "original = ?", (original,)
+        else:
+            assert prefix is not None
+            low, high = _prefix_range(prefix)
+            where, parameters = "original >= ?", (low,)
+            if high is not None:
+                where, parameters = "original >= ? AND original < ?", (low, high)
+        removed = 0
+        originals: set[str] = set()
+        while True:
+            with self._lock:
+                try:
+                    with self._transaction() as db:
+                        rows = db.execute(
+                            f"SELECT key, original FROM entries WHERE {where} LIMIT ?",  # noqa: S608 - our own clauses
+                            (*parameters, _PURGE_BATCH),
+                        ).fetchall()
+                        keys = [key for key, _ in rows]
+                        for key in keys:
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(self._object_path(key))
+                        self._delete_rows(db, keys)
+                except (OSError, sqlite3.Error) as error:
+                    self._drop_connection()
+                    raise CacheUnavailable(str(error)) from error
+            with self._memo_lock:
+                for key in keys:
+                    self._known.pop(key, None)
+                    self._pending_touches.pop(key, None)
+            removed += len(keys)
+            originals.update(name for _, name in rows)
+            if len(rows) < _PURGE_BATCH:
+                return Purged(removed, frozenset(originals))
+
+    def drop_memo(self) -> None:
+        """Forget this process's memo of entries (after another process's
+        purge: its items would only fail their open, one by one)."""
+        with self._memo_lock:
+            self._known.clear()
 
     def flush(self) -> None:
         """Write the batched recency notes (called about once a second)."""
@@ -459,14 +544,23 @@ class DiskCache:
         return CachedFile(path, row[1], row[0])
 
     def _record(
-        self, db: sqlite3.Connection, key: str, size: int, fmt: str, last_access: float
+        self,
+        db: sqlite3.Connection,
+        key: str,
+        size: int,
+        fmt: str,
+        last_access: float,
+        *,
+        original: str | None = None,
     ) -> None:
         previous = db.execute("SELECT size FROM entries WHERE key = ?", (key,)).fetchone()
         db.execute(
-            "INSERT INTO entries (key, size, format, last_access) VALUES (?, ?, ?, ?) "
+            "INSERT INTO entries (key, size, format, last_access, original) "
+            "VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET size = excluded.size, format = excluded.format, "
-            "last_access = excluded.last_access",
-            (key, size, fmt, last_access),
+            "last_access = excluded.last_access, "
+            "original = coalesce(excluded.original, entries.original)",
+            (key, size, fmt, last_access, original),
         )
         added_entries = 0 if previous else 1
         added_bytes = size - (previous[0] if previous else 0)
@@ -591,6 +685,50 @@ class DiskCache:
             len(unrecorded),
             len(missing),
         )
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Give a cache made before purges the ``original`` column and its index.
+    Idempotent, and in a write transaction: workers connecting at once must
+    not both add the column."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(entries)")}
+        if "original" not in columns:
+            db.execute("ALTER TABLE entries ADD COLUMN original TEXT")
+        db.execute("CREATE INDEX IF NOT EXISTS entries_by_original ON entries (original)")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _storable(original: str | None) -> str | None:
+    """The name as the index can hold it: a path with bytes that are not
+    UTF-8 (decoded with surrogate escapes) is recorded under no original."""
+    if original is None:
+        return None
+    try:
+        original.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return original
+
+
+def _prefix_range(prefix: str) -> tuple[str, str | None]:
+    """The names starting with ``prefix`` as a range, ``low <= name < high``
+    (None: no upper end), in SQLite's order of text (its bytes in UTF-8, so
+    code points): no LIKE pattern, whose wildcards would need escaping."""
+    characters = list(prefix)
+    while characters:
+        code = ord(characters[-1]) + 1
+        if 0xD800 <= code <= 0xDFFF:  # surrogates: never in a stored name
+            code = 0xE000
+        if code <= 0x10FFFF:
+            characters[-1] = chr(code)
+            return prefix, "".join(characters)
+        characters.pop()  # the last code point: carry into the one before
+    return prefix, None
 
 
 def _file_size(path: str) -> int:

@@ -1,16 +1,21 @@
 """The ``image-factory`` command: serve (validate settings, then listen or
-supervise), or one of its subcommands, ``sign``, ``poison``, ``srcset`` and ``loadtest``."""
+supervise), or one of its subcommands: ``sign``, ``poison``, ``purge``,
+``srcset`` and ``loadtest``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
+from .cache import CacheUnavailable
+from .errors import BadRequest
 from .process.allocator import reexec_with_tuned_malloc
 from .process.crashes import CrashLog
 from .process.supervisor import Supervised, become_supervisor, join_supervisor
+from .purge import PurgeTarget, purge_directories
 from .server.fallback import check_fallback
 from .server.listen import ListenError, bind_listeners
 from .settings import Settings, SettingsError
@@ -111,6 +116,50 @@ def poison_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
     return 0
 
 
+def purge_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
+    """``image-factory purge PATH`` (or ``--prefix PREFIX``): remove what was
+    made from the originals, in the cache directory itself, and tell the
+    running workers (service/purge.py). Prints the report as JSON, as the
+    endpoint answers it."""
+    parser = argparse.ArgumentParser(
+        prog="image-factory purge",
+        description="Remove every variant and downloaded copy of an original (PATH, as the URL "
+        "names it after /picture/, or a ?url= source's URL), or of every original whose name "
+        "starts with --prefix; running workers drop their memos at once. Prints what was "
+        "removed, as JSON, with the CDN tags to purge next. The directories come from "
+        "--cache-dir and --source-cache-dir or their IMAGE_FACTORY_* variables, as for serving.",
+    )
+    parser.add_argument("path", nargs="?", help="the original, e.g. photos/cat.jpg")
+    parser.add_argument("--prefix", default=None, help="every original under it, e.g. photos/")
+    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--source-cache-dir", default=None)
+    args = parser.parse_args(arguments)
+    flags: list[str] = []
+    if args.cache_dir is not None:
+        flags += ["--cache-dir", args.cache_dir]
+    if args.source_cache_dir is not None:
+        flags += ["--source-cache-dir", args.source_cache_dir]
+    try:
+        settings = Settings.from_sources(flags, environ)
+    except SettingsError as error:
+        print(f"image-factory purge: {error}", file=sys.stderr)
+        return 2
+    fields = {"path": args.path} if args.path is not None else {}
+    if args.prefix is not None:
+        fields["prefix"] = args.prefix
+    try:
+        target = PurgeTarget.from_fields(fields)
+        report = purge_directories(target, settings.cache_dir, settings.sources_directory)
+    except BadRequest as error:
+        print(f"image-factory purge: {error.message}", file=sys.stderr)
+        return 2
+    except CacheUnavailable as error:
+        print(f"image-factory purge: the cache cannot be purged now: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(report.to_json()))
+    return 0
+
+
 def sign_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
     """``image-factory sign URL``: print the URL with its signature."""
     parser = argparse.ArgumentParser(
@@ -176,6 +225,7 @@ _EXAMPLE_QUERIES = (
 _SUBCOMMANDS: dict[str, Callable[[Sequence[str], Mapping[str, str]], int]] = {
     "sign": sign_command,
     "poison": poison_command,
+    "purge": purge_command,
     "loadtest": _loadtest,
     "srcset": _srcset,
 }

@@ -2,7 +2,8 @@
 
     ServiceError (500, never raised on purpose: a bug)
     ├── BadRequest (400)            a parameter is malformed, unknown or repeated
-    ├── Forbidden (403)             signing is on and the signature is missing or wrong
+    ├── Unauthorized (401)          an admin request without its bearer token
+    ├── Forbidden (403)             a signature, or an admin token, missing or wrong
     ├── NotFound (404)              no such original, or a path that leaves the root
     ├── UnprocessableImage (422)    the original cannot be decoded or is refused
     │   └── SourceTooLarge (422)    over the pixel, byte or frame limits
@@ -37,6 +38,13 @@ class NotFound(ServiceError):
 
     def __init__(self, message: str = "no such image") -> None:
         super().__init__(message)
+
+
+class Unauthorized(ServiceError):
+    """Answered with ``WWW-Authenticate``: the credentials it asks for."""
+
+    status = 401
+    challenge = 'Bearer realm="image-factory admin"'
 
 
 class UnprocessableImage(ServiceError):

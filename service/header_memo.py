@@ -40,6 +40,11 @@ def output_facts_of(original: Original, *, allow_svg: bool) -> OutputFacts:
     return OutputFacts.of(facts_of(original, allow_svg=allow_svg))
 
 
+def forget_all() -> None:
+    """Drop every original's facts (after a purge)."""
+    _remembered.cache_clear()
+
+
 @functools.lru_cache(maxsize=_REMEMBERED_ORIGINALS)
 def _remembered(original: Original, allow_svg: bool) -> HeaderFacts | str:
     """The facts, or the refusal's one-line reason (refusals are remembered

@@ -410,7 +410,7 @@ class RenderService:
                 os.close(source)
         if isinstance(rendered, RenderedFile):
             return rendered  # uncached: nothing to publish
-        return self._publish(key, rendered)
+        return self._publish(key, rendered, original)
 
     def _render_from(
         self, source: int, request: Job, facts: HeaderFacts
@@ -434,11 +434,14 @@ class RenderService:
             raise
         return _Unpublished(temp, output_format)
 
-    def _publish(self, key: str, rendered: _Unpublished) -> RenderedFile:
-        """Move a finished render into the cache, or spill it when the cache fails."""
+    def _publish(self, key: str, rendered: _Unpublished, original: Original) -> RenderedFile:
+        """Move a finished render into the cache, under its original's purge
+        name (service/purge.py), or spill it when the cache fails."""
         temp, output_format = rendered.temp, rendered.format
         try:
-            entry = self.cache.commit(key, temp, output_format or INFO_LABEL)
+            entry = self.cache.commit(
+                key, temp, output_format or INFO_LABEL, original=original.purge_name or None
+            )
         except CacheUnavailable as error:
             self.note_cache_failure(error)
         except BaseException:

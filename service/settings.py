@@ -124,6 +124,14 @@ class Settings:
     # One original's whole-image decode: a 100 MP AVIF needs ~1.8 GB.
     max_decode_bytes: int = 10**9
     max_age: int = 86400
+    # Past max-age, a CDN may serve an image for a day more while it asks
+    # again (a 304 from the key: no render), so no visitor waits for a
+    # revalidation; and for a week while this service fails (5xx, down),
+    # so an outage shows no broken image. A purge ends either at once.
+    cdn_stale_while_revalidate: int = 86400
+    cdn_stale_if_error: int = 604800
+    # POST /admin/purge's bearer token; None: the endpoint does not exist.
+    admin_token: str | None = field(default=None, repr=False)
     quality: dict[OutputFormat, int] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
     # AVIF effort 0 (libaom's fastest): 5-8x faster than effort 2 for an
     # 800-px render (31 vs 249 ms) at 0-19 % more bytes; it also bounds the
@@ -451,6 +459,23 @@ def _endpoint_url(text: str) -> str:
     return text.strip()
 
 
+def _admin_token(text: str) -> str:
+    """A token of at least 16 visible ASCII characters, or ``@FILE`` to
+    read it from a file (a mounted secret), at start."""
+    token = text.strip()
+    if token.startswith("@"):
+        path = os.path.abspath(os.path.expanduser(token[1:]))
+        try:
+            with open(path, encoding="utf-8") as handle:
+                token = handle.read().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"cannot read the token file {path!r}: {error}") from None
+    if not re.fullmatch(r"[\x21-\x7e]{16,}", token, re.ASCII):
+        # Never the token itself in the message: it is a secret.
+        raise ValueError("the token must be at least 16 visible ASCII characters, no spaces")
+    return token
+
+
 def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise ValueError(f"must be text or json, got {text!r}")
@@ -578,6 +603,24 @@ _OPTIONS = (
     ),
     _Option("--max-age", "max_age", _integer, "Cache-Control max-age in seconds (86400)"),
     _Option(
+        "--cdn-stale-while-revalidate",
+        "cdn_stale_while_revalidate",
+        _integer,
+        "Cache-Control stale-while-revalidate in seconds (86400); 0 leaves it out",
+    ),
+    _Option(
+        "--cdn-stale-if-error",
+        "cdn_stale_if_error",
+        _integer,
+        "Cache-Control stale-if-error in seconds (604800); 0 leaves it out",
+    ),
+    _Option(
+        "--admin-token",
+        "admin_token",
+        _admin_token,
+        "bearer token of POST /admin/purge, or @FILE (off: no admin endpoint)",
+    ),
+    _Option(
         "--quality", "quality", _quality_list, "per-format q (default jpeg=80,webp=80,avif=60)"
     ),
     _Option("--avif-effort", "avif_effort", _effort, "AVIF encoder effort 0-9 (default 0)"),
@@ -686,7 +729,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="image-factory sign URL prints URL with its signature (image-factory sign --help). "
         "image-factory loadtest URL --paths FILE load-tests your own deployment "
         "(image-factory loadtest --help). image-factory poison list|clear [PATH] shows and "
-        "lifts the refusal of originals that crashed the renderer (image-factory poison --help).",
+        "lifts the refusal of originals that crashed the renderer (image-factory poison --help). "
+        "image-factory purge PATH|--prefix PREFIX removes an original's variants and downloaded "
+        "copy (image-factory purge --help).",
     )
     for option in _OPTIONS:
         if option.switch:

@@ -29,6 +29,11 @@ class Original:
     # A remote original's identity (its origin's ETag or the like, from the
     # source cache): the body's file is only where it is kept here.
     remote_identity: str = ""
+    # What a purge and the CDN's tag name it by (service/purge.py): the path
+    # after /picture/ as the URL gives it (NAME/... for a named origin), or
+    # a ?url= source's URL; "" for none (the fallback image). Not part of the
+    # identity: a symlink's two names share their renders.
+    purge_name: str = ""
 
     @property
     def identity(self) -> str:
@@ -72,6 +77,7 @@ class OriginalsDirectory:
             size=info.st_size,
             mtime_ns=info.st_mtime_ns,
             inode=info.st_ino,
+            purge_name=self._prefix + url_path,
         )
 
 

@@ -32,7 +32,9 @@ async def test_a_missing_original_is_answered_with_the_fallback(
     assert response.status == 404
     assert response.headers["X-Fallback"] == "1"
     assert response.headers["Content-Type"] == "image/webp"
-    assert response.headers["Cache-Control"] == "public, max-age=60"
+    assert response.headers["Cache-Control"] == (
+        "public, max-age=60, stale-while-revalidate=60, stale-if-error=604800"
+    )
     assert decode(await response.read()).width == 80
 
 

@@ -262,12 +262,14 @@ async def test_if_none_match_is_a_304(client: Client) -> None:
 
 
 async def test_cache_control_is_the_pictures(make_client: MakeClient) -> None:
-    """Cache-Control is /picture's, with the configured max-age."""
+    """Cache-Control and the CDN tags are /picture's, with the configured max-age."""
     client = await make_client(max_age=1234)
     info = await client.get("/info/rocket.jpg")
     picture = await client.get("/picture/rocket.jpg")
     assert info.headers["Cache-Control"] == picture.headers["Cache-Control"]
-    assert info.headers["Cache-Control"] == "public, max-age=1234"
+    assert info.headers["Cache-Control"].startswith("public, max-age=1234, ")
+    assert info.headers["Cache-Tag"] == picture.headers["Cache-Tag"]
+    assert info.headers["Surrogate-Key"] == picture.headers["Surrogate-Key"]
 
 
 async def test_a_rewritten_original_gets_a_new_document(client: Client, originals: Path) -> None:

@@ -26,7 +26,9 @@ async def test_etag_is_strong_and_if_none_match_gives_304(client: Client) -> Non
     etag = response.headers["ETag"]
     assert etag.startswith('"')
     assert not etag.startswith("W/")
-    assert response.headers["Cache-Control"] == "public, max-age=86400"
+    assert response.headers["Cache-Control"] == (
+        "public, max-age=86400, stale-while-revalidate=86400, stale-if-error=604800"
+    )
     again = await client.get("/picture/retina.jpg?w=200", headers={"If-None-Match": etag})
     assert again.status == 304
     assert await again.read() == b""

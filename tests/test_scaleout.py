@@ -14,6 +14,7 @@ IMAGE_FACTORY_REQUIRE_NGINX=1, which turns a missing nginx into a failure.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -248,3 +249,44 @@ def test_shipped_proxy_cache_answers_repeats_itself(
                 request = urllib.request.Request(auto, headers={"Accept": accept})
                 with urllib.request.urlopen(request, timeout=DEADLINE_SECONDS) as response:
                     assert response.headers["Content-Type"] == content_type
+
+
+def purge_recipe(cache_dir: Path, path: str) -> str:
+    """docs/purge.md's shell lines that delete an original's files from
+    nginx's cache, for ``path`` in ``cache_dir``: the test runs the recipe
+    as the documentation gives it."""
+    text = (ROOT / "docs" / "purge.md").read_text()
+    found = re.search(r"^    key='KEY: .*?\n(?:    .*\n)+", text, flags=re.MULTILINE)
+    assert found is not None, "docs/purge.md has no nginx purge recipe"
+    recipe = found.group(0).replace("photos/cat.jpg", path)
+    return recipe.replace("/var/cache/nginx/image-factory", str(cache_dir))
+
+
+def test_after_a_purge_the_documented_recipe_refreshes_nginx(
+    tmp_path: Path, replicas: list[Replica], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The replicas' purge leaves nginx's copy; deleting its cache files as
+    docs/purge.md says makes the next request reach a replica, which
+    renders anew. /admin/ is never proxied."""
+    from service.cli import main  # noqa: PLC0415 - the command, in this process
+
+    with nginx_in_front(tmp_path / "nginx", replicas, proxy_cache=True) as base:
+        url = picture(base, 333)
+        assert get(url)[1]["X-Proxy-Cache"] == "MISS"
+        assert get(url)[1]["X-Proxy-Cache"] == "HIT"
+        request = urllib.request.Request(f"{base}/admin/purge", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=DEADLINE_SECONDS)
+        assert refused.value.code == 404
+        refused.value.close()
+        for replica in replicas:
+            assert main(["purge", "retina.jpg", "--cache-dir", str(replica.cache_dir)]) == 0
+        removed = [
+            json.loads(line)["removed"]["variants"] for line in capsys.readouterr().out.splitlines()
+        ]
+        assert sum(removed) == 1
+        assert get(url)[1]["X-Proxy-Cache"] == "HIT"  # nginx still has its copy
+        recipe = purge_recipe(tmp_path / "nginx" / "proxy-cache", "retina.jpg")
+        subprocess.run(["bash", "-euc", recipe], check=True)
+        status, headers, _ = get(url)
+        assert (status, headers["X-Proxy-Cache"], headers["X-Cache"]) == (200, "MISS", "MISS")

@@ -7,7 +7,7 @@ cleanup context: the HTTP sessions and S3 clients live as long as the app.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ..cache import CacheUnavailable, DiskCache
@@ -33,7 +33,10 @@ async def open_origins(
     settings: Settings,
     metrics: Metrics,
     run_blocking: RunBlocking,
+    purge_generation: Callable[[], int] = lambda: 0,
 ) -> AsyncIterator[OpenOrigins]:
+    """The origins of ``settings``; ``purge_generation`` tells the source
+    cache when a purge has made its memos stale (purge_stamp.py)."""
     async with contextlib.AsyncExitStack() as stack:
         fetcher: HttpFetcher | None = None
         slots = HostSlots(
@@ -115,6 +118,7 @@ async def open_origins(
                 allow_svg=settings.enable_svg,
                 run_blocking=run_blocking,
                 download_seconds=settings.origin_timeout,
+                purge_generation=purge_generation,
             )
         if sources is not None:
             stack.push_async_callback(sources.close)  # before the cache closes

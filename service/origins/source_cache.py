@@ -25,6 +25,13 @@ wrote. A 404 or 410 is remembered in memory for ``negative_ttl``.
 
 A cache directory that cannot be used (a full disk) is a 503, like a full
 render queue: the request may succeed once room is made.
+
+Purges. Records and bodies are committed under the original's purge name,
+so a purge removes them with its variants (service/purge.py). The memos of
+records and of 404s are this process's own: each consult first reads the
+purge generation (one ``pread`` of the stamp, service/purge_stamp.py) and
+drops both memos when any process has purged since, so no worker goes on
+trusting a purged original's identity for the rest of its TTL.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from ..errors import BadGateway, NotFound, OriginTimeout, Overloaded, ServiceErr
 from ..metrics import Metrics
 from ..sources import Original
 from .body import BodySink, TruncatedBody
+from .config import DEFAULT_ORIGIN, URL_SOURCES
 from .fetched import Fetched, OriginClient, Validators
 
 log = logging.getLogger(__name__)
@@ -85,6 +93,15 @@ class Source:
     def name(self) -> str:
         """Names it in the source cache, the crash log and the access log."""
         return f"{self.client.name}:{self.key}"
+
+    @property
+    def purge_name(self) -> str:
+        """Names it for a purge, as the URL does (``Original.purge_name``):
+        the key for --originals and for a ?url= source (its URL), and
+        ``NAME/key`` for the origin NAME."""
+        if self.client.name in (DEFAULT_ORIGIN, URL_SOURCES):
+            return self.key
+        return f"{self.client.name}/{self.key}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +173,7 @@ class SourceCache:
         run_blocking: RunBlocking,
         download_seconds: float,
         clock: Callable[[], float] = time.time,
+        purge_generation: Callable[[], int] = lambda: 0,
     ) -> None:
         self.cache = cache
         self._metrics = metrics
@@ -173,6 +191,8 @@ class SourceCache:
         self._pending: dict[str, asyncio.Task[SourceRecord]] = {}
         # identity: its header's facts, for keys (noted on disk too: _facts_key)
         self._facts: _Memo[OutputFacts] = _Memo(_MEMO_BYTES)
+        self._purge_generation = purge_generation
+        self._seen_generation = purge_generation()
         self._locks = os.path.join(cache.directory, "locks")
 
     async def close(self) -> None:
@@ -239,6 +259,7 @@ class SourceCache:
     # -- freshness -----------------------------------------------------
 
     async def _current_record(self, source: Source) -> SourceRecord:
+        self._forget_if_purged()
         now = self._clock()
         name = source.name
         missing_until = self._missing.get(name)
@@ -359,7 +380,9 @@ class SourceCache:
             return None
         try:
             key = _body_key(_identity_of(source, fetched.identity))
-            await self._run_blocking(lambda: self.cache.commit(key, temp, _BODY))
+            await self._run_blocking(
+                lambda: self.cache.commit(key, temp, _BODY, original=source.purge_name)
+            )
         except CacheUnavailable as error:
             await self._run_blocking(temp.discard)
             raise Overloaded(f"the source cache cannot take the original: {error}") from None
@@ -367,6 +390,14 @@ class SourceCache:
             await self._run_blocking(temp.discard)
             raise
         return fetched
+
+    def _forget_if_purged(self) -> None:
+        """Drop the memos once any process has purged since they were filled."""
+        generation = self._purge_generation()
+        if generation != self._seen_generation:
+            self._seen_generation = generation
+            self._records.clear()
+            self._missing.clear()
 
     def _remember(
         self, source: Source, record: SourceRecord, until: float, *, stale: bool = False
@@ -396,7 +427,9 @@ class SourceCache:
             return
         try:
             os.write(temp.descriptor, record.to_json())
-            self.cache.commit(_record_key(source), temp, _RECORD, replace=True)
+            self.cache.commit(
+                _record_key(source), temp, _RECORD, replace=True, original=source.purge_name
+            )
         except (CacheUnavailable, OSError) as error:
             temp.discard()
             log.warning("source cache: cannot record %s: %s", source.name, error)
@@ -419,7 +452,7 @@ class SourceCache:
             return
         try:
             os.write(temp.descriptor, facts.to_json())
-            self.cache.commit(_facts_key(identity), temp, _FACTS)
+            self.cache.commit(_facts_key(identity), temp, _FACTS, original=source.purge_name)
         except (CacheUnavailable, OSError) as error:
             temp.discard()
             log.warning("source cache: cannot note the header of %s: %s", source.name, error)
@@ -468,6 +501,7 @@ class SourceCache:
             mtime_ns=stat.st_mtime_ns if stat else 0,
             inode=stat.st_ino if stat else 0,
             remote_identity=identity,
+            purge_name=source.purge_name,
         )
 
 
@@ -495,6 +529,10 @@ class _Memo(Generic[V]):
     def pop(self, key: str) -> None:
         if self._items.pop(key, None) is not None:
             self._bytes -= len(key) + _ENTRY_OVERHEAD
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
 
 
 class _Changed(Exception):

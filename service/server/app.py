@@ -10,13 +10,14 @@ from functools import partial
 
 from aiohttp import web
 
-from .. import __version__
+from .. import __version__, header_memo
 from ..cache import CacheStats, CacheUnavailable, DiskCache
 from ..ladder import Ladder
 from ..metrics import Metrics
 from ..origins.build import open_origins
 from ..process.crashes import CrashLog
 from ..process.render_tokens import TokenClient
+from ..purge_stamp import PurgeStamp
 from ..render import (
     PIPELINE_VERSION,
     OverlayLibrary,
@@ -27,6 +28,7 @@ from ..render import (
 from ..renders import RenderService
 from ..settings import Settings
 from . import state
+from .admin import no_such_endpoint, purge_handler
 from .fallback import open_fallback
 from .handlers import healthz, metrics_handler, picture
 from .info import info
@@ -93,6 +95,10 @@ def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.App
     app.router.add_get("/srcset", srcset)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
+    if settings.admin_token is None:
+        app.router.add_route("*", "/admin/purge", no_such_endpoint)
+    else:
+        app.router.add_post("/admin/purge", purge_handler)
     return app
 
 
@@ -137,7 +143,11 @@ async def _render_service(
         # Serve uncached rather than not at all (a full cache volume is
         # exactly when a restart happens); the cache reconnects on use.
         renders.note_cache_failure(error)
-    origins = await stack.enter_async_context(open_origins(settings, metrics, renders.to_thread))
+    stamp = await renders.to_thread(PurgeStamp, settings.cache_dir)
+    app[state.PURGE_STAMP] = stamp
+    origins = await stack.enter_async_context(
+        open_origins(settings, metrics, renders.to_thread, stamp.generation)
+    )
     app[state.ORIGINS] = origins
     app[state.LOCATOR] = Locator(
         renders,
@@ -149,7 +159,7 @@ async def _render_service(
     )
     metrics.watch_cache(partial(_cache_stats, cache))
     source_cache = origins.sources.cache if origins.sources else None
-    housekeeping = asyncio.create_task(_housekeeping(renders, source_cache))
+    housekeeping = asyncio.create_task(_housekeeping(renders, source_cache, stamp))
     yield
     housekeeping.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -157,10 +167,15 @@ async def _render_service(
     await stack.aclose()
     await asyncio.get_running_loop().run_in_executor(None, renders.close)
     await asyncio.get_running_loop().run_in_executor(None, cache.close)
+    stamp.close()
 
 
-async def _housekeeping(renders: RenderService, sources: DiskCache | None) -> None:
-    """Batch-write cache recency and sweep uncached renders, once a second."""
+async def _housekeeping(
+    renders: RenderService, sources: DiskCache | None, stamp: PurgeStamp
+) -> None:
+    """Batch-write cache recency and sweep uncached renders, once a second;
+    after a purge by any process, drop the memos it left stale here."""
+    seen = stamp.generation()
     while True:
         await asyncio.sleep(_HOUSEKEEPING_SECONDS)
         try:
@@ -168,9 +183,24 @@ async def _housekeeping(renders: RenderService, sources: DiskCache | None) -> No
             if sources is not None:
                 await renders.to_thread(sources.flush)
             await renders.to_thread(renders.sweep_spill)
+            await renders.to_thread(stamp.refresh)
+            if stamp.generation() != seen:
+                seen = stamp.generation()
+                _drop_memos(renders.cache, sources)
         except Exception:
             # One bad round must not end housekeeping for the process's life.
             log.exception("housekeeping failed; retrying in a second")
+
+
+def _drop_memos(results: DiskCache, sources: DiskCache | None) -> None:
+    """After a purge: the entries this process remembers (each would only
+    fail its open, one by one), and the header facts (keyed by identity, so
+    never wrong, but the purged originals' are no longer wanted). The
+    source cache drops its own at its next consult (origins/source_cache.py)."""
+    results.drop_memo()
+    if sources is not None:
+        sources.drop_memo()
+    header_memo.forget_all()
 
 
 def _cache_stats(cache: DiskCache) -> CacheStats | None:

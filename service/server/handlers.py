@@ -25,6 +25,7 @@ from ..metrics import CONTENT_TYPE
 from ..negotiate import FormatChoice, choose_format
 from ..origins.routes import LocalTarget, RemoteTarget
 from ..origins.source_cache import OriginalChangedRemotely, Source
+from ..purge import cdn_tag
 from ..render import RenderRequest
 from ..renders import Served
 from ..settings import Settings
@@ -56,8 +57,12 @@ async def picture(request: web.Request) -> web.StreamResponse:
         hints=read_hints(request.headers) if settings.client_hints else NO_HINTS,
     )
     choice = choose_format(spec.format, spec.auto_format, request.headers.get("Accept", ""))
+    # The original as a purge names it, as the URL does (service/purge.py):
+    # the fallback answered for it carries its tag too, so that purging it
+    # at the CDN replaces the fallback once the real image exists.
+    tag = cdn_tag(request.match_info["path"] if url is None else str(url))
     try:
-        return await _variant(request, target_of(request, url), spec, choice)
+        return await _variant(request, target_of(request, url), spec, choice, tag)
     except (NotFound, UnprocessableImage) as refusal:
         if isinstance(refusal, SourceTooLarge):
             # Refused by a source limit (pixels, frames, bytes, decode
@@ -67,7 +72,7 @@ async def picture(request: web.Request) -> web.StreamResponse:
         fallback = state.fallback(app)
         if fallback is None:
             raise
-        return await _fallback(request, fallback, spec, choice, refusal)
+        return await _fallback(request, fallback, spec, choice, refusal, tag=tag)
 
 
 async def _variant(
@@ -75,6 +80,7 @@ async def _variant(
     target: LocalTarget | RemoteTarget,
     spec: RequestSpec,
     choice: FormatChoice,
+    tag: str,
 ) -> web.StreamResponse:
     app = request.app
     settings = state.settings(app)
@@ -91,7 +97,7 @@ async def _variant(
         request.headers.get("If-None-Match"),
         facts,
     )
-    headers = _image_headers(settings, spec, located.key.etag, settings.max_age)
+    headers = _image_headers(settings, spec, located.key.etag, cache_control(settings), tag)
     if settings.widths:
         headers["Content-Location"] = canonical_url(
             request, located.canonical, settings.signing_keys
@@ -139,6 +145,8 @@ async def _fallback(
     spec: RequestSpec,
     choice: FormatChoice,
     refusal: NotFound | UnprocessableImage,
+    *,
+    tag: str,
 ) -> web.StreamResponse:
     """The fallback image at the request's size and format, with the real
     status (or --fallback-status); the refusal itself when even the
@@ -154,7 +162,9 @@ async def _fallback(
             choice,
             request.headers.get("If-None-Match"),
         )
-        headers = _image_headers(state.settings(app), spec, located.key.etag, fallback.max_age)
+        settings = state.settings(app)
+        directives = cache_control(settings, fallback)
+        headers = _image_headers(settings, spec, located.key.etag, directives, tag)
         headers["X-Fallback"] = "1"
         if located.not_modified:
             return web.Response(status=304, headers=headers)
@@ -170,11 +180,16 @@ async def _fallback(
 
 
 def _image_headers(
-    settings: Settings, spec: RequestSpec, etag: str, max_age: int
+    settings: Settings, spec: RequestSpec, etag: str, cache_control: str, tag: str
 ) -> CIMultiDict[str]:
+    """Every image answer's (304s and fallbacks included): ``Surrogate-Key``
+    (Fastly and others) and ``Cache-Tag`` (Cloudflare) both carry the
+    original's CDN tag, for a CDN purge by tag after our own."""
     headers = CIMultiDict[str]()
     headers["ETag"] = etag
-    headers["Cache-Control"] = f"public, max-age={max_age}"
+    headers["Cache-Control"] = cache_control
+    headers["Surrogate-Key"] = tag
+    headers["Cache-Tag"] = tag
     varies = ["Accept"] if spec.auto_format else []
     if settings.client_hints:
         # Used or not: a response without hints must not be given to a
@@ -184,6 +199,22 @@ def _image_headers(
     if varies:
         headers["Vary"] = ", ".join(varies)
     return headers
+
+
+def cache_control(settings: Settings, fallback: Fallback | None = None) -> str:
+    """``public, max-age`` and the CDN's stale directives (0 leaves one
+    out). A fallback's short max-age bounds its stale-while-revalidate
+    too, so the real image still shows up soon once it exists."""
+    max_age = settings.max_age if fallback is None else fallback.max_age
+    revalidate = settings.cdn_stale_while_revalidate
+    if fallback is not None:
+        revalidate = min(revalidate, max_age)
+    directives = [f"public, max-age={max_age}"]
+    if revalidate:
+        directives.append(f"stale-while-revalidate={revalidate}")
+    if settings.cdn_stale_if_error:
+        directives.append(f"stale-if-error={settings.cdn_stale_if_error}")
+    return ", ".join(directives)
 
 
 def _served(

@@ -21,12 +21,13 @@ from ..errors import BadRequest, Forbidden, OriginalReplaced, SourceTooLarge
 from ..keys import VariantKey, info_key
 from ..origins.routes import LocalTarget, RemoteTarget
 from ..origins.source_cache import OriginalChangedRemotely
+from ..purge import cdn_tag
 from ..render import INFO_VERSION, InfoRequest
 from ..renders import Computed, RenderService
 from ..signing import verify
 from ..sources import Original
 from . import state
-from .handlers import original_of, target_of, url_and_parameters
+from .handlers import cache_control, original_of, target_of, url_and_parameters
 from .locate import etag_matches
 
 # /info takes no options: the signature, and ``url`` for a ?url= source
@@ -53,7 +54,8 @@ async def info(request: web.Request) -> web.StreamResponse:
     url, parameters = url_and_parameters(request)
     _check_parameters(parameters)
     try:
-        return await _document(request, target_of(request, url))
+        tag = cdn_tag(request.match_info["path"] if url is None else str(url))
+        return await _document(request, target_of(request, url), tag)
     except SourceTooLarge:
         state.metrics(app).rejected.labels(reason="source_limit").inc()
         raise
@@ -72,11 +74,16 @@ def _check_parameters(parameters: list[tuple[str, str]]) -> None:
         seen.add(name)
 
 
-async def _document(request: web.Request, target: LocalTarget | RemoteTarget) -> web.StreamResponse:
+async def _document(
+    request: web.Request, target: LocalTarget | RemoteTarget, tag: str
+) -> web.StreamResponse:
     key, computed = await document(request, target, request.headers.get("If-None-Match"))
     headers = CIMultiDict[str]()
     headers["ETag"] = key.etag
-    headers["Cache-Control"] = f"public, max-age={state.settings(request.app).max_age}"
+    headers["Cache-Control"] = cache_control(state.settings(request.app))
+    # Purged with its original's variants, at the CDN too (service/purge.py).
+    headers["Surrogate-Key"] = tag
+    headers["Cache-Tag"] = tag
     if computed is None:
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = "application/json"

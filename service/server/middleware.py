@@ -10,7 +10,7 @@ import uuid
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from ..errors import Overloaded, ServiceError
+from ..errors import Overloaded, ServiceError, Unauthorized
 from ..metrics import Metrics
 from .state import REQUEST_ID
 
@@ -76,6 +76,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         response = error_response(error.status, error.message)
         if isinstance(error, Overloaded):
             response.headers["Retry-After"] = str(error.retry_after_seconds)
+        if isinstance(error, Unauthorized):
+            response.headers["WWW-Authenticate"] = error.challenge
         return response
     except web.HTTPException as error:
         if error.status < 400:

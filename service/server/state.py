@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..metrics import Metrics
 from ..origins.build import OpenOrigins
+from ..purge_stamp import PurgeStamp
 from ..render import RenderPolicy
 from ..renders import RenderService
 from ..settings import Settings
@@ -39,6 +40,8 @@ FALLBACK: web.AppKey[Fallback | None] = web.AppKey("fallback")
 # them on every request.
 OVERLAY_FINGERPRINTS = web.AppKey("overlay_fingerprints", dict[str, str])
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+# The purge generation every process of the cache directory shares.
+PURGE_STAMP = web.AppKey("purge_stamp", PurgeStamp)
 # Everything besides the request that shapes an output, the render's
 # PIPELINE_VERSION included (server.app.output_settings): part of every key.
 OUTPUT_SETTINGS = web.AppKey("output_settings", str)
@@ -87,3 +90,7 @@ def lifecycle(app: web.Application) -> Lifecycle:
 
 def output_settings(app: web.Application) -> str:
     return app[OUTPUT_SETTINGS]
+
+
+def purge_stamp(app: web.Application) -> PurgeStamp:
+    return app[PURGE_STAMP]
