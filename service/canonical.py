@@ -17,13 +17,13 @@ allows for the request's shape, and the height follows.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from typing import Protocol
 
 from .formats import OutputFormat
 from .ladder import Ladder
 from .negotiate import FormatChoice
-from .render.geometry import contain_size, scaled_box
+from .render.geometry import Rect, clamp_rect, contain_size, scaled_box
 from .spec import WHITE, Crop, Fit, RequestSpec
 
 # resize's "unconstrained" side: any size this large never binds.
@@ -141,13 +141,13 @@ def canonical(
     )
     picture: tuple[int, int] = (facts.width, facts.height)
     if spec.crop is not None:
-        crop = _clamped(spec.crop, picture)
-        if crop is None:
+        rect = clamp_rect(Rect(*astuple(spec.crop)), picture)
+        if rect is None:
             # Wholly outside: the render refuses it (422) as asked.
             return Canonical(spec, output, None)
-        whole = crop == Crop(0, 0, *picture)
-        spec = replace(spec, crop=None if whole else crop)
-        picture = (crop.width, crop.height)
+        whole = rect == Rect(0, 0, *picture)
+        spec = replace(spec, crop=None if whole else Crop(*astuple(rect)))
+        picture = rect.size
     if spec.rotate % 180:
         picture = (picture[1], picture[0])
     if spec.trim is not None:
@@ -241,14 +241,6 @@ def _trimmed(spec: RequestSpec, output: OutputFormat, ladder: Ladder | None) -> 
         return Canonical(replace(spec, width=snapped, height=None), output, None)
     height = max(1, round(spec.height * snapped / spec.width))
     return Canonical(replace(spec, width=snapped, height=height), output, None)
-
-
-def _clamped(crop: Crop, picture: tuple[int, int]) -> Crop | None:
-    right = min(crop.left + crop.width, picture[0])
-    bottom = min(crop.top + crop.height, picture[1])
-    if crop.left >= right or crop.top >= bottom:
-        return None
-    return Crop(crop.left, crop.top, right - crop.left, bottom - crop.top)
 
 
 def _width_binds(picture: tuple[int, int], box: tuple[int, int]) -> bool:

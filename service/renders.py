@@ -44,6 +44,7 @@ from .spill import Spill
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # What a render slot runs: an image's render, or /info's document of an
 # original. Both go through the same slots, queue, deadline, decode budget,
@@ -168,44 +169,45 @@ class RenderService:
     ) -> Served:
         """The variant ``key`` as an open file: from the cache, or rendered
         (``request_id`` names the request in the crash log)."""
-        for _ in range(_ATTEMPTS):
-            served = await self.to_thread(self.open_cached, key)
-            if served is not None:
-                return served
-            self.metrics.cache_misses.inc()
-            async with self._reading(key) as spilled:
-                rendered, render_seconds = await self._render_once(
-                    key, original, request, request_id
-                )
-                if not rendered.cached:
-                    spilled.append(rendered.path)
-                served = await self.to_thread(self._open_rendered, rendered)
-            if served is not None:
-                served.render_seconds = render_seconds
-                return served
-            # Evicted by another process between the commit and our open
-            # (only with a cache far smaller than its traffic): go again.
-        raise Overloaded("the cache is too small for the current traffic, try again")
+        return await self._cached_or_made(
+            key, original, request, request_id, cached=self.open_cached, made=self._open_rendered
+        )
 
     async def cached_or_computed(
         self, key: str, original: Original, request: InfoRequest, *, request_id: str = ""
     ) -> Computed:
         """The /info document ``key`` of ``original``: from the cache, or
         computed in a render slot as a render is (and cached like one)."""
+        return await self._cached_or_made(
+            key, original, request, request_id, cached=self._cached_document, made=_computed
+        )
+
+    async def _cached_or_made(
+        self,
+        key: str,
+        original: Original,
+        job: Job,
+        request_id: str,
+        *,
+        cached: Callable[[str], R | None],
+        made: Callable[[RenderedFile, float | None], R | None],
+    ) -> R:
+        """``cached(key)``, else the job run once (coalesced) and its file
+        opened by ``made``."""
         for _ in range(_ATTEMPTS):
-            body = await self.to_thread(self.read_cached, key)
-            if body is not None:
-                return Computed(body, hit=True)
+            found = await self.to_thread(cached, key)
+            if found is not None:
+                return found
             self.metrics.cache_misses.inc()
             async with self._reading(key) as spilled:
-                rendered, render_seconds = await self._render_once(
-                    key, original, request, request_id
-                )
+                rendered, render_seconds = await self._render_once(key, original, job, request_id)
                 if not rendered.cached:
                     spilled.append(rendered.path)
-                body = await self.to_thread(_read_or_none, rendered.path)
-            if body is not None:
-                return Computed(body, hit=False, render_seconds=render_seconds)
+                result = await self.to_thread(made, rendered, render_seconds)
+            if result is not None:
+                return result
+            # Evicted by another process between the commit and our open
+            # (only with a cache far smaller than its traffic): go again.
         raise Overloaded("the cache is too small for the current traffic, try again")
 
     def read_cached(self, key: str) -> bytes | None:
@@ -222,6 +224,10 @@ class RenderService:
             body = handle.read()
         self.metrics.cache_hits.inc()
         return body
+
+    def _cached_document(self, key: str) -> Computed | None:
+        body = self.read_cached(key)
+        return None if body is None else Computed(body, hit=True)
 
     @contextlib.asynccontextmanager
     async def _reading(self, key: str) -> AsyncIterator[list[str]]:
@@ -506,13 +512,16 @@ class RenderService:
         self.metrics.cache_hits.inc()
         return Served(descriptor, entry.size, entry.format, hit=True)
 
-    def _open_rendered(self, rendered: RenderedFile) -> Served | None:
+    @staticmethod
+    def _open_rendered(rendered: RenderedFile, render_seconds: float | None) -> Served | None:
+        """The finished render, open; None if it was evicted meanwhile."""
         assert rendered.format is not None  # an image: /info reads its own
         try:
             descriptor = os.open(rendered.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
-        return Served(descriptor, os.fstat(descriptor).st_size, rendered.format, hit=False)
+        size = os.fstat(descriptor).st_size
+        return Served(descriptor, size, rendered.format, hit=False, render_seconds=render_seconds)
 
     def sweep_spill(self) -> None:
         """Remove uncached renders that their requests lost."""
@@ -523,11 +532,11 @@ class RenderService:
         self._spill.close()
 
 
-def _read_or_none(path: str) -> bytes | None:
-    """A finished /info document, or None if it was evicted meanwhile."""
+def _computed(rendered: RenderedFile, render_seconds: float | None) -> Computed | None:
+    """A finished /info document, read; None if it was evicted meanwhile."""
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        with open(rendered.path, "rb") as handle:
+            return Computed(handle.read(), hit=False, render_seconds=render_seconds)
     except FileNotFoundError:
         return None
 

@@ -133,6 +133,19 @@ async def origin(tmp_path: Path) -> AsyncIterator[Origin]:
 
 
 @pytest.fixture
+def remote_settings(tmp_path: Path, origin: Origin) -> Settings:
+    """The service reading every original from ``origin`` (its root)."""
+    return Settings(
+        originals=origin.url("/"),
+        originals_given=True,
+        cache_dir=str(tmp_path / "cache"),
+        concurrency=2,
+        origin_timeout=2.0,
+        origin_connect_timeout=1.0,
+    )
+
+
+@pytest.fixture
 def originals(tmp_path: Path) -> Path:
     """A fresh originals directory holding the whole corpus and the samples."""
     root = tmp_path / "originals"

@@ -85,10 +85,11 @@ async def test_a_bound_smaller_than_the_index_serves_everything_uncached(
     spilled: list[Path] = []
     open_rendered = renders._open_rendered
 
-    def open_and_note(rendered: RenderedFile) -> Served | None:  # in a thread
+    def open_and_note(rendered: RenderedFile, render_seconds: float | None) -> Served | None:
+        # In a thread.
         spilled.append(Path(rendered.path))
         assert Path(rendered.path).is_file()
-        return open_rendered(rendered)
+        return open_rendered(rendered, render_seconds)
 
     # Where each uncached render is when its requests open it.
     renders._open_rendered = open_and_note  # type: ignore[method-assign]

@@ -366,18 +366,6 @@ async def test_a_picture_signature_does_not_sign_info(make_client: MakeClient) -
     assert (await client.get(signed.replace("/picture/", "/info/"))).status == 403
 
 
-@pytest.fixture
-def remote_settings(tmp_path: Path, origin: Origin) -> Settings:
-    return Settings(
-        originals=origin.url("/"),
-        originals_given=True,
-        cache_dir=str(tmp_path / "cache"),
-        concurrency=2,
-        origin_timeout=2.0,
-        origin_connect_timeout=1.0,
-    )
-
-
 async def test_a_remote_original_is_described(
     aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin
 ) -> None:

@@ -26,18 +26,6 @@ from .waiting import eventually_async
 PHOTO = "rocket.jpg"
 
 
-@pytest.fixture
-def remote_settings(tmp_path: Path, origin: Origin) -> Settings:
-    return Settings(
-        originals=origin.url("/"),
-        originals_given=True,
-        cache_dir=str(tmp_path / "cache"),
-        concurrency=2,
-        origin_timeout=2.0,
-        origin_connect_timeout=1.0,
-    )
-
-
 async def serve(aiohttp_client: MakeClient, settings: Settings, **overrides: object) -> Client:
     return await aiohttp_client(create_app(replace(settings, **overrides)))  # type: ignore[arg-type]
 

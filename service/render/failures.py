@@ -11,6 +11,8 @@ import time
 
 import pyvips
 
+from ..errors import RenderTimeout, UnprocessableImage
+
 # libvips' error log reads "unable to call <operation>", then what each
 # step said. A decoder that fails mid-pixels makes the saver fail last
 # ("vips2png: unable to write to target"), which names the wrong culprit;
@@ -65,6 +67,19 @@ def release_images(error: BaseException) -> None:
         seen.add(id(current))
         current.__traceback__ = None
         pending += [current.__cause__, current.__context__]
+
+
+def failure_of(
+    error: pyvips.Error | UnicodeDecodeError, deadline: Deadline, timeout_seconds: float
+) -> RenderTimeout | UnprocessableImage:
+    """What a libvips failure of a render means for the client: its
+    deadline passed (the render was killed), or the original is at fault.
+    The images its traceback holds are freed first."""
+    release_images(error)
+    reason = describe(error)
+    if deadline.killed or deadline.passed():
+        return RenderTimeout(f"the render took longer than {timeout_seconds:g} s")
+    return UnprocessableImage(reason)
 
 
 def libvips_message(error: pyvips.Error | UnicodeDecodeError) -> str:

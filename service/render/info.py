@@ -29,13 +29,13 @@ from typing import Any
 
 import pyvips
 
-from ..errors import RenderTimeout, UnprocessableImage
+from ..errors import UnprocessableImage
 from ..formats import OutputFormat
 from ..placeholders.blurhash import encode_blurhash
 from ..placeholders.dominant import dominant_colour
 from ..placeholders.thumbhash import MAX_SIDE, thumbhash_base64
 from . import colour
-from .failures import Deadline, describe, release_images
+from .failures import Deadline, failure_of, release_images
 from .header import HeaderFacts
 from .libvips import LOAD_OPTIONS
 from .limits import check
@@ -123,13 +123,7 @@ def write_info(
             placeholder=placeholder_uri(small.image, deadline),
         )
     except (pyvips.Error, UnicodeDecodeError) as error:
-        release_images(error)
-        reason = describe(error)
-        if deadline.killed or deadline.passed():
-            raise RenderTimeout(
-                f"the render took longer than {policy.timeout_seconds:g} s"
-            ) from error
-        raise UnprocessableImage(reason) from error
+        raise failure_of(error, deadline, policy.timeout_seconds) from error
     except UnprocessableImage as refusal:
         release_images(refusal)
         raise

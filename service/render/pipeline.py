@@ -13,13 +13,13 @@ from dataclasses import dataclass
 
 import pyvips
 
-from ..errors import RenderTimeout, UnprocessableImage
+from ..errors import UnprocessableImage
 from ..formats import OutputFormat
 from .blur import blur
 from .colour import to_srgb
 from .context import RenderContext
 from .crop import crop
-from .failures import Deadline, describe, release_images
+from .failures import Deadline, failure_of, release_images
 from .flatten import flatten
 from .header import HeaderFacts, choose_output
 from .limits import check_limits
@@ -85,13 +85,7 @@ def render(
         # open) lives only in _run's frame, which release_images frees.
         return _run(RenderContext(policy, request, facts, source_fd, target_fd, deadline))
     except (pyvips.Error, UnicodeDecodeError) as error:
-        release_images(error)
-        reason = describe(error)
-        if deadline.killed or deadline.passed():
-            raise RenderTimeout(
-                f"the render took longer than {policy.timeout_seconds:g} s"
-            ) from error
-        raise UnprocessableImage(reason) from error
+        raise failure_of(error, deadline, policy.timeout_seconds) from error
     except (UnprocessableImage, OutputWriteError) as failure:
         # Refused from the header (over a limit), or the target's disk
         # failed: the caller answers or retries, uncached.

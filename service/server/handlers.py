@@ -38,13 +38,21 @@ from .fallback import Fallback, fallback_spec
 from .responses import DescriptorResponse
 
 
+def check_signature(request: web.Request) -> None:
+    """Forbidden unless signing is off or the URL carries a valid
+    signature: the first thing each endpoint does, so a bad one is a 403
+    even for a missing file."""
+    app = request.app
+    keys = state.settings(app).signing_keys
+    if keys and not verify(request.raw_path, keys):
+        state.metrics(app).rejected.labels(reason="bad_signature").inc()
+        raise Forbidden("the URL signature is missing or wrong")
+
+
 async def picture(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = state.settings(app)
-    # Before anything else: a bad signature is a 403 even for a missing file.
-    if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
-        state.metrics(app).rejected.labels(reason="bad_signature").inc()
-        raise Forbidden("the URL signature is missing or wrong")
+    check_signature(request)
     url, parameters = url_and_parameters(request)
     spec = parse_spec(
         parameters,

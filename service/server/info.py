@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..errors import BadRequest, Forbidden, OriginalReplaced, SourceTooLarge
+from ..errors import BadRequest, OriginalReplaced, SourceTooLarge
 from ..keys import VariantKey, info_key
 from ..origins.routes import LocalTarget, RemoteTarget
 from ..origins.source_cache import OriginalChangedRemotely
 from ..purge import cdn_tag
 from ..render import INFO_VERSION, InfoRequest
 from ..renders import Computed, RenderService
-from ..signing import verify
 from ..sources import Original
 from . import state
-from .handlers import cache_control, original_of, target_of, url_and_parameters
+from .handlers import cache_control, check_signature, original_of, target_of, url_and_parameters
 from .locate import etag_matches
 
 # /info takes no options: the signature, and ``url`` for a ?url= source
@@ -46,11 +45,7 @@ class _Located:
 
 async def info(request: web.Request) -> web.StreamResponse:
     app = request.app
-    settings = state.settings(app)
-    # Before anything else: a bad signature is a 403 even for a missing file.
-    if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
-        state.metrics(app).rejected.labels(reason="bad_signature").inc()
-        raise Forbidden("the URL signature is missing or wrong")
+    check_signature(request)
     url, parameters = url_and_parameters(request)
     _check_parameters(parameters)
     try:

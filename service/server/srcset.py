@@ -17,17 +17,16 @@ from functools import partial
 from aiohttp import web
 
 from ..canonical import Canonical, OriginalFacts, canonical
-from ..errors import BadRequest, Forbidden, UnprocessableImage
+from ..errors import BadRequest, UnprocessableImage
 from ..header_memo import output_facts_of
 from ..ladder import EXAMPLE_WIDTHS, Ladder
 from ..negotiate import choose_format
 from ..settings import Settings
-from ..signing import verify
 from ..spec import RequestSpec, parse_spec
 from ..srcset import DEFAULT_SIZES, Srcset, candidates
 from . import state
 from .canonical_url import url_for
-from .handlers import original_of, target_of, url_and_parameters
+from .handlers import check_signature, original_of, target_of, url_and_parameters
 from .info import document
 
 # The page's own attributes, not the image's: bounded, as any text we echo.
@@ -38,9 +37,7 @@ _MAX_TEXT = 1000
 async def srcset(request: web.Request) -> web.Response:
     app = request.app
     settings = state.settings(app)
-    if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
-        state.metrics(app).rejected.labels(reason="bad_signature").inc()
-        raise Forbidden("the URL signature is missing or wrong")
+    check_signature(request)
     url, parameters = url_and_parameters(request)
     texts = _texts(parameters)
     image_parameters = [
