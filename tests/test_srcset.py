@@ -104,6 +104,7 @@ async def test_with_signing_it_is_signed_and_so_are_its_urls(make_client: MakeCl
         ("sizes=" + "x" * 1001, 400),
         ("nonsense=1", 400),
         ("preset=thumb", 400),  # no ladder: a preset takes no w
+        ("trim=10", 400),  # its sizes are known only from its pixels
     ],
 )
 async def test_bad_parameters_are_400s(client: Client, query: str, status: int) -> None:

@@ -17,7 +17,7 @@ from functools import partial
 from aiohttp import web
 
 from ..canonical import Canonical, OriginalFacts, canonical
-from ..errors import BadRequest, UnprocessableImage
+from ..errors import BadRequest
 from ..header_memo import output_facts_of
 from ..ladder import EXAMPLE_WIDTHS, Ladder
 from ..negotiate import choose_format
@@ -72,7 +72,7 @@ async def srcset(request: web.Request) -> web.Response:
             lambda step, wanted: url_for(picture_path, step, wanted, settings.signing_keys),
         )
     except ValueError as error:
-        raise UnprocessableImage(str(error)) from None
+        raise BadRequest(f"srcset: {error}") from None
     # /info's placeholder: its document is cached like a variant.
     _, computed = await document(request, target, None)
     assert computed is not None  # no If-None-Match to answer
