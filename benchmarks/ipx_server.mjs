@@ -11,14 +11,14 @@
 // (ipx itself would take "healthz" for modifiers without an image).
 import { createServer } from "node:http";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { resolve } from "node:path";
 
 const [modules, originals, port] = process.argv.slice(2);
 if (!modules || !originals || !port) {
   console.error("usage: node ipx_server.mjs MODULES ORIGINALS PORT");
   process.exit(2);
 }
-const require = createRequire(join(modules, "ipx-server.cjs"));
+const require = createRequire(resolve(modules, "ipx-server.cjs"));
 const { createIPX, createIPXNodeServer, ipxFSStorage } = require("ipx");
 
 const ipx = createIPX({ storage: ipxFSStorage({ dir: originals }) });
