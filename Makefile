@@ -50,10 +50,11 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .coverage .coverage.*
 
-# Benchmarks against a Flask + Pillow baseline and thumbor (benchmarks/README.md).
-# They fetch their corpus from Debian and PyPI packages, set up .bench-venv/
-# for the competitors, install wrk (and nginx, the origin of scenario 8) when
-# missing, and write benchmarks/results/.
+# Benchmarks against a Flask + Pillow baseline, thumbor and ipx
+# (benchmarks/README.md). They fetch their corpus from Debian and PyPI
+# packages, set up .bench-venv/ and .bench-node/ for the competitors, install
+# wrk, nginx (the origin of scenario 8), nodejs and npm when missing, and
+# write benchmarks/results/.
 .PHONY: bench bench-quick bench-pageload bench-instructions bench-cores
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -14,12 +14,17 @@ from typing import Any
 
 from .report import ORDER, summarize_all
 
-COLOURS = {"service": "#1b7837", "baseline": "#762a83", "thumbor": "#e08214"}
-TITLES = {"service": "Image Factory", "baseline": "Flask + Pillow (gunicorn)", "thumbor": "thumbor"}
+COLOURS = {"service": "#1b7837", "baseline": "#762a83", "thumbor": "#e08214", "ipx": "#2166ac"}
+TITLES = {
+    "service": "Image Factory",
+    "baseline": "Flask + Pillow (gunicorn)",
+    "thumbor": "thumbor",
+    "ipx": "ipx (Node + sharp)",
+}
 
 
 def _servers_of(results: dict[str, Any]) -> set[str]:
-    """The competitors that ran (a quick run has no thumbor)."""
+    """The competitors that ran (a quick run has no thumbor, nor ipx)."""
     return set(results.get("competitors", {})) or set(ORDER)
 
 
@@ -71,7 +76,9 @@ def draw(results: dict[str, Any], target: str) -> None:
             [hits[n]["rps"]["max"] - hits[n]["rps"]["median"] for n in names],
         ]
         right.bar(names, values, yerr=errors, color=[COLOURS[n] for n in names], capsize=4)
-        right.set_title("Cache hits, 16 connections")
+        # ipx has no result cache: its bar is of renders (report.IPX_HITS).
+        renders = " (ipx: renders)" if "ipx" in names else ""
+        right.set_title(f"Cache hits, 16 connections{renders}")
         right.set_ylabel("requests/s")
         right.grid(axis="y", alpha=0.3)
     else:

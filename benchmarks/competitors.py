@@ -1,14 +1,16 @@
-"""The three servers under test, how they are set up, started and stopped.
+"""The servers under test, how they are set up, started and stopped.
 
 - ``service``: Image Factory itself, from the project venv.
 - ``baseline``: ``benchmarks/baseline_app.py`` (Flask + Pillow) under
   gunicorn, one sync worker per core.
 - ``thumbor``: thumbor from PyPI, 2 processes, file loader, file result
   storage, loopback only, with the minimal config written here.
+- ``ipx``: ipx (Node + sharp) from npm, one Node process serving
+  ``benchmarks/ipx_server.mjs``, its libuv pool one thread per core.
 
 The baseline and thumbor run from their own venvs under ``.bench-venv/``
 (created on first use, pinned versions; thumbor needs Pillow < 13), never
-from the system's or the project's.
+from the system's or the project's; ipx from ``.bench-node/`` (``benchmarks.node``).
 """
 
 from __future__ import annotations
@@ -284,6 +286,46 @@ def start_thumbor(originals: str, workdir: str, *, processes: int) -> Server:
         f"stored), PIL engine, quality {quality_list(service_defaults()[0])}",
     }
     return Server("thumbor", port, process, "/healthcheck", settings)
+
+
+IPX_SCRIPT = os.path.join(ROOT, "benchmarks", "ipx_server.mjs")
+
+
+def ipx_command(node: str, modules: str, originals: str, port: int) -> list[str]:
+    """The command line of ipx's server script (``benchmarks/ipx_server.mjs``)."""
+    return [node, IPX_SCRIPT, modules, os.path.abspath(originals), str(port)]
+
+
+def ipx_environment(cores: int) -> dict[str, str]:
+    """ipx's environment: libuv's pool one thread per core.
+
+    sharp runs each image on a thread of libuv's pool (and gives libvips one
+    thread per image on glibc, ``sharp.concurrency()`` 1), so the pool's size
+    is how many images ipx renders at once: 4 by default whatever the
+    machine, one per core here, as the service's and the baseline's one
+    render per core (reading the originals shares that pool)."""
+    return {"UV_THREADPOOL_SIZE": str(cores)}
+
+
+def start_ipx(originals: str, workdir: str, *, modules: str, cores: int) -> Server:
+    """ipx (Node + sharp) in one process; ``modules`` from ``benchmarks.node``."""
+    from . import node  # noqa: PLC0415 - only a run with ipx needs Node
+
+    port = free_port()
+    argv = ipx_command(node.node_binary(), modules, originals, port)
+    env = ipx_environment(cores)
+    process = _spawn(argv, os.path.join(workdir, "ipx.log"), env)
+    quality = quality_list(service_defaults()[0])
+    settings = {
+        "command": "node " + " ".join(argv[1:]),
+        "packages": list(node.PACKAGES),
+        "processes": 1,
+        "environment": env,
+        "config": "createIPX + ipxFSStorage + createIPXNodeServer, ipx's and sharp's "
+        f"defaults (progressive JPEG, AVIF effort 4); quality in each URL, {quality} "
+        "(the service's); no result cache (ipx has none: every request renders)",
+    }
+    return Server("ipx", port, process, "/healthz", settings)
 
 
 def fetch(url: str, timeout: float = 120.0) -> tuple[int, dict[str, str], int]:

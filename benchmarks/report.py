@@ -15,7 +15,9 @@ from typing import Any
 
 from .stats import format_ratio, paired_ratios, ratio, summarize
 
-ORDER = ("service", "baseline", "thumbor")
+ORDER = ("service", "baseline", "thumbor", "ipx")
+# The service's ratios are to each of these.
+OTHERS = ORDER[1:]
 # What ``benchmarks.run`` writes as ``inprocess_paired_with`` when loop i ran
 # right after repetition i of this series, the one the targets use.
 LOOPS_PAIRED_WITH = "uncached c=4"
@@ -44,6 +46,9 @@ def series_summary(runs: Runs) -> dict[str, Any]:
     ]
     if cpu:
         out["server_cpu_ms_per_request"] = summarize(cpu).as_dict()
+    sizes = [float(r["bytes_per_response"]) for r in runs if r.get("bytes_per_response")]
+    if sizes:  # counted since 2026-12-02
+        out["bytes_per_response"] = summarize(sizes).as_dict()
     return out
 
 
@@ -65,7 +70,7 @@ def case_summary(case: Mapping[str, Runs]) -> dict[str, Any]:
 def _ratios(case: Mapping[str, Runs], out: Mapping[str, Any], ours: str) -> dict[str, Any]:
     ratios: dict[str, Any] = {}
     service = case.get(ours)
-    for other in ("baseline", "thumbor"):
+    for other in OTHERS:
         theirs = case.get(other)
         if not service or not theirs:
             continue
@@ -84,6 +89,9 @@ def _ratios(case: Mapping[str, Runs], out: Mapping[str, Any], ours: str) -> dict
             "rps_paired_max": max(paired) if paired else None,
             "peak_rss": ratio(ours_mem, their_mem),
         }
+        sizes = [out[side].get("bytes_per_response", {}).get("median") for side in (ours, other)]
+        if sizes[0] and sizes[1]:
+            ratios[other]["bytes_per_response"] = ratio(sizes[0], sizes[1])
     return ratios
 
 
@@ -196,8 +204,24 @@ def summarize_all(results: Mapping[str, Any]) -> dict[str, Any]:
         summary["origin"] = origin_summary(results["origin"])
     if "pageload" in results:
         summary["pageload"] = pageload_summary(results["pageload"])
+    if "output_bytes" in results:
+        summary["output_bytes"] = output_bytes_summary(results["output_bytes"])
     summary["targets"] = targets(results, summary)
     return summary
+
+
+def output_bytes_summary(sizes: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """The cache-hit set as each server renders it (the same variants from
+    all): total bytes per server, and the service's total over each other's."""
+    totals = {name: sum(per_image.values()) for name, per_image in sizes.items() if per_image}
+    ours = totals.get("service")
+    return {
+        "images": max((len(per_image) for per_image in sizes.values()), default=0),
+        "total_bytes": totals,
+        "ratios": {
+            other: ratio(ours, totals[other]) for other in OTHERS if ours and totals.get(other)
+        },
+    }
 
 
 def _median(summary: Mapping[str, Any], *path: str) -> float | None:
@@ -372,17 +396,17 @@ def _row(
 ) -> str:
     cells = [_cell(case.get(name), key, digits) for name in ORDER]
     ratios = case.get("ratios", {})
-    versus = [
-        format_ratio(ratios.get(other, {}).get(ratio_key)) for other in ("baseline", "thumbor")
-    ]
+    versus = [format_ratio(ratios.get(other, {}).get(ratio_key)) for other in OTHERS]
     return f"| {label} | " + " | ".join(cells + versus) + " |"
 
 
 HEADER = (
-    "| case | service | baseline (Flask + Pillow) | thumbor "
-    "| service / baseline | service / thumbor |\n"
-    "|---|---|---|---|---|---|"
+    "| case | service | baseline (Flask + Pillow) | thumbor | ipx "
+    "| service / baseline | service / thumbor | service / ipx |\n"
+    "|---|---|---|---|---|---|---|---|"
 )
+# ipx has no result cache of its own (it is made to sit behind a CDN).
+IPX_HITS = "ipx keeps no result cache: its cache-hit requests are renders, every one."
 
 
 def _fewer_runs(plan: Mapping[str, Any]) -> str:
@@ -420,9 +444,9 @@ def _load_tables(summary: Mapping[str, Any]) -> list[str]:
         "",
         "**Latency, ms** (p50 / p99, medians of the runs)",
         "",
-        HEADER.replace("service / baseline", "p99/p50 service").replace(
-            "| service / thumbor |", "| p99/p50 baseline |"
-        ),
+        HEADER.replace("service / baseline", "p99/p50 service")
+        .replace("| service / thumbor |", "| p99/p50 baseline |")
+        .replace("| service / ipx |", "| p99/p50 ipx |"),
     ]
     latency_cases = [
         (f"uncached mix, c={c}", case)
@@ -436,7 +460,7 @@ def _load_tables(summary: Mapping[str, Any]) -> list[str]:
             s = case.get(name)
             cells.append(f"{s['p50_ms']['median']:.0f} / {s['p99_ms']['median']:.0f}" if s else "-")
         spread = []
-        for name in ("service", "baseline"):
+        for name in ("service", "baseline", "ipx"):
             s = case.get(name)
             spread.append(
                 f"{s['p99_ms']['median'] / s['p50_ms']['median']:.2f}"
@@ -459,7 +483,55 @@ def _load_tables(summary: Mapping[str, Any]) -> list[str]:
         )
     if "cache_hits" in summary:
         lines.append(_row("cache hits, c=16", summary["cache_hits"], "peak_rss_mib", 0, "peak_rss"))
-    return lines
+    return lines + _hits_note(summary) + _bytes_lines(summary)
+
+
+def _hits_note(summary: Mapping[str, Any]) -> list[str]:
+    return ["", IPX_HITS] if "ipx" in summary.get("cache_hits", {}) else []
+
+
+def _load_cases(summary: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every load case of the run, labelled as the tables label them."""
+    cases: list[tuple[str, Mapping[str, Any]]] = [
+        (f"uncached mix, c={c}", case)
+        for c, case in sorted(summary.get("uncached", {}).items(), key=lambda kv: int(kv[0]))
+    ]
+    if "latency_4mp" in summary:
+        cases.append(("uncached 4 MP JPEG alone, c=4", summary["latency_4mp"]))
+    cases += [(f"uncached mix → {f}, c=4", c) for f, c in summary.get("formats", {}).items()]
+    if "cache_hits" in summary:
+        cases.append(("cache hits, c=16", summary["cache_hits"]))
+    if "memory_largest" in summary:
+        cases.append(("largest images (13-46 MP) → JPEG, c=16", summary["memory_largest"]))
+    return cases
+
+
+def _bytes_lines(summary: Mapping[str, Any]) -> list[str]:
+    """Output parity: the mean body of each case's responses (each server
+    walks the same list of variants, each as far as it gets), and the
+    cache-hit set's total, the very same variants from every server."""
+    rows = [
+        _row(label, case, "bytes_per_response", 0, "bytes_per_response")
+        for label, case in _load_cases(summary)
+        if any("bytes_per_response" in case.get(name, {}) for name in ORDER)
+    ]
+    hit_set = summary.get("output_bytes")
+    if hit_set and hit_set["total_bytes"]:
+        totals, ratios = hit_set["total_bytes"], hit_set["ratios"]
+        cells = [str(totals[name]) if name in totals else "-" for name in ORDER]
+        cells += [format_ratio(ratios.get(other)) for other in OTHERS]
+        label = f"the cache-hit set, {hit_set['images']} images, total"
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "",
+        "**Output bytes per response** (mean of each run, medians of the runs; the same "
+        "formats and qualities on every server: a ratio far from 1 says the outputs differ)",
+        "",
+        HEADER,
+        *rows,
+    ]
 
 
 def markdown(results: Mapping[str, Any]) -> str:
@@ -473,6 +545,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         f"{results.get('machine', {}).get('cpus', '?')} cores, "
         f"{results.get('machine', {}).get('cpu_model', '?')}.",
     ]
+    lines += [f"Skipped: {reason}" for reason in results.get("skipped", {}).values()]
     lines += _load_tables(summary)
     cpu_rows = [
         (f"uncached mix, c={c}", case)
@@ -737,6 +810,8 @@ ACROSS_RATIOS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("uncached mix c=4, req/s vs baseline", ("uncached", "4", "ratios", "baseline", "rps")),
     ("uncached mix c=16, req/s vs baseline", ("uncached", "16", "ratios", "baseline", "rps")),
     ("uncached mix c=4, req/s vs thumbor", ("uncached", "4", "ratios", "thumbor", "rps")),
+    ("uncached mix c=4, req/s vs ipx", ("uncached", "4", "ratios", "ipx", "rps")),
+    ("uncached mix c=16, req/s vs ipx", ("uncached", "16", "ratios", "ipx", "rps")),
     (
         "uncached mix c=4, less CPU per request than baseline",
         ("uncached", "4", "ratios", "baseline", "cpu_efficiency"),
@@ -744,6 +819,10 @@ ACROSS_RATIOS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "uncached mix c=4, less CPU per request than thumbor",
         ("uncached", "4", "ratios", "thumbor", "cpu_efficiency"),
+    ),
+    (
+        "uncached mix c=4, less CPU per request than ipx",
+        ("uncached", "4", "ratios", "ipx", "cpu_efficiency"),
     ),
     ("4 MP JPEG alone c=4, req/s vs baseline", ("latency_4mp", "ratios", "baseline", "rps")),
     ("cache hits c=16, req/s vs baseline", ("cache_hits", "ratios", "baseline", "rps")),

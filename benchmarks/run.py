@@ -1,7 +1,7 @@
-"""The benchmark: Image Factory vs the Flask + Pillow baseline (and thumbor).
+"""The benchmark: Image Factory vs the Flask + Pillow baseline (and thumbor, ipx).
 
     python -m benchmarks.run --quick     # make bench-quick: < 2 minutes
-    python -m benchmarks.run             # make bench: every scenario, thumbor too
+    python -m benchmarks.run             # make bench: every scenario, thumbor and ipx too
 
 Scenarios (each against every competitor in the same run, the order of the
 competitors rotated from one repetition to the next):
@@ -46,7 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import competitors, corpus, origin, pageload, proctree, report, urls, wrk
+from . import competitors, corpus, node, origin, pageload, proctree, report, urls, wrk
 
 RESULTS_DIR = os.path.join(competitors.ROOT, "benchmarks", "results")
 # The series whose repetitions the in-process loops follow: the targets'
@@ -76,6 +76,9 @@ class Plan:
     loop_seconds: float
     loop_runs: int  # repetitions of the in-process loops
     thumbor: bool
+    # ipx (Node + sharp, benchmarks.node): skipped, with its reason, where
+    # Node cannot be set up.
+    ipx: bool = False
     # At most this many of the answered variants in a paired loop (None: all).
     loop_variants: int | None = None
     # Scenario 8: the service reading its originals from an HTTP origin.
@@ -100,7 +103,7 @@ QUICK = Plan(
 FULL = Plan(
     runs=3, seconds=8, concurrencies=(1, 4, 16), hit_seconds=5, memory_runs=3, memory_seconds=8,
     formats=("jpeg", "webp", "avif"), latency=True, libcost_repeat=3, loop_seconds=8, loop_runs=3,
-    thumbor=True, origin=True, pageload=True,
+    thumbor=True, ipx=True, origin=True, pageload=True,
 )  # fmt: skip
 
 
@@ -408,13 +411,19 @@ class Bench:
         self.log("scenario 3: cache hits, concurrency 16")
         variants = urls.fixed_variants(corpus.mix_names(), 400)
         series: dict[str, list[dict[str, object]]] = {s.name: [] for s in self.servers}
+        # The same variants from every server: their sizes side by side
+        # (output parity; ipx, which has no result cache, renders them again
+        # on every request).
+        sizes: dict[str, dict[str, int]] = {s.name: {} for s in self.servers}
+        self.results["output_bytes"] = sizes
         for server in self.servers:
             for variant in variants:  # warm: every path is a hit from now on
-                status, _, _ = competitors.fetch(
+                status, _, length = competitors.fetch(
                     server.base_url + urls.url_path(server.name, variant)
                 )
                 if status != 200:
                     raise RuntimeError(f"{server.name}: warming {variant} gave {status}")
+                sizes[server.name][variant.name] = length
         for repetition in range(self.plan.runs):
             for server in self.rotated(repetition):
                 paths = [urls.url_path(server.name, v) for v in variants]
@@ -548,6 +557,16 @@ class Bench:
         self.log(f"  nginx answered {asked['source_hits']} and {asked['cache_hits']} meanwhile")
 
 
+def setup_ipx(wanted: bool) -> tuple[str | None, str | None]:
+    """(ipx's node_modules, None) once ipx is set up (``benchmarks.node``);
+    (None, the one-line reason) when Node or ipx cannot be installed here;
+    (None, None) when the run has no ipx."""
+    if not wanted:
+        return None, None
+    reason = node.skip_reason()
+    return (None, reason) if reason else (node.modules_dir(), None)
+
+
 def pairs_loops(plan: Plan, only: set[str] | None) -> bool:
     """Whether the in-process loops run beside the uncached c=4 series
     (``Bench.inprocess_loops``) rather than in scenario 1: when that series
@@ -641,6 +660,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the < 2 minute subset")
     parser.add_argument("--thumbor", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument(
+        "--ipx",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ipx (Node + sharp, set up in .bench-node/) as a competitor (part of the full run)",
+    )
     parser.add_argument("--runs", type=int, help="repetitions of each load run (>= 3 for medians)")
     parser.add_argument("--seconds", type=float, help="duration of each uncached run")
     parser.add_argument("--concurrencies", help="uncached concurrencies, e.g. 1,4,16")
@@ -702,6 +727,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     plan = QUICK if args.quick else FULL
     if args.thumbor is not None:
         plan = replace(plan, thumbor=args.thumbor)
+    if args.ipx is not None:
+        plan = replace(plan, ipx=args.ipx)
     if args.runs:
         plan = replace(plan, runs=args.runs)
     if args.seconds:
@@ -731,6 +758,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     competitors.ensure_venv("baseline")
     if plan.thumbor and shared:
         competitors.ensure_venv("thumbor")
+    ipx_modules, ipx_skipped = setup_ipx(plan.ipx and shared)
     originals = corpus.originals_dir(args.corpus)
     runs_origin = plan.origin and (only is None or "origin" in only)
     runs_pageload = plan.pageload and (only is None or "pageload" in only)
@@ -742,6 +770,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
     bench.results["plan"] = {k: getattr(plan, k) for k in plan.__dataclass_fields__}
     bench.results["machine"] = competitors.describe_machine()
     bench.results["started"] = datetime.datetime.now().isoformat(timespec="seconds")
+    if ipx_skipped:
+        bench.log(ipx_skipped)
+        bench.results["skipped"] = {"ipx": ipx_skipped}
     with open(os.path.join(args.corpus, "MANIFEST.json")) as handle:
         bench.results["corpus"] = json.load(handle)
 
@@ -791,6 +822,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
             starters.append(lambda: start_service(report.BEFORE, args.compare_with))
         if plan.thumbor and shared:
             starters.append(lambda: competitors.start_thumbor(originals, workdir, processes=2))
+        if ipx_modules is not None:
+            modules = ipx_modules
+            starters.append(
+                lambda: competitors.start_ipx(originals, workdir, modules=modules, cores=CORES)
+            )
         for start in starters:
             bench.servers.append(start())
         if runs_origin:
@@ -838,6 +874,7 @@ def latest_name(args: argparse.Namespace) -> str | None:
         args.concurrencies,
         args.latency is not None,
         args.thumbor is not None,
+        args.ipx is not None,
         args.origin is not None,
         args.pageload is not None,
         args.pageload_browsers,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-COMPETITORS = ("service", "baseline", "thumbor")
+from .competitors import service_defaults
+
+COMPETITORS = ("service", "baseline", "thumbor", "ipx")
 
 
 def spread(values: Sequence[int]) -> list[int]:
@@ -117,7 +119,35 @@ def url_path(competitor: str, variant: Variant) -> str:
         box = f"{variant.width}x{variant.height or 0}"
         filters = f"filters:format({variant.format})/" if variant.format else ""
         return f"/unsafe/fit-in/{box}/{filters}{name}"
+    if competitor == "ipx":
+        return ipx_path(variant, service_defaults()[0])
     raise ValueError(f"unknown competitor {competitor!r}")
+
+
+# ipx keeps an original's format unless told; the suite always tells it
+# (with no f_, ipx picks the format from the file's bytes).
+_FORMAT_OF_EXTENSION = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png", ".webp": "webp"}
+
+
+def ipx_path(variant: Variant, quality: Mapping[str, int]) -> str:
+    """ipx's modifiers for ``variant``: ``/w_800,f_jpeg,q_80/photo.jpg``.
+
+    ``w_`` fits the width and never enlarges (sharp's withoutEnlargement),
+    as ``w=`` does on the service. The height salt is left out: it never
+    constrains the fit (VariantPool), and ipx keeps no result cache, so
+    every request renders whether or not its URL was asked before (ipx's
+    ``s_WxH`` would shrink the box to the original's height, keeping the
+    box's shape, not the image's). ``q_`` only for lossy formats, at
+    ``quality`` (the service's defaults): on PNG, sharp takes a quality as
+    a request for a quantised palette."""
+    extension = os.path.splitext(variant.name)[1].lower()
+    fmt = variant.format or _FORMAT_OF_EXTENSION.get(extension)
+    if fmt is None:
+        raise ValueError(f"no output format for {variant.name!r}")
+    modifiers = [f"w_{variant.width}", f"f_{fmt}"]
+    if fmt in quality:
+        modifiers.append(f"q_{quality[fmt]}")
+    return f"/{','.join(modifiers)}/{quote(variant.name)}"
 
 
 def write_paths(path: str, paths: Iterable[str]) -> int:

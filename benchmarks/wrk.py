@@ -3,7 +3,7 @@
 The Lua script reads a file of request paths; each wrk thread walks its own
 share of the list (thread i takes paths i, i+T, i+2T, ...), so with a list
 longer than the run's requests no path is asked twice. It counts statuses,
-``X-Cache`` values and list wrap-arounds, and prints one ``WRK_JSON {...}``
+``X-Cache`` values, list wrap-arounds and the bytes of the bodies, and prints one ``WRK_JSON {...}``
 line at the end, which ``parse_json_line`` reads; ``parse_text`` reads wrk's
 own report (``--latency``) as well.
 """
@@ -45,6 +45,7 @@ function init(args)
    statuses = {}
    hits = 0
    misses = 0
+   body_bytes = 0
 end
 
 function request()
@@ -61,13 +62,14 @@ end
 function response(status, headers, body)
    local key = tostring(status)
    statuses[key] = (statuses[key] or 0) + 1
+   body_bytes = body_bytes + #body
    local cache = headers["X-Cache"] or headers["x-cache"]
    if cache == "HIT" then hits = hits + 1 elseif cache == "MISS" then misses = misses + 1 end
 end
 
 function done(summary, latency, requests)
    local total = {}
-   local h, m, w, n = 0, 0, 0, 0
+   local h, m, w, n, b = 0, 0, 0, 0, 0
    for _, thread in ipairs(threads) do
       local s = thread:get("statuses")
       for code, count in pairs(s) do total[code] = (total[code] or 0) + count end
@@ -75,6 +77,7 @@ function done(summary, latency, requests)
       m = m + thread:get("misses")
       w = w + thread:get("wraps")
       n = n + thread:get("issued")
+      b = b + thread:get("body_bytes")
    end
    local parts = {}
    for code, count in pairs(total) do
@@ -86,12 +89,13 @@ function done(summary, latency, requests)
       '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
       '"latency_us": {"min": %d, "mean": %.1f, "max": %d, "stdev": %.1f, ' ..
       '"p50": %d, "p90": %d, "p99": %d}, ' ..
-      '"statuses": {%s}, "cache": {"hit": %d, "miss": %d}, "wraps": %d, "issued": %d}\n',
+      '"statuses": {%s}, "cache": {"hit": %d, "miss": %d}, "wraps": %d, "issued": %d, ' ..
+      '"body_bytes": %d}\n',
       summary.requests, summary.duration, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout,
       latency.min, latency.mean, latency.max, latency.stdev,
       latency:percentile(50), latency:percentile(90), latency:percentile(99),
-      table.concat(parts, ", "), h, m, w, n))
+      table.concat(parts, ", "), h, m, w, n, b))
 end
 """
 
@@ -110,6 +114,7 @@ class WrkResult:
     cache_misses: int = 0
     wraps: int = 0
     client_cpu_seconds: float = 0.0
+    body_bytes: int | None = None  # None: wrk's own report, which has no such count
 
     @property
     def client_cpu_percent(self) -> float:
@@ -119,7 +124,16 @@ class WrkResult:
     def non_2xx(self) -> int:
         return sum(count for code, count in self.statuses.items() if not code.startswith("2"))
 
+    @property
+    def bytes_per_response(self) -> float | None:
+        """The mean body size of the responses (None when not counted)."""
+        answered = sum(self.statuses.values())
+        if self.body_bytes is None or not answered:
+            return None
+        return self.body_bytes / answered
+
     def as_dict(self) -> dict[str, object]:
+        per_response = self.bytes_per_response
         return {
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
@@ -132,6 +146,7 @@ class WrkResult:
             "wraps": self.wraps,
             "client_cpu_seconds": round(self.client_cpu_seconds, 3),
             "client_cpu_percent": round(self.client_cpu_percent, 1),
+            "bytes_per_response": None if per_response is None else round(per_response),
         }
 
 
@@ -158,6 +173,7 @@ def parse_json_line(output: str) -> WrkResult:
         cache_hits=data["cache"]["hit"],
         cache_misses=data["cache"]["miss"],
         wraps=data["wraps"],
+        body_bytes=data.get("body_bytes"),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from benchmarks import (
     corpus,
     debian,
     libcost,
+    node,
     origin,
     pageload,
     proctree,
@@ -422,7 +424,10 @@ def test_markdown_tables_carry_every_case_and_ratio() -> None:
     text = report.markdown(_results())
     assert "| uncached mix, c=4 | 20.0 (19.0-21.0) | 10.0 (9.0-11.0) | 9.0 (8.0-10.0) " in text
     assert "| 2.00x | 2.22x |" in text
-    assert "| cache hits, c=16 | 1500 (1500-1500) | 1000 (1000-1000) | - | 1.50x | n/a |" in text
+    assert (
+        "| cache hits, c=16 | 1500 (1500-1500) | 1000 (1000-1000) | - | - | 1.50x | n/a | n/a |"
+        in text
+    )
     assert "**Targets of issue 4**" in text
     assert "| kleiber-46mp.png | 500 | 510 | 900 | 1.80x | 80 | 50 | 230 |" in text
     # a results file round-trips through JSON and renders the same
@@ -678,6 +683,7 @@ def test_a_failing_loop_keeps_the_load_series_and_the_loops_that_ran(
         (["--concurrencies", "4"], None),
         (["--runs", "5"], None),
         (["--no-thumbor"], None),
+        (["--no-ipx"], None),
         (["--service-env", "GLIBC_TUNABLES="], None),
         (["--service-workers", str(bench_run.CORES + 1)], None),
         (["--quick", "--only", "hits"], None),
@@ -1591,3 +1597,197 @@ def test_the_benchmarks_readme_stays_within_150_lines() -> None:
     """Detail belongs in the journal; the README stays a page."""
     readme = Path(competitors.ROOT) / "benchmarks" / "README.md"
     assert len(readme.read_text().splitlines()) <= 150
+
+
+# -- ipx, the third competitor --------------------------------------------------
+
+
+def test_ipx_asks_the_width_the_format_and_the_services_quality() -> None:
+    """Each variant maps to ipx's modifiers: width, explicit format, q for lossy ones."""
+    quality = {"jpeg": 80, "webp": 80, "avif": 60}
+    assert urls.ipx_path(urls.Variant("a b.jpg", 640), quality) == "/w_640,f_jpeg,q_80/a%20b.jpg"
+    assert urls.ipx_path(urls.Variant("x.png", 700), quality) == "/w_700,f_png/x.png"
+    assert urls.ipx_path(urls.Variant("x.png", 700, None, "webp"), quality) == (
+        "/w_700,f_webp,q_80/x.png"
+    )
+    assert urls.ipx_path(urls.Variant("a.jpg", 800, None, "avif"), quality) == (
+        "/w_800,f_avif,q_60/a.jpg"
+    )
+    with pytest.raises(ValueError, match="no output format"):
+        urls.ipx_path(urls.Variant("a.gif", 800), quality)
+
+
+def test_ipx_drops_the_height_salt_that_never_constrains_the_fit() -> None:
+    """A salted variant asks ipx for the same render as the unsalted one."""
+    salted = urls.Variant("a.jpg", 800, 4095)
+    assert urls.url_path("ipx", salted) == urls.url_path("ipx", urls.Variant("a.jpg", 800))
+
+
+def test_ipx_gets_the_services_default_qualities() -> None:
+    """url_path gives ipx the quality the service uses by default for each format."""
+    quality = competitors.service_defaults()[0]
+    for fmt in ("jpeg", "webp", "avif"):
+        path = urls.url_path("ipx", urls.Variant("a.jpg", 800, None, fmt))
+        assert path == f"/w_800,f_{fmt},q_{quality[fmt]}/a.jpg"
+
+
+@pytest.mark.parametrize(
+    ("names", "fmt"),
+    [
+        (corpus.mix_names(), None),  # uncached mix, c=1/4/16; the hit set
+        ([corpus.FOUR_MP], None),  # latency
+        (list(corpus.LARGEST), "jpeg"),  # memory
+        (corpus.mix_names(), "jpeg"),  # formats
+        (corpus.mix_names(), "webp"),
+        (corpus.mix_names(), "avif"),
+    ],
+)
+def test_every_scenarios_ipx_request_asks_the_format_the_others_answer(
+    names: list[str], fmt: str | None
+) -> None:
+    """Each scenario's variants reach ipx at their width, in the format the service answers."""
+    for variant in urls.VariantPool(names).take(3 * len(names), fmt):
+        modifiers, _, name = urls.url_path("ipx", variant)[1:].partition("/")
+        expected = libcost.output_format(variant.name, variant.format or "original")
+        assert modifiers.split(",")[:2] == [f"w_{variant.width}", f"f_{expected}"]
+        assert name == variant.name
+
+
+def test_ipx_server_command_line_and_environment() -> None:
+    """The script gets node_modules, the originals and the port, in that order."""
+    argv = competitors.ipx_command("/usr/bin/node", "/x/node_modules", "corpus/originals", 8123)
+    assert argv == [
+        "/usr/bin/node",
+        competitors.IPX_SCRIPT,
+        "/x/node_modules",
+        os.path.abspath("corpus/originals"),
+        "8123",
+    ]
+    with open(competitors.IPX_SCRIPT) as handle:
+        script = handle.read()
+    assert "const [modules, originals, port] = process.argv.slice(2);" in script
+    assert '"127.0.0.1"' in script
+    assert '"/healthz"' in script
+    assert competitors.ipx_environment(2) == {"UV_THREADPOOL_SIZE": "2"}
+
+
+def test_ipx_and_sharp_are_pinned_into_the_suites_own_folder() -> None:
+    """npm installs exact versions under .bench-node/, never globally."""
+    argv = node.install_command("/r/.bench-node")
+    assert argv[:4] == ["npm", "install", "--prefix", "/r/.bench-node"]
+    assert "--save-exact" in argv
+    assert argv[-2:] == ["ipx@3.1.1", "sharp@0.34.5"]
+    assert node.modules_dir("/r/.bench-node") == "/r/.bench-node/node_modules"
+    assert os.path.join(competitors.ROOT, ".bench-node") == node.BENCH_NODE
+    assert node.node_major("v20.20.2\n") == 20
+
+
+def test_a_set_up_bench_node_is_not_installed_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The stamp of the pinned packages spares npm on later runs."""
+    (tmp_path / ".packages").write_text("\n".join(node.PACKAGES))
+    monkeypatch.setattr(node, "ensure_runtime", lambda: "v20.0.0")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("npm ran")
+
+    monkeypatch.setattr(subprocess, "run", refuse)
+    assert node.ensure_ipx(str(tmp_path)) == str(tmp_path / "node_modules")
+
+
+def test_without_node_and_root_ipx_is_skipped_with_a_one_line_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No node, no root: the reason names the Debian package, on one line."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    reason = node.skip_reason(str(tmp_path))
+    assert reason == (
+        "ipx skipped: node is missing: install it (Debian/Ubuntu: apt-get install nodejs)"
+    )
+    assert not (tmp_path / "node_modules").exists()
+
+
+def test_a_node_too_old_for_sharp_is_a_skip(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian's node older than sharp's floor skips ipx rather than failing the run."""
+    monkeypatch.setattr(debian, "ensure_package", lambda binary, package: None)
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda *a, **k: SimpleNamespace(stdout="v16.20.0\n", returncode=0),
+    )
+    assert node.skip_reason() == "ipx skipped: node v16.20.0 is older than sharp's 18"
+
+
+def test_the_run_records_why_ipx_was_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """setup_ipx: modules when set up, the reason when not, nothing when not asked."""
+    assert bench_run.setup_ipx(False) == (None, None)
+    monkeypatch.setattr(node, "skip_reason", lambda: "ipx skipped: no npm")
+    assert bench_run.setup_ipx(True) == (None, "ipx skipped: no npm")
+    monkeypatch.setattr(node, "skip_reason", lambda: None)
+    assert bench_run.setup_ipx(True) == (node.modules_dir(), None)
+    text = report.markdown({**_results(), "skipped": {"ipx": "ipx skipped: no npm"}})
+    assert "Skipped: ipx skipped: no npm" in text.splitlines()
+
+
+def test_ipx_is_part_of_the_full_run_and_a_flag_of_the_quick_one() -> None:
+    """make bench runs ipx; make bench-quick does not; --ipx changes what latest means."""
+    assert bench_run.FULL.ipx is True
+    assert bench_run.QUICK.ipx is False
+    for flag in ("--ipx", "--no-ipx"):
+        assert bench_run.latest_name(bench_run.build_parser().parse_args([flag])) is None
+
+
+def _with_ipx() -> dict[str, Any]:
+    results = _results()
+    for runs, size in ((results["uncached"]["4"]["service"], 50_000),):
+        for run in runs:
+            run["bytes_per_response"] = size
+    results["uncached"]["4"]["ipx"] = [
+        {**_run(5, 700), "bytes_per_response": 40_000} for _ in range(3)
+    ]
+    results["cache_hits"]["ipx"] = [_run(50, 400)] * 3
+    results["output_bytes"] = {
+        "service": {"a.jpg": 300, "b.png": 700},
+        "ipx": {"a.jpg": 250, "b.png": 750},
+        "thumbor": {},
+    }
+    return results
+
+
+def test_ipx_has_its_column_and_the_services_ratio_to_it() -> None:
+    """Every table carries ipx and service / ipx; its hits are said to be renders."""
+    text = report.markdown(_with_ipx())
+    assert "| thumbor | ipx | service / baseline | service / thumbor | service / ipx |" in text
+    assert "| uncached mix, c=4 | 20.0 (19.0-21.0) | 10.0 (9.0-11.0) | 9.0 (8.0-10.0) | " in text
+    assert "| 2.00x | 2.22x | 4.00x |" in text
+    assert "| p99/p50 service | p99/p50 baseline | p99/p50 ipx |" in text
+    assert report.IPX_HITS in text
+
+
+def test_output_bytes_are_compared_per_response_and_over_the_same_hit_set() -> None:
+    """Mean bytes per response by case, and the hit set's totals, as ratios."""
+    results = _with_ipx()
+    summary = report.summarize_all(results)
+    assert summary["uncached"]["4"]["ratios"]["ipx"]["bytes_per_response"] == pytest.approx(1.25)
+    assert summary["output_bytes"] == {
+        "images": 2,
+        "total_bytes": {"service": 1000, "ipx": 1000},
+        "ratios": {"ipx": 1.0},
+    }
+    text = report.markdown(results)
+    assert "| uncached mix, c=4 | 50000 (50000-50000) | - | - | 40000 (40000-40000) " in text
+    assert (
+        "| the cache-hit set, 2 images, total | 1000 | - | - | 1000 | n/a | n/a | 1.00x |" in text
+    )
+
+
+def test_wrk_counts_the_bytes_of_the_bodies() -> None:
+    """The script sums body sizes; the result gives their mean per response."""
+    line = WRK_JSON[:-1] + ', "body_bytes": 6513000}'
+    result = wrk.parse_json_line(line)
+    assert result.body_bytes == 6513000
+    assert result.as_dict()["bytes_per_response"] == round(6513000 / 2163)
+    assert wrk.parse_json_line(WRK_JSON).as_dict()["bytes_per_response"] is None
+    assert "body_bytes = body_bytes + #body" in wrk.LUA_SCRIPT
