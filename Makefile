@@ -55,7 +55,7 @@ clean:
 # packages, set up .bench-venv/ and .bench-node/ for the competitors, install
 # wrk, nginx (the origin of scenario 8), nodejs and npm when missing, and
 # write benchmarks/results/.
-.PHONY: bench bench-quick bench-pageload bench-instructions bench-cores
+.PHONY: bench bench-quick bench-pageload bench-instructions bench-cores bench-quality
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
@@ -78,3 +78,10 @@ bench-instructions: $(STAMP)
 # About 8 minutes.
 bench-cores: $(STAMP)
 	$(BIN)/python -m benchmarks.lab.cores
+
+# The quality harness (issue 24): bytes, encode time, SSIMULACRA2 and SSIM of
+# the service's defaults, the option sweeps, Pillow's and sharp's defaults, at
+# the same size. Installs sharp into .bench-node-quality/ (Node from Debian's
+# packages when missing). About 30 minutes on 2 shared cores.
+bench-quality: $(STAMP)
+	$(BIN)/python -m benchmarks.quality
