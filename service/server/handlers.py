@@ -35,11 +35,21 @@ from ..spec import RequestSpec, parse_spec
 from . import state
 from .canonical_url import canonical_url
 from .fallback import Fallback, fallback_spec
+from .hit_memo import Remembered
+from .locate import etag_matches
 from .responses import DescriptorResponse
 
 
 async def picture(request: web.Request) -> web.StreamResponse:
     app = request.app
+    memo = state.hit_memo(app)
+    identity = memo.identity(request)
+    remembered = memo.get(identity)
+    if remembered is not None:
+        answer = _remembered_answer(request, remembered)
+        if answer is not None:
+            return answer
+        memo.forget(identity)  # evicted or purged: the full way finds out
     settings = state.settings(app)
     # Before anything else: a bad signature is a 403 even for a missing file.
     if settings.signing_keys and not verify(request.raw_path, settings.signing_keys):
@@ -102,6 +112,9 @@ async def _variant(
         headers["Content-Location"] = canonical_url(
             request, located.canonical, settings.signing_keys
         )
+    if isinstance(target, LocalTarget):
+        memo = state.hit_memo(app)
+        memo.remember(memo.identity(request), located.key.digest, located.key.etag, headers)
     if located.not_modified:
         return web.Response(status=304, headers=headers)
     original = located.original
@@ -117,6 +130,19 @@ async def _variant(
         _render_request(located.canonical),
         request_id=request.get(state.REQUEST_ID, ""),
     )
+    return _served(request, served, headers)
+
+
+def _remembered_answer(request: web.Request, remembered: Remembered) -> web.StreamResponse | None:
+    """The answer to a request remembered a moment ago (server/hit_memo.py),
+    from the event loop: a 304, or its cached file; None when the file is
+    no longer in this process's memo of the cache."""
+    headers = remembered.headers.copy()
+    if etag_matches(request.headers.get("If-None-Match"), remembered.etag):
+        return web.Response(status=304, headers=headers)
+    served = state.locator(request.app).open_remembered(remembered.digest)
+    if served is None:
+        return None
     return _served(request, served, headers)
 
 
