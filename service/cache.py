@@ -330,19 +330,38 @@ class DiskCache:
         entry = self.lookup(key)
         if entry is None:
             return None
+        descriptor = self._open_recorded(key, entry)
+        if descriptor is None:
+            self.forget(key)
+            return None
+        return entry, descriptor
+
+    def open_remembered(self, key: str) -> tuple[CachedFile, int] | None:
+        """``open_entry`` for an entry of this process's memo only: None
+        when it is not there, or its file is gone or not the recorded one
+        (``open_entry`` then finds out and forgets it). Never reads or
+        writes the index, so it may run on the event loop: an ``open`` and
+        an ``fstat`` of a file whose inode the kernel has cached."""
+        with self._memo_lock:
+            entry = self._known.get(key)
+        if entry is None:
+            return None
+        descriptor = self._open_recorded(key, entry)
+        return None if descriptor is None else (entry, descriptor)
+
+    def _open_recorded(self, key: str, entry: CachedFile) -> int | None:
+        """The entry's file, open, and its hit noted; None when the file is
+        gone or not the one recorded (never serve a partial one)."""
         try:
             descriptor = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            self.forget(key)
             return None
         if os.fstat(descriptor).st_size != entry.size:
-            # Not the file that was recorded: never serve a partial one.
             os.close(descriptor)
-            self.forget(key)
             return None
         with self._memo_lock:
             self._pending_touches[key] = self._clock()
-        return entry, descriptor
+        return descriptor
 
     def forget(self, key: str) -> None:
         """Drop an entry whose file went missing or is not the recorded one

@@ -40,6 +40,7 @@ from .render import (
 from .solo import SoloLock
 from .sources import Original, OriginalChanged, open_original
 from .spill import Spill
+from .timings import Timings
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +166,25 @@ class RenderService:
         return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
     async def cached_or_rendered(
-        self, key: str, original: Original, request: RenderRequest, *, request_id: str = ""
+        self,
+        key: str,
+        original: Original,
+        request: RenderRequest,
+        *,
+        request_id: str = "",
+        timings: Timings | None = None,
     ) -> Served:
         """The variant ``key`` as an open file: from the cache, or rendered
-        (``request_id`` names the request in the crash log)."""
+        (``request_id`` names the request in the crash log; ``timings``
+        gets the render's waits and steps, service/timings.py)."""
         return await self._cached_or_made(
-            key, original, request, request_id, cached=self.open_cached, made=self._open_rendered
+            key,
+            original,
+            request,
+            request_id,
+            cached=self.open_cached,
+            made=self._open_rendered,
+            timings=timings,
         )
 
     async def cached_or_computed(
@@ -191,6 +205,7 @@ class RenderService:
         *,
         cached: Callable[[str], R | None],
         made: Callable[[RenderedFile, float | None], R | None],
+        timings: Timings | None = None,
     ) -> R:
         """``cached(key)``, else the job run once (coalesced) and its file
         opened by ``made``."""
@@ -200,7 +215,9 @@ class RenderService:
                 return found
             self.metrics.cache_misses.inc()
             async with self._reading(key) as spilled:
-                rendered, render_seconds = await self._render_once(key, original, job, request_id)
+                rendered, render_seconds = await self._render_once(
+                    key, original, job, request_id, timings
+                )
                 if not rendered.cached:
                     spilled.append(rendered.path)
                 result = await self.to_thread(made, rendered, render_seconds)
@@ -249,15 +266,16 @@ class RenderService:
                     await self.to_thread(_remove_files, paths)
 
     async def _render_once(
-        self, key: str, original: Original, request: Job, request_id: str
+        self,
+        key: str,
+        original: Original,
+        request: Job,
+        request_id: str,
+        timings: Timings | None = None,
     ) -> tuple[RenderedFile, float | None]:
         shared = self._in_flight.get(key)
         if shared is not None:
-            self.waiting += 1
-            try:
-                return await asyncio.shield(shared), None
-            finally:
-                self.waiting -= 1
+            return await self._shared_render(shared, timings), None
         if self._admitted >= self.capacity:
             self.metrics.rejected.labels(reason="queue_full").inc()
             raise Overloaded("the render queue is full, try again shortly")
@@ -273,10 +291,10 @@ class RenderService:
             # reservation and drive the render.
             prepared = await self.to_thread(self._prepare, original, request_id)
             # Queue time, like waiting for a thread: not against the deadline.
-            reserved = await self._reserve_decode_memory(prepared.facts, request)
+            reserved = await self._reserve_decode_memory(prepared.facts, request, timings)
             job = loop.run_in_executor(
                 self._executor,
-                self._render_to_file,
+                functools.partial(self._render_to_file, timings=timings),
                 key,
                 original,
                 request,
@@ -292,7 +310,7 @@ class RenderService:
         # even after a 504.
         job.add_done_callback(functools.partial(self._release_slot, reserved))
         try:
-            await self._wait_for_start(job, thread_started)
+            await self._wait_for_start(job, thread_started, timings)
             started = time.perf_counter()
             # The render kills itself at its deadline; an encoder busy with a
             # frame may not stop at once, so the request does not wait longer.
@@ -312,18 +330,38 @@ class RenderService:
         elapsed = time.perf_counter() - started
         self.metrics.renders.inc()
         self.metrics.render_duration.observe(elapsed)
+        if timings is not None:
+            timings.add("render", elapsed - timings.seconds("write"))
         return rendered, elapsed
 
+    async def _shared_render(
+        self, shared: asyncio.Future[RenderedFile], timings: Timings | None
+    ) -> RenderedFile:
+        """Wait for the identical render another request began."""
+        self.waiting += 1
+        began = time.perf_counter()
+        try:
+            return await asyncio.shield(shared)
+        finally:
+            self.waiting -= 1
+            if timings is not None:
+                timings.add("render", time.perf_counter() - began, desc="shared")
+
     @staticmethod
-    async def _wait_for_start(job: asyncio.Future[RenderedFile], started: asyncio.Event) -> None:
+    async def _wait_for_start(
+        job: asyncio.Future[RenderedFile], started: asyncio.Event, timings: Timings | None
+    ) -> None:
         """Wait while the render is queued for a thread (not counted against
         its time limit); return early if the job ends without starting."""
+        began = time.perf_counter()
         waiter = asyncio.ensure_future(started.wait())
         either: set[asyncio.Future[Any]] = {job, waiter}
         try:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
+        if timings is not None:
+            timings.add("queue", time.perf_counter() - began)
 
     def _fail(self, future: asyncio.Future[RenderedFile], error: BaseException) -> None:
         if isinstance(error, RenderTimeout):
@@ -355,7 +393,9 @@ class RenderService:
             raise OriginalReplaced("the original changed during the request, try again") from None
         return _Prepared(facts, digest, suspect=crashes == 1, request_id=request_id)
 
-    async def _reserve_decode_memory(self, facts: HeaderFacts, request: Job) -> int:
+    async def _reserve_decode_memory(
+        self, facts: HeaderFacts, request: Job, timings: Timings | None = None
+    ) -> int:
         """Reserve what the render holds for the whole image (the
         original's decoder, and a trim's decoded image: ``decode_budget``),
         waiting for room; the bytes reserved."""
@@ -364,7 +404,10 @@ class RenderService:
         need = decode_reservation(
             facts, self.policy, request if isinstance(request, RenderRequest) else None
         )
+        began = time.perf_counter()
         await self._budget.acquire(need)
+        if timings is not None:
+            timings.add("budget", time.perf_counter() - began)
         self.metrics.decode_budget_reserved.set(self._budget.reserved)
         return need
 
@@ -384,6 +427,8 @@ class RenderService:
         request: Job,
         prepared: _Prepared,
         announce_start: Callable[[], object],
+        *,
+        timings: Timings | None = None,
     ) -> RenderedFile:
         """In a pool thread: render into a temporary file, then publish it.
         With several workers, first wait for one of the machine-wide render
@@ -416,7 +461,11 @@ class RenderService:
                 os.close(source)
         if isinstance(rendered, RenderedFile):
             return rendered  # uncached: nothing to publish
-        return self._publish(key, rendered, original)
+        began = time.perf_counter()
+        published = self._publish(key, rendered, original)
+        if timings is not None:
+            timings.add("write", time.perf_counter() - began)
+        return published
 
     def _render_from(
         self, source: int, request: Job, facts: HeaderFacts

@@ -145,6 +145,9 @@ class Settings:
     widths: tuple[int, ...] = ()
     # Sec-CH-Width/Width and Sec-CH-DPR/DPR size a request that has no w/dpr.
     client_hints: bool = False
+    # A Server-Timing header on image answers (timings.py); off: a CDN would
+    # cache one visitor's timings for every later one.
+    server_timing: bool = False
     overlays: Mapping[str, OverlayFile] = field(default_factory=dict)
     default_overlay: str | None = None  # on every output a preset gives no other
     render_timeout: float = 20.0
@@ -644,6 +647,13 @@ _OPTIONS = (
         "client_hints",
         _boolean,
         "size requests without w/dpr by Sec-CH-Width and Sec-CH-DPR (needs --widths)",
+        switch=True,
+    ),
+    _Option(
+        "--server-timing",
+        "server_timing",
+        _boolean,
+        "a Server-Timing header on images: cache, origin, queue, render, write (off)",
         switch=True,
     ),
     _Option(

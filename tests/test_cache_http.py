@@ -114,21 +114,6 @@ async def test_a_parameter_that_applies_gets_its_own_entry(
     assert await second.read() != await first.read()
 
 
-async def test_a_replaced_original_is_served_new_at_once(client: Client, originals: Path) -> None:
-    first = await client.get("/picture/photo.jpg")
-    assert first.status == 404
-    shutil.copy(originals / "retina.jpg", originals / "photo.jpg")
-    old = await client.get("/picture/photo.jpg?w=64")
-    old_body = await old.read()
-    replacement = originals / "photo.tmp"
-    shutil.copy(originals / "rocket.jpg", replacement)
-    os.replace(replacement, originals / "photo.jpg")
-    new = await client.get("/picture/photo.jpg?w=64")
-    assert new.headers["X-Cache"] == "MISS"
-    assert new.headers["ETag"] != old.headers["ETag"]
-    assert decode(await new.read()).size != decode(old_body).size  # rocket is not square
-
-
 def cache_errors(client: Client) -> float:
     value = client.app[METRICS].registry.get_sample_value("image_factory_cache_errors_total")
     assert value is not None

@@ -31,6 +31,7 @@ from . import state
 from .admin import no_such_endpoint, purge_handler
 from .fallback import open_fallback
 from .handlers import healthz, metrics_handler, picture
+from .hit_memo import HitMemo
 from .info import info
 from .locate import Locator
 from .middleware import count_requests, json_errors, request_ids
@@ -145,6 +146,7 @@ async def _render_service(
         renders.note_cache_failure(error)
     stamp = await renders.to_thread(PurgeStamp, settings.cache_dir)
     app[state.PURGE_STAMP] = stamp
+    app[state.HIT_MEMO] = HitMemo(stamp.generation, client_hints=settings.client_hints)
     origins = await stack.enter_async_context(
         open_origins(settings, metrics, renders.to_thread, stamp.generation)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -32,9 +33,13 @@ from ..settings import Settings
 from ..signing import verify
 from ..sources import Original
 from ..spec import RequestSpec, parse_spec
+from ..timings import HEADER as TIMING_HEADER
+from ..timings import Timings
 from . import state
 from .canonical_url import canonical_url
 from .fallback import Fallback, fallback_spec
+from .hit_memo import Remembered
+from .locate import etag_matches
 from .responses import DescriptorResponse
 
 
@@ -51,6 +56,14 @@ def check_signature(request: web.Request) -> None:
 
 async def picture(request: web.Request) -> web.StreamResponse:
     app = request.app
+    memo = state.hit_memo(app)
+    identity = memo.identity(request)
+    remembered = memo.get(identity)
+    if remembered is not None:
+        answer = _remembered_answer(request, remembered, state.settings(app).server_timing)
+        if answer is not None:
+            return answer
+        memo.forget(identity)  # evicted or purged: the full way finds out
     settings = state.settings(app)
     check_signature(request)
     url, parameters = url_and_parameters(request)
@@ -94,9 +107,14 @@ async def _variant(
     settings = state.settings(app)
     renders = state.renders(app)
     sources = state.origins(app).sources
+    timings = Timings() if settings.server_timing else None
+    began = time.perf_counter()
     resolve, facts = await original_of(request, target)
+    if timings is not None and isinstance(target, RemoteTarget):
+        timings.add("origin", time.perf_counter() - began)
     # One trip off the event loop: resolve the original, key it, and open a
     # cached render if there is one (the common case is a hit).
+    began = time.perf_counter()
     located = await renders.to_thread(
         state.locator(app).locate,
         resolve,
@@ -110,21 +128,54 @@ async def _variant(
         headers["Content-Location"] = canonical_url(
             request, located.canonical, settings.signing_keys
         )
+    if isinstance(target, LocalTarget):
+        memo = state.hit_memo(app)
+        memo.remember(memo.identity(request), located.key.digest, located.key.etag, headers)
     if located.not_modified:
         return web.Response(status=304, headers=headers)
+    if timings is not None:
+        # The trip that looked the render up (the resolve and key included).
+        desc = "miss" if located.cached is None else "hit"
+        timings.add("cache", time.perf_counter() - began, desc=desc)
     original = located.original
     if located.cached is None and isinstance(target, RemoteTarget):
         assert sources is not None
+        began = time.perf_counter()
         try:
             original = await sources.with_body(target.source, original)
         except OriginalChangedRemotely:
             raise OriginalReplaced("the original changed at its origin, try again") from None
+        if timings is not None:
+            timings.add("origin", time.perf_counter() - began)
     served = located.cached or await renders.cached_or_rendered(
         located.key.digest,
         original,
         _render_request(located.canonical),
         request_id=request.get(state.REQUEST_ID, ""),
+        timings=timings,
     )
+    if timings is not None:
+        headers[TIMING_HEADER] = timings.header()
+    return _served(request, served, headers)
+
+
+def _remembered_answer(
+    request: web.Request, remembered: Remembered, server_timing: bool
+) -> web.StreamResponse | None:
+    """The answer to a request remembered a moment ago (server/hit_memo.py),
+    from the event loop: a 304, or its cached file; None when the file is
+    no longer in this process's memo of the cache."""
+    headers = remembered.headers.copy()
+    if etag_matches(request.headers.get("If-None-Match"), remembered.etag):
+        return web.Response(status=304, headers=headers)
+    began = time.perf_counter()
+    served = state.locator(request.app).open_remembered(remembered.digest)
+    if served is None:
+        return None
+    if server_timing:
+        timings = Timings()
+        timings.add("cache", time.perf_counter() - began, desc="hit")
+        headers[TIMING_HEADER] = timings.header()
     return _served(request, served, headers)
 
 

@@ -1,7 +1,8 @@
 """From a request's original and spec to its variant: the original, its
 canonical request, the key, and the cached file when there is one.
 Blocking (stat, a header read once per original, open, SQLite): the
-handler runs it off the event loop, in one trip."""
+handler runs it off the event loop, in one trip; the same request again
+within a second opens its file on the loop (``open_remembered``)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,17 @@ class Locator:
             return Located(original, wanted, key, not_modified=True, cached=None)
         cached = self.renders.open_cached(key.digest)
         return Located(original, wanted, key, not_modified=False, cached=cached)
+
+    def open_remembered(self, digest: str) -> Served | None:
+        """The cached render of ``digest`` if this process's memo of the
+        cache has it, open and counted as a hit; None otherwise. Reads no
+        index: fit for the event loop (server/hit_memo.py)."""
+        found = self.renders.cache.open_remembered(digest)
+        if found is None:
+            return None
+        entry, descriptor = found
+        self.renders.metrics.cache_hits.inc()
+        return Served(descriptor, entry.size, entry.format, hit=True)
 
 
 def etag_matches(header: str | None, etag: str) -> bool:

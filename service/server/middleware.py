@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import Counter
 
 from ..errors import Overloaded, ServiceError, Unauthorized
 from ..metrics import Metrics
@@ -30,12 +31,20 @@ def error_response(status: int, message: str) -> web.Response:
     return response
 
 
+def new_request_id() -> str:
+    """32 random hex digits, the shape of a uuid4's hex. An id names a
+    request in logs and traces and guards nothing, so it comes from the
+    process's PRNG: ``uuid4`` reads the kernel's random source (a syscall:
+    6-8 us against 1-2 us, timed on a busy 2-core machine)."""
+    return f"{random.getrandbits(128):032x}"
+
+
 @web.middleware
 async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Echo a well-formed X-Request-Id (printable ASCII without markup or
     quotes, up to 200 characters), or make one; every response has it."""
     sent = request.headers.get("X-Request-Id", "")
-    request_id = sent if _SAFE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+    request_id = sent if _SAFE_REQUEST_ID.fullmatch(sent) else new_request_id()
     request[REQUEST_ID] = request_id
     try:
         response = await handler(request)
@@ -48,6 +57,7 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
 
 def count_requests(metrics: Metrics) -> Middleware:
     """Count every answer by status, and time it (to the response headers)."""
+    by_status: dict[int, Counter] = {}  # each status's child: labels() takes a lock
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -61,7 +71,10 @@ def count_requests(metrics: Metrics) -> Middleware:
             status = error.status
             raise
         finally:
-            metrics.requests.labels(status=str(status)).inc()
+            counter = by_status.get(status)
+            if counter is None:
+                counter = by_status[status] = metrics.requests.labels(status=str(status))
+            counter.inc()
             metrics.request_duration.observe(time.perf_counter() - started)
 
     return middleware

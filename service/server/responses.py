@@ -17,6 +17,13 @@ from aiohttp.helpers import must_be_empty_body
 from multidict import CIMultiDict
 
 _FALLBACK_CHUNK = 256 * 1024
+# Up to this size the body is read (one pread, from the page cache) and sent
+# with the headers in one write; above it, the headers go first, then the
+# file by sendfile. On loopback each send is a costly syscall (it wakes the
+# receiver): one instead of two made a 14 KB hit cheaper than sendfile's
+# zero copy saves. sendfile blocks in the kernel for pages not in memory
+# just as pread does, so neither is worse for the event loop.
+INLINE_LIMIT = 64 * 1024
 
 
 class DescriptorResponse(web.StreamResponse):
@@ -28,6 +35,8 @@ class DescriptorResponse(web.StreamResponse):
         super().__init__(status=status, headers=headers)
         self._file = os.fdopen(descriptor, "rb")
         self.content_length = size
+        # A small body leaves with the headers (aiohttp's Response does the same).
+        self._send_headers_immediately = size > INLINE_LIMIT
         # Body bytes that went out through sendfile, which aiohttp's own
         # ``body_length`` does not see (it counts what passes its writer).
         self.sent_bytes = 0
@@ -46,6 +55,13 @@ class DescriptorResponse(web.StreamResponse):
     async def _send(
         self, request: web.BaseRequest, writer: AbstractStreamWriter, count: int
     ) -> None:
+        if count <= INLINE_LIMIT:
+            body = os.pread(self._file.fileno(), count, 0)
+            if len(body) != count:  # never a short body under our Content-Length
+                raise ConnectionResetError("the cached file is shorter than recorded")
+            await super().write_eof(body)
+            self.sent_bytes = count
+            return
         loop = asyncio.get_running_loop()
         transport = request.transport
         if transport is None:

@@ -11,6 +11,7 @@ import logging
 import resource
 import signal
 import socket
+import sys
 
 from aiohttp import web
 from aiohttp.web_runner import GracefulExit
@@ -19,7 +20,7 @@ from ..origins.config import DirectorySpec
 from ..process.render_tokens import TokenClient
 from ..settings import Settings
 from . import state
-from .access_log import ACCESS_LOGGER, AccessLogger
+from .access_log import ACCESS_LOGGER, AccessLogger, batch_access_log
 from .app import create_app
 from .listen import BACKLOG
 from .patches.slow_clients import install as close_slow_clients
@@ -63,6 +64,21 @@ def serve(settings: Settings, listeners: list[socket.socket], tokens: TokenClien
     )
     app = create_app(settings, tokens)
     drain_on_sigterm(app)
+    access = logging.getLogger(ACCESS_LOGGER)
+    batched = batch_access_log(access, sys.stderr)
+    try:
+        _run(app, settings, listeners, access)
+    finally:
+        if batched is not None:
+            batched.drain()
+
+
+def _run(
+    app: web.Application,
+    settings: Settings,
+    listeners: list[socket.socket],
+    access: logging.Logger,
+) -> None:
     web.run_app(
         app,
         # Bound and listening already (server/listen.py), or bound here.
@@ -76,7 +92,7 @@ def serve(settings: Settings, listeners: list[socket.socket], tokens: TokenClien
         # SIGTERM: drain, stop accepting, let in-flight renders finish (their
         # results still fill the cache), then exit 0.
         shutdown_timeout=shutdown_grace(settings),
-        access_log=logging.getLogger(ACCESS_LOGGER),
+        access_log=access,
         access_log_class=AccessLogger,
         access_log_format=settings.log_format,
         print=None,

@@ -17,6 +17,7 @@ from ..render import RenderPolicy
 from ..renders import RenderService
 from ..settings import Settings
 from .fallback import Fallback
+from .hit_memo import HitMemo
 from .locate import Locator
 
 
@@ -45,6 +46,8 @@ PURGE_STAMP = web.AppKey("purge_stamp", PurgeStamp)
 # Everything besides the request that shapes an output, the render's
 # PIPELINE_VERSION included (server.app.output_settings): part of every key.
 OUTPUT_SETTINGS = web.AppKey("output_settings", str)
+# What requests for local originals were answered with (server/hit_memo.py).
+HIT_MEMO = web.AppKey("hit_memo", HitMemo)
 
 REQUEST_ID = web.RequestKey("request_id", str)
 CACHE_STATUS = web.RequestKey("cache_status", str)
@@ -94,3 +97,7 @@ def output_settings(app: web.Application) -> str:
 
 def purge_stamp(app: web.Application) -> PurgeStamp:
     return app[PURGE_STAMP]
+
+
+def hit_memo(app: web.Application) -> HitMemo:
+    return app[HIT_MEMO]
