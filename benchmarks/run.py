@@ -715,6 +715,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the service of another checkout (e.g. a git worktree of the commit "
         "before a change) as 'before', in the same rounds: an A/B of two commits",
     )
+    parser.add_argument(
+        "--compare-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment for 'before' alone, over --service-env: an A/B of one setting "
+        "with --compare-with . (e.g. IMAGE_FACTORY_MEZZANINE=false)",
+    )
     return parser
 
 
@@ -794,13 +802,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         originals_spec: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> competitors.Server:
+        env = dict(item.split("=", 1) for item in args.service_env)
+        if name == report.BEFORE:
+            env.update(item.split("=", 1) for item in args.compare_env)
         return competitors.start_service(
             originals_spec or originals,
             workdir,
             workers=args.service_workers,
             concurrency=args.service_concurrency,
             total_concurrency=args.service_total_concurrency,
-            env=dict(item.split("=", 1) for item in args.service_env),
+            env=env,
             name=name,
             checkout=checkout,
             extra_args=extra_args,

@@ -379,6 +379,22 @@ class DiskCache:
                     os.unlink(self._object_path(key))
                 self._delete_rows(db, [key])
 
+    def remove(self, key: str) -> None:
+        """Remove an entry whose file is whole but unusable to its owner
+        (a mezzanine whose pixels fail to read): its file and its row, in
+        one transaction, as eviction does."""
+        with self._memo_lock:
+            self._known.pop(key, None)
+            self._pending_touches.pop(key, None)
+        with (
+            self._lock,
+            contextlib.suppress(sqlite3.Error, CacheUnavailable),
+            self._transaction() as db,
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._object_path(key))
+            self._delete_rows(db, [key])
+
     def stats(self) -> CacheStats:
         with self._lock:
             try:
@@ -404,9 +420,10 @@ class DiskCache:
 
     # -- writes ----------------------------------------------------------
 
-    def new_temp(self) -> TempFile:
-        """A fresh, locked file in ``tmp/`` to render into."""
-        path = os.path.join(self._tmp, secrets.token_hex(12))
+    def new_temp(self, suffix: str = "") -> TempFile:
+        """A fresh, locked file in ``tmp/`` to render into (named with
+        ``suffix`` for a writer that picks its format by the name)."""
+        path = os.path.join(self._tmp, secrets.token_hex(12) + suffix)
         try:
             os.makedirs(self._tmp, exist_ok=True)
             descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)

@@ -149,7 +149,9 @@ def purge_command(arguments: Sequence[str], environ: Mapping[str, str]) -> int:
         fields["prefix"] = args.prefix
     try:
         target = PurgeTarget.from_fields(fields)
-        report = purge_directories(target, settings.cache_dir, settings.sources_directory)
+        report = purge_directories(
+            target, settings.cache_dir, settings.sources_directory, settings.mezzanine_directory
+        )
     except BadRequest as error:
         print(f"image-factory purge: {error.message}", file=sys.stderr)
         return 2

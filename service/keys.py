@@ -17,6 +17,9 @@ class VariantKey:
     """The normalised description of one output, and its digest."""
 
     canonical: str
+    # Weak: the bytes of this output may differ, imperceptibly, between
+    # renders (--mezzanine); the key, and so the cache entry, do not.
+    weak: bool = False
 
     @property
     def digest(self) -> str:
@@ -24,7 +27,8 @@ class VariantKey:
 
     @property
     def etag(self) -> str:
-        return f'"{self.digest[:32]}"'
+        strong = f'"{self.digest[:32]}"'
+        return "W/" + strong if self.weak else strong
 
 
 def info_key(*, output_settings: str, original: Original, info_version: int) -> VariantKey:
@@ -39,6 +43,7 @@ def variant_key(
     original: Original,
     canonical: Canonical,
     quality: Mapping[OutputFormat, int],
+    weak: bool = False,
 ) -> VariantKey:
     """Key a render from its canonical request (``canonical``: the sizes it
     produces, its format resolved, q and bg only where they shape it), so
@@ -60,7 +65,7 @@ def variant_key(
         "bg=%02x%02x%02x%02x" % spec.background,  # noqa: UP031
         *_operations(spec),
     )
-    return VariantKey("\n".join(fields))
+    return VariantKey("\n".join(fields), weak=weak)
 
 
 def _operations(spec: RequestSpec) -> tuple[str, ...]:

@@ -126,6 +126,16 @@ class Metrics:
             "Times the cache directory could not be used (served uncached instead).",
             registry=registry,
         )
+        self.mezzanine_builds = Counter(
+            "image_factory_mezzanine_builds",
+            "Mezzanines built: an original's second distinct variant (--mezzanine).",
+            registry=registry,
+        )
+        self.mezzanine_hits = Counter(
+            "image_factory_mezzanine_hits",
+            "Renders that read an original's mezzanine instead of the original.",
+            registry=registry,
+        )
         # Per worker: each live worker's own value, labelled with its pid.
         self.renders_in_flight = Gauge(
             "image_factory_renders_in_flight",

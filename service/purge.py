@@ -11,7 +11,8 @@ also ``photos/b/c.jpg``).
 It removes, from the cache indexes (cache.py ``purge``), every entry
 committed with a matching original: the result cache's variants (and any
 other answer kept there, such as /info's), and the source cache's
-freshness records and downloaded bodies. Then it bumps the purge
+freshness records and downloaded bodies, and the mezzanine store's
+shrunk copies (service/mezzanine.py). Then it bumps the purge
 generation (purge_stamp.py), so every worker drops its memos: the next
 request for a purged original asks its origin again and renders anew.
 A render or a download already in flight when the purge runs may still
@@ -101,10 +102,15 @@ class PurgeReport:
     sources: int  # source-cache entries: freshness records and bodies
     originals: int  # the originals something was removed of
     tags: tuple[str, ...]
+    mezzanines: int = 0  # the mezzanine store's shrunk copies
 
     def to_json(self) -> dict[str, object]:
         return {
-            "removed": {"variants": self.variants, "sources": self.sources},
+            "removed": {
+                "variants": self.variants,
+                "sources": self.sources,
+                "mezzanines": self.mezzanines,
+            },
             "originals": self.originals,
             "tags": list(self.tags),
         }
@@ -115,18 +121,20 @@ def purge(
     results: DiskCache | None,
     sources: DiskCache | None,
     stamp: PurgeStamp | None,
+    mezzanines: DiskCache | None = None,
 ) -> PurgeReport:
     """Blocking: remove what was made from the target's originals, from the
-    result cache and the source cache (None: there is none), then tell every
-    process through ``stamp``. CacheUnavailable when an index cannot be
+    result cache, the source cache and the mezzanine store (None: there is
+    none), then tell every process through ``stamp``. CacheUnavailable when an index cannot be
     used: what was removed before stays removed, and the processes are told."""
     try:
         variants = _purged(results, target)
         downloaded = _purged(sources, target)
+        shrunk = _purged(mezzanines, target)
     finally:
         if stamp is not None:
             _tell_every_process(stamp)
-    names = variants.originals | downloaded.originals
+    names = variants.originals | downloaded.originals | shrunk.originals
     tags = {cdn_tag(name) for name in names}
     if target.path is not None:
         tags.add(cdn_tag(target.path))
@@ -135,6 +143,7 @@ def purge(
         sources=downloaded.entries,
         originals=len(names),
         tags=tuple(sorted(tags)),
+        mezzanines=shrunk.entries,
     )
 
 
@@ -151,7 +160,9 @@ def _purged(cache: DiskCache | None, target: PurgeTarget) -> Purged:
     return cache.purge(original=target.path, prefix=target.prefix)
 
 
-def purge_directories(target: PurgeTarget, cache_dir: str, sources_dir: str) -> PurgeReport:
+def purge_directories(
+    target: PurgeTarget, cache_dir: str, sources_dir: str, mezzanine_dir: str | None = None
+) -> PurgeReport:
     """Blocking: ``purge`` from outside the service (``image-factory purge``),
     on the directories themselves, whether or not a service runs on them.
     The indexes are connected to, never opened as a service opens them: no
@@ -159,14 +170,15 @@ def purge_directories(target: PurgeTarget, cache_dir: str, sources_dir: str) -> 
     directory without an index has nothing to purge (none is made)."""
     results = _index_of(cache_dir)
     sources = _index_of(sources_dir)
+    mezzanines = _index_of(mezzanine_dir or os.path.join(cache_dir, "mezzanine"))
     # The workers of this cache directory, if it exists, are told.
     stamp = PurgeStamp(cache_dir) if os.path.isdir(cache_dir) else None
     try:
-        return purge(target, results, sources, stamp)
+        return purge(target, results, sources, stamp, mezzanines)
     finally:
         if stamp is not None:
             stamp.close()
-        for cache in (results, sources):
+        for cache in (results, sources, mezzanines):
             if cache is not None:
                 cache.close()
 

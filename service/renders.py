@@ -16,7 +16,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .cache import CacheUnavailable, DiskCache, TempFile
@@ -25,16 +25,21 @@ from .errors import OriginalReplaced, Overloaded, RenderTimeout, UnprocessableIm
 from .formats import OutputFormat
 from .header_memo import facts_of
 from .metrics import Metrics
+from .mezzanine import MezzanineStore
 from .process.crashes import CrashLog, original_digest
 from .process.render_tokens import TokenClient
 from .render import (
     HeaderFacts,
     InfoRequest,
+    MezzanineUnusable,
     OutputWriteError,
     RenderPolicy,
     RenderRequest,
+    build_mezzanine,
     decode_reservation,
+    mezzanine_size,
     render,
+    worth_building,
     write_info,
 )
 from .solo import SoloLock
@@ -128,8 +133,10 @@ class RenderService:
         crash_log: CrashLog,
         tokens: TokenClient | None = None,
         decode_budget: int | None = None,
+        mezzanines: MezzanineStore | None = None,
     ) -> None:
         self.cache = cache
+        self.mezzanines = mezzanines  # None: --mezzanine off
         self._crash_log = crash_log
         self._solo = SoloLock()
         self._crash_on = os.environ.get(CRASH_ON_ENV)
@@ -456,7 +463,25 @@ class RenderService:
                 ):
                     if original.relative == self._crash_on:
                         os.kill(os.getpid(), signal.SIGSEGV)
-                    rendered = self._render_from(source, request, prepared.facts)
+                    started = time.monotonic()
+                    mezzanine = self._mezzanine_for(key, original, request, prepared.facts, source)
+                    policy = self.policy
+                    if mezzanine is not None:
+                        # A build in this slot spent some of the render's time.
+                        spent = time.monotonic() - started
+                        if spent >= policy.timeout_seconds:
+                            raise RenderTimeout(
+                                f"the render took longer than {policy.timeout_seconds:g} s"
+                            )
+                        policy = replace(policy, timeout_seconds=policy.timeout_seconds - spent)
+                    rendered = self._render_from(
+                        source,
+                        request,
+                        prepared.facts,
+                        policy=policy,
+                        mezzanine=mezzanine,
+                        original=original,
+                    )
             finally:
                 os.close(source)
         if isinstance(rendered, RenderedFile):
@@ -467,17 +492,83 @@ class RenderService:
             timings.add("write", time.perf_counter() - began)
         return published
 
+    def _mezzanine_for(
+        self, key: str, original: Original, request: Job, facts: HeaderFacts, source: int
+    ) -> str | None:
+        """In the render thread: the path of the original's mezzanine
+        (service/mezzanine.py) for this render to read, built now when this
+        is the original's second distinct variant; None to read the
+        original. A build is coalesced per original in this process."""
+        store = self.mezzanines
+        if store is None or not isinstance(request, RenderRequest) or request.trim is not None:
+            return None
+        if not worth_building(facts):
+            return None
+        found = store.find(original.identity)
+        if found is not None:
+            return found.path
+        if _larger_than_mezzanine(request, facts) or not store.wants(original.identity, key):
+            return None
+        with store.building(original.identity):
+            found = store.find(original.identity)  # built by another thread meanwhile
+            if found is not None:
+                return found.path
+            return self._build_mezzanine(store, original, facts, source)
+
+    def _build_mezzanine(
+        self, store: MezzanineStore, original: Original, facts: HeaderFacts, source: int
+    ) -> str | None:
+        try:
+            temp = store.new_temp()
+        except CacheUnavailable:
+            return None
+        try:
+            built = build_mezzanine(facts, source, temp.path, self.policy.timeout_seconds)
+            os.lseek(source, 0, os.SEEK_SET)  # the render reads the original anew
+            if not built:
+                temp.discard()
+                return None
+            entry = store.commit(original.identity, temp, original.purge_name)
+        except CacheUnavailable:
+            temp.discard()
+            return None
+        except BaseException:
+            temp.discard()
+            raise
+        self.metrics.mezzanine_builds.inc()
+        return entry.path
+
     def _render_from(
-        self, source: int, request: Job, facts: HeaderFacts
+        self,
+        source: int,
+        request: Job,
+        facts: HeaderFacts,
+        *,
+        policy: RenderPolicy,
+        mezzanine: str | None,
+        original: Original,
     ) -> _Unpublished | RenderedFile:
-        """Render into a cache temporary, or uncached when the cache fails."""
+        """Render into a cache temporary, or uncached when the cache fails;
+        from ``mezzanine`` where it helps, and from the original again if
+        libvips fails on it (the mezzanine is then removed)."""
         try:
             temp = self.cache.new_temp()
         except CacheUnavailable as error:
             self.note_cache_failure(error)
             return self._render_uncached(source, request, facts, error)
         try:
-            output_format = self._write(request, facts, source, temp.descriptor)
+            try:
+                output_format = self._write(
+                    request, facts, source, temp.descriptor, policy=policy, mezzanine=mezzanine
+                )
+            except MezzanineUnusable:
+                log.warning("mezzanine of %s unusable: removed", original.relative)
+                if self.mezzanines is not None:
+                    self.mezzanines.forget(original.identity)
+                os.lseek(source, 0, os.SEEK_SET)
+                os.ftruncate(temp.descriptor, 0)
+                os.lseek(temp.descriptor, 0, os.SEEK_SET)
+                output_format = self._write(request, facts, source, temp.descriptor, policy=policy)
         except OutputWriteError as error:
             # The cache's disk failed mid-write (full, gone): go again, uncached.
             temp.discard()
@@ -531,13 +622,25 @@ class RenderService:
         temp.close()
         return RenderedFile(temp.path, output_format, cached=False)
 
-    def _write(self, job: Job, facts: HeaderFacts, source: int, target: int) -> OutputFormat | None:
-        """Run ``job`` from ``source`` into ``target``: the image's format,
-        or None for an /info document."""
+    def _write(
+        self,
+        job: Job,
+        facts: HeaderFacts,
+        source: int,
+        target: int,
+        *,
+        policy: RenderPolicy | None = None,
+        mezzanine: str | None = None,
+    ) -> OutputFormat | None:
+        """Run ``job`` from ``source`` (or its ``mezzanine``) into
+        ``target``: the image's format, or None for an /info document."""
         if isinstance(job, InfoRequest):
             write_info(self.policy, job, facts, source, target)
             return None
-        return render(self.policy, job, facts, source, target).format
+        result = render(policy or self.policy, job, facts, source, target, mezzanine=mezzanine)
+        if result.from_mezzanine:
+            self.metrics.mezzanine_hits.inc()
+        return result.format
 
     def note_cache_failure(self, error: CacheUnavailable) -> None:
         """Count every failure; log the first of an outage (a full disk
@@ -579,6 +682,18 @@ class RenderService:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._spill.close()
+
+
+def _larger_than_mezzanine(request: RenderRequest, facts: HeaderFacts) -> bool:
+    """A request whose asked size alone exceeds the mezzanine (a 3000-px
+    width of a 6000-px original): it would never read one, so it does not
+    make one."""
+    width, height = mezzanine_size(facts)
+    if request.rotate % 180:
+        width, height = height, width
+    too_wide = request.width is not None and request.width > width
+    too_tall = request.height is not None and request.height > height
+    return too_wide or too_tall
 
 
 def _computed(rendered: RenderedFile, render_seconds: float | None) -> Computed | None:

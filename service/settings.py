@@ -109,6 +109,10 @@ class Settings:
     fallback_max_age: int = 60
     cache_dir: str = field(default_factory=lambda: default_cache_dir(os.environ))
     cache_max_bytes: int = 2**30
+    # Per original asked for at two or more variants, one shrunk copy that
+    # later renders read (mezzanine.py); its own bound, beside the cache's.
+    mezzanine: bool = False
+    mezzanine_max_bytes: int = 256 * 2**20
     workers: int = 1
     concurrency: int = field(default_factory=available_cpus)
     # Renders at once over all --workers together (process/render_tokens.py): one
@@ -212,6 +216,10 @@ class Settings:
     def overlay_fingerprints(self) -> dict[str, str]:
         """Each overlay's name and what of it shapes an output (spec, keys)."""
         return {name: overlay.fingerprint for name, overlay in self.overlays.items()}
+
+    @property
+    def mezzanine_directory(self) -> str:
+        return os.path.join(self.cache_dir, "mezzanine")
 
     @property
     def sources_directory(self) -> str:
@@ -578,6 +586,19 @@ _OPTIONS = (
     ),
     _Option("--cache-dir", "cache_dir", _directory, "disk cache directory (default: per user)"),
     _Option("--cache-max-bytes", "cache_max_bytes", _byte_size, "cache bound (default 1GiB)"),
+    _Option(
+        "--mezzanine",
+        "mezzanine",
+        _boolean,
+        "render an original's later variants from one 2048-px copy of it (off)",
+        switch=True,
+    ),
+    _Option(
+        "--mezzanine-max-bytes",
+        "mezzanine_max_bytes",
+        _byte_size,
+        "bound of the mezzanines' directory, mezzanine/ in --cache-dir (256MiB)",
+    ),
     _Option("--workers", "workers", _positive_int, "processes sharing port and cache (1)"),
     _Option("--concurrency", "concurrency", _positive_int, "renders at once (default: CPUs)"),
     _Option(

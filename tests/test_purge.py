@@ -127,7 +127,7 @@ async def test_a_purge_by_path_removes_every_variant_of_it(make_client: MakeClie
         assert await cache_status(client, path) == "MISS"
     report = await post_purge(client, {"path": PHOTO})
     assert report == {
-        "removed": {"variants": 2, "sources": 0},
+        "removed": {"variants": 2, "sources": 0, "mezzanines": 0},
         "originals": 1,
         "tags": [cdn_tag(PHOTO)],
     }
@@ -141,7 +141,7 @@ async def test_a_path_with_nothing_cached_still_gives_its_tag(make_client: MakeC
     client = await make_client(admin_token=TOKEN)
     report = await post_purge(client, {"path": "never/asked.jpg"})
     assert report == {
-        "removed": {"variants": 0, "sources": 0},
+        "removed": {"variants": 0, "sources": 0, "mezzanines": 0},
         "originals": 0,
         "tags": [cdn_tag("never/asked.jpg")],
     }
@@ -161,7 +161,7 @@ async def test_a_purge_by_prefix_removes_the_originals_under_it(
         await cache_status(client, path)
     report = await post_purge(client, {"prefix": "photos/"})
     assert report == {
-        "removed": {"variants": 2, "sources": 0},
+        "removed": {"variants": 2, "sources": 0, "mezzanines": 0},
         "originals": 2,
         "tags": sorted([cdn_tag("photos/a.jpg"), cdn_tag("photos/deep/b.png")]),
     }
@@ -182,7 +182,7 @@ async def test_a_named_origin_is_purged_by_its_name_and_path(
     await cache_status(client, f"/picture/shelf/{PHOTO}?w=30")
     await cache_status(client, f"/picture/{PHOTO}?w=30")
     report = await post_purge(client, {"path": f"shelf/{PHOTO}"})
-    assert report["removed"] == {"variants": 1, "sources": 0}  # type: ignore[index]
+    assert report["removed"] == {"variants": 1, "sources": 0, "mezzanines": 0}  # type: ignore[index]
     assert await cache_status(client, f"/picture/shelf/{PHOTO}?w=30") == "MISS"
     assert await cache_status(client, f"/picture/{PHOTO}?w=30") == "HIT"
 
@@ -214,7 +214,7 @@ async def test_a_remote_original_loses_its_downloaded_copy_too(
     report = await post_purge(client, {"path": PHOTO})
     assert report == {
         # Its record, its header's note (for keys) and its body.
-        "removed": {"variants": 1, "sources": 3},
+        "removed": {"variants": 1, "sources": 3, "mezzanines": 0},
         "originals": 1,
         "tags": [cdn_tag(PHOTO)],
     }
@@ -253,7 +253,7 @@ async def test_a_url_source_is_purged_by_its_url(
     assert response.headers["Cache-Tag"] == cdn_tag(url)
     report = await post_purge(client, {"path": url + "#fragment"})
     assert report == {
-        "removed": {"variants": 1, "sources": 3},
+        "removed": {"variants": 1, "sources": 3, "mezzanines": 0},
         "originals": 1,
         "tags": [cdn_tag(url)],
     }
@@ -337,7 +337,7 @@ async def test_the_command_purges_a_cache_a_service_runs_on(
     status = main(["purge", PHOTO, "--cache-dir", str(tmp_path / "cache")])
     assert status == 0
     assert json.loads(capsys.readouterr().out) == {
-        "removed": {"variants": 1, "sources": 0},
+        "removed": {"variants": 1, "sources": 0, "mezzanines": 0},
         "originals": 1,
         "tags": [cdn_tag(PHOTO)],
     }
@@ -352,7 +352,11 @@ def test_the_command_takes_a_prefix_and_refuses_both(
     """--prefix instead of PATH; both, or neither, is status 2 with a reason."""
     cache_dir = str(tmp_path / "cache")
     assert main(["purge", "--prefix", "photos/", "--cache-dir", cache_dir]) == 0
-    assert json.loads(capsys.readouterr().out)["removed"] == {"variants": 0, "sources": 0}
+    assert json.loads(capsys.readouterr().out)["removed"] == {
+        "variants": 0,
+        "sources": 0,
+        "mezzanines": 0,
+    }
     assert not (tmp_path / "cache").exists()  # nothing was there: nothing is made
     assert main(["purge", PHOTO, "--prefix", "p", "--cache-dir", cache_dir]) == 2
     assert "exactly one of path and prefix" in capsys.readouterr().err

@@ -73,7 +73,7 @@ async def test_a_purge_by_path_is_a_miss_in_every_worker(tmp_path: Path) -> None
             before = await renders_total(http, service)
             report = await purge(http, service, {"path": PHOTO})
             assert report == {
-                "removed": {"variants": 2, "sources": 0},
+                "removed": {"variants": 2, "sources": 0, "mezzanines": 0},
                 "originals": 1,
                 "tags": [cdn_tag(PHOTO)],
             }
@@ -101,7 +101,7 @@ async def test_a_purge_by_prefix_is_a_miss_in_every_worker(tmp_path: Path) -> No
                 await spread(http, url)
             before = await renders_total(http, service)
             report = await purge(http, service, {"prefix": "shop/"})
-            assert report["removed"] == {"variants": 2, "sources": 0}  # type: ignore[index]
+            assert report["removed"] == {"variants": 2, "sources": 0, "mezzanines": 0}  # type: ignore[index]
             for url in under:
                 caches = [cache for _, cache, _ in await spread(http, url)]
                 assert caches == ["MISS"] + ["HIT"] * (SPREAD - 1)
@@ -143,7 +143,7 @@ async def test_a_remote_original_changed_at_its_origin_is_fetched_anew_everywher
             # The same name, another image.
             (origin.root / PHOTO).write_bytes((SAMPLES / "chelsea.png").read_bytes())
             report = await purge(http, service, {"path": PHOTO})
-            assert report["removed"] == {"variants": 1, "sources": 3}  # type: ignore[index]
+            assert report["removed"] == {"variants": 1, "sources": 3, "mezzanines": 0}  # type: ignore[index]
             new = await spread(http, url)
             assert [status for status, _, _ in new] == [200] * SPREAD
             assert len({body for _, _, body in old} | {body for _, _, body in new}) == 2

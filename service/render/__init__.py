@@ -18,6 +18,8 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
 - ``rights``: the creator and copyright fields, read with the header and
   written anew (``rights_codecs``: their EXIF, IPTC and XMP bytes);
 - ``save``: encoder options, written through ``output``'s descriptor writer;
+- ``mezzanine``: an original's smaller, fast-reading copy, built once and
+  read by the resize step (and ``crop``'s region) where it holds enough pixels;
 - ``info``: /info's document, from one small render of its own beside the
   steps (its hashes: ``service.placeholders``);
 - ``failures``: libvips' messages made one line, and the render's deadline;
@@ -38,6 +40,8 @@ from .header import HeaderFacts, read_facts
 from .info import INFO_VERSION, InfoRequest, write_info
 from .libvips import configure_libvips, libvips_version
 from .limits import decode_reservation
+from .mezzanine import MezzanineUnusable, mezzanine_size, worth_building
+from .mezzanine import build as build_mezzanine
 from .output import OutputWriteError
 from .overlay import OverlayLibrary, check_overlay
 from .pipeline import STEPS, RenderResult, render
@@ -54,16 +58,20 @@ __all__ = [
     "STEPS",
     "HeaderFacts",
     "InfoRequest",
+    "MezzanineUnusable",
     "OutputWriteError",
     "OverlayLibrary",
     "RenderPolicy",
     "RenderRequest",
     "RenderResult",
+    "build_mezzanine",
     "check_overlay",
     "configure_libvips",
     "decode_reservation",
     "libvips_version",
+    "mezzanine_size",
     "read_facts",
     "render",
+    "worth_building",
     "write_info",
 ]

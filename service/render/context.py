@@ -37,6 +37,11 @@ class RenderContext:
     # (trim, which also replaces ``facts``' size with this image's): the
     # resize step shrinks it instead of loading the original.
     decoded: pyvips.Image | None = None
+    # The original's mezzanine (render/mezzanine.py: upright, 8-bit sRGB,
+    # smaller), when the store holds one: the resize step reads from it
+    # where it holds enough pixels, and says so in ``from_mezzanine``.
+    mezzanine: pyvips.Image | None = None
+    from_mezzanine: bool = False
     _image: pyvips.Image | None = None
 
     @property

@@ -37,6 +37,7 @@ from . import colour
 from .frames import per_frame
 from .geometry import Rect, clamp_rect, jpeg_shrink, stored_rect, turned
 from .libvips import LOAD_OPTIONS
+from .mezzanine import covers, region_of
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -66,7 +67,12 @@ def load_region(context: RenderContext, region: Rect, target: tuple[int, int]) -
     ``target``, reading as few pixels of the original as that allows."""
     if context.frames > 1:
         return _animation_region(context, region, target)
-    facts = context.facts
+    facts, mezzanine = context.facts, context.mezzanine
+    if mezzanine is not None and covers(mezzanine, facts, region, target):
+        # From the original's mezzanine: upright and sRGB already.
+        context.from_mezzanine = True
+        part = region_of(mezzanine, facts, region)
+        return part.thumbnail_image(target[0], height=target[1], size="force")
     stored = stored_rect(region, facts.orientation, facts.stored_size)
     # Both in stored axes: the loaders shrink the stored pixels.
     stored_target = turned(target, 90 if facts.swaps_axes else 0)

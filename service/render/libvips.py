@@ -21,9 +21,11 @@ import pyvips
 # (libvips 8.18): it must go in the load option string, which is our
 # constant, never user text.
 LOAD_OPTIONS = "fail_on=truncated"
+# Whether any app of this process reads mezzanines (configure_libvips).
+_NATIVE_LOADER = {"allowed": False}
 
 
-def configure_libvips(*, enable_svg: bool = False) -> None:
+def configure_libvips(*, enable_svg: bool = False, mezzanine: bool = False) -> None:
     """Once per process, before any render."""
     # pyvips forwards every GLib message of libvips to Python logging through
     # a Python callback, run inside libvips' own logging. If that callback
@@ -41,6 +43,16 @@ def configure_libvips(*, enable_svg: bool = False) -> None:
         # librsvg reading from a Source has no base URI, so it resolves no
         # file or network references; scripts are never run by librsvg.
         pyvips.operation_block_set("VipsForeignLoadSvg", False)
+    if mezzanine:
+        _NATIVE_LOADER["allowed"] = True
+    if _NATIVE_LOADER["allowed"]:
+        # libvips' native format, from named files only: the mezzanine
+        # store's own (render/mezzanine.py). Originals are opened by
+        # descriptor, which this loader cannot read, and held to the
+        # loader allow-list besides. Once allowed it stays allowed in the
+        # process: block_untrusted_set above would block it again for an
+        # app made later in the same process (tests make several).
+        pyvips.operation_block_set("VipsForeignLoadVipsSource", False)
 
 
 def libvips_version() -> str:

@@ -13,16 +13,17 @@ from dataclasses import dataclass
 
 import pyvips
 
-from ..errors import UnprocessableImage
+from ..errors import RenderTimeout, UnprocessableImage
 from ..formats import OutputFormat
 from .blur import blur
 from .colour import to_srgb
 from .context import RenderContext
 from .crop import crop
-from .failures import Deadline, failure_of, release_images
+from .failures import Deadline, describe, failure_of, release_images
 from .flatten import flatten
 from .header import HeaderFacts, choose_output
 from .limits import check_limits
+from .mezzanine import MezzanineUnusable, load
 from .orient import orient
 from .output import OutputWriteError
 from .overlay import overlay
@@ -60,6 +61,7 @@ class RenderResult:
     width: int
     height: int  # per frame
     frames: int
+    from_mezzanine: bool = False  # the resize read the original's mezzanine
 
 
 def render(
@@ -68,6 +70,8 @@ def render(
     facts: HeaderFacts,
     source_fd: int,
     target_fd: int,
+    *,
+    mezzanine: str | None = None,
 ) -> RenderResult:
     """Render the original open at ``source_fd`` (whose header said
     ``facts``) into ``target_fd``.
@@ -75,15 +79,26 @@ def render(
     Raises ``UnprocessableImage`` for anything about the original that stops
     the render: an undecodable, truncated, refused or over-limit original;
     ``RenderTimeout`` past the policy's deadline; ``OutputWriteError`` when
-    the target's disk fails. Some decoders fail only in the middle of the
-    pixels (HEVC in HEIF, old JPEG-in-TIFF), which is why the caller renders
-    into a file and only then answers.
+    the target's disk fails; ``MezzanineUnusable`` when ``mezzanine`` (the
+    path of the original's mezzanine, render/mezzanine.py) was read and
+    libvips failed (render again without it). Some decoders fail only in
+    the middle of the pixels (HEVC in HEIF, old JPEG-in-TIFF), which is
+    why the caller renders into a file and only then answers.
     """
     deadline = Deadline(policy.timeout_seconds)
     try:
         # The context (and the images it holds, each holding the original
         # open) lives only in _run's frame, which release_images frees.
-        return _run(RenderContext(policy, request, facts, source_fd, target_fd, deadline))
+        return _run(
+            RenderContext(policy, request, facts, source_fd, target_fd, deadline), mezzanine
+        )
+    except MezzanineUnusable as failure:
+        release_images(failure)
+        if deadline.killed or deadline.passed():
+            raise RenderTimeout(
+                f"the render took longer than {policy.timeout_seconds:g} s"
+            ) from failure
+        raise
     except (pyvips.Error, UnicodeDecodeError) as error:
         raise failure_of(error, deadline, policy.timeout_seconds) from error
     except (UnprocessableImage, OutputWriteError) as failure:
@@ -93,13 +108,24 @@ def render(
         raise
 
 
-def _run(context: RenderContext) -> RenderResult:
-    for step in STEPS:
-        step(context)
+def _run(context: RenderContext, mezzanine: str | None) -> RenderResult:
+    if mezzanine is not None and context.request.trim is None:
+        # trim compares the original's own border pixels: never from it.
+        context.mezzanine = load(mezzanine, context.facts)
+        if context.mezzanine is None:
+            raise MezzanineUnusable("the mezzanine is not one of this original")
+    try:
+        for step in STEPS:
+            step(context)
+    except pyvips.Error as error:
+        if context.from_mezzanine:
+            raise MezzanineUnusable(describe(error)) from error
+        raise
     image = context.image
     return RenderResult(
         format=context.output,
         width=image.width,
         height=image.height // context.frames,
         frames=context.frames,
+        from_mezzanine=context.from_mezzanine,
     )

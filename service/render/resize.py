@@ -9,6 +9,7 @@ never upscale. Box arithmetic is in ``geometry``.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import pyvips
@@ -18,6 +19,7 @@ from . import colour
 from .crop import load_region
 from .frames import per_frame
 from .geometry import (
+    Rect,
     contain_size,
     cover_prescale,
     cover_size,
@@ -27,6 +29,7 @@ from .geometry import (
     window_offset,
 )
 from .libvips import LOAD_OPTIONS
+from .mezzanine import covers
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -172,11 +175,58 @@ def _thumbnail(
         options["crop"] = crop
     if context.decoded is not None:  # decoded (and trimmed) by an earlier step
         return context.decoded.thumbnail_image(box[0], height=box[1], size=size, **options)
+    from_mezzanine = _thumbnail_from_mezzanine(context, box, size, crop)
+    if from_mezzanine is not None:
+        return from_mezzanine
     if frames == 1 and crop is None and size == "down" and _reduces_lines_first(facts, box):
         return _thumbnail_lines_first(source, options, box, facts)
     return pyvips.Image.thumbnail_source(
         source, box[0], height=box[1], size=size, option_string=load_options, **options
     )
+
+
+def _thumbnail_from_mezzanine(
+    context: RenderContext, box: tuple[int, int], size: str, crop: str | None
+) -> pyvips.Image | None:
+    """What ``_thumbnail`` makes of the whole picture, from the original's
+    mezzanine (render/mezzanine.py) when it holds enough pixels for it;
+    None otherwise. The size is the one thumbnail gives the original (its
+    facts), never the mezzanine's own rounding; the mezzanine is sRGB, so
+    no colour options."""
+    mezzanine, facts = context.mezzanine, context.facts
+    if mezzanine is None or context.frames > 1:
+        return None
+    picture = (facts.width, facts.height)
+    if crop is not None:
+        need = cover_size(box, picture)  # thumbnail's crop covers the box, then cuts it
+    elif size == "force":
+        need = box
+    else:
+        need = _direct_size(context, box)
+    if not covers(mezzanine, facts, Rect(0, 0, *picture), need):
+        return None
+    context.from_mezzanine = True
+    if crop is not None:
+        return mezzanine.thumbnail_image(box[0], height=box[1], crop=crop)
+    return mezzanine.thumbnail_image(need[0], height=need[1], size="force")
+
+
+def _direct_size(context: RenderContext, box: tuple[int, int]) -> tuple[int, int]:
+    """The size plain thumbnail gives the original for ``box``, from the
+    pipeline it builds (headers only: no pixel is computed). Its shrink-on-
+    load rounds the loaded size (libjpeg's, libwebp's, HEIF's thumbnail),
+    so a stand-in of the original's size gives a pixel more or less."""
+    facts = context.facts
+    if facts.loader in _FULL_WIDTH_LOADERS or facts.loader == "tiffload_source":
+        return _plain_thumbnail_size(facts, box)  # no shrink-on-load: the stand-in's size
+    source = pyvips.Source.new_from_descriptor(context.source_fd)
+    probe = pyvips.Image.thumbnail_source(
+        source, box[0], height=box[1], size="down", option_string=LOAD_OPTIONS
+    )
+    size = probe.width, probe.height
+    del probe, source
+    os.lseek(context.source_fd, 0, os.SEEK_SET)
+    return size
 
 
 def _reduces_lines_first(facts: HeaderFacts, box: tuple[int, int]) -> bool:

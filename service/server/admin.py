@@ -37,6 +37,7 @@ async def purge_handler(request: web.Request) -> web.Response:
             renders.cache,
             None if sources is None else sources.cache,
             state.purge_stamp(app),
+            None if renders.mezzanines is None else renders.mezzanines.cache,
         )
     except CacheUnavailable as error:
         raise Overloaded(f"the cache cannot be purged now: {error}") from None

@@ -14,6 +14,7 @@ from .. import __version__, header_memo
 from ..cache import CacheStats, CacheUnavailable, DiskCache
 from ..ladder import Ladder
 from ..metrics import Metrics
+from ..mezzanine import MezzanineStore, adopt_mezzanine
 from ..origins.build import open_origins
 from ..process.crashes import CrashLog
 from ..process.render_tokens import TokenClient
@@ -75,7 +76,7 @@ def render_policy(settings: Settings) -> RenderPolicy:
 def create_app(settings: Settings, tokens: TokenClient | None = None) -> web.Application:
     """The application; ``tokens`` are the supervisor's shared render slots
     when this process is one of several ``--workers``."""
-    configure_libvips(enable_svg=settings.enable_svg)
+    configure_libvips(enable_svg=settings.enable_svg, mezzanine=settings.mezzanine)
     answer_protocol_errors_in_json()
     metrics = Metrics()
     app = web.Application(middlewares=[request_ids, count_requests(metrics), json_errors])
@@ -124,6 +125,18 @@ async def _render_service(
         on_evict=metrics.cache_evictions.inc,
         on_reopen=metrics.cache_errors.inc,
     )
+    mezzanines = (
+        MezzanineStore(
+            DiskCache(
+                settings.mezzanine_directory,
+                settings.mezzanine_max_bytes,
+                on_reopen=metrics.cache_errors.inc,
+                adopt=adopt_mezzanine,
+            )
+        )
+        if settings.mezzanine
+        else None
+    )
     renders = RenderService(
         cache,
         metrics,
@@ -136,6 +149,7 @@ async def _render_service(
         tokens=tokens,
         decode_budget=settings.decode_budget,
         crash_log=CrashLog(settings.cache_dir, settings.poison_ttl),
+        mezzanines=mezzanines,
     )
     app[state.RENDERS] = renders
     try:
@@ -144,6 +158,12 @@ async def _render_service(
         # Serve uncached rather than not at all (a full cache volume is
         # exactly when a restart happens); the cache reconnects on use.
         renders.note_cache_failure(error)
+    if mezzanines is not None:
+        try:
+            await renders.to_thread(mezzanines.cache.open)
+        except CacheUnavailable as error:
+            # Renders read their originals until it can be used.
+            log.warning("mezzanine store unavailable: %s", error)
     stamp = await renders.to_thread(PurgeStamp, settings.cache_dir)
     app[state.PURGE_STAMP] = stamp
     app[state.HIT_MEMO] = HitMemo(stamp.generation, client_hints=settings.client_hints)
@@ -158,10 +178,12 @@ async def _render_service(
         settings.enable_svg,
         settings.max_output_size,
         Ladder(settings.widths) if settings.widths else None,
+        weak_etags=settings.mezzanine,
     )
     metrics.watch_cache(partial(_cache_stats, cache))
     source_cache = origins.sources.cache if origins.sources else None
-    housekeeping = asyncio.create_task(_housekeeping(renders, source_cache, stamp))
+    mezzanine_cache = mezzanines.cache if mezzanines else None
+    housekeeping = asyncio.create_task(_housekeeping(renders, source_cache, mezzanine_cache, stamp))
     yield
     housekeeping.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -169,11 +191,16 @@ async def _render_service(
     await stack.aclose()
     await asyncio.get_running_loop().run_in_executor(None, renders.close)
     await asyncio.get_running_loop().run_in_executor(None, cache.close)
+    if mezzanine_cache is not None:
+        await asyncio.get_running_loop().run_in_executor(None, mezzanine_cache.close)
     stamp.close()
 
 
 async def _housekeeping(
-    renders: RenderService, sources: DiskCache | None, stamp: PurgeStamp
+    renders: RenderService,
+    sources: DiskCache | None,
+    mezzanines: DiskCache | None,
+    stamp: PurgeStamp,
 ) -> None:
     """Batch-write cache recency and sweep uncached renders, once a second;
     after a purge by any process, drop the memos it left stale here."""
@@ -182,26 +209,30 @@ async def _housekeeping(
         await asyncio.sleep(_HOUSEKEEPING_SECONDS)
         try:
             await renders.to_thread(renders.cache.flush)
-            if sources is not None:
-                await renders.to_thread(sources.flush)
+            for store in (sources, mezzanines):
+                if store is not None:
+                    await renders.to_thread(store.flush)
             await renders.to_thread(renders.sweep_spill)
             await renders.to_thread(stamp.refresh)
             if stamp.generation() != seen:
                 seen = stamp.generation()
-                _drop_memos(renders.cache, sources)
+                _drop_memos(renders.cache, sources, mezzanines)
         except Exception:
             # One bad round must not end housekeeping for the process's life.
             log.exception("housekeeping failed; retrying in a second")
 
 
-def _drop_memos(results: DiskCache, sources: DiskCache | None) -> None:
+def _drop_memos(
+    results: DiskCache, sources: DiskCache | None, mezzanines: DiskCache | None
+) -> None:
     """After a purge: the entries this process remembers (each would only
     fail its open, one by one), and the header facts (keyed by identity, so
     never wrong, but the purged originals' are no longer wanted). The
     source cache drops its own at its next consult (origins/source_cache.py)."""
     results.drop_memo()
-    if sources is not None:
-        sources.drop_memo()
+    for store in (sources, mezzanines):
+        if store is not None:
+            store.drop_memo()
     header_memo.forget_all()
 
 

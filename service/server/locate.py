@@ -40,6 +40,9 @@ class Locator:
     allow_svg: bool
     max_output_size: int
     ladder: Ladder | None
+    # --mezzanine: a variant's bytes depend on whether its original's
+    # mezzanine existed when it was rendered (docs/mezzanine.md).
+    weak_etags: bool = False
 
     def locate(
         self,
@@ -69,6 +72,7 @@ class Locator:
             original=original,
             canonical=wanted,
             quality=self.quality,
+            weak=self.weak_etags,
         )
         if etag_matches(if_none_match, key.etag):
             return Located(original, wanted, key, not_modified=True, cached=None)
@@ -90,5 +94,6 @@ class Locator:
 def etag_matches(header: str | None, etag: str) -> bool:
     if header is None:
         return False
+    # The weak comparison (RFC 9110, 8.8.3.2), which If-None-Match uses.
     candidates = {item.strip().removeprefix("W/") for item in header.split(",")}
-    return etag in candidates or "*" in candidates
+    return etag.removeprefix("W/") in candidates or "*" in candidates
