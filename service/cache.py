@@ -366,23 +366,15 @@ class DiskCache:
     def forget(self, key: str) -> None:
         """Drop an entry whose file went missing or is not the recorded one
         (unless another process has put it right meanwhile)."""
-        with self._memo_lock:
-            self._known.pop(key, None)
-            self._pending_touches.pop(key, None)
-        with (
-            self._lock,
-            contextlib.suppress(sqlite3.Error, CacheUnavailable),
-            self._transaction() as db,
-        ):
-            if self._whole_entry(db, key) is None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._object_path(key))
-                self._delete_rows(db, [key])
+        self._drop(key, whole_too=False)
 
     def remove(self, key: str) -> None:
         """Remove an entry whose file is whole but unusable to its owner
         (a mezzanine whose pixels fail to read): its file and its row, in
         one transaction, as eviction does."""
+        self._drop(key, whole_too=True)
+
+    def _drop(self, key: str, *, whole_too: bool) -> None:
         with self._memo_lock:
             self._known.pop(key, None)
             self._pending_touches.pop(key, None)
@@ -391,9 +383,10 @@ class DiskCache:
             contextlib.suppress(sqlite3.Error, CacheUnavailable),
             self._transaction() as db,
         ):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._object_path(key))
-            self._delete_rows(db, [key])
+            if whole_too or self._whole_entry(db, key) is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._object_path(key))
+                self._delete_rows(db, [key])
 
     def stats(self) -> CacheStats:
         with self._lock:

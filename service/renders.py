@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from .cache import CacheUnavailable, DiskCache, TempFile
+from .cache import CachedFile, CacheUnavailable, DiskCache, TempFile
 from .decode_budget import DecodeBudget
 from .errors import OriginalReplaced, Overloaded, RenderTimeout, UnprocessableImage
 from .formats import OutputFormat
@@ -237,17 +237,11 @@ class RenderService:
     def read_cached(self, key: str) -> bytes | None:
         """Blocking: the cached /info document of ``key`` (a small file, read
         whole), counted as a hit."""
-        try:
-            found = self.cache.open_entry(key)
-        except CacheUnavailable as error:
-            self.note_cache_failure(error)
-            return None
+        found = self._open_hit(key)
         if found is None:
             return None
         with os.fdopen(found[1], "rb") as handle:
-            body = handle.read()
-        self.metrics.cache_hits.inc()
-        return body
+            return handle.read()
 
     def _cached_document(self, key: str) -> Computed | None:
         body = self.read_cached(key)
@@ -653,16 +647,23 @@ class RenderService:
 
     def open_cached(self, key: str) -> Served | None:
         """Blocking: the cached render of ``key``, open, counted as a hit."""
+        found = self._open_hit(key)
+        if found is None:
+            return None
+        entry, descriptor = found
+        return Served(descriptor, entry.size, entry.format, hit=True)
+
+    def _open_hit(self, key: str) -> tuple[CachedFile, int] | None:
+        """Blocking: the entry of ``key``, open, counted as a hit; None on
+        a miss, or when the cache cannot be read now (counted and logged)."""
         try:
             found = self.cache.open_entry(key)
         except CacheUnavailable as error:
             self.note_cache_failure(error)
             return None
-        if found is None:
-            return None
-        entry, descriptor = found
-        self.metrics.cache_hits.inc()
-        return Served(descriptor, entry.size, entry.format, hit=True)
+        if found is not None:
+            self.metrics.cache_hits.inc()
+        return found
 
     @staticmethod
     def _open_rendered(rendered: RenderedFile, render_seconds: float | None) -> Served | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from dataclasses import replace
 
 from service.server.app import create_app
 from service.settings import Settings
@@ -66,17 +66,9 @@ async def test_a_hit_says_its_lookup_alone(make_client: MakeClient) -> None:
 
 
 async def test_a_remote_original_shows_its_origin_fetch(
-    aiohttp_client: MakeClient, tmp_path: Path, origin: Origin
+    aiohttp_client: MakeClient, remote_settings: Settings, origin: Origin
 ) -> None:
-    settings = Settings(
-        originals=origin.url("/"),
-        originals_given=True,
-        cache_dir=str(tmp_path / "cache"),
-        concurrency=2,
-        origin_timeout=2.0,
-        origin_connect_timeout=1.0,
-        server_timing=True,
-    )
+    settings = replace(remote_settings, server_timing=True)
     client = await aiohttp_client(create_app(settings))
     response = await client.get("/picture/files/rocket.jpg?w=94")
     assert response.status == 200
