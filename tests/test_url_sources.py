@@ -25,7 +25,7 @@ from service.server.app import create_app
 from service.settings import Settings
 from service.signing import sign_url
 
-from .conftest import SAMPLES, Client, MakeClient
+from .conftest import SAMPLES, Client, MakeClient, decode
 from .origin_server import Origin
 
 PHOTO = "rocket.jpg"
@@ -364,3 +364,21 @@ async def test_hosts_that_do_not_decode_are_refused_not_crashed(
     response = await client.get("/picture", params={"url": url})
     assert response.status in (400, 403, 502)
     assert "\n" not in (await response.json())["error"]
+
+
+async def test_a_url_sources_srcset_names_picture_urls_of_it(
+    aiohttp_client: MakeClient, url_settings: Settings, origin: Origin
+) -> None:
+    """/srcset?url= lists /picture?url= candidates, each of the width it says."""
+    client = await serve(aiohttp_client, url_settings, **loopback_allowed(origin))
+    source = origin.url(f"/files/{PHOTO}")  # 640 px wide
+    response = await client.get("/srcset", params={"url": source, "format": "webp"})
+    assert response.status == 200, await response.text()
+    answer = await response.json()
+    assert [c["width"] for c in answer["candidates"]] == [320, 640]
+    for candidate in answer["candidates"]:
+        assert candidate["url"].startswith("/picture?w=")
+        picture = await client.get(candidate["url"])
+        assert picture.status == 200
+        assert decode(await picture.read()).width == candidate["width"]
+    assert origin.log.count(f"/files/{PHOTO}") == 1
