@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.origin import find_nginx
+
 from .conftest import decode
 from .serving import children, free_port, wait_until_answering, wait_until_healthy
 from .waiting import eventually
@@ -37,16 +38,6 @@ from .waiting import eventually
 ROOT = Path(__file__).parent.parent
 SHIPPED_CONFIG = ROOT / "deploy" / "nginx.conf"
 DEADLINE_SECONDS = 30
-
-
-def find_nginx() -> str | None:
-    found = shutil.which("nginx")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/nginx", "/sbin/nginx"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 NGINX = find_nginx()
