@@ -55,8 +55,8 @@ async def srcset(request: web.Request) -> web.Response:
         )
     ladder = Ladder(settings.widths or EXAMPLE_WIDTHS)
     picture_path = "/picture" + request.raw_path.partition("?")[0].removeprefix("/srcset")
-    if url is not None:
-        image_parameters = [("url", str(url)), *image_parameters]
+    # A URL source's candidates name it too (/picture?w=…&url=…).
+    source = [] if url is None else [("url", str(url))]
     try:
         found = candidates(
             image_parameters,
@@ -69,7 +69,9 @@ async def srcset(request: web.Request) -> web.Response:
                 facts=facts,
                 ladder=ladder,
             ),
-            lambda step, wanted: url_for(picture_path, step, wanted, settings.signing_keys),
+            lambda step, wanted: url_for(
+                picture_path, source + list(step), wanted, settings.signing_keys
+            ),
         )
     except ValueError as error:
         raise BadRequest(f"srcset: {error}") from None
@@ -104,7 +106,7 @@ def _spec(
 ) -> RequestSpec:
     """Image parameters as /picture parses them (the same 400s)."""
     return parse_spec(
-        [item for item in parameters if item[0] != "url"],
+        parameters,
         max_output_size=settings.max_output_size,
         presets=settings.presets,
         presets_only=settings.presets_only,
