@@ -7,25 +7,23 @@ facts. A purge ends by adding one to a counter kept in a file of the cache
 directory (``purges``: 8 bytes, little-endian), and each process compares
 the counter with the one it last saw, dropping its memos when it changed.
 
-Why a file mapped into memory and not a row of the index: the hit memo
-and the source cache consult it on every request they answer, on the
+Why a file read with ``pread`` and not a row of the index: the source
+cache consults its memo on every request for a remote original, on the
 event loop, where a SQLite read (a lock, tens of microseconds) does not
-belong, nor any system call: the 8 bytes are read from a shared mapping
-of the file (the page cache every process sees), with no I/O. Writers
-take an ``flock`` on the file, so two purges never lose an increment; a
-reader may, in principle, see a torn value: that is only a number it has
-not seen, and costs one needless drop of the memos.
+belong; a ``pread`` of 8 bytes from the page cache costs about a
+microsecond. Writers take an ``flock`` on the file, so two purges never
+lose an increment; a reader may, in principle, see a torn value: that is
+only a number it has not seen, and costs one needless drop of the memos.
 
-The file is mapped once and again by ``refresh`` (the housekeeping tick)
-when the directory was deleted or replaced; when it cannot be (a full or
-unwritable volume) the generation reads 0 until it can.
+The file is opened once and reopened by ``refresh`` (the housekeeping
+tick) when the directory was deleted or replaced; when it cannot be opened
+(a full or unwritable volume) the generation reads 0 until it can.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import mmap
 import os
 
 STAMP_NAME = "purges"
@@ -37,16 +35,19 @@ class PurgeStamp:
 
     def __init__(self, directory: str) -> None:
         self.path = os.path.join(directory, STAMP_NAME)
-        self._view: mmap.mmap | None = None
+        self._descriptor = -1
         self._identity: tuple[int, int] | None = None
         self.refresh()
 
     def generation(self) -> int:
         """The number of purges so far (0 while the file cannot be read)."""
-        view = self._view
-        if view is None:
+        if self._descriptor < 0:
             return 0
-        return int.from_bytes(view[:_WIDTH], "little")
+        try:
+            data = os.pread(self._descriptor, _WIDTH, 0)
+        except OSError:
+            return 0
+        return int.from_bytes(data.ljust(_WIDTH, b"\0"), "little")
 
     def refresh(self) -> None:
         """Blocking: open the file, again when it was replaced (or created
@@ -56,26 +57,16 @@ class PurgeStamp:
             identity: tuple[int, int] | None = (info.st_dev, info.st_ino)
         except OSError:
             identity = None
-        if self._view is not None and identity == self._identity:
+        if self._descriptor >= 0 and identity == self._identity:
             return
         self.close()
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            descriptor = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError:
             return
-        try:
-            info = os.fstat(descriptor)
-            if info.st_size < _WIDTH:
-                # A new file: its 8 bytes, zeros, before it can be mapped (a
-                # purge writing meanwhile keeps its bytes: same size).
-                os.ftruncate(descriptor, _WIDTH)
-            view = mmap.mmap(descriptor, _WIDTH, access=mmap.ACCESS_READ)
-        except OSError:
-            return
-        finally:
-            os.close(descriptor)  # the mapping stays
-        self._view, self._identity = view, (info.st_dev, info.st_ino)
+        info = os.fstat(descriptor)
+        self._descriptor, self._identity = descriptor, (info.st_dev, info.st_ino)
 
     def bump(self) -> int:
         """Blocking: add one purge to the count; the new generation."""
@@ -91,7 +82,7 @@ class PurgeStamp:
         return generation
 
     def close(self) -> None:
-        if self._view is not None:
+        if self._descriptor >= 0:
             with contextlib.suppress(OSError):
-                self._view.close()
-            self._view, self._identity = None, None
+                os.close(self._descriptor)
+            self._descriptor, self._identity = -1, None

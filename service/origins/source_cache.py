@@ -29,7 +29,7 @@ render queue: the request may succeed once room is made.
 Purges. Records and bodies are committed under the original's purge name,
 so a purge removes them with its variants (service/purge.py). The memos of
 records and of 404s are this process's own: each consult first reads the
-purge generation (a memory read of the stamp, service/purge_stamp.py) and
+purge generation (one ``pread`` of the stamp, service/purge_stamp.py) and
 drops both memos when any process has purged since, so no worker goes on
 trusting a purged original's identity for the rest of its TTL.
 """

@@ -21,9 +21,9 @@ inode), or removed, is seen within ``WINDOW_SECONDS`` (1 s) of the change,
 not at once: until then the renders of the old file are served for the
 requests remembered. After the window the request goes the full way again
 (resolve, stat, key) and is remembered anew. A purge, by this process or
-any other (the purge generation, service/purge_stamp.py: a memory read
-per lookup, no system call), drops the whole memo at once. Only answers
-that went the full way are remembered: remote originals (their source cache decides
+any other (the purge generation, service/purge_stamp.py, read with one
+``pread`` per lookup), drops the whole memo at once. Only answers that went
+the full way are remembered: remote originals (their source cache decides
 when they are fresh), fallbacks and errors never are.
 
 Bounded: ``LIMIT`` requests, the oldest remembered dropped first.
