@@ -11,7 +11,10 @@ Why a file read with ``pread`` and not a row of the index: the source
 cache consults its memo on every request for a remote original, on the
 event loop, where a SQLite read (a lock, tens of microseconds) does not
 belong; a ``pread`` of 8 bytes from the page cache costs about a
-microsecond. Writers take an ``flock`` on the file, so two purges never
+microsecond. (Not a shared mapping either, which would save that call:
+reading a mapped file whose page a full disk cannot back is a SIGBUS that
+takes the process down, where a ``pread`` fails with an error.) Writers
+take an ``flock`` on the file, so two purges never
 lose an increment; a reader may, in principle, see a torn value: that is
 only a number it has not seen, and costs one needless drop of the memos.
 
