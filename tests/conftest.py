@@ -24,6 +24,7 @@ from hypothesis import settings as hypothesis_settings
 from PIL import Image
 
 from service.server.app import create_app
+from service.server.state import METRICS
 from service.settings import Settings
 
 from .origin_server import Origin, start_origin
@@ -177,6 +178,13 @@ async def make_client(
 @pytest.fixture
 async def client(make_client: MakeClient) -> Client:
     return await make_client()
+
+
+def renders_total(client: Client) -> float:
+    """The renders the client's app has completed (its own registry)."""
+    value = client.app[METRICS].registry.get_sample_value("image_factory_renders_total")
+    assert value is not None
+    return value
 
 
 def decode(body: bytes) -> Image.Image:

@@ -12,16 +12,10 @@ import pytest
 
 from service.server.state import METRICS, RENDERS
 
-from .conftest import Client, MakeClient, decode, fill
+from .conftest import Client, MakeClient, decode, fill, renders_total
 from .waiting import eventually_async
 
 GATE_SECONDS = 30
-
-
-def renders_total(client: Client) -> float:
-    value = client.app[METRICS].registry.get_sample_value("image_factory_renders_total")
-    assert value is not None
-    return value
 
 
 async def test_concurrent_identical_requests_render_once(client: Client) -> None:

@@ -11,9 +11,8 @@ import pyvips
 
 from service import header_memo
 from service.render import header
-from service.server.state import METRICS
 
-from .conftest import Client
+from .conftest import Client, renders_total
 
 
 class CountedReads:
@@ -35,12 +34,6 @@ def header_reads(monkeypatch: pytest.MonkeyPatch) -> CountedReads:
     counted = CountedReads(header.load_header)
     monkeypatch.setattr(header, "load_header", counted)
     return counted
-
-
-def renders_total(client: Client) -> float:
-    value = client.app[METRICS].registry.get_sample_value("image_factory_renders_total")
-    assert value is not None
-    return value
 
 
 async def get(client: Client, url: str, cache: str) -> None:

@@ -22,7 +22,7 @@ from service.origins.hosts import HostPatterns
 from service.render import HeaderFacts, libvips_version
 from service.render.info import format_name
 from service.server.app import create_app
-from service.server.state import METRICS, RENDERS
+from service.server.state import RENDERS
 from service.settings import Settings
 from service.signing import sign_url
 
@@ -34,6 +34,7 @@ from .conftest import (
     MakeClient,
     corpus_images,
     original_has_alpha,
+    renders_total,
     upright_size,
 )
 from .origin_server import Origin
@@ -421,18 +422,12 @@ def _hold(gate: threading.Event) -> None:
     gate.wait(GATE_SECONDS)
 
 
-def _renders_total(client: Client) -> float:
-    value = client.app[METRICS].registry.get_sample_value("image_factory_renders_total")
-    assert value is not None
-    return value
-
-
 async def test_concurrent_calls_compute_once(client: Client) -> None:
     """Ten concurrent calls for one missing document share one render."""
     gate = threading.Event()
     renders = client.app[RENDERS]
     renders.before_render = partial(_hold, gate)
-    before = _renders_total(client)
+    before = renders_total(client)
     calls = [asyncio.ensure_future(client.get("/info/retina.jpg")) for _ in range(10)]
     await eventually_async(
         lambda: renders.waiting == 9, GATE_SECONDS, message="9 calls never waited"
@@ -441,7 +436,7 @@ async def test_concurrent_calls_compute_once(client: Client) -> None:
     responses = await asyncio.gather(*calls)
     assert {response.status for response in responses} == {200}
     assert len({await response.read() for response in responses}) == 1
-    assert _renders_total(client) == before + 1
+    assert renders_total(client) == before + 1
 
 
 async def test_info_takes_a_render_slot(make_client: MakeClient) -> None:
