@@ -723,6 +723,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment for 'before' alone, over --service-env: an A/B of one setting "
         "with --compare-with . (e.g. IMAGE_FACTORY_MEZZANINE=false)",
     )
+    parser.add_argument(
+        "--compare-workers",
+        type=int,
+        metavar="N",
+        help="--workers for 'before' alone: with --compare-with . an A/B of the process "
+        "count (e.g. --service-workers 1 --compare-workers 2)",
+    )
     return parser
 
 
@@ -803,12 +810,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one 
         extra_args: Sequence[str] = (),
     ) -> competitors.Server:
         env = dict(item.split("=", 1) for item in args.service_env)
+        workers = args.service_workers
         if name == report.BEFORE:
             env.update(item.split("=", 1) for item in args.compare_env)
+            workers = args.compare_workers or workers
         return competitors.start_service(
             originals_spec or originals,
             workdir,
-            workers=args.service_workers,
+            workers=workers,
             concurrency=args.service_concurrency,
             total_concurrency=args.service_total_concurrency,
             env=env,
@@ -892,6 +901,7 @@ def latest_name(args: argparse.Namespace) -> str | None:
         args.pageload_images,
         args.service_concurrency,
         args.compare_with,
+        args.compare_workers,
         args.service_total_concurrency,
         args.service_env,
         args.service_workers != CORES,
