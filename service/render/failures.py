@@ -7,11 +7,13 @@ one-line reason; a render stopped by its deadline a ``RenderTimeout``.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pyvips
 
 from ..errors import RenderTimeout, UnprocessableImage
+from .watchdog import WATCHDOG
 
 # libvips' error log reads "unable to call <operation>", then what each
 # step said. A decoder that fails mid-pixels makes the saver fail last
@@ -21,26 +23,48 @@ _NOT_THE_CAUSE = ("vips2", "unable to call", "VipsForeignSave", "source: ")
 
 
 class Deadline:
-    """The render's time limit, counted from its start in the render thread."""
+    """The render's time limit, counted from its start in the render thread.
+
+    Use it as a context manager: on leaving, the images it watches are let
+    go (the watchdog may hold the deadline itself until its time)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.expires = time.monotonic() + seconds
         self.killed = False
+        self._lock = threading.Lock()
+        self._watched: list[pyvips.Image] = []
+        self._finished = False
+        WATCHDOG.arm(self)
+
+    def __enter__(self) -> Deadline:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._finished = True
+            self._watched.clear()
 
     def passed(self) -> bool:
         return time.monotonic() > self.expires
 
     def watch(self, image: pyvips.Image) -> None:
         """Stop ``image``'s computation once the deadline has passed."""
-        image.set_progress(True)
-        image.signal_connect("eval", self.check)
+        with self._lock:
+            if self._finished:
+                return
+            self._watched.append(image)
+            if self.killed:
+                image.set_kill(True)
 
-    def check(self, image: pyvips.Image, progress: object) -> None:
-        """libvips' ``eval`` signal handler: must not raise into libvips."""
-        if not self.killed and self.passed():
+    def expire(self) -> None:
+        """The watchdog's call, from its thread, at ``expires``."""
+        with self._lock:
+            if self._finished:
+                return
             self.killed = True
-            image.set_kill(True)
+            for image in self._watched:
+                image.set_kill(True)
 
 
 def release_images(error: BaseException) -> None:

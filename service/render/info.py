@@ -105,28 +105,28 @@ def write_info(
     ``RenderTimeout`` past the policy's deadline, ``OutputWriteError`` when
     the target's disk fails.
     """
-    deadline = Deadline(policy.timeout_seconds)
-    try:
-        # Only the first frame is decoded, whatever the animation's length.
-        check(facts, policy, frames=1)
-        small = small_render(facts, source_fd, deadline)
-        info = ImageInfo(
-            width=facts.width,
-            height=facts.height,
-            format=format_name(facts),
-            has_alpha=facts.has_alpha,
-            frames=facts.pages if facts.animated else 1,
-            bytes=os.fstat(source_fd).st_size,
-            thumbhash=thumbhash_base64(small.width, small.height, small.rgba),
-            blurhash=encode_blurhash(small.width, small.height, small.rgba),
-            dominant=dominant_colour(small.width, small.height, small.rgba),
-            placeholder=placeholder_uri(small.image, deadline),
-        )
-    except (pyvips.Error, UnicodeDecodeError) as error:
-        raise failure_of(error, deadline, policy.timeout_seconds) from error
-    except UnprocessableImage as refusal:
-        release_images(refusal)
-        raise
+    with Deadline(policy.timeout_seconds) as deadline:
+        try:
+            # Only the first frame is decoded, whatever the animation's length.
+            check(facts, policy, frames=1)
+            small = small_render(facts, source_fd, deadline)
+            info = ImageInfo(
+                width=facts.width,
+                height=facts.height,
+                format=format_name(facts),
+                has_alpha=facts.has_alpha,
+                frames=facts.pages if facts.animated else 1,
+                bytes=os.fstat(source_fd).st_size,
+                thumbhash=thumbhash_base64(small.width, small.height, small.rgba),
+                blurhash=encode_blurhash(small.width, small.height, small.rgba),
+                dominant=dominant_colour(small.width, small.height, small.rgba),
+                placeholder=placeholder_uri(small.image, deadline),
+            )
+        except (pyvips.Error, UnicodeDecodeError) as error:
+            raise failure_of(error, deadline, policy.timeout_seconds) from error
+        except UnprocessableImage as refusal:
+            release_images(refusal)
+            raise
     _write_all(target_fd, info.to_json())
 
 

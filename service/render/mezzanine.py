@@ -88,7 +88,8 @@ def build(facts: HeaderFacts, source_fd: int, path: str, timeout_seconds: float)
     disk): the render goes on from the original, which reports the failure
     that is the original's."""
     try:
-        _build(facts, source_fd, path, Deadline(timeout_seconds))
+        with Deadline(timeout_seconds) as deadline:
+            _build(facts, source_fd, path, deadline)
     except (pyvips.Error, UnicodeDecodeError) as error:
         libvips_message(error)  # read, so that libvips' error buffer is cleared
         release_images(error)

@@ -85,27 +85,27 @@ def render(
     the middle of the pixels (HEVC in HEIF, old JPEG-in-TIFF), which is
     why the caller renders into a file and only then answers.
     """
-    deadline = Deadline(policy.timeout_seconds)
-    try:
-        # The context (and the images it holds, each holding the original
-        # open) lives only in _run's frame, which release_images frees.
-        return _run(
-            RenderContext(policy, request, facts, source_fd, target_fd, deadline), mezzanine
-        )
-    except MezzanineUnusable as failure:
-        release_images(failure)
-        if deadline.killed or deadline.passed():
-            raise RenderTimeout(
-                f"the render took longer than {policy.timeout_seconds:g} s"
-            ) from failure
-        raise
-    except (pyvips.Error, UnicodeDecodeError) as error:
-        raise failure_of(error, deadline, policy.timeout_seconds) from error
-    except (UnprocessableImage, OutputWriteError) as failure:
-        # Refused from the header (over a limit), or the target's disk
-        # failed: the caller answers or retries, uncached.
-        release_images(failure)
-        raise
+    with Deadline(policy.timeout_seconds) as deadline:
+        try:
+            # The context (and the images it holds, each holding the original
+            # open) lives only in _run's frame, which release_images frees.
+            return _run(
+                RenderContext(policy, request, facts, source_fd, target_fd, deadline), mezzanine
+            )
+        except MezzanineUnusable as failure:
+            release_images(failure)
+            if deadline.killed or deadline.passed():
+                raise RenderTimeout(
+                    f"the render took longer than {policy.timeout_seconds:g} s"
+                ) from failure
+            raise
+        except (pyvips.Error, UnicodeDecodeError) as error:
+            raise failure_of(error, deadline, policy.timeout_seconds) from error
+        except (UnprocessableImage, OutputWriteError) as failure:
+            # Refused from the header (over a limit), or the target's disk
+            # failed: the caller answers or retries, uncached.
+            release_images(failure)
+            raise
 
 
 def _run(context: RenderContext, mezzanine: str | None) -> RenderResult:

@@ -43,7 +43,8 @@ def render_pixels(path: Path) -> tuple[int, int, bytes]:
     descriptor = os.open(path, os.O_RDONLY)
     try:
         facts = read_facts(descriptor, allow_svg=False)
-        small = small_render(facts, descriptor, Deadline(60.0))
+        with Deadline(60.0) as deadline:
+            small = small_render(facts, descriptor, deadline)
     finally:
         os.close(descriptor)
     return small.width, small.height, small.rgba
