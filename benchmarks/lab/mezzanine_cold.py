@@ -11,6 +11,17 @@ order rotated) on two workers each at concurrency 4. The mezzanine's cost
 here is its bookkeeping on every miss (a look-up in its index, a memo
 entry); nothing is ever built (checked from the services' metrics).
 Prints req/s and server CPU per request per round, and the medians' ratios.
+
+``--ipx`` adds ipx (Node + sharp, ``benchmarks.node``) as a third side, and
+``--workers`` sets the services' processes (issue 23 compares the defaults,
+one, with ipx on cold originals); ``--format jpeg`` asks every server for
+JPEG (else each photo's own format).
+
+Over HTTP that cost is far below the rounds' spread, so ``--bookkeeping``
+measures it directly, in process: the time of what a miss of an original
+never seen adds (``MezzanineStore.find`` on an index of ``--entries``
+mezzanines, then ``wants``), against the time of the service's render of
+the mix's photos at 800 px, alternated in the same process; medians.
 """
 
 from __future__ import annotations
@@ -19,9 +30,10 @@ import argparse
 import os
 import statistics
 import tempfile
+import time
 import urllib.request
 
-from .. import competitors, corpus, proctree, urls, wrk
+from .. import competitors, corpus, libcost, node, proctree, urls, wrk
 from ..run import CORES, wait_idle
 
 _SIDES = {"mezzanine": "true", "direct": "false"}
@@ -52,34 +64,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--corpus", default=os.path.join(competitors.ROOT, corpus.DEFAULT_DIR))
+    parser.add_argument(
+        "--bookkeeping", action="store_true", help="the per-miss cost in process, not over HTTP"
+    )
+    parser.add_argument("--entries", type=int, default=256, help="mezzanines in the index")
+    parser.add_argument("--ipx", action="store_true", help="ipx as a third side")
+    parser.add_argument("--workers", type=int, default=CORES, help="the services' processes")
+    parser.add_argument("--format", help="the output format of every request (jpeg)")
     args = parser.parse_args(argv)
     corpus.build(args.corpus)
+    if args.bookkeeping:
+        return _bookkeeping(corpus.originals_dir(args.corpus), args.rounds, args.entries)
     workdir = tempfile.mkdtemp(prefix="mezzanine-cold-")
     originals = os.path.join(workdir, "originals")
     os.mkdir(originals)
     copies = -(-args.rounds * _PER_ROUND // len(corpus.mix_names()))
     names = _originals(corpus.originals_dir(args.corpus), originals, copies)
-    paths = [f"/picture/{name}?w=800" for name in names]
+    variants = [urls.Variant(name, 800, None, args.format) for name in names]
     servers = [
         competitors.start_service(
             originals,
             workdir,
-            workers=CORES,
+            workers=args.workers,
             name=side,
             env={"IMAGE_FACTORY_MEZZANINE": value},
         )
         for side, value in _SIDES.items()
     ]
-    figures: dict[str, list[tuple[float, float]]] = {side: [] for side in _SIDES}
+    if args.ipx:
+        modules = node.ensure_ipx()
+        servers.append(competitors.start_ipx(originals, workdir, modules=modules, cores=CORES))
+    figures: dict[str, list[tuple[float, float]]] = {server.name: [] for server in servers}
     try:
         for server in servers:
             server.wait_ready()
         for round_ in range(args.rounds):
-            batch = paths[round_ * _PER_ROUND : (round_ + 1) * _PER_ROUND]
-            order = servers if round_ % 2 == 0 else servers[::-1]
-            for server in order:
+            batch = variants[round_ * _PER_ROUND : (round_ + 1) * _PER_ROUND]
+            shift = round_ % len(servers)
+            for server in servers[shift:] + servers[:shift]:
                 listed = urls.paths_file(workdir, f"cold-{round_}-{server.name}")
-                urls.write_paths(listed, batch)
+                side = "ipx" if server.name == "ipx" else "service"
+                urls.write_paths(listed, (urls.url_path(side, variant) for variant in batch))
                 pids = proctree.tree(server.pid)
                 before = proctree.cpu_seconds(pids)
                 result = wrk.run(
@@ -107,6 +132,45 @@ def main(argv: list[str] | None = None) -> int:
         f"req/s ratio {rps['mezzanine'] / rps['direct']:.3f}, "
         f"CPU per request ratio {cpu['mezzanine'] / cpu['direct']:.3f}; "
         f"mezzanines built: {builds:g}"
+    )
+    if "ipx" in rps:
+        print(
+            f"ipx {rps['ipx']:.1f} req/s, {cpu['ipx']:.1f} ms CPU; mezzanine / ipx: "
+            f"req/s {rps['mezzanine'] / rps['ipx']:.3f}, "
+            f"CPU per request {cpu['mezzanine'] / cpu['ipx']:.3f}"
+        )
+    return 0
+
+
+def _bookkeeping(source: str, rounds: int, entries: int) -> int:
+    from service.cache import DiskCache  # noqa: PLC0415 - only where it is measured
+    from service.mezzanine import MezzanineStore, adopt_mezzanine  # noqa: PLC0415
+
+    workdir = tempfile.mkdtemp(prefix="mezzanine-bookkeeping-")
+    store = MezzanineStore(DiskCache(workdir, 2**40, adopt=adopt_mezzanine))
+    for index in range(entries):  # an index of other originals' mezzanines
+        temp = store.new_temp()
+        with open(temp.path, "wb") as handle:
+            handle.write(b"\x08\xf2\xa6\xb6" + bytes(1000))
+        store.commit(f"other-{index}", temp, "")
+    render = libcost.service_renderer()
+    photos = [os.path.join(source, name) for name in corpus.mix_names()]
+    misses: list[float] = []
+    renders: list[float] = []
+    for round_ in range(rounds):
+        for index, photo in enumerate(photos):
+            identity = f"cold-{round_}-{index}"
+            started = time.perf_counter()
+            store.find(identity)
+            store.wants(identity, "variant")
+            misses.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            render(photo, 800, "original")
+            renders.append(time.perf_counter() - started)
+    miss, made = statistics.median(misses), statistics.median(renders)
+    print(
+        f"per miss: mezzanine bookkeeping {1e6 * miss:.0f} us (median of {len(misses)}), "
+        f"render {1e3 * made:.1f} ms; the bookkeeping is {100 * miss / made:.2f} % of a render"
     )
     return 0
 
