@@ -111,7 +111,7 @@ class Settings:
     cache_max_bytes: int = 2**30
     # Per original asked for at two or more variants, one shrunk copy that
     # later renders read (mezzanine.py); its own bound, beside the cache's.
-    mezzanine: bool = False
+    mezzanine: bool = True
     mezzanine_max_bytes: int = 256 * 2**20
     workers: int = 1
     concurrency: int = field(default_factory=available_cpus)
@@ -590,7 +590,7 @@ _OPTIONS = (
         "--mezzanine",
         "mezzanine",
         _boolean,
-        "render an original's later variants from one 2048-px copy of it (off)",
+        "render an original's later variants from one 2048-px copy of it (on; --no-mezzanine)",
         switch=True,
     ),
     _Option(

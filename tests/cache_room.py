@@ -36,11 +36,19 @@ def bound_for(entries_room: int) -> int:
     return index_share() + entries_room
 
 
+# Stores of their own inside a cache directory, each with its own bound
+# (docs/operating.md, "Cache"): the mezzanines, the downloaded originals.
+OTHER_STORES = ("mezzanine", "sources")
+
+
 def directory_bytes(directory: Path) -> int:
     """The sizes of every file under ``directory``, as ``find -type f`` and
-    an operator's volume see them (a file removed meanwhile counts 0)."""
+    an operator's volume see them (a file removed meanwhile counts 0),
+    but for the other stores' subdirectories, bounded apart."""
     total = 0
-    for parent, _, names in os.walk(directory):
+    for parent, subdirectories, names in os.walk(directory):
+        if parent == str(directory):
+            subdirectories[:] = [name for name in subdirectories if name not in OTHER_STORES]
         for name in names:
             try:
                 total += os.stat(os.path.join(parent, name), follow_symlinks=False).st_size

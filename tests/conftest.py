@@ -143,6 +143,7 @@ def remote_settings(tmp_path: Path, origin: Origin) -> Settings:
         concurrency=2,
         origin_timeout=2.0,
         origin_connect_timeout=1.0,
+        mezzanine=False,  # as in ``settings``
     )
 
 
@@ -158,10 +159,15 @@ def originals(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, originals: Path) -> Settings:
+    """The defaults but for the mezzanine, off: pixel tests compare two
+    renders of one original, and with it (the default) the second is
+    resized from the mezzanine, a resampling apart from the direct one.
+    tests/test_mezzanine.py tests it, and the two paths against each other."""
     return Settings(
         originals=str(originals),
         cache_dir=str(tmp_path / "cache"),
         concurrency=2,
+        mezzanine=False,
     )
 
 

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from service.cache import DiskCache
+from service.settings import Settings
 
 from .cache_room import bound_for, directory_bytes
 from .cache_writer import ROOM, payload
@@ -97,6 +98,9 @@ async def test_two_services_share_one_small_cache(tmp_path: Path, originals: Pat
                 await asyncio.gather(*(fetch(url) for url in urls))
     on_disk = sum(p.stat().st_size for p in (cache_dir / "objects").rglob("*") if p.is_file())
     assert directory_bytes(cache_dir) <= bound
+    # The mezzanine (on by default) built some, within its own bound.
+    mezzanines = directory_bytes(cache_dir / "mezzanine")
+    assert 0 < mezzanines <= Settings().mezzanine_max_bytes
     cache = DiskCache(str(cache_dir), bound)
     cache.open()
     assert 0 < on_disk <= bound - cache.index_bytes()

@@ -20,6 +20,7 @@ from PIL import Image, ImageChops, ImageStat
 from benchmarks.lab import mezzanine as lab
 from service.renders import RenderService
 from service.server import state
+from service.settings import Settings
 
 from .conftest import SAMPLES, Client, MakeClient
 
@@ -107,8 +108,15 @@ async def test_a_one_off_original_never_builds_one(on: Client, settings_dir: Pat
     assert mezzanine_files(settings_dir) == []
 
 
-async def test_off_by_default(client: Client, settings_dir: Path) -> None:
-    """Without --mezzanine nothing is built and ETags stay strong."""
+def test_on_by_default_and_off_with_no_mezzanine() -> None:
+    assert Settings.from_sources([], {}).mezzanine is True
+    assert Settings.from_sources(["--no-mezzanine"], {}).mezzanine is False
+    assert Settings.from_sources([], {"IMAGE_FACTORY_MEZZANINE": "false"}).mezzanine is False
+
+
+async def test_off_builds_nothing_and_etags_stay_strong(client: Client, settings_dir: Path) -> None:
+    """With --no-mezzanine (the tests' client) nothing is built and ETags
+    stay strong."""
     for width in (500, 400, 300):
         response = await client.get(f"/picture/{PHOTO}?w={width}")
         assert response.headers["ETag"].startswith('"')
