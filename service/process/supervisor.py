@@ -35,7 +35,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import NoReturn
 
 from ..logs import configure_logging
 from .crashes import CrashLog
+from .metrics_files import new_metrics_directory
 from .render_tokens import TokenClient, TokenServer
 
 # By name: the supervisor runs this module as __main__.
@@ -110,7 +110,7 @@ class _Supervisor:
         # Passed on to the workers: SIGTERM drains them, SIGINT stops at once.
         self.stop_signal = signal.SIGTERM
         # New at every start: counters begin at zero, as a restart's would.
-        self.metrics_dir = tempfile.mkdtemp(prefix="image-factory-metrics-")
+        self.metrics_dir = new_metrics_directory()
 
     def start(self, slot: int) -> None:
         ours, theirs = socket.socketpair()
