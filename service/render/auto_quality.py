@@ -15,8 +15,9 @@ the save step would encode), with the service's own scorer
    not to end it). Its difference from the line is the image's own probe
    error, and moves the line;
 3. at most one more full-size encode at the q the moved line gives: lower,
-   scored, and kept only if it still reaches the target; or higher, when
-   step 2 missed, kept unscored (no encode is left to check it).
+   when step 2 passed the target by over ``_OVERSHOOT``, scored, and kept
+   only if it still reaches the target; or higher, when step 2 missed,
+   kept unscored (no encode is left to check it).
 
 The chosen encode's bytes are what the save step writes: nothing is
 encoded twice. What it costs is counted like any render's: every encode
@@ -59,6 +60,10 @@ _SLOPE = 0.5
 _SLOPES = (0.05, 3.0)  # what a measured slope is held within
 # The probe scores WebP 1.8 points high on average (docs/quality.md).
 _PROBE_BIAS = {OutputFormat.WEBP: 1.8}
+# A full-size score this far above the target is worth one more encode
+# and score a step or more lower; nearer, the q is kept (a full-size
+# score costs more than the render it refines).
+_OVERSHOOT = 1.0
 # Renders of fewer pixels are their own probe: the probe of a small image
 # predicts it badly (a 480x320 photo's 240-px probe scored 25 points under
 # it; docs/quality.md: the worst pair was a 512-px photo's 256-px probe),
@@ -168,7 +173,7 @@ def search_quality(
     offset = score - line(guess)
     better = _clamp(first + _steps(target - offset - s1, slope), low, high)
     search.quality, search.data = guess, data
-    if score >= target and better < guess:
+    if score >= target + _OVERSHOOT and better < guess:
         lower, lower_score = scored(image, full, better)
         if lower_score >= target:
             search.quality, search.data = better, lower
