@@ -7,6 +7,7 @@ import os
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -213,36 +214,61 @@ def test_the_runtime_score_matches_the_package_pipeline(
     assert abs(ours - theirs) <= 0.05
 
 
+def test_the_runtime_score_of_alpha_is_within_half_a_point() -> None:
+    """With alpha (blended on dark and light grey) the two differ more, by
+    0.24-0.39 on the corpus' gulp.png in WebP: within half a point."""
+    photo = _reference_render(SAMPLES / "chelsea.png", 300)
+    alpha = pyvips.Image.xyz(photo.width, photo.height)[0].linear([255 / photo.width], [0.0])
+    image = photo.bandjoin(alpha.cast("uchar")).copy(interpretation="srgb").copy_memory()
+    decoded = pyvips.Image.new_from_buffer(image.write_to_buffer(".webp", Q=60), "")
+    ours = ssimulacra2(_pixels(image), _pixels(decoded))
+    theirs = scores.package_ssimulacra2(_pixels(image), _pixels(decoded))
+    assert abs(ours - theirs) <= 0.5
+
+
 def test_a_reference_scores_itself_100() -> None:
     """An image against itself: SSIMULACRA2 100."""
     pixels = _pixels(_reference_render(SAMPLES / "chelsea.png", 300))
     assert Reference(pixels).score(pixels.copy()) == pytest.approx(100.0)
 
 
-def test_the_score_releases_the_gil() -> None:
-    """A thread scoring leaves the interpreter to others: a 1 ms sleep on
-    the main thread is never held for long (numpy releases the GIL in its
-    loops; the event loop shares the process with two render threads)."""
+def _sleep_latencies(work: Callable[[], object]) -> list[float]:
+    """How long 1 ms sleeps of this thread took while ``work`` ran in another."""
     import threading  # noqa: PLC0415
 
-    pixels = _pixels(_reference_render(SAMPLES / "retina.jpg", 800))
-    reference = Reference(pixels)
     done = threading.Event()
 
-    def work() -> None:
-        for _ in range(3):
-            reference.score(pixels)
+    def run() -> None:
+        work()
         done.set()
 
-    thread = threading.Thread(target=work)
+    thread = threading.Thread(target=run)
     thread.start()
-    worst = 0.0
+    found = []
     while not done.is_set():
         began = time.perf_counter()
         time.sleep(0.001)
-        worst = max(worst, time.perf_counter() - began)
+        found.append(time.perf_counter() - began)
     thread.join()
-    assert worst < 0.05
+    return sorted(found)
+
+
+def test_the_score_releases_the_gil() -> None:
+    """A thread scoring leaves the interpreter to others: most 1 ms sleeps
+    of the main thread take about 1 ms (numpy releases the GIL in its
+    loops; the event loop shares the process with two render threads)."""
+    pixels = _pixels(_reference_render(SAMPLES / "retina.jpg", 800))
+    reference = Reference(pixels)
+    latencies = _sleep_latencies(lambda: [reference.score(pixels) for _ in range(3)])
+    assert latencies[len(latencies) * 9 // 10] < 0.02
+
+
+def test_the_gil_check_has_teeth() -> None:
+    """The same measure sees a C call that holds the GIL: sorting a million
+    shuffled numbers (no Python runs in it, so the GIL is never offered)."""
+    numbers = [(index * 7_919) % 1_000_003 for index in range(1_000_003)]
+    latencies = _sleep_latencies(lambda: [sorted(numbers) for _ in range(3)])
+    assert latencies[-1] > 0.05
 
 
 # -- parsing and settings --------------------------------------------------

@@ -261,13 +261,13 @@ def _to_linear(pixels: Pixels, grey: float | None) -> Planes:
     planar = np.ascontiguousarray(pixels.transpose(2, 0, 1))
     if grey is None:
         return _linear_lut()[planar[:3]]
-    alpha = planar[3].astype(np.float32) / np.float32(255.0)
-    values = planar[:3].astype(np.float32) / np.float32(255.0)
-    values *= alpha
-    values += (np.float32(1.0) - alpha) * np.float32(grey)
-    low = values / np.float32(12.92)
-    high = ((values + np.float32(0.055)) / np.float32(1.055)) ** np.float32(2.4)
-    return np.where(values <= np.float32(0.04045), low, high).astype(np.float32)
+    # Blended in float64, as the values between the 8-bit levels matter.
+    alpha = planar[3] / 255.0
+    values = planar[:3] / 255.0 * alpha + (1.0 - alpha) * grey
+    low = values / 12.92
+    high = ((values + 0.055) / 1.055) ** 2.4
+    linear: Planes = np.where(values <= 0.04045, low, high).astype(np.float32)
+    return linear
 
 
 @dataclass(frozen=True, slots=True)
