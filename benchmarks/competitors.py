@@ -62,12 +62,10 @@ def ensure_venv(name: str) -> str:
 
 def service_defaults() -> tuple[dict[str, int], int]:
     """The service's current output defaults: quality per lossy format, AVIF effort."""
-    from service.settings import DEFAULT_QUALITY, Settings  # noqa: PLC0415
+    from service.formats import FIXED_QUALITY  # noqa: PLC0415
+    from service.settings import Settings  # noqa: PLC0415
 
-    lossy = ("jpeg", "webp", "avif")
-    quality: dict[str, int] = {
-        str(fmt.value): q for fmt, q in DEFAULT_QUALITY.items() if fmt.value in lossy
-    }
+    quality: dict[str, int] = {str(fmt.value): q for fmt, q in FIXED_QUALITY.items()}
     effort: int = Settings.__dataclass_fields__["avif_effort"].default  # type: ignore[assignment]
     return quality, effort
 

@@ -9,6 +9,14 @@ opens a text file named ``.png``).
 from __future__ import annotations
 
 from enum import Enum
+from typing import Final, Literal
+
+# q=auto (render/auto_quality.py): the lowest q whose SSIMULACRA2 reaches
+# --auto-quality-target. A quality is a number 1-100 or this.
+AUTO_QUALITY: Final = "auto"
+Quality = int | Literal["auto"]
+# Its default target (--auto-quality-target; docs/quality.md, "q=auto").
+DEFAULT_AUTO_QUALITY_TARGET: Final = 80.0
 
 
 class OutputFormat(Enum):
@@ -41,6 +49,16 @@ class OutputFormat(Enum):
         """Whether ``q`` changes the output (PNG and GIF here are lossless)."""
         return self in (OutputFormat.JPEG, OutputFormat.WEBP, OutputFormat.AVIF)
 
+
+# The fixed q per lossy format when --quality sets none (settings), chosen
+# by measurement (docs/quality.md): WebP 80 and AVIF 60 match JPEG 80's
+# PSNR within ~0.5 dB at 30-60 % of its bytes on 800-px photos. q=auto's
+# search starts from them, and encodes animations at them.
+FIXED_QUALITY: Final[dict[OutputFormat, int]] = {
+    OutputFormat.JPEG: 80,
+    OutputFormat.WEBP: 80,
+    OutputFormat.AVIF: 60,
+}
 
 _MEDIA_TYPES = {
     OutputFormat.JPEG: "image/jpeg",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .canonical import Canonical
-from .formats import OutputFormat
+from .formats import AUTO_QUALITY, OutputFormat, Quality
 from .sources import Original
 from .spec import Flip, RequestSpec
 
@@ -42,15 +42,23 @@ def variant_key(
     output_settings: str,
     original: Original,
     canonical: Canonical,
-    quality: Mapping[OutputFormat, int],
+    quality: Mapping[OutputFormat, Quality],
     weak: bool = False,
+    auto_quality_target: float | None = None,
 ) -> VariantKey:
     """Key a render from its canonical request (``canonical``: the sizes it
     produces, its format resolved, q and bg only where they shape it), so
-    requests for one output share one entry."""
+    requests for one output share one entry. A q=auto variant (asked for,
+    or the format's default) is keyed by its target, ``q=auto@80``: the
+    q it is encoded at follows from the pixels and the target alone."""
     spec, output = canonical.spec, canonical.format
     if output.uses_quality:
-        quality_part = str(quality[output] if spec.quality is None else spec.quality)
+        chosen = quality[output] if spec.quality is None else spec.quality
+        quality_part = str(chosen)
+        if chosen == AUTO_QUALITY:
+            if auto_quality_target is None:
+                raise ValueError("a q=auto variant needs its target to be keyed")
+            quality_part = f"{AUTO_QUALITY}@{auto_quality_target:g}"
     else:
         quality_part = "-"
     fields = (

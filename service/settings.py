@@ -18,7 +18,14 @@ from importlib import resources
 from typing import Any
 
 from .errors import BadRequest, UnprocessableImage
-from .formats import FORMAT_NAMES, OutputFormat
+from .formats import (
+    AUTO_QUALITY,
+    DEFAULT_AUTO_QUALITY_TARGET,
+    FIXED_QUALITY,
+    FORMAT_NAMES,
+    OutputFormat,
+    Quality,
+)
 from .ladder import parse_widths
 from .origins.addresses import parse_networks
 from .origins.body import looks_like_image
@@ -39,16 +46,17 @@ from .units import parse_byte_size
 
 ENV_PREFIX = "IMAGE_FACTORY_"
 
-# Per-format defaults for q, chosen by measurement (docs/quality.md):
-# WebP 80 and AVIF 60 match JPEG 80's PSNR within ~0.5 dB at 30-60 % of
-# its bytes on 800-px renders of the samples and corpus photos.
-DEFAULT_QUALITY: dict[OutputFormat, int] = {
-    OutputFormat.JPEG: 80,
-    OutputFormat.WEBP: 80,
-    OutputFormat.AVIF: 60,
+# Per-format defaults for q (formats.FIXED_QUALITY: chosen by measurement).
+DEFAULT_QUALITY: dict[OutputFormat, Quality] = {
+    **FIXED_QUALITY,
     OutputFormat.PNG: 100,  # lossless: q does not apply
     OutputFormat.GIF: 100,  # lossless: q does not apply
 }
+# The range --auto-quality-target accepts (q=auto's SSIMULACRA2 target):
+# below 30 is "low" quality on libjxl's scale, and above 95 no lossy
+# encoder reaches it at a saving.
+AUTO_QUALITY_TARGETS = (30.0, 95.0)
+_TARGET = re.compile(r"[0-9]{1,2}(?:\.[0-9])?", re.ASCII)
 
 
 class SettingsError(Exception):
@@ -136,7 +144,8 @@ class Settings:
     cdn_stale_if_error: int = 604800
     # POST /admin/purge's bearer token; None: the endpoint does not exist.
     admin_token: str | None = field(default=None, repr=False)
-    quality: dict[OutputFormat, int] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
+    quality: dict[OutputFormat, Quality] = field(default_factory=lambda: dict(DEFAULT_QUALITY))
+    auto_quality_target: float = DEFAULT_AUTO_QUALITY_TARGET
     # AVIF effort 0 (libaom's fastest): 5-8x faster than effort 2 for an
     # 800-px render (31 vs 249 ms) at 0-19 % more bytes; it also bounds the
     # worst case of an uninterruptible AVIF encode (see docs/security.md).
@@ -347,18 +356,31 @@ def _host(text: str) -> str:
     return text.strip()
 
 
-def _quality_list(text: str) -> dict[OutputFormat, int]:
+def _quality_list(text: str) -> dict[OutputFormat, Quality]:
     quality = dict(DEFAULT_QUALITY)
     for item in text.split(","):
         name, sep, value = item.partition("=")
         fmt = FORMAT_NAMES.get(name.strip().lower())
         if not sep or fmt is None or not fmt.uses_quality:
-            raise ValueError(f"expected e.g. jpeg=80,webp=80,avif=60, got {item.strip()!r}")
+            raise ValueError(f"expected e.g. jpeg=80,webp=auto,avif=60, got {item.strip()!r}")
+        if value.strip().lower() == AUTO_QUALITY:
+            quality[fmt] = AUTO_QUALITY
+            continue
         number = _integer(value)
         if not 1 <= number <= 100:
             raise ValueError(f"quality for {name.strip()} must be from 1 to 100, got {value!r}")
         quality[fmt] = number
     return quality
+
+
+def _auto_quality_target(text: str) -> float:
+    low, high = AUTO_QUALITY_TARGETS
+    if not _TARGET.fullmatch(text.strip()) or not low <= float(text) <= high:
+        raise ValueError(
+            f"must be a SSIMULACRA2 score from {low:g} to {high:g} (one decimal at most), "
+            f"got {text!r}"
+        )
+    return float(text)
 
 
 def _effort(text: str) -> int:
@@ -645,7 +667,16 @@ _OPTIONS = (
         "bearer token of POST /admin/purge, or @FILE (off: no admin endpoint)",
     ),
     _Option(
-        "--quality", "quality", _quality_list, "per-format q (default jpeg=80,webp=80,avif=60)"
+        "--quality",
+        "quality",
+        _quality_list,
+        "per-format q, 1-100 or auto (default jpeg=80,webp=80,avif=60)",
+    ),
+    _Option(
+        "--auto-quality-target",
+        "auto_quality_target",
+        _auto_quality_target,
+        f"q=auto's SSIMULACRA2 target, 30-95 ({DEFAULT_AUTO_QUALITY_TARGET:g})",
     ),
     _Option("--avif-effort", "avif_effort", _effort, "AVIF encoder effort 0-9 (default 0)"),
     _Option("--max-frames", "max_frames", _positive_int, "animation frames kept (100)"),

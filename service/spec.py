@@ -16,7 +16,7 @@ from enum import Enum
 
 from .client_hints import NO_HINTS, ClientHints
 from .errors import BadRequest
-from .formats import FORMAT_NAMES, OutputFormat
+from .formats import AUTO_QUALITY, FORMAT_NAMES, OutputFormat, Quality
 
 _DECIMAL = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,12})?", re.ASCII)
 _INTEGER = re.compile(r"[0-9]{1,3}", re.ASCII)
@@ -116,7 +116,7 @@ class RequestSpec:
     gravity: Gravity = Gravity.CENTRE
     format: OutputFormat | None = None  # None: keep the original's format
     auto_format: bool = False  # format=auto: negotiate from Accept
-    quality: int | None = None  # None: the per-format default
+    quality: Quality | None = None  # None: the per-format default; "auto": q=auto
     background: tuple[int, int, int, int] = WHITE  # RGBA, for flattening alpha
     crop: Crop | None = None
     rotate: int = 0  # clockwise degrees, after EXIF orientation: 0, 90, 180, 270
@@ -138,7 +138,7 @@ class _Fields:
     height: Decimal | None = None
     format: OutputFormat | None = None
     auto_format: bool = False
-    quality: int | None = None
+    quality: Quality | None = None
     dpr: Decimal = Decimal(1)
     fit: Fit = Fit.CONTAIN
     gravity: Gravity = Gravity.CENTRE
@@ -182,8 +182,13 @@ def _set_format(fields: _Fields, name: str, value: str) -> None:
 
 
 def _set_quality(fields: _Fields, name: str, value: str) -> None:
+    if value.lower() == AUTO_QUALITY:  # case-insensitive, as format=auto is
+        fields.quality = AUTO_QUALITY
+        return
     if not _INTEGER.fullmatch(value) or not 1 <= int(value) <= 100:
-        raise BadRequest(f"{name} must be a whole number from 1 to 100, got {_shown(value)}")
+        raise BadRequest(
+            f"{name} must be a whole number from 1 to 100 or auto, got {_shown(value)}"
+        )
     fields.quality = int(value)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,15 @@ def _pixels(name: str) -> scores.Pixels:
 
 
 @pytest.mark.parametrize("name", sorted(LIBJXL))
-def test_ssimulacra2_matches_libjxls_own_scores(name: str) -> None:
-    """Each JPEG scores within 0.25 of what libjxl's tool gives it."""
-    score = scores.ssimulacra2(_pixels("source.png"), _pixels(name))
+@pytest.mark.parametrize(
+    "scorer", [scores.ssimulacra2, scores.package_ssimulacra2], ids=["service", "oracle"]
+)
+def test_ssimulacra2_matches_libjxls_own_scores(
+    name: str, scorer: Callable[[scores.Pixels, scores.Pixels], float]
+) -> None:
+    """Each JPEG scores within 0.25 of what libjxl's tool gives it, by the
+    service's scorer (which the harness uses) and by its float64 oracle."""
+    score = scorer(_pixels("source.png"), _pixels(name))
     assert abs(score - LIBJXL[name]) <= TOLERANCE
 
 
@@ -56,6 +63,13 @@ def test_the_blur_filter_is_libjxls_recursion() -> None:
     assert len(scores.kernel()) == 9
     assert scores.kernel().sum() == pytest.approx(1.0)
     np.testing.assert_allclose(scores.blur(planes)[:, :, 0], expected, atol=1e-12)
+
+
+def test_the_service_derives_the_same_blur_without_numpy() -> None:
+    """The service's taps (plain Python) are the oracle's (numpy, scipy)."""
+    from service.render import ssimulacra2  # noqa: PLC0415
+
+    np.testing.assert_allclose(ssimulacra2.taps(), scores.kernel(), atol=1e-14)
 
 
 def test_alpha_is_scored_on_dark_and_light_grey() -> None:

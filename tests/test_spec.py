@@ -129,7 +129,7 @@ def test_any_query_gives_a_spec_or_a_bad_request(pairs: list[tuple[str, str]]) -
     else:
         for side in (spec.width, spec.height):
             assert side is None or 1 <= side <= LIMIT
-        assert spec.quality is None or 1 <= spec.quality <= 100
+        assert spec.quality in (None, "auto") or 1 <= int(spec.quality) <= 100
         assert spec.rotate in (0, 90, 180, 270)
         assert spec.crop is None or min(spec.crop.width, spec.crop.height) >= 1
         assert spec.focal_point is None or all(0 <= part <= 1 for part in spec.focal_point)

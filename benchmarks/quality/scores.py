@@ -1,7 +1,14 @@
 """Perceptual scores of a distorted image against its reference: SSIMULACRA2
 and SSIM, on 8-bit sRGB arrays of the same size (height x width x 3 or 4).
 
-SSIMULACRA2 is the ``ssimulacra2`` package's (0.3.0, PyPI) colour pipeline,
+SSIMULACRA2 (``ssimulacra2``, ``Reference``) is the service's own scorer,
+``service/render/ssimulacra2.py``, the one q=auto searches with: numpy in
+float32 planes. What follows here (``package_ssimulacra2``) is the
+independent float64 pipeline it was built from and is checked against
+(tests/test_auto_quality.py: within 0.05 on real images); both are held to
+libjxl's own scores (tests/test_quality_scores.py).
+
+The oracle is the ``ssimulacra2`` package's (0.3.0, PyPI) colour pipeline,
 SSIM map, edge maps and weights, which follow libjxl's ``tools/ssimulacra2.cc``
 line for line, with one part replaced: its blur. The package blurs with
 ``scipy.ndimage.gaussian_filter``, mirroring the image's left and right
@@ -34,6 +41,8 @@ import numpy.typing as npt
 from scipy import ndimage, signal
 from skimage.metrics import structural_similarity
 from ssimulacra2 import ssimulacra2 as _package
+
+from service.render import ssimulacra2 as _service
 
 Pixels = npt.NDArray[np.uint8]
 Planes = npt.NDArray[np.float64]
@@ -125,7 +134,19 @@ def _pyramid(image: Planes) -> list[Planes]:
 
 
 class Reference:
-    """A reference image prepared once (its half of every scale) for many scores."""
+    """A reference image prepared once (its half of every scale) for many
+    scores: the service's scorer."""
+
+    def __init__(self, pixels: Pixels) -> None:
+        self._reference = _service.Reference(pixels)
+
+    def ssimulacra2(self, distorted: Pixels) -> float:
+        """SSIMULACRA2 of ``distorted`` against this reference (100: identical)."""
+        return self._reference.score(distorted)
+
+
+class PackageReference:
+    """The oracle's reference: the package's float64 pipeline, libjxl's blur."""
 
     def __init__(self, pixels: Pixels) -> None:
         self.shape = pixels.shape
@@ -178,8 +199,14 @@ def _on_grey(pixels: Pixels, grey: float | None) -> Planes:
 
 
 def ssimulacra2(reference: Pixels, distorted: Pixels) -> float:
-    """SSIMULACRA2 of ``distorted`` against ``reference`` (100: identical)."""
-    return Reference(reference).ssimulacra2(distorted)
+    """SSIMULACRA2 of ``distorted`` against ``reference`` (100: identical),
+    by the service's scorer."""
+    return _service.ssimulacra2(reference, distorted)
+
+
+def package_ssimulacra2(reference: Pixels, distorted: Pixels) -> float:
+    """The same by the oracle (float64, the package's pipeline)."""
+    return PackageReference(reference).ssimulacra2(distorted)
 
 
 def ssim(reference: Pixels, distorted: Pixels) -> float:

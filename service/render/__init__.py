@@ -17,6 +17,8 @@ Its modules, in the order a render meets them (``pipeline.STEPS``):
   ``overlay``: a named watermark on the final canvas (and its sizes' LRU);
 - ``rights``: the creator and copyright fields, read with the header and
   written anew (``rights_codecs``: their EXIF, IPTC and XMP bytes);
+- ``auto_quality``: q=auto's search for the lowest q whose score reaches
+  the target (``ssimulacra2``: the score, with numpy);
 - ``save``: encoder options, written through ``output``'s descriptor writer;
 - ``mezzanine``: an original's smaller, fast-reading copy, built once and
   read by the resize step (and ``crop``'s region) where it holds enough pixels;

@@ -42,6 +42,10 @@ class RenderContext:
     # where it holds enough pixels, and says so in ``from_mezzanine``.
     mezzanine: pyvips.Image | None = None
     from_mezzanine: bool = False
+    # Set by the auto_quality step for q=auto: the q chosen, and the bytes
+    # of its encode, which the save step writes as they are (None: encode).
+    quality: int | None = None
+    encoded: bytes | None = None
     _image: pyvips.Image | None = None
 
     @property

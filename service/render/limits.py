@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import SourceTooLarge
+from .auto_quality import memory_bytes
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -36,17 +37,28 @@ MAX_JPEG_SCANS = 256
 def check_limits(context: RenderContext) -> None:
     """Step: refuse an original over any limit, for the frames it renders."""
     frames = context.frames
-    whole = whole_decode_bytes(context.facts, context.request, frames)
+    whole = whole_decode_bytes(context.facts, context.request, frames, context.policy)
     check(context.facts, context.policy, frames=frames, decode_bytes=whole)
 
 
-def whole_decode_bytes(facts: HeaderFacts, request: RenderRequest | None, frames: int) -> int:
+def whole_decode_bytes(
+    facts: HeaderFacts,
+    request: RenderRequest | None,
+    frames: int,
+    policy: RenderPolicy | None = None,
+) -> int:
     """What a render of ``facts`` holds for the whole image at once: what
-    its decoder holds and, with ``trim``, the decoded frames, which the
-    trim step keeps in memory."""
-    if request is None or request.trim is None:
+    its decoder holds; with ``trim``, the decoded frames, which the trim
+    step keeps in memory; with q=auto, what its search holds (the output
+    in memory and its scores: ``auto_quality.memory_bytes``)."""
+    if request is None:
         return facts.decode_bytes
-    return facts.decode_bytes + facts.pixel_bytes * frames
+    need = facts.decode_bytes
+    if request.trim is not None:
+        need += facts.pixel_bytes * frames
+    if policy is not None and frames == 1:
+        need += memory_bytes(facts, request, policy)
+    return need
 
 
 def check(
@@ -90,7 +102,7 @@ def decode_reservation(
         from .header import frames_to_render, output_format  # noqa: PLC0415
 
         frames = frames_to_render(facts, output_format(request, facts), policy.max_frames)
-    need = whole_decode_bytes(facts, request, frames)
+    need = whole_decode_bytes(facts, request, frames, policy)
     try:
         check(facts, policy, frames=frames, decode_bytes=need)
     except SourceTooLarge:

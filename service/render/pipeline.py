@@ -15,6 +15,7 @@ import pyvips
 
 from ..errors import RenderTimeout, UnprocessableImage
 from ..formats import OutputFormat
+from .auto_quality import choose_quality
 from .blur import blur
 from .colour import to_srgb
 from .context import RenderContext
@@ -51,6 +52,7 @@ STEPS: tuple[Step, ...] = (
     overlay,  # overlay: a named watermark on the final canvas
     flatten,  # flatten: alpha onto bg for formats without it
     write_rights,  # rights: the creator and copyright fields, written anew
+    choose_quality,  # auto_quality: q=auto's search, encoding as save would
     save,  # save: encode into the target
 )
 
@@ -62,6 +64,7 @@ class RenderResult:
     height: int  # per frame
     frames: int
     from_mezzanine: bool = False  # the resize read the original's mezzanine
+    quality: int | None = None  # the q encoded at (lossy formats)
 
 
 def render(
@@ -101,9 +104,10 @@ def render(
             raise
         except (pyvips.Error, UnicodeDecodeError) as error:
             raise failure_of(error, deadline, policy.timeout_seconds) from error
-        except (UnprocessableImage, OutputWriteError) as failure:
-            # Refused from the header (over a limit), or the target's disk
-            # failed: the caller answers or retries, uncached.
+        except (UnprocessableImage, OutputWriteError, RenderTimeout) as failure:
+            # Refused from the header (over a limit), the target's disk
+            # failed, or a step saw the deadline pass between libvips calls
+            # (q=auto's search): the caller answers or retries, uncached.
             release_images(failure)
             raise
 
@@ -128,4 +132,5 @@ def _run(context: RenderContext, mezzanine: str | None) -> RenderResult:
         height=image.height // context.frames,
         frames=context.frames,
         from_mezzanine=context.from_mezzanine,
+        quality=context.quality,
     )

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..formats import OutputFormat
+from ..formats import DEFAULT_AUTO_QUALITY_TARGET, OutputFormat, Quality
 from ..spec import Crop, Fit, Flip, Gravity
 
 if TYPE_CHECKING:
@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 class RenderPolicy:
     """Fixed for the life of a process: limits, defaults, encoder effort."""
 
-    quality: Mapping[OutputFormat, int]  # the default q per output format
+    quality: Mapping[OutputFormat, Quality]  # the default q per output format
     max_output_size: int
     max_source_pixels: int
     avif_effort: int
     max_frames: int = 100
+    # q=auto's SSIMULACRA2 target (render/auto_quality.py).
+    auto_quality_target: float = DEFAULT_AUTO_QUALITY_TARGET
     # Seconds from the start of the render (queue time is not counted).
     timeout_seconds: float = 20.0
     allow_svg: bool = False
@@ -46,7 +48,7 @@ class RenderRequest:
     height: int | None
     format: OutputFormat | None  # None: the original's, or the fallback
     background: tuple[int, int, int, int]
-    quality: int | None = None  # the request's q; None: the policy's per format
+    quality: Quality | None = None  # the request's q; None: the policy's per format
     fit: Fit = Fit.CONTAIN
     gravity: Gravity = Gravity.CENTRE
     # format=auto chose the format; AVIF is not used for animations, which
@@ -70,6 +72,7 @@ class RenderRequest:
         return self.fit is Fit.PAD and self.width is not None and self.height is not None
 
 
-def quality_for(output: OutputFormat, policy: RenderPolicy, request: RenderRequest) -> int:
-    """The q to encode ``output`` with: the request's, else the default."""
+def quality_for(output: OutputFormat, policy: RenderPolicy, request: RenderRequest) -> Quality:
+    """The q to encode ``output`` with: the request's, else the default
+    (``auto``: the auto_quality step's search chooses it)."""
     return policy.quality[output] if request.quality is None else request.quality

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pyvips
 
 from ..formats import OutputFormat
+from .auto_quality import encode_options
 from .output import DescriptorWriter, OutputWriteError
 from .request import quality_for
 
@@ -19,21 +20,27 @@ _PHOTO_PNG_FILTERS = "none|sub|avg"
 
 
 def save(context: RenderContext) -> None:
-    """Step: encode the image into the render's target descriptor."""
+    """Step: encode the image into the render's target descriptor (q=auto's
+    search encoded it already: its bytes are written as they are)."""
     output, image = context.output, context.image
+    writer = DescriptorWriter(context.target_fd)
+    if context.encoded is not None:
+        if writer.write(context.encoded) < 0 and writer.error is not None:
+            raise OutputWriteError(writer.error) from writer.error
+        return
     options: dict[str, object] = {"keep": context.keep}
     if output.uses_quality:
-        options["Q"] = quality_for(output, context.policy, context.request)
-    if output is OutputFormat.JPEG:
-        options["optimize_coding"] = True
+        if context.quality is None:
+            quality = quality_for(output, context.policy, context.request)
+            if not isinstance(quality, int):
+                raise RuntimeError("q=auto reached the save step unchosen")
+            context.quality = quality
+        options = encode_options(output, context.policy, context.quality, context.keep)
     elif output is OutputFormat.PNG:
         # By what the original is, not the output: fit=pad adds an alpha band
         # to an opaque photo, which still compresses as a photo.
         facts = context.facts
         options.update(png_save_options(has_alpha=facts.has_alpha, drawn=facts.drawn))
-    elif output is OutputFormat.AVIF:
-        options["effort"] = context.policy.avif_effort
-    writer = DescriptorWriter(context.target_fd)
     target = pyvips.TargetCustom()
     target.on_write(writer.write)
     # libvips reports progress while it computes pixels; past the deadline

@@ -61,6 +61,7 @@ def render_policy(settings: Settings) -> RenderPolicy:
     """What every render of this process is held to."""
     return RenderPolicy(
         quality=dict(settings.quality),
+        auto_quality_target=settings.auto_quality_target,
         max_output_size=settings.max_output_size,
         max_source_pixels=settings.max_source_pixels,
         avif_effort=settings.avif_effort,
@@ -179,6 +180,7 @@ async def _render_service(
         settings.max_output_size,
         Ladder(settings.widths) if settings.widths else None,
         weak_etags=settings.mezzanine,
+        auto_quality_target=settings.auto_quality_target,
     )
     metrics.watch_cache(partial(_cache_stats, cache))
     source_cache = origins.sources.cache if origins.sources else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..canonical import Canonical, OriginalFacts, canonical
 from ..errors import OriginalReplaced
-from ..formats import OutputFormat
+from ..formats import OutputFormat, Quality
 from ..header_memo import facts_of
 from ..keys import VariantKey, variant_key
 from ..ladder import Ladder
@@ -36,13 +36,15 @@ class Locator:
 
     renders: RenderService
     output_settings: str
-    quality: Mapping[OutputFormat, int]
+    quality: Mapping[OutputFormat, Quality]
     allow_svg: bool
     max_output_size: int
     ladder: Ladder | None
     # --mezzanine: a variant's bytes depend on whether its original's
     # mezzanine existed when it was rendered (docs/mezzanine.md).
     weak_etags: bool = False
+    # --auto-quality-target: part of the key of every q=auto variant.
+    auto_quality_target: float | None = None
 
     def locate(
         self,
@@ -73,6 +75,7 @@ class Locator:
             canonical=wanted,
             quality=self.quality,
             weak=self.weak_etags,
+            auto_quality_target=self.auto_quality_target,
         )
         if etag_matches(if_none_match, key.etag):
             return Located(original, wanted, key, not_modified=True, cached=None)

@@ -1,0 +1,252 @@
+"""q=auto: per variant, the lowest q whose SSIMULACRA2 reaches the target.
+
+The score is against the unencoded render at the output size (the image
+the save step would encode), with the service's own scorer
+(``ssimulacra2``), at most ``MAX_ENCODES`` encodes a variant:
+
+1. two encodes of a *probe*, the render at half its width and height (a
+   quarter of its pixels; renders under ``_PROBE_MIN_PIXELS`` are their
+   own probe): the format's fixed default q, then the q that a nominal
+   slope says reaches the target (at least ``_SPREAD`` steps away); the
+   line through the two scores gives the q the probe needs
+   (docs/quality.md: the probe's score predicts the full size's with
+   r = 0.97-0.99, ±1-3 points image by image);
+2. one encode at full size at that q, scored (the first full-size score;
+   docs/quality.md: the probe is good enough to start near the answer,
+   not to end it). Its difference from the line is the image's own probe
+   error, and moves the line;
+3. at most one more full-size encode at the q the moved line gives: lower,
+   when step 2 passed the target by over ``_OVERSHOOT``, scored, and kept
+   only if it still reaches the target; or higher, when step 2 missed,
+   kept unscored (no encode is left to check it), a step above the line.
+
+The chosen encode's bytes are what the save step writes: nothing is
+encoded twice. What it costs is counted like any render's: every encode
+and score runs under the render's deadline (checked between them; libvips
+kills an encode past it), and the memory it holds (the render in memory,
+the reference's scales) is reserved in the decode budget with the
+original's decode (``memory_bytes``, through ``limits``).
+
+Animations are encoded at the format's fixed default q (``FIXED``): a
+search over every frame would cost frames times as much.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyvips
+
+from ..errors import RenderTimeout
+from ..formats import AUTO_QUALITY, FIXED_QUALITY, OutputFormat
+from .request import RenderPolicy, RenderRequest, quality_for
+from .ssimulacra2 import Pixels, Reference
+
+if TYPE_CHECKING:
+    from .context import RenderContext
+    from .header import HeaderFacts
+
+MAX_ENCODES = 4
+# Where the search starts, and what an animation is encoded at.
+FIXED = FIXED_QUALITY
+# The q range searched, per format.
+_RANGE = {OutputFormat.JPEG: (20, 98), OutputFormat.WEBP: (20, 98), OutputFormat.AVIF: (15, 95)}
+# SSIMULACRA2 points per q step, for the second probe (the harness' curves
+# over the corpus photos at 800 px, q 60-90: 0.4-0.7).
+_SLOPE = 0.5
+_SLOPES = (0.15, 3.0)  # what a measured slope is held within
+# The two probes' q at least this far apart: nearer, the scores' noise
+# (a few tenths of a point) is the slope (AVIF q57 and q60 of one photo
+# scored 0.2 apart, and the line's answer was q28).
+_SPREAD = 5
+# The probe scores WebP 1.8 points high on average (docs/quality.md).
+_PROBE_BIAS = {OutputFormat.WEBP: 1.8}
+# A full-size score this far above the target is worth one more encode
+# and score a step or more lower; nearer, the q is kept (a full-size
+# score costs more than the render it refines).
+_OVERSHOOT = 1.0
+# Renders of fewer pixels are their own probe: the probe of a small image
+# predicts it badly (a 480x320 photo's 240-px probe scored 25 points under
+# it; docs/quality.md: the worst pair was a 512-px photo's 256-px probe),
+# and its full-size scores are cheap.
+_PROBE_MIN_PIXELS = 300_000
+# Memory a search holds per output pixel: the render in memory, the
+# reference's scales (XYB, blur, variance, edges in float32 over all
+# scales) and one score's temporaries (measured: tests/test_auto_quality.py).
+BYTES_PER_PIXEL = 280
+
+
+@dataclass(slots=True)
+class Search:
+    """What a search did: every encode (q, full size or probe, its score
+    or None when unscored), and the chosen q with its bytes."""
+
+    quality: int = 0
+    data: bytes = b""
+    encodes: list[tuple[int, bool, float | None]] = field(default_factory=list)
+
+
+def choose_quality(context: RenderContext) -> None:
+    """Step: for q=auto, search the q and keep its encoded bytes for save."""
+    output = context.output
+    if not output.uses_quality:
+        return
+    if quality_for(output, context.policy, context.request) != AUTO_QUALITY:
+        return
+    if context.frames > 1:
+        context.quality = FIXED[output]
+        return
+    context.deadline.watch(context.image)
+    image = context.image.copy_memory()  # the render, decoded and resized, once
+    context.image = image
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
+        if context.deadline.passed():
+            raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
+        context.deadline.watch(picture)
+        data: bytes = picture.write_to_buffer(
+            output.suffix, **encode_options(output, context.policy, quality, context.keep)
+        )
+        return data
+
+    search = search_quality(image, output, context.policy.auto_quality_target, encode)
+    if context.deadline.passed():  # the last score ran past it
+        raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
+    context.quality = search.quality
+    context.encoded = search.data
+
+
+def encode_options(
+    output: OutputFormat, policy: RenderPolicy, quality: int, keep: str = "none"
+) -> dict[str, object]:
+    """The save step's options for a lossy ``output`` at ``quality``."""
+    options: dict[str, object] = {"keep": keep, "Q": quality}
+    if output is OutputFormat.JPEG:
+        options["optimize_coding"] = True
+    elif output is OutputFormat.AVIF:
+        options["effort"] = policy.avif_effort
+    return options
+
+
+def search_quality(
+    image: pyvips.Image,
+    output: OutputFormat,
+    target: float,
+    encode: Callable[[pyvips.Image, int], bytes],
+) -> Search:
+    """The lowest q (at most ``MAX_ENCODES`` encodes through ``encode``)
+    whose encode of ``image`` scores ``target`` or more."""
+    low, high = _RANGE[output]
+    search = Search()
+    full = Reference(pixels_of(image))
+    small = image.width * image.height < _PROBE_MIN_PIXELS
+    probe = image if small else image.resize(0.5).copy_memory()
+    reference = full if small else Reference(pixels_of(probe))
+    bias = 0.0 if small else _PROBE_BIAS.get(output, 0.0)
+
+    done: dict[tuple[bool, int], tuple[bytes, float]] = {}
+
+    def scored(picture: pyvips.Image, against: Reference, quality: int) -> tuple[bytes, float]:
+        at_full = picture is image
+        if (at_full, quality) not in done:
+            data = encode(picture, quality)
+            decoded = pyvips.Image.new_from_buffer(data, "")
+            if decoded.hasalpha() and not picture.hasalpha():
+                decoded = decoded.flatten(background=[255.0, 255.0, 255.0])
+            score = against.score(pixels_of(decoded))
+            search.encodes.append((quality, at_full, score))
+            done[at_full, quality] = data, score
+        return done[at_full, quality]
+
+    # 1. Two probes: the line through them, at the target (plus the bias).
+    first = FIXED[output]
+    _, s1 = scored(probe, reference, first)
+    step = _steps(target + bias - s1, _SLOPE)
+    direction = 1 if step > 0 or (step == 0 and s1 < target + bias) else -1
+    step = direction * max(abs(step), _SPREAD)
+    second = _clamp(first + step, low, high)
+    if second == first:  # at an end of the range
+        second = _clamp(first - step, low, high)
+    _, s2 = scored(probe, reference, second)
+    slope = _slope(first, s1, second, s2)
+
+    def line(quality: float) -> float:
+        return s1 + slope * (quality - first)
+
+    # 2. The full size at the q the line gives.
+    guess = _clamp(first + _steps(target + bias - s1, slope), low, high)
+    data, score = scored(image, full, guess)
+    # 3. The line moved by this image's own probe error; one more encode.
+    offset = score - line(guess)
+    better = _clamp(first + _steps(target - offset - s1, slope), low, high)
+    search.quality, search.data = guess, data
+    if score >= target + _OVERSHOOT and better < guess:
+        lower, lower_score = scored(image, full, better)
+        if lower_score >= target:
+            search.quality, search.data = better, lower
+    elif score < target and guess < high:
+        # Unscored: a step above the line's answer, since a miss cannot be
+        # seen (before this step, 7 of 108 lab runs ended 0.02-1.1 short).
+        higher = _clamp(max(better, guess) + 1, low, high)
+        search.quality, search.data = higher, encode(image, higher)
+        search.encodes.append((higher, True, None))
+    return search
+
+
+def _steps(points: float, slope: float) -> int:
+    """Whole q steps that gain ``points`` at ``slope`` (up: reaching beats
+    missing by a step)."""
+    return math.ceil(points / slope - 1e-9)
+
+
+def _slope(q1: int, s1: float, q2: int, s2: float) -> float:
+    if q1 == q2:
+        return _SLOPE
+    measured = (s2 - s1) / (q2 - q1)
+    low, high = _SLOPES
+    return _SLOPE if not low <= measured <= high else measured
+
+
+def _clamp(quality: int, low: int, high: int) -> int:
+    return max(low, min(high, quality))
+
+
+def pixels_of(image: pyvips.Image) -> Pixels:
+    """An 8-bit image as sRGB pixels (grey made colour), alpha kept."""
+    if image.bands < 3:
+        image = image.colourspace("srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    return np.ndarray(
+        buffer=image.write_to_memory(),
+        dtype=np.uint8,
+        shape=(image.height, image.width, image.bands),
+    )
+
+
+def memory_bytes(facts: HeaderFacts, request: RenderRequest, policy: RenderPolicy) -> int:
+    """What a q=auto search holds at once for a render of ``facts`` (0
+    without q=auto): ``BYTES_PER_PIXEL`` times the output's pixels, bounded
+    from the request's box and the original's size."""
+    output = request.format or facts.own_format
+    if not output.uses_quality or quality_for(output, policy, request) != AUTO_QUALITY:
+        return 0
+    width, height = facts.width, facts.height
+    if request.rotate % 180:
+        width, height = height, width
+    pixels = width * height
+    if request.width is not None and request.height is not None:
+        pixels = min(pixels, request.width * request.height)
+    else:
+        scale = 1.0
+        if request.width is not None:
+            scale = min(scale, request.width / width)
+        if request.height is not None:
+            scale = min(scale, request.height / height)
+        pixels = math.ceil(pixels * scale * scale)
+    side = policy.max_output_size
+    return min(pixels, side * side) * BYTES_PER_PIXEL

@@ -1,0 +1,404 @@
+"""q=auto: the lowest q whose SSIMULACRA2 reaches --auto-quality-target."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pyvips
+
+from benchmarks.quality import scores
+from service.errors import BadRequest
+from service.formats import OutputFormat
+from service.render import RenderPolicy, RenderRequest, decode_reservation, read_facts, render
+from service.render import auto_quality as aq
+from service.render.ssimulacra2 import Reference, ssimulacra2
+from service.settings import Settings, SettingsError
+from service.spec import parse_spec
+
+from .conftest import SAMPLES, MakeClient
+
+TARGET = 80.0
+LOSSY = [OutputFormat.JPEG, OutputFormat.WEBP, OutputFormat.AVIF]
+
+
+def _policy(target: float = TARGET, timeout: float = 20.0) -> RenderPolicy:
+    return RenderPolicy(
+        quality=dict.fromkeys(LOSSY, "auto"),
+        max_output_size=4096,
+        max_source_pixels=10**9,
+        avif_effort=0,
+        auto_quality_target=target,
+        timeout_seconds=timeout,
+    )
+
+
+def _render(
+    path: Path, output: OutputFormat, width: int, policy: RenderPolicy
+) -> tuple[int | None, bytes]:
+    """Render ``path`` at ``width`` in process: (the q chosen, the bytes)."""
+    request = RenderRequest(width=width, height=None, format=output, background=(255,) * 4)
+    source = os.open(path, os.O_RDONLY)
+    with tempfile.TemporaryFile() as target:
+        try:
+            facts = read_facts(source, allow_svg=False)
+            result = render(policy, request, facts, source, target.fileno())
+        finally:
+            os.close(source)
+        target.seek(0)
+        return result.quality, target.read()
+
+
+def _pixels(image: pyvips.Image) -> scores.Pixels:
+    return aq.pixels_of(image)
+
+
+def _reference_render(path: Path, width: int) -> pyvips.Image:
+    """The unencoded render at the output size: the service's own, as PNG."""
+    _, data = _render(path, OutputFormat.PNG, width, _policy())
+    return pyvips.Image.new_from_buffer(data, "").copy_memory()
+
+
+def _flat(tmp_path: Path) -> Path:
+    """The photo with its detail blurred away: an easy image."""
+    photo = pyvips.Image.new_from_file(str(SAMPLES / "rocket.jpg"))
+    path = tmp_path / "flat.png"
+    photo.gaussblur(6).cast("uchar").write_to_file(str(path))
+    return path
+
+
+# -- the search ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("output", LOSSY)
+def test_the_output_reaches_the_target(output: OutputFormat) -> None:
+    """A detailed photo's q=auto output scores at least the target, by the
+    harness' scorer against the unencoded render."""
+    path = SAMPLES / "rocket.jpg"
+    quality, data = _render(path, output, 480, _policy())
+    reference = _reference_render(path, 480)
+    decoded = pyvips.Image.new_from_buffer(data, "")
+    score = scores.ssimulacra2(_pixels(reference), _pixels(decoded))
+    assert score >= TARGET - 0.5, (quality, score)
+
+
+def test_a_flat_image_gets_a_lower_q_than_a_detailed_one(tmp_path: Path) -> None:
+    """The q follows the picture: a gradient needs far less than a photo."""
+    flat, _ = _render(_flat(tmp_path), OutputFormat.JPEG, 480, _policy())
+    detailed, _ = _render(SAMPLES / "rocket.jpg", OutputFormat.JPEG, 480, _policy())
+    assert flat is not None
+    assert detailed is not None
+    assert flat < detailed
+
+
+def test_a_higher_target_chooses_a_higher_q() -> None:
+    """The target is what moves the q."""
+    low, _ = _render(SAMPLES / "rocket.jpg", OutputFormat.WEBP, 480, _policy(70.0))
+    high, _ = _render(SAMPLES / "rocket.jpg", OutputFormat.WEBP, 480, _policy(88.0))
+    assert low is not None
+    assert high is not None
+    assert low < high
+
+
+@pytest.mark.parametrize(
+    ("name", "output"),
+    [("rocket.jpg", OutputFormat.JPEG), ("retina.jpg", OutputFormat.WEBP),
+     ("chelsea.png", OutputFormat.AVIF), ("camera.png", OutputFormat.JPEG)],
+)  # fmt: skip
+def test_the_search_makes_at_most_four_encodes(name: str, output: OutputFormat) -> None:
+    """Every encode goes through the one callback: never more than four."""
+    image = _reference_render(SAMPLES / name, 600)
+    calls: list[int] = []
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
+        calls.append(quality)
+        data: bytes = picture.write_to_buffer(
+            output.suffix, **aq.encode_options(output, _policy(), quality)
+        )
+        return data
+
+    search = aq.search_quality(image, output, TARGET, encode)
+    assert 2 <= len(calls) <= aq.MAX_ENCODES
+    assert len(search.encodes) == len(calls)
+    assert search.quality in calls
+
+
+def test_the_probe_is_half_the_size_and_the_full_size_is_scored_once_at_least() -> None:
+    """Two encodes of the quarter-area probe, then full-size ones, one scored."""
+    image = _reference_render(SAMPLES / "retina.jpg", 800)
+    sizes: list[tuple[int, int]] = []
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
+        sizes.append((picture.width, picture.height))
+        data: bytes = picture.write_to_buffer(".jpg", Q=quality)
+        return data
+
+    search = aq.search_quality(image, OutputFormat.JPEG, TARGET, encode)
+    assert sizes[:2] == [(400, 400)] * 2
+    assert all(size == (800, 800) for size in sizes[2:])
+    assert any(full and score is not None for _, full, score in search.encodes)
+
+
+def test_its_memory_is_within_what_the_budget_reserves() -> None:
+    """The search's peak of Python and numpy memory, per output pixel, is
+    within ``BYTES_PER_PIXEL`` (what limits and the decode budget count)."""
+    image = _reference_render(SAMPLES / "retina.jpg", 800)
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
+        data: bytes = picture.write_to_buffer(".jpg", Q=quality)
+        return data
+
+    tracemalloc.start()
+    try:
+        aq.search_quality(image, OutputFormat.JPEG, TARGET, encode)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= aq.BYTES_PER_PIXEL * image.width * image.height
+
+
+def test_the_decode_budget_reserves_the_search() -> None:
+    """A q=auto render reserves its search's memory on top of the decode."""
+    path = SAMPLES / "retina.jpg"
+    source = os.open(path, os.O_RDONLY)
+    try:
+        facts = read_facts(source, allow_svg=False)
+    finally:
+        os.close(source)
+    request = RenderRequest(width=800, height=None, format=OutputFormat.JPEG, background=(255,) * 4)
+    fixed = decode_reservation(facts, _policy(), dataclasses.replace(request, quality=80))
+    auto = decode_reservation(facts, _policy(), request)
+    assert auto - fixed == aq.BYTES_PER_PIXEL * 800 * 800
+
+
+def test_the_deadline_counts_the_search() -> None:
+    """A render whose search runs past --render-timeout is a RenderTimeout."""
+    from service.errors import RenderTimeout  # noqa: PLC0415
+
+    slow = Reference.score
+
+    def sleepy(self: Reference, distorted: scores.Pixels) -> float:
+        time.sleep(0.4)
+        return slow(self, distorted)
+
+    Reference.score = sleepy  # type: ignore[method-assign]
+    try:
+        with pytest.raises(RenderTimeout):
+            _render(SAMPLES / "rocket.jpg", OutputFormat.JPEG, 200, _policy(timeout=0.6))
+    finally:
+        Reference.score = slow  # type: ignore[method-assign]
+
+
+# -- the score -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["rocket.jpg", "retina.jpg", "chelsea.png", "camera.png"])
+@pytest.mark.parametrize(("suffix", "quality"), [(".jpg", 40), (".webp", 75), (".avif", 60)])
+def test_the_runtime_score_matches_the_package_pipeline(
+    name: str, suffix: str, quality: int
+) -> None:
+    """The service's scorer (float32 planes) is within 0.05 of the quality
+    harness' float64 pipeline (the ssimulacra2 package's, with libjxl's blur),
+    which tests/test_quality_scores.py holds to libjxl's own scores."""
+    image = _reference_render(SAMPLES / name, 400)
+    decoded = pyvips.Image.new_from_buffer(image.write_to_buffer(suffix, Q=quality), "")
+    ours = ssimulacra2(_pixels(image), _pixels(decoded))
+    theirs = scores.package_ssimulacra2(_pixels(image), _pixels(decoded))
+    assert abs(ours - theirs) <= 0.05
+
+
+def test_the_runtime_score_of_alpha_is_within_half_a_point() -> None:
+    """With alpha (blended on dark and light grey) the two differ more, by
+    0.24-0.39 on the corpus' gulp.png in WebP: within half a point."""
+    photo = _reference_render(SAMPLES / "chelsea.png", 300)
+    alpha = pyvips.Image.xyz(photo.width, photo.height)[0].linear([255 / photo.width], [0.0])
+    image = photo.bandjoin(alpha.cast("uchar")).copy(interpretation="srgb").copy_memory()
+    decoded = pyvips.Image.new_from_buffer(image.write_to_buffer(".webp", Q=60), "")
+    ours = ssimulacra2(_pixels(image), _pixels(decoded))
+    theirs = scores.package_ssimulacra2(_pixels(image), _pixels(decoded))
+    assert abs(ours - theirs) <= 0.5
+
+
+def test_a_reference_scores_itself_100() -> None:
+    """An image against itself: SSIMULACRA2 100."""
+    pixels = _pixels(_reference_render(SAMPLES / "chelsea.png", 300))
+    assert Reference(pixels).score(pixels.copy()) == pytest.approx(100.0)
+
+
+def _sleep_latencies(work: Callable[[], object]) -> list[float]:
+    """How long 1 ms sleeps of this thread took while ``work`` ran in another."""
+    import threading  # noqa: PLC0415
+
+    done = threading.Event()
+
+    def run() -> None:
+        work()
+        done.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    found = []
+    while not done.is_set():
+        began = time.perf_counter()
+        time.sleep(0.001)
+        found.append(time.perf_counter() - began)
+    thread.join()
+    return sorted(found)
+
+
+def test_the_score_releases_the_gil() -> None:
+    """A thread scoring leaves the interpreter to others: most 1 ms sleeps
+    of the main thread take about 1 ms (numpy releases the GIL in its
+    loops; the event loop shares the process with two render threads)."""
+    pixels = _pixels(_reference_render(SAMPLES / "retina.jpg", 800))
+    reference = Reference(pixels)
+    latencies = _sleep_latencies(lambda: [reference.score(pixels) for _ in range(3)])
+    assert latencies[len(latencies) * 9 // 10] < 0.02
+
+
+def test_the_gil_check_has_teeth() -> None:
+    """The same measure sees a C call that holds the GIL: sorting a million
+    shuffled numbers (no Python runs in it, so the GIL is never offered)."""
+    numbers = [(index * 7_919) % 1_000_003 for index in range(1_000_003)]
+    latencies = _sleep_latencies(lambda: [sorted(numbers) for _ in range(3)])
+    assert latencies[-1] > 0.05
+
+
+# -- parsing and settings --------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["auto", "AUTO", "Auto"])
+def test_q_auto_is_parsed(value: str) -> None:
+    """q=auto (any case, as format=auto) asks for the search."""
+    assert parse_spec([("q", value)], max_output_size=4096).quality == "auto"
+    assert parse_spec([("quality", value)], max_output_size=4096).quality == "auto"
+
+
+@pytest.mark.parametrize("value", ["auto2", "aut", "auto80", " auto", "auto ", "automatic", ""])
+def test_other_words_are_a_400(value: str) -> None:
+    """Anything else that is not a whole number 1-100 is a 400 naming q."""
+    with pytest.raises(BadRequest) as caught:
+        parse_spec([("q", value)], max_output_size=4096)
+    assert caught.value.message.startswith("q must be a whole number from 1 to 100 or auto")
+    assert "\n" not in caught.value.message
+
+
+def test_quality_may_make_auto_a_formats_default() -> None:
+    """--quality jpeg=auto; the others keep theirs."""
+    settings = Settings.from_sources(["--quality", "jpeg=auto,webp=70"], {})
+    assert settings.quality[OutputFormat.JPEG] == "auto"
+    assert settings.quality[OutputFormat.WEBP] == 70
+    assert settings.quality[OutputFormat.AVIF] == 60
+
+
+def test_the_target_has_a_default_a_flag_and_a_variable() -> None:
+    """--auto-quality-target and IMAGE_FACTORY_AUTO_QUALITY_TARGET."""
+    assert Settings.from_sources([], {}).auto_quality_target == 80.0
+    assert Settings.from_sources(["--auto-quality-target", "85.5"], {}).auto_quality_target == 85.5
+    environ = {"IMAGE_FACTORY_AUTO_QUALITY_TARGET": "72"}
+    assert Settings.from_sources([], environ).auto_quality_target == 72.0
+
+
+@pytest.mark.parametrize("value", ["29.9", "96", "80.55", "-80", "1e2", "abc", "nan", ""])
+def test_a_target_out_of_range_is_refused_in_one_line(value: str) -> None:
+    """The service does not start with a target it cannot mean."""
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_sources(["--auto-quality-target", value], {})
+    assert "--auto-quality-target" in str(caught.value)
+    assert "30 to 95" in str(caught.value)
+
+
+# -- over HTTP ---------------------------------------------------------------
+
+
+async def test_q_auto_is_rendered_once_then_a_cache_hit(make_client: MakeClient) -> None:
+    """A q=auto variant is a cache entry like any other."""
+    client = await make_client()
+    first = await client.get("/picture/rocket.jpg?w=300&format=webp&q=auto")
+    assert first.status == 200
+    assert first.headers["X-Cache"] == "MISS"
+    second = await client.get("/picture/rocket.jpg?w=300&format=webp&q=AUTO")
+    assert second.headers["X-Cache"] == "HIT"
+    assert await second.read() == await first.read()
+    fixed = await client.get("/picture/rocket.jpg?w=300&format=webp&q=80")
+    assert fixed.headers["ETag"] != first.headers["ETag"]
+
+
+async def test_the_key_holds_the_target(make_client: MakeClient) -> None:
+    """Another target is another variant; --quality's auto is q=auto's."""
+    default = await make_client()
+    higher = await make_client(auto_quality_target=90.0)
+    by_default = await make_client(quality={**Settings().quality, OutputFormat.JPEG: "auto"})
+    path = "/picture/rocket.jpg?w=200&format=jpeg"
+    asked = (await default.get(path + "&q=auto")).headers["ETag"]
+    assert (await higher.get(path + "&q=auto")).headers["ETag"] != asked
+    implicit = await by_default.get(path)
+    assert implicit.status == 200
+
+
+async def test_lossless_outputs_accept_and_ignore_it(make_client: MakeClient) -> None:
+    """PNG ignores q=auto as it ignores q: the same entry as without it."""
+    client = await make_client()
+    plain = await client.get("/picture/chelsea.png?w=100&format=png")
+    auto = await client.get("/picture/chelsea.png?w=100&format=png&q=auto")
+    assert auto.status == 200
+    assert auto.headers["ETag"] == plain.headers["ETag"]
+
+
+async def test_a_bad_q_is_a_400_with_a_one_line_reason(make_client: MakeClient) -> None:
+    """q=auto2 is a 400 whose JSON error says what q may be."""
+    client = await make_client()
+    response = await client.get("/picture/rocket.jpg?q=auto2")
+    assert response.status == 400
+    error = (await response.json())["error"]
+    assert error == "q must be a whole number from 1 to 100 or auto, got 'auto2'"
+
+
+async def test_presets_only_takes_q_auto_from_presets_alone(
+    tmp_path: Path, make_client: MakeClient
+) -> None:
+    """Under --presets-only q=auto is a 400, but a preset may set it."""
+    presets_file = tmp_path / "presets.toml"
+    presets_file.write_text('[card]\nw = 240\nformat = "webp"\nq = "auto"\n')
+    settings = Settings.from_sources(["--presets", str(presets_file), "--presets-only"], {})
+    client = await make_client(presets=settings.presets, presets_only=True)
+    refused = await client.get("/picture/rocket.jpg?q=auto")
+    assert refused.status == 400
+    assert (await refused.json())["error"] == "only presets set q here: use preset=<name>"
+    card = await client.get("/picture/rocket.jpg?preset=card")
+    assert card.status == 200
+    assert card.content_type == "image/webp"
+
+
+async def test_the_render_timeout_stops_the_search(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search's time is the render's: a slow one is a 504, while the
+    same variant at a fixed q renders well within the limit."""
+    slow = Reference.score
+
+    def sleepy(self: Reference, distorted: scores.Pixels) -> float:
+        time.sleep(0.5)
+        return slow(self, distorted)
+
+    monkeypatch.setattr(Reference, "score", sleepy)
+    client = await make_client(render_timeout=0.8)
+    fixed = await client.get("/picture/rocket.jpg?w=200&format=jpeg&q=80")
+    assert fixed.status == 200
+    searched = await client.get("/picture/rocket.jpg?w=200&format=jpeg&q=auto")
+    assert searched.status == 504
+    assert "longer than" in (await searched.json())["error"]
+
+
+def test_reference_refuses_other_sizes() -> None:
+    """A candidate of another size is an error, not a score."""
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    with pytest.raises(ValueError, match="sizes differ"):
+        Reference(pixels).score(pixels[:-1])
