@@ -27,7 +27,9 @@ SPREAD = 16
 
 
 def service_arguments(tmp_path: Path, *more: str) -> list[str]:
-    return ["--workers", "2", "--cache-dir", str(tmp_path / "cache"), *more]
+    # Without the mezzanine: whether two variants build one depends on which
+    # worker takes each (each counts its own); test_mezzanine.py purges one.
+    return ["--workers", "2", "--cache-dir", str(tmp_path / "cache"), "--no-mezzanine", *more]
 
 
 async def renders_total(http: aiohttp.ClientSession, service: RunningService) -> float:
