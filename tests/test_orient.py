@@ -6,7 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
+import pyvips
 from PIL import Image, ImageChops, ImageOps, ImageStat
+
+from service.render.frames import per_frame, with_page_height
+from service.render.orient import turned_strip
+from service.spec import Flip
 
 from .conftest import CORPUS, Client, decode
 
@@ -214,3 +219,31 @@ def _close(pixel: object, colour: tuple[int, int, int]) -> bool:
     assert isinstance(pixel, tuple)
     distance: int = max(abs(a - b) for a, b in zip(pixel, colour, strict=True))
     return distance <= 32  # lossy WebP blurs a 4 px mark a little
+
+
+def _each_frame_alone(frame: pyvips.Image, rotate: int, flip: Flip) -> pyvips.Image:
+    if rotate:
+        frame = frame.rot(f"d{rotate}")
+    if flip in (Flip.VERTICAL, Flip.BOTH):
+        frame = frame.flipver()
+    if flip in (Flip.HORIZONTAL, Flip.BOTH):
+        frame = frame.fliphor()
+    return frame
+
+
+@pytest.mark.parametrize("flip", list(Flip), ids=[flip.name for flip in Flip])
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_a_turned_strip_is_each_frame_turned_alone(rotate: int, flip: Flip) -> None:
+    """An animation strip turned as a whole (a row of frames turned once)
+    has exactly the pixels of each frame turned on its own, in frame
+    order, and the turned frame's page height."""
+    frames, width, height = 4, 5, 3
+    ramp = pyvips.Image.xyz(width, height * frames)
+    values = (ramp[0] * 7 + ramp[1] * 31) % 256
+    bands: list[pyvips.Image | int | float] = [values.invert(), values // 3]
+    strip = with_page_height(values.bandjoin(bands).cast("uchar"), height)
+    expected = per_frame(strip, frames, lambda frame: _each_frame_alone(frame, rotate, flip))
+    turned = turned_strip(strip, frames, rotate, flip)
+    assert (turned.width, turned.height) == (expected.width, expected.height)
+    assert turned.get("page-height") == expected.get("page-height")
+    assert (turned - expected).abs().max() == 0
