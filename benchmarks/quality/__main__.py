@@ -30,11 +30,7 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
 
 def measure(args: argparse.Namespace) -> dict[str, object]:
-    originals: list[images.Original] = []
-    if args.only in (None, "photo"):
-        originals += images.photos(args.corpus)[: args.limit]
-    if args.only in (None, "drawn"):
-        originals += images.drawn(args.corpus)[: args.limit]
+    originals = images.selected(args.corpus, args.only, args.limit)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="quality-") as workdir:
         run = harness.Harness(workdir, args.repeat)

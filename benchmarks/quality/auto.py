@@ -241,11 +241,7 @@ def main() -> int:
     parser.add_argument("--corpus", default=os.path.join(ROOT, corpus.DEFAULT_DIR))
     args = parser.parse_args()
     configure_libvips()
-    originals: list[images.Original] = []
-    if args.only in (None, "photo"):
-        originals += images.photos(args.corpus)[: args.limit]
-    if args.only in (None, "drawn"):
-        originals += images.drawn(args.corpus)[: args.limit]
+    originals = images.selected(args.corpus, args.only, args.limit)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     rows = measure(originals, args.rounds, args.target)
     results = {

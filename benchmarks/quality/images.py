@@ -91,3 +91,14 @@ def flatten(image: pyvips.Image) -> pyvips.Image:
     if image.bands == 1:
         image = image.bandjoin([image, image])  # type: ignore[arg-type]
     return image.cast("uchar").copy_memory()
+
+
+def selected(directory: str, only: str | None, limit: int | None) -> list[Original]:
+    """The photos, the drawn images or both (``only``: "photo", "drawn" or
+    None), the first ``limit`` of each kind."""
+    chosen: list[Original] = []
+    if only in (None, "photo"):
+        chosen += photos(directory)[:limit]
+    if only in (None, "drawn"):
+        chosen += drawn(directory)[:limit]
+    return chosen

@@ -32,7 +32,6 @@ R, G and B.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -51,31 +50,10 @@ SIGMA = 1.5
 SCALES = 6
 
 
-@cache
-def recursive_gaussian(sigma: float = SIGMA) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
-    """libjxl's recursive Gaussian for ``sigma``: (radius N, n2 and d1 of
-    its three sections), solved as ``CreateRecursiveGaussian`` solves them."""
-    radius = round(3.2795 * sigma + 0.2546)
-    step = math.pi / (2.0 * radius)
-    omega = (step, 3.0 * step, 5.0 * step)
-    p = (1 / math.tan(omega[0] / 2), -1 / math.tan(omega[1] / 2), 1 / math.tan(omega[2] / 2))
-    r = (
-        p[0] ** 2 / math.sin(omega[0]),
-        -(p[1] ** 2) / math.sin(omega[1]),
-        p[2] ** 2 / math.sin(omega[2]),
-    )
-    rho = [math.exp(-0.5 * sigma * sigma * w * w) / radius for w in omega]
-    d13 = p[0] * r[1] - r[0] * p[1]
-    zeta15 = (p[1] * r[2] - r[1] * p[2]) / d13
-    zeta35 = (p[2] * r[0] - r[2] * p[0]) / d13
-    matrix = np.array([p, r, (zeta15, zeta35, 1.0)])
-    gamma = np.array(
-        [1.0, radius * radius - sigma * sigma, zeta15 * rho[0] + zeta35 * rho[1] + rho[2]]
-    )
-    beta = np.linalg.solve(matrix, gamma)
-    n2 = tuple(-float(b) * math.cos(w * (radius + 1.0)) for b, w in zip(beta, omega, strict=True))
-    d1 = tuple(-2.0 * math.cos(w) for w in omega)
-    return radius, n2, d1
+# libjxl's recursive Gaussian coefficients (CreateRecursiveGaussian): the
+# service's solve, shared; what this oracle keeps apart is the float64
+# scan and scoring below.
+recursive_gaussian = cache(_service.recursive_gaussian)
 
 
 def _scan(line: Planes) -> Planes:
