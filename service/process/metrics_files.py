@@ -5,9 +5,9 @@ update into a shared mapping of a file in ``PROMETHEUS_MULTIPROC_DIR``. On
 a disk filesystem (ext4 here) the kernel writes those pages back every few
 seconds, and the next update to a page written back faults, waiting on the
 filesystem's journal, behind the cache's own writes, with the GIL held:
-under uncached load one worker's event loop spent a third of its time
-there (py-spy, GIL samples: 518 of 1,562 in ``MmapedDict.write_value``,
-18 of 492 with the files in ``/dev/shm``). tmpfs pages are never written
+under uncached load a third of one worker's GIL time was spent there
+(py-spy, GIL samples: 518 of 1,562 in ``MmapedDict.write_value``, all on
+the event loop; 18 of 492 with the files in ``/dev/shm``). tmpfs pages are never written
 back, so nothing waits. ``/dev/shm`` is used when it is a writable
 directory with room; otherwise the temporary directory (a tmpfs in the
 container).
