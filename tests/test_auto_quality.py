@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -402,3 +404,12 @@ def test_reference_refuses_other_sizes() -> None:
     pixels = np.zeros((16, 16, 3), np.uint8)
     with pytest.raises(ValueError, match="sizes differ"):
         Reference(pixels).score(pixels[:-1])
+
+
+def test_a_service_that_never_scores_never_imports_numpy() -> None:
+    """numpy is 13 MiB of every process's RSS: only q=auto's search loads it."""
+    program = (
+        "import sys; import service.cli, service.server.app, service.renders; "
+        "sys.exit(1 if 'numpy' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", program], check=False).returncode == 0

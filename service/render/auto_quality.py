@@ -38,17 +38,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pyvips
 
 from ..errors import RenderTimeout
 from ..formats import AUTO_QUALITY, FIXED_QUALITY, OutputFormat
 from .request import RenderPolicy, RenderRequest, quality_for
-from .ssimulacra2 import Pixels, Reference
 
 if TYPE_CHECKING:
     from .context import RenderContext
     from .header import HeaderFacts
+    from .ssimulacra2 import Pixels
 
 MAX_ENCODES = 4
 # Where the search starts, and what an animation is encoded at.
@@ -140,6 +139,10 @@ def search_quality(
 ) -> Search:
     """The lowest q (at most ``MAX_ENCODES`` encodes through ``encode``)
     whose encode of ``image`` scores ``target`` or more."""
+    # Imported here, not at start: numpy adds 13 MiB to every process's
+    # RSS, and only a q=auto render needs it.
+    from .ssimulacra2 import Reference  # noqa: PLC0415
+
     low, high = _RANGE[output]
     search = Search()
     full = Reference(pixels_of(image))
@@ -217,6 +220,8 @@ def _clamp(quality: int, low: int, high: int) -> int:
 
 def pixels_of(image: pyvips.Image) -> Pixels:
     """An 8-bit image as sRGB pixels (grey made colour), alpha kept."""
+    import numpy as np  # noqa: PLC0415 - as search_quality's import
+
     if image.bands < 3:
         image = image.colourspace("srgb")
     if image.format != "uchar":
