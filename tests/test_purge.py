@@ -188,15 +188,9 @@ async def test_a_named_origin_is_purged_by_its_name_and_path(
 
 
 @pytest.fixture
-def remote_settings(tmp_path: Path, origin: Origin) -> Settings:
-    return Settings(
-        originals=origin.url("/files/"),
-        originals_given=True,
-        cache_dir=str(tmp_path / "cache"),
-        concurrency=2,
-        origin_timeout=2.0,
-        admin_token=TOKEN,
-    )
+def remote_settings(remote_settings: Settings, origin: Origin) -> Settings:
+    """conftest's service of ``origin``, reading under /files/, with the admin token."""
+    return replace(remote_settings, originals=origin.url("/files/"), admin_token=TOKEN)
 
 
 async def serve(aiohttp_client: MakeClient, settings: Settings, **overrides: object) -> Client:
