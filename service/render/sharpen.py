@@ -29,8 +29,10 @@ size, with edges within 3 levels of vips_sharpen's with the same slopes.
 Alpha is kept as it is, and the detail is measured against the blur of
 what is visible only (the blur of lightness times alpha over the blur of
 alpha), so the colour of transparent pixels does not put halos on the
-edges of a cut-out. Grey stays one band; an animation is sharpened frame
-by frame.
+edges of a cut-out. Both blurs run on 8-bit images (the premultiplied
+lightness rounded to 8 bits), which brought a sharpen with alpha from
+1.43-1.55x a plain render of the same 1109 px output to 1.37-1.44x. Grey
+stays one band; an animation is sharpened frame by frame.
 """
 
 from __future__ import annotations
@@ -79,11 +81,19 @@ def unsharp(image: pyvips.Image, sigma: float) -> pyvips.Image:
     if alpha is None:
         index = lightness.cast("ushort") + lightness.gaussblur(sigma).invert()
     else:
-        visible = (lightness.cast("ushort") * alpha).gaussblur(sigma)
-        # Where nothing is visible nearby the quotient is meaningless, and
-        # so is the pixel: the epsilon only keeps it finite.
-        detail = lightness - visible / (alpha.gaussblur(sigma) + 1e-3)
-        index = (detail + 255).rint().cast("ushort")
+        # The premultiplied lightness in 8 bits (L x alpha / 256), so that
+        # both Gaussians run on 8-bit pixels: libvips blurs those with SIMD,
+        # 2.5 ms on a 1109x693 image at sigma 5 against 12.8 ms for the
+        # 16-bit product. The rounding costs precision only where alpha is
+        # low, in proportion to how little of the pixel shows: at most 2.4
+        # levels of the premultiplied colour on gulp.png, 3 where alpha is
+        # over half.
+        premultiplied = ((lightness * alpha) >> 8).cast("uchar")
+        # Where nothing is visible nearby the blurred alpha is 0, and
+        # libvips' divide answers 0: the pixel is transparent anyway.
+        visible = premultiplied.gaussblur(sigma) / alpha.gaussblur(sigma)
+        # lightness - 256 x visible + 255, rounded (the cast truncates).
+        index = (visible.linear([-256.0], [255.5]) + lightness).cast("ushort")
     # One boost per colour band, from the LUT's bands: 10 % faster than
     # adding one band to three.
     boost = index.maplut(_curve(colour.bands))
