@@ -195,7 +195,12 @@ class Bench:
                     label=f"{scenario}-{repetition}",
                 )  # fmt: skip
                 answered = figures["requests"]
+                # The variants never asked for go back to the pool (an
+                # older wrk script's result has no count: keep them all).
+                reached = figures.get("reached", len(paths))
                 assert isinstance(answered, int)
+                assert isinstance(reached, int)
+                pool.give_back(start, reached)
                 self.stretches[server.name] = (start, answered)
                 if figures["wraps"]:
                     self.log(f"  {server.name}: the URL list wrapped; some requests were hits")

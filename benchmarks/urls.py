@@ -38,8 +38,11 @@ def spread(values: Sequence[int]) -> list[int]:
 # averaging ~850 px.
 DEFAULT_WIDTHS = spread(range(600, 1100))
 # A height salt that never constrains a fit (aspect ratios here are < 3.6:1)
-# yet makes a new variant once the widths are used up; under the service's
-# default --max-output-size of 4096.
+# yet makes a new URL once the widths are used up; under the service's
+# default --max-output-size of 4096. A new URL, not a new output: the
+# service keys its cache by the output, so there a salted variant of a
+# width it has rendered is a hit (VariantPool.give_back keeps the suite
+# from reaching the salts).
 _SALT_BASE = 4096
 
 
@@ -75,6 +78,16 @@ class VariantPool:
         start = self.used
         self.used += count
         return [self.variant(index, fmt) for index in range(start, start + count)]
+
+    def give_back(self, start: int, asked: int) -> None:
+        """After a run of the variants taken from ``start``, of which the
+        first ``asked`` were requested: the rest are handed out again. A
+        run takes far more than it asks for; without this the pool ran out
+        of widths within the suite, and its salted variants (whose output
+        is a width already rendered) were cache hits on the service."""
+        if not start <= start + asked <= self.used:
+            raise ValueError("give_back after another take, or beyond it")
+        self.used = start + asked
 
 
 def spread_variants(names: Sequence[str], count: int) -> list[Variant]:

@@ -41,6 +41,7 @@ function init(args)
    stride = tonumber(args[2]) or 1
    index = id
    issued = 0
+   reached = 0
    wraps = 0
    statuses = {}
    hits = 0
@@ -54,6 +55,7 @@ function request()
       wraps = wraps + 1
    end
    local path = paths[index + 1]
+   if index + 1 > reached then reached = index + 1 end
    index = index + stride
    issued = issued + 1
    return wrk.format("GET", path)
@@ -69,7 +71,7 @@ end
 
 function done(summary, latency, requests)
    local total = {}
-   local h, m, w, n, b = 0, 0, 0, 0, 0
+   local h, m, w, n, b, r = 0, 0, 0, 0, 0, 0
    for _, thread in ipairs(threads) do
       local s = thread:get("statuses")
       for code, count in pairs(s) do total[code] = (total[code] or 0) + count end
@@ -78,6 +80,7 @@ function done(summary, latency, requests)
       w = w + thread:get("wraps")
       n = n + thread:get("issued")
       b = b + thread:get("body_bytes")
+      r = math.max(r, thread:get("reached"))
    end
    local parts = {}
    for code, count in pairs(total) do
@@ -90,12 +93,12 @@ function done(summary, latency, requests)
       '"latency_us": {"min": %d, "mean": %.1f, "max": %d, "stdev": %.1f, ' ..
       '"p50": %d, "p90": %d, "p99": %d}, ' ..
       '"statuses": {%s}, "cache": {"hit": %d, "miss": %d}, "wraps": %d, "issued": %d, ' ..
-      '"body_bytes": %d}\n',
+      '"body_bytes": %d, "reached": %d}\n',
       summary.requests, summary.duration, summary.bytes,
       e.connect, e.read, e.write, e.status, e.timeout,
       latency.min, latency.mean, latency.max, latency.stdev,
       latency:percentile(50), latency:percentile(90), latency:percentile(99),
-      table.concat(parts, ", "), h, m, w, n, b))
+      table.concat(parts, ", "), h, m, w, n, b, r))
 end
 """
 
@@ -113,6 +116,9 @@ class WrkResult:
     cache_hits: int = 0
     cache_misses: int = 0
     wraps: int = 0
+    # How far into the paths list any request went (the highest index
+    # issued, plus one): the rest were never asked for.
+    reached: int = 0
     client_cpu_seconds: float = 0.0
     body_bytes: int | None = None  # None: wrk's own report, which has no such count
 
@@ -144,6 +150,7 @@ class WrkResult:
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
             "wraps": self.wraps,
+            "reached": self.reached,
             "client_cpu_seconds": round(self.client_cpu_seconds, 3),
             "client_cpu_percent": round(self.client_cpu_percent, 1),
             "bytes_per_response": None if per_response is None else round(per_response),
@@ -173,6 +180,7 @@ def parse_json_line(output: str) -> WrkResult:
         cache_hits=data["cache"]["hit"],
         cache_misses=data["cache"]["miss"],
         wraps=data["wraps"],
+        reached=data.get("reached", 0),
         body_bytes=data.get("body_bytes"),
     )
 

@@ -1791,3 +1791,46 @@ def test_wrk_counts_the_bytes_of_the_bodies() -> None:
     assert result.as_dict()["bytes_per_response"] == round(6513000 / 2163)
     assert wrk.parse_json_line(WRK_JSON).as_dict()["bytes_per_response"] is None
     assert "body_bytes = body_bytes + #body" in wrk.LUA_SCRIPT
+
+
+def test_a_pool_hands_out_again_what_a_run_never_asked_for() -> None:
+    pool = urls.VariantPool(["a.jpg", "b.png"], widths=range(600, 700))
+    taken = pool.take(100)
+    pool.give_back(0, 30)
+    again = pool.take(100)
+    assert again[:70] == taken[30:]
+    assert not set(again) & set(taken[:30])
+    with pytest.raises(ValueError, match="give_back"):
+        pool.give_back(0, 300)
+
+
+def test_the_wrk_script_reports_how_far_into_the_list_it_went() -> None:
+    """``reached``: the highest path index any thread asked for, plus one,
+    which the uncached runs give back to their pools after."""
+    assert "if index + 1 > reached then reached = index + 1 end" in wrk.LUA_SCRIPT
+    assert '"reached": %d' in wrk.LUA_SCRIPT
+    line = WRK_JSON[:-1] + ', "reached": 2200}'
+    assert wrk.parse_json_line(line).as_dict()["reached"] == 2200
+    assert wrk.parse_json_line(WRK_JSON).reached == 0
+
+
+def test_an_uncached_series_asks_each_run_for_variants_no_run_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each run starts where the one before stopped asking, not where its
+    list ended: the pool is given back what wrk never reached."""
+    asked: list[list[str]] = []
+
+    def load(
+        self: bench_run.Bench, server: SimpleNamespace, paths: list[str], **options: object
+    ) -> dict[str, Any]:
+        asked.append(paths)
+        return {**_run(10, 100), "wraps": 0, "reached": 40}
+
+    monkeypatch.setattr(bench_run.Bench, "load", load)
+    plan = replace(bench_run.QUICK, runs=3)
+    bench = bench_run.Bench(plan, str(tmp_path), str(tmp_path))
+    bench.servers = [SimpleNamespace(name="service", base_url="http://x")]  # type: ignore[list-item]
+    bench.uncached_series("uncached-c4", ["a.jpg", "b.png"], 4, plan.seconds, None)
+    assert [paths[0] for paths in asked[1:]] == [asked[0][40], asked[0][80]]
+    assert bench.pools["service:a.jpg,b.png"].used == 120
