@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .cache import CachedFile, CacheUnavailable, DiskCache, TempFile
 from .decode_budget import DecodeBudget
@@ -89,7 +89,7 @@ class _Unpublished:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prepared:
+class Prepared:
     """What a render takes from before it is queued: the header's facts,
     and whether the original was in flight at a worker's crash."""
 
@@ -97,6 +97,20 @@ class _Prepared:
     digest: str  # the original's name in the crash log
     suspect: bool
     request_id: str  # of the request that asked for the render
+
+
+class _Start:
+    """When a render thread began a job: written once by that thread, read
+    by the loop after, so that the loop is not woken to be told."""
+
+    __slots__ = ("at", "submitted")
+
+    def __init__(self) -> None:
+        self.submitted = time.perf_counter()  # reset when the job is queued
+        self.at: float | None = None
+
+    def mark(self) -> None:
+        self.at = time.perf_counter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,18 +194,26 @@ class RenderService:
         *,
         request_id: str = "",
         timings: Timings | None = None,
+        prepared: Prepared | None = None,
     ) -> Served:
         """The variant ``key`` as an open file: from the cache, or rendered
         (``request_id`` names the request in the crash log; ``timings``
-        gets the render's waits and steps, service/timings.py)."""
+        gets the render's waits and steps, service/timings.py).
+        ``prepared``: the original's ``prepare``, from a caller that has
+        just found no cached file in the same trip off the loop
+        (server/locate.py), so that a miss goes straight to its render."""
         return await self._cached_or_made(
             key,
             original,
             request,
             request_id,
             cached=self.open_cached,
+            # An open and fstat of a file just written: less than the trip
+            # to a thread and back (the hit memo opens on the loop too).
             made=self._open_rendered,
+            made_on_loop=True,
             timings=timings,
+            prepared=prepared,
         )
 
     async def cached_or_computed(
@@ -212,24 +234,32 @@ class RenderService:
         *,
         cached: Callable[[str], R | None],
         made: Callable[[RenderedFile, float | None], R | None],
+        made_on_loop: bool = False,
         timings: Timings | None = None,
+        prepared: Prepared | None = None,
     ) -> R:
         """``cached(key)``, else the job run once (coalesced) and its file
-        opened by ``made``."""
+        opened by ``made``. With ``prepared``, the caller has just looked
+        the key up: the first attempt goes straight to the render."""
         for _ in range(_ATTEMPTS):
-            found = await self.to_thread(cached, key)
-            if found is not None:
-                return found
+            if prepared is None:
+                found = await self.to_thread(cached, key)
+                if found is not None:
+                    return found
             self.metrics.cache_misses.inc()
             async with self._reading(key) as spilled:
                 rendered, render_seconds = await self._render_once(
-                    key, original, job, request_id, timings
+                    key, original, job, request_id, timings=timings, prepared=prepared
                 )
                 if not rendered.cached:
                     spilled.append(rendered.path)
-                result = await self.to_thread(made, rendered, render_seconds)
+                if made_on_loop:
+                    result = made(rendered, render_seconds)
+                else:
+                    result = await self.to_thread(made, rendered, render_seconds)
             if result is not None:
                 return result
+            prepared = None  # a second attempt looks the cache up again
             # Evicted by another process between the commit and our open
             # (only with a cache far smaller than its traffic): go again.
         raise Overloaded("the cache is too small for the current traffic, try again")
@@ -272,7 +302,9 @@ class RenderService:
         original: Original,
         request: Job,
         request_id: str,
+        *,
         timings: Timings | None = None,
+        prepared: Prepared | None = None,
     ) -> tuple[RenderedFile, float | None]:
         shared = self._in_flight.get(key)
         if shared is not None:
@@ -285,14 +317,16 @@ class RenderService:
         self._in_flight[key] = future
         self._admitted += 1
         self.metrics.renders_in_flight.inc()
-        thread_started = asyncio.Event()
+        start = _Start()
         reserved = 0
         try:
             # The header, read once per original: its facts size the decode
             # reservation and drive the render.
-            prepared = await self.to_thread(self._prepare, original, request_id)
+            if prepared is None:
+                prepared = await self.to_thread(self.prepare, original, request_id)
             # Queue time, like waiting for a thread: not against the deadline.
             reserved = await self._reserve_decode_memory(prepared.facts, request, timings)
+            start.submitted = time.perf_counter()
             job = loop.run_in_executor(
                 self._executor,
                 functools.partial(self._render_to_file, timings=timings),
@@ -300,7 +334,7 @@ class RenderService:
                 original,
                 request,
                 prepared,
-                lambda: loop.call_soon_threadsafe(thread_started.set),
+                start.mark,
             )
         except BaseException as failure:  # refused by its header, cancelled, shutting down
             self._release_slot(reserved, None)
@@ -310,13 +344,11 @@ class RenderService:
         # The slot (and the decode memory) is held until libvips returns,
         # even after a 504.
         job.add_done_callback(functools.partial(self._release_slot, reserved))
+        # The render kills itself at its deadline; an encoder busy with a
+        # frame may not stop at once, so the request does not wait longer.
+        timeout = self.policy.timeout_seconds
         try:
-            await self._wait_for_start(job, thread_started, timings)
-            started = time.perf_counter()
-            # The render kills itself at its deadline; an encoder busy with a
-            # frame may not stop at once, so the request does not wait longer.
-            timeout = self.policy.timeout_seconds
-            rendered = await asyncio.wait_for(asyncio.shield(job), timeout + _KILL_GRACE_SECONDS)
+            rendered = await self._wait_for_render(job, start, timeout + _KILL_GRACE_SECONDS)
         except TimeoutError:
             error = RenderTimeout(f"the render took longer than {timeout:g} s")
             self._fail(future, error)
@@ -328,7 +360,11 @@ class RenderService:
             future.set_result(rendered)
         finally:
             del self._in_flight[key]
-        elapsed = time.perf_counter() - started
+        ended = time.perf_counter()
+        started = start.at if start.at is not None else ended
+        elapsed = ended - started
+        if timings is not None:
+            timings.add("queue", started - start.submitted)
         self.metrics.renders.inc()
         self.metrics.render_duration.observe(elapsed)
         if timings is not None:
@@ -349,20 +385,22 @@ class RenderService:
                 timings.add("render", time.perf_counter() - began, desc="shared")
 
     @staticmethod
-    async def _wait_for_start(
-        job: asyncio.Future[RenderedFile], started: asyncio.Event, timings: Timings | None
-    ) -> None:
-        """Wait while the render is queued for a thread (not counted against
-        its time limit); return early if the job ends without starting."""
-        began = time.perf_counter()
-        waiter = asyncio.ensure_future(started.wait())
-        either: set[asyncio.Future[Any]] = {job, waiter}
-        try:
-            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-        if timings is not None:
-            timings.add("queue", time.perf_counter() - began)
+    async def _wait_for_render(
+        job: asyncio.Future[RenderedFile], start: _Start, limit: float
+    ) -> RenderedFile:
+        """The job's result, waiting at most ``limit`` seconds from when a
+        thread began it: time queued for a thread or a token does not count
+        (TimeoutError past the limit)."""
+        wait = limit
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(job), wait)
+            except TimeoutError:
+                if start.at is not None:
+                    wait = start.at + limit - time.perf_counter()
+                    if wait <= 0:
+                        raise
+                # Still queued: wait the whole limit again.
 
     def _fail(self, future: asyncio.Future[RenderedFile], error: BaseException) -> None:
         if isinstance(error, RenderTimeout):
@@ -370,7 +408,7 @@ class RenderService:
         future.set_exception(error)
         future.exception()  # mark retrieved: there may be no waiters
 
-    def _prepare(self, original: Original, request_id: str) -> _Prepared:
+    def prepare(self, original: Original, request_id: str) -> Prepared:
         """Blocking: refuse an original that crashed the renderer twice, and
         read its header facts (once per original; recorded as in flight
         too, since a header's parser can crash as well)."""
@@ -392,7 +430,7 @@ class RenderService:
                 facts = facts_of(original, allow_svg=self.policy.allow_svg)
         except OriginalChanged:
             raise OriginalReplaced("the original changed during the request, try again") from None
-        return _Prepared(facts, digest, suspect=crashes == 1, request_id=request_id)
+        return Prepared(facts, digest, suspect=crashes == 1, request_id=request_id)
 
     async def _reserve_decode_memory(
         self, facts: HeaderFacts, request: Job, timings: Timings | None = None
@@ -426,8 +464,8 @@ class RenderService:
         key: str,
         original: Original,
         request: Job,
-        prepared: _Prepared,
-        announce_start: Callable[[], object],
+        prepared: Prepared,
+        note_start: Callable[[], object],
         *,
         timings: Timings | None = None,
     ) -> RenderedFile:
@@ -442,7 +480,7 @@ class RenderService:
             contextlib.nullcontext() if self._tokens is None else self._tokens.held(),
             self._solo.alone() if prepared.suspect else self._solo.shared(),
         ):
-            announce_start()
+            note_start()
             if self.before_render is not None:
                 self.before_render()
             try:

@@ -116,12 +116,13 @@ async def _variant(
     # cached render if there is one (the common case is a hit).
     began = time.perf_counter()
     located = await renders.to_thread(
-        state.locator(app).locate,
+        partial(
+            state.locator(app).locate, facts=facts, request_id=request.get(state.REQUEST_ID, "")
+        ),
         resolve,
         spec,
         choice,
         request.headers.get("If-None-Match"),
-        facts,
     )
     headers = _image_headers(settings, spec, located.key.etag, cache_control(settings), tag)
     if settings.widths:
@@ -153,6 +154,7 @@ async def _variant(
         _render_request(located.canonical),
         request_id=request.get(state.REQUEST_ID, ""),
         timings=timings,
+        prepared=located.prepared,
     )
     if timings is not None:
         headers[TIMING_HEADER] = timings.header()
@@ -215,7 +217,7 @@ async def _fallback(
     plain = fallback_spec(spec)
     try:
         located = await renders.to_thread(
-            state.locator(app).locate,
+            partial(state.locator(app).locate, request_id=request.get(state.REQUEST_ID, "")),
             partial(_same, fallback.original),
             plain,
             choice,
@@ -232,6 +234,7 @@ async def _fallback(
             fallback.original,
             _render_request(located.canonical),
             request_id=request.get(state.REQUEST_ID, ""),
+            prepared=located.prepared,
         )
     except (NotFound, UnprocessableImage):
         raise refusal from None

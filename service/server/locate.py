@@ -1,8 +1,9 @@
 """From a request's original and spec to its variant: the original, its
-canonical request, the key, and the cached file when there is one.
-Blocking (stat, a header read once per original, open, SQLite): the
-handler runs it off the event loop, in one trip; the same request again
-within a second opens its file on the loop (``open_remembered``)."""
+canonical request, the key, and the cached file when there is one, or
+else what its render needs first (``RenderService.prepare``). Blocking
+(stat, a header read once per original, open, SQLite): the handler runs
+it off the event loop, in one trip; the same request again within a
+second opens its file on the loop (``open_remembered``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ..header_memo import facts_of
 from ..keys import VariantKey, variant_key
 from ..ladder import Ladder
 from ..negotiate import FormatChoice
-from ..renders import RenderService, Served
+from ..renders import Prepared, RenderService, Served
 from ..sources import Original, OriginalChanged
 from ..spec import RequestSpec
 
@@ -28,6 +29,9 @@ class Located:
     key: VariantKey
     not_modified: bool  # If-None-Match named the key's ETag: answer 304
     cached: Served | None
+    # For a local original not in the cache: its render's first step, done
+    # in this trip rather than in one more (RenderService.cached_or_rendered).
+    prepared: Prepared | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +56,17 @@ class Locator:
         spec: RequestSpec,
         choice: FormatChoice,
         if_none_match: str | None,
+        *,
         facts: OriginalFacts | None = None,
+        request_id: str = "",
     ) -> Located:
         """The original (``resolve`` stats a local one), its canonical
         request (from ``facts``, a remote original's, or its header's, read
-        once per original), its variant's key, and the cached file if any.
-        A matching If-None-Match is answered from the key alone."""
+        once per original), its variant's key, and the cached file if any,
+        else, for a local original, its render prepared (``request_id``
+        names the request in the crash log). A matching If-None-Match is
+        answered from the key alone."""
+        local = facts is None
         original = resolve()
         if facts is None:
             try:
@@ -80,7 +89,12 @@ class Locator:
         if etag_matches(if_none_match, key.etag):
             return Located(original, wanted, key, not_modified=True, cached=None)
         cached = self.renders.open_cached(key.digest)
-        return Located(original, wanted, key, not_modified=False, cached=cached)
+        # A remote original's body is fetched after this: its render is
+        # prepared with it.
+        prepared = (
+            None if cached is not None or not local else self.renders.prepare(original, request_id)
+        )
+        return Located(original, wanted, key, False, cached, prepared)
 
     def open_remembered(self, digest: str) -> Served | None:
         """The cached render of ``digest`` if this process's memo of the
