@@ -1834,3 +1834,19 @@ def test_an_uncached_series_asks_each_run_for_variants_no_run_asked_for(
     bench.uncached_series("uncached-c4", ["a.jpg", "b.png"], 4, plan.seconds, None)
     assert [paths[0] for paths in asked[1:]] == [asked[0][40], asked[0][80]]
     assert bench.pools["service:a.jpg,b.png"].used == 120
+
+
+def test_fresh_copies_are_new_names_of_the_same_file_removed_after(tmp_path: Path) -> None:
+    """The 4 MP JPEG's own scenario asks for hard links of it: originals no
+    server has rendered, the same bytes; gone once the scenario is done."""
+    original = tmp_path / "photo.jpg"
+    original.write_bytes(b"\xff\xd8 bytes of a JPEG")
+    with bench_run.fresh_copies(str(tmp_path), "photo.jpg", 3) as names:
+        assert len(set(names)) == 3
+        for name in names:
+            copy = tmp_path / name
+            assert copy.parent != tmp_path
+            assert os.path.samefile(copy, original)
+        folder = (tmp_path / names[0]).parent
+    assert not folder.exists()
+    assert original.read_bytes() == b"\xff\xd8 bytes of a JPEG"
