@@ -82,7 +82,7 @@ def vips_renderer() -> Renderer:
     return render
 
 
-def service_renderer() -> Renderer:
+def service_renderer(*, fast_shrink_on_load: bool = False) -> Renderer:
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
     import tempfile  # noqa: PLC0415
 
@@ -96,6 +96,7 @@ def service_renderer() -> Renderer:
         max_source_pixels=10**9,
         avif_effort=AVIF_EFFORT,
         timeout_seconds=600.0,
+        fast_shrink_on_load=fast_shrink_on_load,
     )
     # The service reads an original's header once per process (header_memo).
     remembered: dict[str, service_render.HeaderFacts] = {}

@@ -178,6 +178,9 @@ class Settings:
     # Outputs keep the original's creator and copyright fields, written anew
     # (render/rights.py); off: every metadata field is stripped.
     keep_copyright: bool = True
+    # JPEGs shrink on load down to the output size, as sharp's
+    # fastShrinkOnLoad (render/geometry.py's jpeg_shrink).
+    fast_shrink_on_load: bool = False
     signing_keys: tuple[str, ...] = ()
     log_format: str = "text"
     print_examples: bool = False
@@ -745,6 +748,13 @@ _OPTIONS = (
         "keep_copyright",
         _boolean,
         "keep the original's creator and copyright fields, all else stripped (on)",
+        switch=True,
+    ),
+    _Option(
+        "--fast-shrink-on-load",
+        "fast_shrink_on_load",
+        _boolean,
+        "let JPEGs shrink on load to the output size, not twice it: faster, some aliasing (off)",
         switch=True,
     ),
     _Option(

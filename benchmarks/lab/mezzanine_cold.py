@@ -12,7 +12,9 @@ here is its bookkeeping on every miss (a look-up in its index, a memo
 entry); nothing is ever built (checked from the services' metrics).
 Prints req/s and server CPU per request per round, and the medians' ratios.
 
-``--ipx`` adds ipx (Node + sharp, ``benchmarks.node``) as a third side, and
+``--ipx`` adds ipx (Node + sharp, ``benchmarks.node``) as a side,
+``--fast-shrink`` the service with ``--fast-shrink-on-load`` (ipx's depth of
+JPEG shrink-on-load, docs/quality.md) and the mezzanine on, and
 ``--workers`` sets the services' processes (issue 23 compares the defaults,
 one, with ipx on cold originals); ``--format jpeg`` asks every server for
 JPEG (else each photo's own format).
@@ -58,6 +60,32 @@ def _metric(server: competitors.Server, name: str) -> float:
     return sum(values)
 
 
+def _report(figures: dict[str, list[tuple[float, float]]], builds: float) -> None:
+    """The medians of each side's (req/s, CPU ms per request) and their ratios."""
+    rps = {side: statistics.median(r for r, _ in rows) for side, rows in figures.items()}
+    cpu = {side: statistics.median(c for _, c in rows) for side, rows in figures.items()}
+    print(
+        f"medians: mezzanine {rps['mezzanine']:.1f} req/s, {cpu['mezzanine']:.1f} ms CPU; "
+        f"direct {rps['direct']:.1f} req/s, {cpu['direct']:.1f} ms CPU; "
+        f"req/s ratio {rps['mezzanine'] / rps['direct']:.3f}, "
+        f"CPU per request ratio {cpu['mezzanine'] / cpu['direct']:.3f}; "
+        f"mezzanines built: {builds:g}"
+    )
+    if "fast" in rps:
+        print(
+            f"fast {rps['fast']:.1f} req/s, {cpu['fast']:.1f} ms CPU; fast / mezzanine: "
+            f"req/s {rps['fast'] / rps['mezzanine']:.3f}, "
+            f"CPU per request {cpu['fast'] / cpu['mezzanine']:.3f}"
+            + (f"; fast / ipx: req/s {rps['fast'] / rps['ipx']:.3f}" if "ipx" in rps else "")
+        )
+    if "ipx" in rps:
+        print(
+            f"ipx {rps['ipx']:.1f} req/s, {cpu['ipx']:.1f} ms CPU; mezzanine / ipx: "
+            f"req/s {rps['mezzanine'] / rps['ipx']:.3f}, "
+            f"CPU per request {cpu['mezzanine'] / cpu['ipx']:.3f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
@@ -69,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--entries", type=int, default=256, help="mezzanines in the index")
     parser.add_argument("--ipx", action="store_true", help="ipx as a third side")
+    parser.add_argument(
+        "--fast-shrink", action="store_true", help="a side with --fast-shrink-on-load"
+    )
     parser.add_argument("--workers", type=int, default=CORES, help="the services' processes")
     parser.add_argument("--format", help="the output format of every request (jpeg)")
     args = parser.parse_args(argv)
@@ -81,15 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     copies = -(-args.rounds * _PER_ROUND // len(corpus.mix_names()))
     names = _originals(corpus.originals_dir(args.corpus), originals, copies)
     variants = [urls.Variant(name, 800, None, args.format) for name in names]
+    sides = {side: {"IMAGE_FACTORY_MEZZANINE": value} for side, value in _SIDES.items()}
+    if args.fast_shrink:
+        sides["fast"] = {"IMAGE_FACTORY_FAST_SHRINK_ON_LOAD": "true"}
     servers = [
-        competitors.start_service(
-            originals,
-            workdir,
-            workers=args.workers,
-            name=side,
-            env={"IMAGE_FACTORY_MEZZANINE": value},
-        )
-        for side, value in _SIDES.items()
+        competitors.start_service(originals, workdir, workers=args.workers, name=side, env=env)
+        for side, env in sides.items()
     ]
     if args.ipx:
         modules = node.ensure_ipx()
@@ -124,21 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for server in servers:
             server.stop()
-    rps = {side: statistics.median(r for r, _ in rows) for side, rows in figures.items()}
-    cpu = {side: statistics.median(c for _, c in rows) for side, rows in figures.items()}
-    print(
-        f"medians: mezzanine {rps['mezzanine']:.1f} req/s, {cpu['mezzanine']:.1f} ms CPU; "
-        f"direct {rps['direct']:.1f} req/s, {cpu['direct']:.1f} ms CPU; "
-        f"req/s ratio {rps['mezzanine'] / rps['direct']:.3f}, "
-        f"CPU per request ratio {cpu['mezzanine'] / cpu['direct']:.3f}; "
-        f"mezzanines built: {builds:g}"
-    )
-    if "ipx" in rps:
-        print(
-            f"ipx {rps['ipx']:.1f} req/s, {cpu['ipx']:.1f} ms CPU; mezzanine / ipx: "
-            f"req/s {rps['mezzanine'] / rps['ipx']:.3f}, "
-            f"CPU per request {cpu['mezzanine'] / cpu['ipx']:.3f}"
-        )
+    _report(figures, builds)
     return 0
 
 

@@ -146,15 +146,16 @@ def _clamp(value: int, low: int, high: int) -> int:
     return max(low, min(high, value))
 
 
-def jpeg_shrink(region: tuple[int, int], target: tuple[int, int]) -> int:
+def jpeg_shrink(region: tuple[int, int], target: tuple[int, int], *, gap: float = 2.0) -> int:
     """libjpeg's shrink-on-load factor (1, 2, 4 or 8) for a ``region`` that
-    becomes ``target``: the largest that leaves at least 2x for the final
-    Lanczos reduction, as libvips' thumbnail chooses for a whole image (the
-    block average of a larger shrink aliases), on the axis that needs more
-    pixels."""
+    becomes ``target``: the largest that leaves at least ``gap`` for the
+    final Lanczos reduction, on the axis that needs more pixels. libvips'
+    thumbnail leaves 2x for a whole image (the block average of a larger
+    shrink aliases); ``--fast-shrink-on-load`` leaves 1x, as sharp's
+    ``fastShrinkOnLoad`` and imgproxy do."""
     reduction = min(region[0] / target[0], region[1] / target[1])
     for factor in (8, 4, 2):
-        if reduction >= 2 * factor:
+        if reduction >= gap * factor:
             return factor
     return 1
 

@@ -36,6 +36,9 @@ class RenderPolicy:
     max_decode_bytes: int | None = None
     # The original's creator and copyright fields survive (rights).
     keep_copyright: bool = True
+    # JPEG originals shrink on load down to the output size, not to twice
+    # it (geometry.jpeg_shrink): faster, at some aliasing.
+    fast_shrink_on_load: bool = False
     # --overlays, loaded (None: none configured).
     overlays: OverlayLibrary | None = None
 

@@ -16,7 +16,7 @@ import pyvips
 
 from ..spec import Fit, Gravity
 from . import colour
-from .crop import load_region
+from .crop import fast_shrink_applies, load_region
 from .frames import per_frame
 from .geometry import (
     Rect,
@@ -178,6 +178,14 @@ def _thumbnail(
     from_mezzanine = _thumbnail_from_mezzanine(context, box, size, crop)
     if from_mezzanine is not None:
         return from_mezzanine
+    if frames == 1:
+        target = _whole_size(context, box, size, crop)
+        if fast_shrink_applies(context, target):
+            whole = Rect(0, 0, facts.width, facts.height)
+            image = load_region(context, whole, target)
+            if crop is not None:  # the picture covers the box: cut the window
+                image = image.thumbnail_image(box[0], height=box[1], crop=crop)
+            return image
     if frames == 1 and crop is None and size == "down" and _reduces_lines_first(facts, box):
         return _thumbnail_lines_first(source, options, box, facts)
     return pyvips.Image.thumbnail_source(
@@ -197,18 +205,29 @@ def _thumbnail_from_mezzanine(
     if mezzanine is None or context.frames > 1:
         return None
     picture = (facts.width, facts.height)
-    if crop is not None:
-        need = cover_size(box, picture)  # thumbnail's crop covers the box, then cuts it
-    elif size == "force":
-        need = box
-    else:
-        need = _direct_size(context, box)
+    need = _whole_size(context, box, size, crop)
+    if crop is None and size != "force" and not fast_shrink_applies(context, need):
+        need = _direct_size(context, box)  # what the direct render gives, to the pixel
     if not covers(mezzanine, facts, Rect(0, 0, *picture), need):
         return None
     context.from_mezzanine = True
     if crop is not None:
         return mezzanine.thumbnail_image(box[0], height=box[1], crop=crop)
     return mezzanine.thumbnail_image(need[0], height=need[1], size="force")
+
+
+def _whole_size(
+    context: RenderContext, box: tuple[int, int], size: str, crop: str | None
+) -> tuple[int, int]:
+    """The size ``_thumbnail`` resizes the whole picture to for ``box``
+    before any crop, by arithmetic (``_direct_size`` gives libvips'
+    thumbnail's own, which may differ by a pixel)."""
+    picture = context.facts.width, context.facts.height
+    if crop is not None:
+        return cover_size(box, picture)  # thumbnail's crop covers the box, then cuts it
+    if size == "force":
+        return box
+    return contain_size(picture, box)
 
 
 def _direct_size(context: RenderContext, box: tuple[int, int]) -> tuple[int, int]:

@@ -54,6 +54,8 @@ def output_settings(settings: Settings) -> str:
         f"max-output {settings.max_output_size}; max-frames {settings.max_frames}; "
         f"avif-effort {settings.avif_effort}; q {quality}; svg {settings.enable_svg}"
         f"; keep-copyright {settings.keep_copyright}"
+        # Only when on, so that turning it off keeps the cache's keys.
+        + ("; fast-shrink-on-load" if settings.fast_shrink_on_load else "")
     )
 
 
@@ -70,6 +72,7 @@ def render_policy(settings: Settings) -> RenderPolicy:
         allow_svg=settings.enable_svg,
         max_decode_bytes=settings.max_decode_bytes,
         keep_copyright=settings.keep_copyright,
+        fast_shrink_on_load=settings.fast_shrink_on_load,
         overlays=OverlayLibrary(settings.overlays) if settings.overlays else None,
     )
 
