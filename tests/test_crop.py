@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pyvips
 from PIL import Image, ImageChops, ImageStat
 
 from service.formats import OutputFormat
-from service.render import RenderPolicy, RenderRequest, read_facts, render
+from service.render import RenderRequest
 from service.spec import Crop
 
 from .conftest import Client, MakeClient, decode
+from .load_spy import render_loads
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 # Mean absolute difference per channel (0-255) between two renders of one
@@ -212,40 +211,6 @@ def big_jpeg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def render_loads(path: Path, crop: Crop, width: int, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The option strings of every load a render makes (it renders into /dev/null)."""
-    loads: list[str] = []
-    real = pyvips.Image.new_from_source
-
-    def spy(source: pyvips.Source, options: str, **kwargs: Any) -> pyvips.Image:  # noqa: ANN401
-        loads.append(options)
-        return real(source, options, **kwargs)
-
-    monkeypatch.setattr(pyvips.Image, "new_from_source", staticmethod(spy))
-    policy = RenderPolicy(
-        quality={OutputFormat.JPEG: 80},
-        max_output_size=4096,
-        max_source_pixels=10**9,
-        avif_effort=0,
-    )
-    request = RenderRequest(
-        width=width,
-        height=None,
-        format=OutputFormat.JPEG,
-        background=(255, 255, 255, 255),
-        crop=crop,
-    )
-    source = os.open(path, os.O_RDONLY)
-    target = os.open(os.devnull, os.O_WRONLY)
-    try:
-        result = render(policy, request, read_facts(source, allow_svg=False), source, target)
-    finally:
-        os.close(source)
-        os.close(target)
-    assert result.width == width
-    return loads
-
-
 @pytest.mark.parametrize(
     ("crop", "width", "shrink"),
     [
@@ -261,7 +226,14 @@ def test_a_crop_shrinks_on_load_as_far_as_its_own_output_allows(
     """libjpeg's shrink is chosen from the crop's reduction, not the
     original's: at least twice the output's pixels are decoded, no more
     than that needs."""
-    loads = render_loads(big_jpeg, crop, width, monkeypatch)
+    request = RenderRequest(
+        width=width,
+        height=None,
+        format=OutputFormat.JPEG,
+        background=(255, 255, 255, 255),
+        crop=crop,
+    )
+    loads = render_loads(big_jpeg, request, monkeypatch)
     assert [options for options in loads if "shrink=" in options] == [
         f"fail_on=truncated,shrink={shrink}"
     ]

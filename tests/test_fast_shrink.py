@@ -3,20 +3,18 @@ sharp's fastShrinkOnLoad), not to twice it as libvips' thumbnail does."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
-import pyvips
 from PIL import Image, ImageChops, ImageStat
 
 from service.formats import OutputFormat
-from service.render import RenderPolicy, RenderRequest, read_facts, render
+from service.render import RenderRequest
 from service.server.app import output_settings, render_policy
 from service.settings import Settings
 
 from .conftest import MakeClient, decode
+from .load_spy import render_loads
 
 RED, GREEN, BLUE, YELLOW = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)
 # Mean absolute difference per channel (0-255) between the two modes'
@@ -49,40 +47,6 @@ def difference(first: Image.Image, second: Image.Image) -> float:
     return sum(ImageStat.Stat(ImageChops.difference(first, second)).mean) / 3
 
 
-def render_loads(
-    path: Path, width: int, *, fast: bool, monkeypatch: pytest.MonkeyPatch
-) -> list[str]:
-    """The option strings of the loads a render of ``path`` at ``width``
-    makes through ``new_from_source`` (libvips' thumbnail loads by itself)."""
-    loads: list[str] = []
-    real = pyvips.Image.new_from_source
-
-    def spy(source: pyvips.Source, options: str, **kwargs: Any) -> pyvips.Image:  # noqa: ANN401
-        loads.append(options)
-        return real(source, options, **kwargs)
-
-    monkeypatch.setattr(pyvips.Image, "new_from_source", staticmethod(spy))
-    policy = RenderPolicy(
-        quality={OutputFormat.JPEG: 80},
-        max_output_size=4096,
-        max_source_pixels=10**9,
-        avif_effort=0,
-        fast_shrink_on_load=fast,
-    )
-    request = RenderRequest(
-        width=width, height=None, format=OutputFormat.JPEG, background=(255, 255, 255, 255)
-    )
-    source = os.open(path, os.O_RDONLY)
-    target = os.open(os.devnull, os.O_WRONLY)
-    try:
-        result = render(policy, request, read_facts(source, allow_svg=False), source, target)
-    finally:
-        os.close(source)
-        os.close(target)
-    assert result.width == width
-    return loads
-
-
 @pytest.mark.parametrize(
     ("width", "shrink"),
     [(700, 4), (450, 8), (1500, 2)],  # 5.7x, 8.9x, 2.7x: libvips would take 2, 4, 1
@@ -90,9 +54,13 @@ def render_loads(
 def test_a_jpeg_shrinks_on_load_as_deep_as_its_output_allows(
     quadrants: Path, monkeypatch: pytest.MonkeyPatch, width: int, shrink: int
 ) -> None:
-    loads = render_loads(quadrants / "quadrants.jpg", width, fast=True, monkeypatch=monkeypatch)
+    request = RenderRequest(
+        width=width, height=None, format=OutputFormat.JPEG, background=(255, 255, 255, 255)
+    )
+    path = quadrants / "quadrants.jpg"
+    loads = render_loads(path, request, monkeypatch, fast_shrink_on_load=True)
     assert any(f"shrink={shrink}" in options for options in loads), loads
-    exact = render_loads(quadrants / "quadrants.jpg", width, fast=False, monkeypatch=monkeypatch)
+    exact = render_loads(path, request, monkeypatch)
     assert not any(f"shrink={shrink}" in options for options in exact), exact
 
 
