@@ -102,6 +102,24 @@ def test_scans_are_counted_past_the_header_segments(tmp_path: Path) -> None:
         os.close(descriptor)
 
 
+def test_a_scan_marker_across_two_reads_is_counted_once(tmp_path: Path) -> None:
+    """The file is read in 1 MiB chunks: a marker whose 0xFF ends one chunk
+    and whose 0xDA begins the next is one scan, as are those within."""
+    chunk = 1 << 20
+    body = bytearray(b"\x00" * (2 * chunk))
+    body[chunk - 1 : chunk + 1] = b"\xff\xda"  # 2 bytes of SOI come first
+    body[100:102] = b"\xff\xda"
+    body[chunk + 100 : chunk + 102] = b"\xff\xda"
+    path = tmp_path / "split.jpg"
+    path.write_bytes(b"\xff\xd8" + bytes(body))  # junk after SOI: counted from there
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        assert jpeg_scans(descriptor) == 3
+        assert jpeg_scans(descriptor, stop_after=0) == 1  # stopped after the first chunk
+    finally:
+        os.close(descriptor)
+
+
 async def test_pixel_limit_counts_frames(make_client: MakeClient) -> None:
     """Animated: width x height x frames processed; the still output needs one."""
     client = await make_client(max_source_pixels=245 * 245 * 10)
