@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .context import RenderContext
 
 # Loaders with libjpeg's shrink-on-load (1, 2, 4, 8), and with libwebp's.
-_JPEG_SHRINK_LOADERS = frozenset({"jpegload_source", "uhdrload_source"})
+JPEG_SHRINK_LOADERS = frozenset({"jpegload_source", "uhdrload_source"})
 _WEBP_SCALE_LOADER = "webpload_source"
 
 
@@ -78,8 +78,8 @@ def load_region(context: RenderContext, region: Rect, target: tuple[int, int]) -
     stored_target = turned(target, 90 if facts.swaps_axes else 0)
     options = LOAD_OPTIONS
     scale = 1.0
-    if facts.loader in _JPEG_SHRINK_LOADERS:
-        shrink = jpeg_shrink(stored.size, stored_target, gap=shrink_gap(context))
+    if facts.loader in JPEG_SHRINK_LOADERS:
+        shrink = jpeg_shrink(stored.size, stored_target, gap=context.policy.jpeg_shrink_gap)
         options += f",shrink={shrink}"
         scale = 1 / shrink
     elif facts.loader == _WEBP_SCALE_LOADER:
@@ -96,24 +96,6 @@ def load_region(context: RenderContext, region: Rect, target: tuple[int, int]) -
     resize_options: dict[str, Any] = colour.thumbnail_options(facts.needs_colour_management)
     # thumbnail_image turns the region upright by its orientation field.
     return image.thumbnail_image(target[0], height=target[1], size="force", **resize_options)
-
-
-def shrink_gap(context: RenderContext) -> float:
-    """How much of a JPEG's reduction is left to Lanczos after libjpeg's DCT
-    scaling (geometry.jpeg_shrink)."""
-    return 1.0 if context.policy.fast_shrink_on_load else 2.0
-
-
-def fast_shrink_applies(context: RenderContext, target: tuple[int, int]) -> bool:
-    """Whether ``--fast-shrink-on-load`` loads the whole (single-frame)
-    original smaller than libvips' thumbnail would for ``target``: only
-    then does it take its own path, so outputs differ only where it is
-    faster."""
-    facts = context.facts
-    if not context.policy.fast_shrink_on_load or facts.loader not in _JPEG_SHRINK_LOADERS:
-        return False
-    picture = (facts.width, facts.height)
-    return jpeg_shrink(picture, target, gap=1.0) > jpeg_shrink(picture, target)
 
 
 def _animation_region(

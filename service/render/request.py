@@ -42,6 +42,13 @@ class RenderPolicy:
     # --overlays, loaded (None: none configured).
     overlays: OverlayLibrary | None = None
 
+    @property
+    def jpeg_shrink_gap(self) -> float:
+        """How much of a JPEG's reduction libjpeg's DCT scaling leaves to
+        Lanczos (geometry.jpeg_shrink): libvips' thumbnail leaves 2x,
+        ``--fast-shrink-on-load`` 1x."""
+        return 1.0 if self.fast_shrink_on_load else 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class RenderRequest:

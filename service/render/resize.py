@@ -16,7 +16,7 @@ import pyvips
 
 from ..spec import Fit, Gravity
 from . import colour
-from .crop import fast_shrink_applies, load_region
+from .crop import JPEG_SHRINK_LOADERS, load_region
 from .frames import per_frame
 from .geometry import (
     Rect,
@@ -24,6 +24,7 @@ from .geometry import (
     cover_prescale,
     cover_size,
     crop_anchor,
+    jpeg_shrink,
     scaled_box,
     unturned_gravity,
     window_offset,
@@ -178,14 +179,12 @@ def _thumbnail(
     from_mezzanine = _thumbnail_from_mezzanine(context, box, size, crop)
     if from_mezzanine is not None:
         return from_mezzanine
-    if frames == 1:
-        target = _whole_size(context, box, size, crop)
-        if fast_shrink_applies(context, target):
-            whole = Rect(0, 0, facts.width, facts.height)
-            image = load_region(context, whole, target)
-            if crop is not None:  # the picture covers the box: cut the window
-                image = image.thumbnail_image(box[0], height=box[1], crop=crop)
-            return image
+    fast_target = _fast_shrink_target(context, box, size, crop)
+    if fast_target is not None:
+        image = load_region(context, Rect(0, 0, facts.width, facts.height), fast_target)
+        if crop is not None:  # the picture covers the box: cut the window
+            image = image.thumbnail_image(box[0], height=box[1], crop=crop)
+        return image
     if frames == 1 and crop is None and size == "down" and _reduces_lines_first(facts, box):
         return _thumbnail_lines_first(source, options, box, facts)
     return pyvips.Image.thumbnail_source(
@@ -205,9 +204,13 @@ def _thumbnail_from_mezzanine(
     if mezzanine is None or context.frames > 1:
         return None
     picture = (facts.width, facts.height)
-    need = _whole_size(context, box, size, crop)
-    if crop is None and size != "force" and not fast_shrink_applies(context, need):
-        need = _direct_size(context, box)  # what the direct render gives, to the pixel
+    # The size the direct render gives, to the pixel: the fast path's, or
+    # for contain libvips' thumbnail's own rounding.
+    need = _fast_shrink_target(context, box, size, crop)
+    if need is None and crop is None and size != "force":
+        need = _direct_size(context, box)
+    elif need is None:
+        need = _whole_size(picture, box, size, crop)
     if not covers(mezzanine, facts, Rect(0, 0, *picture), need):
         return None
     context.from_mezzanine = True
@@ -216,13 +219,32 @@ def _thumbnail_from_mezzanine(
     return mezzanine.thumbnail_image(need[0], height=need[1], size="force")
 
 
-def _whole_size(
+def _fast_shrink_target(
     context: RenderContext, box: tuple[int, int], size: str, crop: str | None
+) -> tuple[int, int] | None:
+    """With ``--fast-shrink-on-load``, the size a single-frame JPEG is
+    loaded and resized to for ``box`` (before any crop), when libjpeg can
+    shrink it deeper on load than libvips' thumbnail would; None otherwise,
+    and the default path renders it, byte for byte."""
+    facts = context.facts
+    if (
+        not context.policy.fast_shrink_on_load
+        or context.frames > 1
+        or facts.loader not in JPEG_SHRINK_LOADERS
+    ):
+        return None
+    picture = (facts.width, facts.height)
+    target = _whole_size(picture, box, size, crop)
+    deeper = jpeg_shrink(picture, target, gap=context.policy.jpeg_shrink_gap)
+    return target if deeper > jpeg_shrink(picture, target) else None
+
+
+def _whole_size(
+    picture: tuple[int, int], box: tuple[int, int], size: str, crop: str | None
 ) -> tuple[int, int]:
-    """The size ``_thumbnail`` resizes the whole picture to for ``box``
+    """The size ``_thumbnail`` resizes the whole ``picture`` to for ``box``
     before any crop, by arithmetic (``_direct_size`` gives libvips'
     thumbnail's own, which may differ by a pixel)."""
-    picture = context.facts.width, context.facts.height
     if crop is not None:
         return cover_size(box, picture)  # thumbnail's crop covers the box, then cuts it
     if size == "force":
