@@ -22,21 +22,15 @@ import os
 import statistics
 import time
 
-import numpy as np
 import pyvips
 
+from service.render.auto_quality import pixels_of
 from service.render.ssimulacra2 import ssimulacra2
 
 from .. import corpus
 from ..competitors import ROOT
 from ..libcost import Renderer, service_renderer
 from .shrink_quality import psnr
-
-
-def _pixels(image: pyvips.Image) -> np.ndarray[tuple[int, ...], np.dtype[np.uint8]]:
-    rgb = image.colourspace("srgb")[0:3] if image.bands != 3 else image
-    data = rgb.cast("uchar").write_to_memory()
-    return np.frombuffer(data, dtype=np.uint8).reshape(rgb.height, rgb.width, 3)
 
 
 def _cpu_ms(render: Renderer, path: str, width: int) -> float:
@@ -66,7 +60,7 @@ def measure(
     scores = []
     for jpeg in (exact_jpeg, fast_jpeg):
         decoded = pyvips.Image.new_from_buffer(jpeg, "")
-        scores.append(ssimulacra2(_pixels(reference(decoded)), _pixels(decoded)))
+        scores.append(ssimulacra2(pixels_of(reference(decoded)), pixels_of(decoded)))
     times: tuple[list[float], list[float]] = ([], [])
     for round_ in range(rounds):
         order = (0, 1) if round_ % 2 == 0 else (1, 0)
