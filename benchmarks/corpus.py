@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 DEFAULT_DIR = ".bench-corpus"
@@ -106,6 +107,20 @@ LARGEST = ("dragonfly.jpg", "seeding.jpg", "kleiber.jpg", "kleiber-46mp.png")
 
 def mix_names() -> list[str]:
     return [entry.name for entry in CORPUS if entry.mix]
+
+
+def hard_links(source: str, names: Sequence[str], directory: str, copies: int) -> list[str]:
+    """``copies`` hard links in ``directory`` of each of ``names`` in
+    ``source``, under new names (``c00000-<name>``, copy by copy): each is
+    an original no server has seen, a new identity, with the same bytes.
+    Their names, in that order."""
+    linked = []
+    for index in range(copies):
+        for name in names:
+            copy = f"c{index:05d}-{name}"
+            os.link(os.path.join(source, name), os.path.join(directory, copy))
+            linked.append(copy)
+    return linked
 
 
 def originals_dir(directory: str = DEFAULT_DIR) -> str:

@@ -603,12 +603,8 @@ def fresh_copies(originals: str, name: str, copies: int) -> Iterator[list[str]]:
     as paths under ``originals``; the folder is removed afterwards."""
     folder = tempfile.mkdtemp(prefix="fresh-", dir=originals)
     try:
-        names = []
-        for index in range(copies):
-            linked = os.path.join(folder, f"c{index:02d}-{name}")
-            os.link(os.path.join(originals, name), linked)
-            names.append(os.path.relpath(linked, originals))
-        yield names
+        linked = corpus.hard_links(originals, [name], folder, copies)
+        yield [os.path.join(os.path.basename(folder), copy) for copy in linked]
     finally:
         shutil.rmtree(folder)
 

@@ -42,17 +42,6 @@ _SIDES = {"mezzanine": "true", "direct": "false"}
 _PER_ROUND = 1500  # more than either side answers in a round: never wraps
 
 
-def _originals(source: str, directory: str, copies: int) -> list[str]:
-    """``copies`` hard links of each photo of the mix: their names."""
-    names = []
-    for index in range(copies):
-        for name in corpus.mix_names():
-            linked = f"c{index:05d}-{name}"
-            os.link(os.path.join(source, name), os.path.join(directory, linked))
-            names.append(linked)
-    return names
-
-
 def _metric(server: competitors.Server, name: str) -> float:
     with urllib.request.urlopen(server.base_url + "/metrics", timeout=10) as response:
         text = response.read().decode()
@@ -110,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     originals = os.path.join(workdir, "originals")
     os.mkdir(originals)
     copies = -(-args.rounds * _PER_ROUND // len(corpus.mix_names()))
-    names = _originals(corpus.originals_dir(args.corpus), originals, copies)
+    names = corpus.hard_links(
+        corpus.originals_dir(args.corpus), corpus.mix_names(), originals, copies
+    )
     variants = [urls.Variant(name, 800, None, args.format) for name in names]
     sides = {side: {"IMAGE_FACTORY_MEZZANINE": value} for side, value in _SIDES.items()}
     if args.fast_shrink:
