@@ -121,6 +121,12 @@ _WAL_KEEP_BYTES = 256 * 1024
 _WAL_CEILING = _WAL_KEEP_BYTES + 64 * 1024
 
 
+# How long a statement waits for another process's lock before failing.
+_BUSY_SECONDS = 30.0
+# Between tries of the switch to WAL, which SQLite does not wait for itself.
+_WAL_RETRY_SECONDS = 0.01
+
+
 class CacheUnavailable(Exception):
     """The cache directory cannot be used right now (full, gone, unwritable)."""
 
@@ -249,9 +255,12 @@ class DiskCache:
         os.makedirs(self._objects, exist_ok=True)
         os.makedirs(self._tmp, exist_ok=True)
         db = sqlite3.connect(
-            self._index_path, timeout=30, isolation_level=None, check_same_thread=False
+            self._index_path,
+            timeout=_BUSY_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
         )
-        db.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(db)
         # NORMAL in WAL mode: a crash of the process loses nothing; a power
         # cut may lose the last transactions, which only costs re-renders.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -714,6 +723,25 @@ class DiskCache:
             len(unrecorded),
             len(missing),
         )
+
+
+def _enter_wal(db: sqlite3.Connection) -> None:
+    """PRAGMA journal_mode=WAL, waiting out other connections doing the
+    same. While another connection is setting up a new index's WAL, SQLite
+    answers "database is locked" at once, without calling its busy handler:
+    two workers starting on a fresh cache directory lost that race about
+    one start in ten, and the loser served uncached until its first request
+    reconnected (behind any lock that request met)."""
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # BUSY_RECOVERY too
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_SECONDS)
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -220,8 +220,11 @@ def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
 
 def test_a_render_gives_its_token_back_before_the_cache_commit(tmp_path: Path) -> None:
     """--total-concurrency 1: while the cache index is write-locked, so that
-    the first render cannot commit, a second render still gets the token
-    (its temporary file appears), and both are answered once the lock goes."""
+    the first render cannot commit, a second render in the other worker
+    still gets the token (its temporary file appears), and both are answered
+    once the lock goes. One request per worker: within one process a lookup
+    waits for the index connection a blocked commit holds, which is not
+    what this asks."""
     originals = tmp_path / "originals"
     originals.mkdir()
     Image.effect_noise((600, 400), 60).convert("RGB").save(originals / "noise.png")
@@ -230,16 +233,21 @@ def test_a_render_gives_its_token_back_before_the_cache_commit(tmp_path: Path) -
         "--workers", "2", "--total-concurrency", "1",
         "--originals", str(originals), "--cache-dir", str(cache),
     ) as running:  # fmt: skip
+        connections = list(connection_to_each_worker(running.port, 2).values())
         index = sqlite3.connect(cache / "index.sqlite3", isolation_level=None)
         index.execute("BEGIN IMMEDIATE")  # every commit now waits for us
         statuses: list[int] = []
 
-        def fetch(width: int) -> None:
-            url = f"{running.base}/picture/noise.png?w={width}"
-            with urllib.request.urlopen(url, timeout=60) as response:
-                statuses.append(response.status)
+        def fetch(connection: http.client.HTTPConnection, width: int) -> None:
+            connection.request("GET", f"/picture/noise.png?w={width}")
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
 
-        askers = [threading.Thread(target=fetch, args=(width,)) for width in (300, 200)]
+        askers = [
+            threading.Thread(target=fetch, args=(connection, width))
+            for connection, width in zip(connections, (300, 200), strict=True)
+        ]
 
         def both_rendering() -> int | None:
             """The temporary files of renders under way, once there are two."""
@@ -260,5 +268,7 @@ def test_a_render_gives_its_token_back_before_the_cache_commit(tmp_path: Path) -
             index.close()
             for asker in askers:  # answered once the lock goes, pass or fail
                 asker.join(60)
+            for connection in connections:
+                connection.close()
         assert rendering == 2, "the second render waited for the first one's commit"
         assert statuses == [200, 200]
