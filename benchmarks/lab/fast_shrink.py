@@ -17,8 +17,6 @@ shrink-on-load") quotes it.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
 import time
 
@@ -27,10 +25,8 @@ import pyvips
 from service.render.auto_quality import pixels_of
 from service.render.ssimulacra2 import ssimulacra2
 
-from .. import corpus
-from ..competitors import ROOT
 from ..libcost import Renderer, service_renderer
-from .shrink_quality import psnr
+from .shrink_quality import jpeg_lab_parser, mix_jpegs, psnr
 
 
 def _cpu_ms(render: Renderer, path: str, width: int) -> float:
@@ -80,21 +76,18 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--widths", default="800,1050")
+    parser = jpeg_lab_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--corpus", default=os.path.join(ROOT, corpus.DEFAULT_DIR))
     args = parser.parse_args()
     renders = (service_renderer(), service_renderer(fast_shrink_on_load=True))
-    originals = corpus.originals_dir(args.corpus)
-    names = [name for name in corpus.mix_names() if name.endswith(".jpg")]
-    for width in (int(text) for text in args.widths.split(",")):
+    jpegs = mix_jpegs(args.corpus)
+    for width in args.widths:
         print(f"\n{width} px wide: exact / fast\n")
         print("| image | reduction | PSNR | SSIMULACRA2, q80 | bytes | CPU time |")
         print("|---|---|---|---|---|---|")
         rows = []
-        for name in names:
-            row = measure(renders, os.path.join(originals, name), width, args.rounds)
+        for name, path in jpegs:
+            row = measure(renders, path, width, args.rounds)
             if row is None:
                 continue
             rows.append(row)

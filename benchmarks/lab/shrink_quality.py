@@ -87,19 +87,38 @@ def measure(render: Renderer, path: str, width: int) -> tuple[float, float, floa
     return 1 / scale, psnr(service, reference), psnr(baseline, reference), psnr(thumbor, reference)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--widths", default="800,1050")
+def jpeg_lab_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options of the labs that measure the mix's JPEGs at some widths:
+    ``--widths`` (parsed to a list of ints) and ``--corpus``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--widths", type=_widths, default="800,1050")
     parser.add_argument("--corpus", default=os.path.join(ROOT, corpus.DEFAULT_DIR))
-    args = parser.parse_args()
+    return parser
+
+
+def _widths(text: str) -> list[int]:
+    return [int(width) for width in text.split(",")]
+
+
+def mix_jpegs(corpus_dir: str) -> list[tuple[str, str]]:
+    """The benchmark mix's JPEGs: each one's name and path in ``corpus_dir``."""
+    originals = corpus.originals_dir(corpus_dir)
+    return [
+        (name, os.path.join(originals, name))
+        for name in corpus.mix_names()
+        if name.endswith(".jpg")
+    ]
+
+
+def main() -> None:
+    args = jpeg_lab_parser(__doc__).parse_args()
     render = service_renderer()
-    originals = corpus.originals_dir(args.corpus)
-    names = [name for name in corpus.mix_names() if name.endswith(".jpg")]
-    for width in (int(text) for text in args.widths.split(",")):
+    jpegs = mix_jpegs(args.corpus)
+    for width in args.widths:
         print(f"\n{width} px wide, PSNR against the exact reduction:\n")
         print("| image | reduction | service | Pillow thumbnail | thumbor's steps |")
         print("|---|---|---|---|---|")
-        measured = [(name, measure(render, os.path.join(originals, name), width)) for name in names]
+        measured = [(name, measure(render, path, width)) for name, path in jpegs]
         measured = [(name, row) for name, row in measured if row[0] > 1]  # never upscaled
         rows = [row for _, row in measured]
         for name, (reduction, *decibels) in measured:
