@@ -207,10 +207,9 @@ def _thumbnail_from_mezzanine(
     # The size the direct render gives, to the pixel: the fast path's, or
     # for contain libvips' thumbnail's own rounding.
     need = _fast_shrink_target(context, box, size, crop)
-    if need is None and crop is None and size != "force":
-        need = _direct_size(context, box)
-    elif need is None:
-        need = _whole_size(picture, box, size, crop)
+    if need is None:
+        contain = crop is None and size != "force"
+        need = _direct_size(context, box) if contain else _whole_size(picture, box, size, crop)
     if not covers(mezzanine, facts, Rect(0, 0, *picture), need):
         return None
     context.from_mezzanine = True
