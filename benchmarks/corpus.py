@@ -109,6 +109,12 @@ def mix_names() -> list[str]:
     return [entry.name for entry in CORPUS if entry.mix]
 
 
+def mix_jpegs(corpus_dir: str) -> list[tuple[str, str]]:
+    """The benchmark mix's JPEGs: each one's name and path in ``corpus_dir``."""
+    originals = originals_dir(corpus_dir)
+    return [(name, os.path.join(originals, name)) for name in mix_names() if name.endswith(".jpg")]
+
+
 def hard_links(source: str, names: Sequence[str], directory: str, copies: int) -> list[str]:
     """``copies`` hard links in ``directory`` of each of ``names`` in
     ``source``, under new names (``c00000-<name>``, copy by copy): each is

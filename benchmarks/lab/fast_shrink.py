@@ -25,8 +25,9 @@ import pyvips
 from service.render.auto_quality import pixels_of
 from service.render.ssimulacra2 import ssimulacra2
 
+from .. import corpus
 from ..libcost import Renderer, service_renderer
-from .shrink_quality import jpeg_lab_parser, mix_jpegs, psnr
+from .shrink_quality import jpeg_lab_parser, psnr
 
 
 def _cpu_ms(render: Renderer, path: str, width: int) -> float:
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     renders = (service_renderer(), service_renderer(fast_shrink_on_load=True))
-    jpegs = mix_jpegs(args.corpus)
+    jpegs = corpus.mix_jpegs(args.corpus)
     for width in args.widths:
         print(f"\n{width} px wide: exact / fast\n")
         print("| image | reduction | PSNR | SSIMULACRA2, q80 | bytes | CPU time |")

@@ -100,20 +100,10 @@ def _widths(text: str) -> list[int]:
     return [int(width) for width in text.split(",")]
 
 
-def mix_jpegs(corpus_dir: str) -> list[tuple[str, str]]:
-    """The benchmark mix's JPEGs: each one's name and path in ``corpus_dir``."""
-    originals = corpus.originals_dir(corpus_dir)
-    return [
-        (name, os.path.join(originals, name))
-        for name in corpus.mix_names()
-        if name.endswith(".jpg")
-    ]
-
-
 def main() -> None:
     args = jpeg_lab_parser(__doc__).parse_args()
     render = service_renderer()
-    jpegs = mix_jpegs(args.corpus)
+    jpegs = corpus.mix_jpegs(args.corpus)
     for width in args.widths:
         print(f"\n{width} px wide, PSNR against the exact reduction:\n")
         print("| image | reduction | service | Pillow thumbnail | thumbor's steps |")
