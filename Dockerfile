@@ -67,9 +67,19 @@ ENV GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1048576:
     IMAGE_FACTORY_PORT=8080 \
     IMAGE_FACTORY_CACHE_DIR=/var/cache/image-factory
 
+# q=auto's scorer is compiled by numba on its first use (a few seconds);
+# compiled here once, as the runtime user, into a folder of its own (not the
+# cache volume, whose byte bound covers every file in it), a process loads
+# it in a few tenths of a second. On another CPU model numba compiles again
+# and adds its build to the folder.
+ENV NUMBA_CACHE_DIR=/var/lib/image-factory/numba
+RUN mkdir -p /var/lib/image-factory/numba \
+ && chown imagefactory:imagefactory /var/lib/image-factory/numba
+USER imagefactory:imagefactory
+RUN /opt/venv/bin/python3 -c "import numpy as n; from service.render.ssimulacra2 import ssimulacra2 as s; p = n.zeros((16, 16, 3), n.uint8); s(p, p)"
+
 VOLUME ["/var/cache/image-factory"]
 EXPOSE 8080
-USER imagefactory:imagefactory
 WORKDIR /var/cache/image-factory
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -1,4 +1,4 @@
-"""SSIMULACRA2 (libjxl's perceptual metric), computed with numpy.
+"""SSIMULACRA2 (libjxl's perceptual metric), in compiled loops over numpy planes.
 
 The metric of ``tools/ssimulacra2.cc`` in libjxl, as the ``ssimulacra2``
 package (0.3.0) transcribes it, with libjxl's own blur: sRGB to linear
@@ -16,21 +16,22 @@ pixel outside the image as zero. Its recursion is exactly a 9-tap filter
 at sigma 1.5 (derived below in plain Python), applied to zero-padded
 planes as four symmetric pairs and a centre tap.
 
-Why numpy: it runs in the render threads, beside the event loop of the
-same process, so it must not hold the GIL for long; numpy releases it in
-every loop over an array (some 300 of them a score, 0.1-3 ms each at
-800x500). Computed in float32 on planes (one contiguous array per
-channel), one 800x500 score took 60 ms where the same operations done
-with libvips took 660 ms (its float convolutions and per-pixel maths are
-not vectorised, and an image read by two operations is computed twice
-unless held in memory) and the package's float64 arrays with scipy's
-filters 1.1 s (the same loaded 2-core machine, 2026-12-02).
+Where it runs: in the render threads, beside the event loop of the same
+process, so it must not hold the GIL for long. The per-pixel work is in
+``ssimulacra2_loops`` (numba, without the GIL); this module keeps the
+metric's structure and its constants. One 800x533 score takes about 10
+ms and a reference 7 ms (4.5x and 3.4x the same maths as numpy array
+operations, float32 planes, which were at numpy's floor; the operations
+done with libvips took 10x numpy's time, as its float convolutions and
+per-pixel maths are not vectorised).
 
 Images with alpha are scored as libjxl's tool scores them: blended on a
 dark (0.1) and a light (0.9) grey in sRGB values, the lower score kept.
 A reference is prepared once (its half of every scale, 4 planes of 3
 channels: about 64 bytes an output pixel with the scales) for the many
-candidates of a search.
+candidates of a search, with the workspace its scores reuse (the linear
+scales, the candidate's XYB and the loops': 26 planes, 104 bytes
+an output pixel).
 """
 
 from __future__ import annotations
@@ -42,20 +43,14 @@ from functools import cache
 import numpy as np
 import numpy.typing as npt
 
+from . import ssimulacra2_loops as loops
+
 Pixels = npt.NDArray[np.uint8]  # height x width x 3 or 4 (sRGB, alpha)
 Planes = npt.NDArray[np.float32]  # channels x height x width
 
 SIGMA = 1.5
 SCALES = 6
 _SMALLEST = 8  # no scale narrower or lower than this
-_C2 = 0.0009
-# The opsin absorbance matrix and bias (libjxl's kM00..kM22, kB0).
-_OPSIN = (
-    (0.30, 1.0 - 0.078 - 0.30, 0.078),
-    (0.23, 1.0 - 0.078 - 0.23, 0.078),
-    (0.24342268924547819, 0.20476744424496821, 1.0 - 0.24342268924547819 - 0.20476744424496821),
-)
-_BIAS = 0.0037930732552754493
 # libjxl's 108 weights: per channel (X, Y, B), per scale, per norm (1, 4),
 # three of them: the SSIM map, ringing added, detail lost.
 _WEIGHTS = (
@@ -158,8 +153,8 @@ def taps() -> tuple[float, ...]:
 
 
 @cache
-def _taps32() -> tuple[float, ...]:
-    return tuple(float(np.float32(tap)) for tap in taps())
+def _taps_array() -> npt.NDArray[np.float32]:
+    return np.array(taps(), np.float32)
 
 
 @cache
@@ -170,114 +165,52 @@ def _linear_lut() -> npt.NDArray[np.float32]:
     return linear.astype(np.float32)
 
 
-def _blur(planes: Planes) -> Planes:
-    """The recursive Gaussian over rows and columns, zero outside: each
-    plane padded, then the centre tap and four symmetric pairs."""
-    weights = _taps32()
-    radius = len(weights) // 2
-    centre, pairs = weights[radius], weights[radius + 1 :]
-    count, height, width = planes.shape
-    out = np.empty_like(planes)
-    scratch = np.empty((height, width), np.float32)
-    rows = np.zeros((height, width + 2 * radius), np.float32)
-    columns = np.zeros((height + 2 * radius, width), np.float32)
-    for index in range(count):
-        rows[:, radius:-radius] = planes[index]
-        across = columns[radius:-radius]
-        np.multiply(rows[:, radius:-radius], centre, out=across)
-        for k, tap in enumerate(pairs, start=1):
-            np.add(
-                rows[:, radius - k : width + radius - k],
-                rows[:, radius + k : width + radius + k],
-                out=scratch,
-            )
-            scratch *= tap
-            across += scratch
-        plane = out[index]
-        np.multiply(across, centre, out=plane)
-        for k, tap in enumerate(pairs, start=1):
-            np.add(
-                columns[radius - k : height + radius - k],
-                columns[radius + k : height + radius + k],
-                out=scratch,
-            )
-            scratch *= tap
-            plane += scratch
-    return out
+def _sizes(height: int, width: int) -> list[tuple[int, int]]:
+    """Each scale's height and width (halves rounded up)."""
+    sizes: list[tuple[int, int]] = []
+    while len(sizes) < SCALES and min(height, width) >= _SMALLEST:
+        sizes.append((height, width))
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return sizes
 
 
-def _half(linear: Planes) -> Planes:
-    """The next scale: 2x2 means in linear light; an odd last row or column
-    is the mean of what it has (its copy makes a pair)."""
-    _, height, width = linear.shape
-    if height % 2:
-        linear = np.concatenate([linear, linear[:, -1:]], axis=1)
-    if width % 2:
-        linear = np.concatenate([linear, linear[:, :, -1:]], axis=2)
-    half = linear[:, 0::2, 0::2] + linear[:, 1::2, 0::2]
-    half += linear[:, 0::2, 1::2]
-    half += linear[:, 1::2, 1::2]
-    half *= np.float32(0.25)
-    return half
-
-
-def _xyb(linear: Planes) -> Planes:
-    """Linear RGB to libjxl's XYB, made positive (MakePositiveXYB):
-    X = 7 (c0 - c1) + 0.42, Y = (c0 + c1) / 2 - cbrt(bias) + 0.01,
-    B = c2 - (c0 + c1) / 2 + 0.55, c the cube roots of the mixed light."""
-    roots = np.empty_like(linear)
-    for index, row in enumerate(_OPSIN):
-        mixed = roots[index]
-        np.multiply(linear[0], np.float32(row[0]), out=mixed)
-        mixed += linear[1] * np.float32(row[1])
-        mixed += linear[2] * np.float32(row[2])
-        mixed += np.float32(_BIAS)
-        np.cbrt(mixed, out=mixed)
-    xyb = np.empty_like(linear)
-    np.subtract(roots[0], roots[1], out=xyb[0])
-    xyb[0] *= np.float32(7.0)
-    xyb[0] += np.float32(0.42)
-    np.add(roots[0], roots[1], out=xyb[1])
-    xyb[1] *= np.float32(0.5)
-    np.subtract(roots[2], xyb[1], out=xyb[2])
-    xyb[2] += np.float32(0.55)
-    xyb[1] += np.float32(0.01 - _BIAS ** (1 / 3))
-    return xyb
-
-
-def _pyramid(linear: Planes) -> list[Planes]:
-    """Linear RGB at each scale."""
+def _pyramid(pixels: Pixels, grey: float | None, buffer: Planes) -> list[Planes]:
+    """Linear RGB at each scale, in ``buffer`` (the sizes' planes in turn)."""
     levels: list[Planes] = []
-    while len(levels) < SCALES and min(linear.shape[1:]) >= _SMALLEST:
-        levels.append(linear)
-        linear = _half(linear)
+    start = 0
+    for height, width in _sizes(*pixels.shape[:2]):
+        level = buffer[start : start + 3 * height * width].reshape(3, height, width)
+        start += level.size
+        if not levels:
+            _to_linear(pixels, grey, level)
+        else:
+            loops.half(levels[-1], level)
+        levels.append(level)
     return levels
 
 
-def _to_linear(pixels: Pixels, grey: float | None) -> Planes:
+def _to_linear(pixels: Pixels, grey: float | None, out: Planes) -> None:
     """8-bit sRGB (alpha blended on ``grey``, 0..1) to linear planes."""
-    # Planes: one contiguous array per channel (an index or a cast of the
-    # transposed view would keep its interleaved strides).
-    planar = np.ascontiguousarray(pixels.transpose(2, 0, 1))
     if grey is None:
-        return _linear_lut()[planar[:3]]
+        loops.linear_from_srgb(pixels, _linear_lut(), out)
+        return
     # Blended in float64, as the values between the 8-bit levels matter.
+    planar = pixels.transpose(2, 0, 1)
     alpha = planar[3] / 255.0
     values = planar[:3] / 255.0 * alpha + (1.0 - alpha) * grey
     low = values / 12.92
     high = ((values + 0.055) / 1.055) ** 2.4
-    linear: Planes = np.where(values <= 0.04045, low, high).astype(np.float32)
-    return linear
+    out[...] = np.where(values <= 0.04045, low, high)
 
 
 @dataclass(frozen=True, slots=True)
 class _Scale:
-    """One scale of the reference: XYB, its blur, its variance (blur of the
-    square less the square of the blur), and 1 + |XYB - blur|."""
+    """One scale of the reference: XYB, its blur, the blur of its square,
+    and 1 + |XYB - blur|."""
 
     xyb: Planes
     mu: Planes
-    variance: Planes
+    squares: Planes
     edges: Planes
 
 
@@ -292,19 +225,25 @@ class Reference:
         self.shape = pixels.shape
         self.alpha = pixels.shape[2] == 4
         self._greys: tuple[float | None, ...] = _GREYS if self.alpha else (None,)
-        self._scales = [self._prepare(_to_linear(pixels, grey)) for grey in self._greys]
+        height, width = pixels.shape[:2]
+        # Reused by every score (loops.workspace), so not for two threads
+        # at once: the linear scales, the distorted image's XYB and the
+        # loops' workspace.
+        self._linear = np.empty(sum(3 * h * w for h, w in _sizes(height, width)), np.float32)
+        self._xyb = np.empty(3 * height * width, np.float32)
+        self._work = loops.workspace(height, width)
+        self._scales = [self._prepare(pixels, grey) for grey in self._greys]
 
-    @staticmethod
-    def _prepare(linear: Planes) -> list[_Scale]:
+    def _prepare(self, pixels: Pixels, grey: float | None) -> list[_Scale]:
         scales = []
-        for level in _pyramid(linear):
-            xyb = _xyb(level)
-            mu = _blur(xyb)
-            variance = _blur(xyb * xyb)
-            variance -= mu * mu
-            edges = np.abs(xyb - mu)
-            edges += np.float32(1.0)
-            scales.append(_Scale(xyb, mu, variance, edges))
+        for level in _pyramid(pixels, grey, self._linear):
+            xyb = loops.xyb(level, np.empty_like(level))
+            blurred = np.empty((2, *xyb.shape), np.float32)  # mu, the squares' blur
+            edges = np.empty_like(xyb)
+            loops.reference_maps(
+                xyb, _taps_array(), self._work, blurred.reshape(-1, *xyb.shape[1:]), edges
+            )
+            scales.append(_Scale(xyb, blurred[0], blurred[1], edges))
         return scales
 
     def score(self, distorted: Pixels) -> float:
@@ -317,49 +256,28 @@ class Reference:
             opaque = np.full((*distorted.shape[:2], 1), 255, np.uint8)
             distorted = np.concatenate([distorted, opaque], axis=2)
         return min(
-            _score(scales, _to_linear(distorted, grey))
+            self._score(scales, _pyramid(distorted, grey, self._linear))
             for grey, scales in zip(self._greys, self._scales, strict=True)
         )
+
+    def _score(self, reference: list[_Scale], levels: list[Planes]) -> float:
+        averages: list[list[float]] = []
+        for ref, level in zip(reference, levels, strict=True):
+            xyb = loops.xyb(level, self._xyb[: level.size].reshape(level.shape))
+            sums = np.zeros(18, np.float64)
+            loops.scale_sums(
+                (ref.xyb, ref.mu, ref.squares, ref.edges), xyb, _taps_array(), self._work, sums
+            )
+            count = level.shape[1] * level.shape[2]
+            means = sums[:9] / count
+            norms = (sums[9:] / count) ** 0.25
+            averages.append([float(value) for value in (*means, *norms)])
+        return _combine(averages)
 
 
 def ssimulacra2(reference: Pixels, distorted: Pixels) -> float:
     """SSIMULACRA2 of ``distorted`` against ``reference`` (100: identical)."""
     return Reference(reference).score(distorted)
-
-
-def _score(reference: list[_Scale], linear: Planes) -> float:
-    averages: list[list[float]] = []
-    for ref, level in zip(reference, _pyramid(linear), strict=False):
-        xyb = _xyb(level)
-        stack = np.concatenate([xyb, xyb * xyb, ref.xyb * xyb])
-        blurred = _blur(stack)
-        mu, squares, products = blurred[0:3], blurred[3:6], blurred[6:9]
-        # The SSIM map: 1 - (1 - (mu1 - mu2)^2) (2 cov + C2) / (var1 + var2 + C2).
-        num_m = ref.mu - mu
-        num_m *= num_m
-        np.subtract(np.float32(1.0), num_m, out=num_m)
-        products -= ref.mu * mu
-        products *= np.float32(2.0)
-        products += np.float32(_C2)
-        squares -= mu * mu
-        squares += ref.variance
-        squares += np.float32(_C2)
-        num_m *= products
-        num_m /= squares
-        np.subtract(np.float32(1.0), num_m, out=num_m)
-        # The edge maps: (1 + |xyb2 - mu2|) / (1 + |xyb1 - mu1|) - 1, split.
-        ratio = np.abs(xyb - mu)
-        ratio += np.float32(1.0)
-        ratio /= ref.edges
-        ratio -= np.float32(1.0)
-        maps = np.concatenate([num_m, ratio, -ratio]).reshape(9, -1)
-        np.maximum(maps, np.float32(0.0), out=maps)
-        means = maps.mean(axis=1, dtype=np.float64)
-        maps *= maps
-        maps *= maps
-        norms = maps.mean(axis=1, dtype=np.float64) ** 0.25
-        averages.append([float(value) for value in (*means, *norms)])
-    return _combine(averages)
 
 
 def _combine(averages: list[list[float]]) -> float:

@@ -1,0 +1,281 @@
+"""SSIMULACRA2's per-pixel loops, compiled with numba.
+
+What ``ssimulacra2`` computes at each scale, written as loops that numba
+compiles for this machine's vector unit (``fastmath`` lets it reorder the
+float32 sums into SIMD lanes). A loop reads its planes once where numpy
+made one pass over memory per operation (26 for a plane's blur, some 300
+for a score), and numpy's passes were at their floor (0.26 ns an element,
+float32 streamed through the cache): fusing them is the whole gain.
+
+The loops allocate nothing: every array is the caller's, numpy's, so
+tracemalloc counts it (the decode budget's reservation for a search is a
+measured peak). The caller hands each loop its workspace (``workspace``: 19 planes of the
+largest scale, reused by every scale and every score of a search):
+arrays this size allocated per call are fresh pages from the kernel, and
+zeroing them took as long as the blur (a score of 800x533: 19 ms with
+its arrays allocated per call, 8 ms without).
+
+``nogil``: a score runs in a render thread beside the event loop of the
+same process, so none of these holds the GIL while it runs.
+
+``cache``: compiled once per machine into ``__pycache__`` beside this file
+(or under ``NUMBA_CACHE_DIR``); where neither can be written, once per
+process. The first compile takes a few seconds, a load from the cache a
+few tenths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+Planes = npt.NDArray[np.float32]  # channels x height x width
+Line = npt.NDArray[np.float32]  # one row, or planes flattened
+Sums = npt.NDArray[np.float64]
+
+_Function = TypeVar("_Function", bound=Callable[..., object])
+
+# libjxl's opsin absorbance matrix and bias (kM00..kM22, kB0).
+_M00, _M01, _M02 = 0.30, 1.0 - 0.078 - 0.30, 0.078
+_M10, _M11, _M12 = 0.23, 1.0 - 0.078 - 0.23, 0.078
+_M20, _M21 = 0.24342268924547819, 0.20476744424496821
+_M22 = 1.0 - _M20 - _M21
+_BIAS = 0.0037930732552754493
+_Y_OFFSET = 0.01 - _BIAS ** (1 / 3)
+_C2 = 0.0009
+_RADIUS = 4  # the 9-tap blur's (ssimulacra2.taps)
+
+
+def _compiled(function: _Function) -> _Function:
+    """``function`` compiled on its first call, on disk where it can be."""
+    # fastmath without its approximate reciprocals ("arcp"): with them an
+    # image against itself scored 99.87, not 100.
+    fastmath = {"nnan", "ninf", "nsz", "reassoc", "contract"}
+    try:
+        compiled = numba.njit(
+            function, nogil=True, fastmath=fastmath, error_model="numpy", cache=True
+        )
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        compiled = numba.njit(function, nogil=True, fastmath=fastmath, error_model="numpy")
+    return cast(_Function, compiled)
+
+
+def workspace(height: int, width: int) -> Line:
+    """The workspace of ``scale_sums`` (and ``reference_maps``) for scales
+    up to ``height`` x ``width``: the blur's input (XYB, its square, its
+    product with the reference's: 9 planes) and output (9), then its pass
+    over rows (a zero-padded plane) and a padded line."""
+    return np.empty(18 * height * width + (height + 9) * width + 8, np.float32)
+
+
+def _linear_loops(pixels: npt.NDArray[np.uint8], lut: Line, out: Planes) -> None:
+    """8-bit sRGB (height x width x 3 or more) to linear planes by ``lut``."""
+    height, width = pixels.shape[0], pixels.shape[1]
+    for y in range(height):
+        row = pixels[y]
+        red, green, blue = out[0, y], out[1, y], out[2, y]
+        for x in range(width):
+            red[x] = lut[row[x, 0]]
+            green[x] = lut[row[x, 1]]
+            blue[x] = lut[row[x, 2]]
+
+
+def _half_loops(linear: Planes, out: Planes) -> None:
+    """The next scale: 2x2 means in linear light; an odd last row or column
+    is the mean of what it has (libjxl's copy of it makes a pair)."""
+    channels, height, width = linear.shape
+    for c in range(channels):
+        plane, target = linear[c], out[c]
+        for y in range(out.shape[1]):
+            top, bottom = plane[2 * y], plane[min(2 * y + 1, height - 1)]
+            row = target[y]
+            for x in range(out.shape[2]):
+                left, right = 2 * x, min(2 * x + 1, width - 1)
+                row[x] = np.float32(0.25) * (top[left] + top[right] + bottom[left] + bottom[right])
+
+
+def xyb(linear: Planes, out: Planes) -> Planes:
+    """Linear RGB to libjxl's XYB, made positive (MakePositiveXYB), into
+    ``out``: the cube roots by numpy, whose ``cbrt`` is vectorised (numba
+    calls the C library's, a value at a time: 20 ms for 800x533)."""
+    _mixed(linear, out)
+    np.cbrt(out, out=out)
+    _from_roots(out)
+    return out
+
+
+def _mixed_loops(linear: Planes, out: Planes) -> None:
+    """The opsin absorbance matrix applied, plus its bias."""
+    count = linear.shape[1] * linear.shape[2]
+    red, green, blue = linear[0].reshape(count), linear[1].reshape(count), linear[2].reshape(count)
+    mixed = out.reshape(3, count)
+    for i in range(count):
+        r, g, b = red[i], green[i], blue[i]
+        mixed[0, i] = _M00 * r + _M01 * g + _M02 * b + _BIAS
+        mixed[1, i] = _M10 * r + _M11 * g + _M12 * b + _BIAS
+        mixed[2, i] = _M20 * r + _M21 * g + _M22 * b + _BIAS
+
+
+def _from_roots_loops(roots: Planes) -> None:
+    """In place: X = 7 (c0 - c1) + 0.42, Y = (c0 + c1) / 2 - cbrt(bias) +
+    0.01, B = c2 - (c0 + c1) / 2 + 0.55, c the cube roots."""
+    count = roots.shape[1] * roots.shape[2]
+    planes = roots.reshape(3, count)
+    for i in range(count):
+        c0, c1, c2 = planes[0, i], planes[1, i], planes[2, i]
+        half = np.float32(0.5) * (c0 + c1)
+        planes[0, i] = np.float32(7.0) * (c0 - c1) + np.float32(0.42)
+        planes[1, i] = half + np.float32(_Y_OFFSET)
+        planes[2, i] = c2 - half + np.float32(0.55)
+
+
+def _blur_loops(planes: Planes, taps: Line, out: Planes, work: Line) -> None:
+    """The 9-tap Gaussian of ``taps`` over rows, then columns, zero outside
+    the plane, into ``out``: each row copied into a zero-padded line, the
+    columns' pass over a zero-padded plane, so no loop tests a bound."""
+    count, height, width = planes.shape
+    c0, c1, c2, c3, c4 = taps[4], taps[5], taps[6], taps[7], taps[8]
+    line = work[: width + 8]
+    line[:] = 0.0
+    across = work[width + 8 : width + 8 + (height + 8) * width].reshape(height + 8, width)
+    across[:4] = 0.0
+    across[height + 4 :] = 0.0
+    for index in range(count):
+        plane = planes[index]
+        for y in range(height):
+            line[4 : 4 + width] = plane[y]
+            row = across[y + 4]
+            for x in range(width):
+                row[x] = (
+                    c0 * line[x + 4]
+                    + c1 * (line[x + 3] + line[x + 5])
+                    + c2 * (line[x + 2] + line[x + 6])
+                    + c3 * (line[x + 1] + line[x + 7])
+                    + c4 * (line[x] + line[x + 8])
+                )
+        target = out[index]
+        for y in range(height):
+            row = target[y]
+            a0, a1, b1 = across[y + 4], across[y + 3], across[y + 5]
+            a2, b2, a3, b3 = across[y + 2], across[y + 6], across[y + 1], across[y + 7]
+            a4, b4 = across[y], across[y + 8]
+            for x in range(width):
+                row[x] = (
+                    c0 * a0[x]
+                    + c1 * (a1[x] + b1[x])
+                    + c2 * (a2[x] + b2[x])
+                    + c3 * (a3[x] + b3[x])
+                    + c4 * (a4[x] + b4[x])
+                )
+
+
+def _reference_maps_loops(
+    xyb: Planes, taps: Line, work: Line, blurred: Planes, edges: Planes
+) -> None:
+    """A reference scale's blur and blurred square (``blurred``, 2 x its
+    channels) and 1 + |XYB - blur| (``edges``)."""
+    channels, height, width = xyb.shape
+    count = xyb.size
+    stack = work[: 2 * count].reshape(2 * channels, height, width)
+    flat, blocks = xyb.reshape(count), stack.reshape(2, count)
+    for i in range(count):
+        blocks[0, i] = flat[i]
+        blocks[1, i] = flat[i] * flat[i]
+    _blur(stack, taps, blurred, work[2 * count :])
+    means, edges_flat = blurred.reshape(2, count)[0], edges.reshape(count)
+    for i in range(count):
+        edges_flat[i] = np.float32(1.0) + abs(flat[i] - means[i])
+
+
+def _scale_sums_loops(
+    reference: tuple[Planes, Planes, Planes, Planes],
+    xyb: Planes,
+    taps: Line,
+    work: Line,
+    sums: Sums,
+) -> None:
+    """One scale of a score against ``reference`` (its XYB, mu, blurred
+    square and edges), into ``sums`` (18, zeros): per channel, the sums of
+    the SSIM map, the ringing map and the detail-lost map (bands 0-8, kind
+    x 3 + channel), then the sums of their 4th powers (9-17), each map
+    clamped at 0."""
+    ref_xyb, ref_mu, ref_squares, ref_edges = reference
+    channels, height, width = xyb.shape
+    count = xyb.size
+    stack = work[: 3 * count].reshape(3 * channels, height, width)
+    blurred = work[3 * count : 6 * count].reshape(3 * channels, height, width)
+    distorted, blocks = xyb.reshape(count), stack.reshape(3, count)
+    reference_flat = ref_xyb.reshape(count)
+    for i in range(count):
+        value = distorted[i]
+        blocks[0, i] = value
+        blocks[1, i] = value * value
+        blocks[2, i] = reference_flat[i] * value
+    _blur(stack, taps, blurred, work[6 * count :])
+    for c in range(channels):
+        for y in range(height):
+            _row_sums(
+                (ref_mu[c, y], ref_squares[c, y], ref_edges[c, y]),
+                (xyb[c, y], blurred[c, y], blurred[channels + c, y], blurred[2 * channels + c, y]),
+                sums[c::3],
+            )
+
+
+def _row_sums_loops(
+    reference: tuple[Line, Line, Line], distorted: tuple[Line, Line, Line, Line], sums: Sums
+) -> None:
+    """One row's terms added to ``sums`` (SSIM, ringing, detail lost, then
+    their 4th powers): ``reference`` its row of mu, blurred square and
+    edges, ``distorted`` its XYB, mu, blurred square and blurred product
+    with the reference's XYB."""
+    mu1, squares1, edges1 = reference
+    xyb2, mu2, squares2, products = distorted
+    ssim = ringing = lost = np.float32(0.0)
+    ssim4 = ringing4 = lost4 = np.float32(0.0)
+    for x in range(mu1.size):
+        mean1, mean2, square1, square2 = mu1[x], mu2[x], squares1[x], squares2[x]
+        product = products[x]
+        # The SSIM map, 1 - (1 - delta^2) (2 cov + C2) / (var1 + var2 + C2)
+        # with delta = mu1 - mu2, as one fraction: its numerator, var1 +
+        # var2 - 2 cov + delta^2 (2 cov + C2), is exactly 0 for equal
+        # images however fastmath orders the sums (1 less the ratio was
+        # not: an image against itself scored 99.87).
+        delta = mean1 - mean2
+        covariance = product - mean1 * mean2
+        apart = (square1 + square2 - np.float32(2.0) * product) - delta * delta
+        numerator = apart + delta * delta * (np.float32(2.0) * covariance + np.float32(_C2))
+        denominator = (square1 - mean1 * mean1) + (square2 - mean2 * mean2) + np.float32(_C2)
+        d = numerator / denominator
+        d = max(d, np.float32(0.0))
+        ssim += d
+        ssim4 += (d * d) * (d * d)
+        # (1 + |xyb2 - mu2|) / (1 + |xyb1 - mu1|) - 1, split by its sign
+        ratio = (np.float32(1.0) + abs(xyb2[x] - mean2)) / edges1[x] - np.float32(1.0)
+        up = max(ratio, np.float32(0.0))
+        down = max(-ratio, np.float32(0.0))
+        ringing += up
+        ringing4 += (up * up) * (up * up)
+        lost += down
+        lost4 += (down * down) * (down * down)
+    # A row's sums in float32 (a few thousand terms of 0..1 lose nothing a
+    # score shows), the image's in float64.
+    sums[0] += ssim
+    sums[1] += ringing
+    sums[2] += lost
+    sums[3] += ssim4
+    sums[4] += ringing4
+    sums[5] += lost4
+
+
+linear_from_srgb = _compiled(_linear_loops)
+half = _compiled(_half_loops)
+_mixed = _compiled(_mixed_loops)
+_from_roots = _compiled(_from_roots_loops)
+_blur = _compiled(_blur_loops)
+_row_sums = _compiled(_row_sums_loops)
+reference_maps = _compiled(_reference_maps_loops)
+scale_sums = _compiled(_scale_sums_loops)
