@@ -54,10 +54,12 @@ class Row:
     fixed_bytes: int
     fixed_score: float
     fixed_ms: float
+    fixed_cpu_ms: float
     auto_q: int
     auto_bytes: int
     auto_score: float
     auto_ms: float
+    auto_cpu_ms: float
     encodes: int
 
 
@@ -77,18 +79,19 @@ def _policy(auto: bool, target: float) -> RenderPolicy:
 
 def _render(
     path: str, output: OutputFormat, width: int, policy: RenderPolicy
-) -> tuple[bytes, int | None, float]:
-    """The service's render: (bytes, q, seconds)."""
+) -> tuple[bytes, int | None, float, float]:
+    """The service's render: (bytes, q, seconds, CPU seconds of the process:
+    libvips' threads included)."""
     request = RenderRequest(width=width, height=None, format=output, background=(255,) * 4)
     source = os.open(path, os.O_RDONLY)
     try:
         with tempfile.TemporaryFile() as target:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             facts = read_facts(source, allow_svg=False)
             result = render(policy, request, facts, source, target.fileno())
-            seconds = time.perf_counter() - began
+            seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
             target.seek(0)
-            return target.read(), result.quality, seconds
+            return target.read(), result.quality, seconds, cpu
     finally:
         os.close(source)
 
@@ -117,19 +120,21 @@ def measure(originals: list[images.Original], rounds: int, target: float) -> lis
     for original in originals:
         header = pyvips.Image.new_from_file(original.path)
         width = min(WIDTH, header.width)
-        png, _, _ = _render(original.path, OutputFormat.PNG, width, fixed)
+        png, _, _, _ = _render(original.path, OutputFormat.PNG, width, fixed)
         reference_image = images.flatten(pyvips.Image.new_from_buffer(png, ""))
         reference = Reference(aq.pixels_of(reference_image))
         for output in FORMATS:
             print(f"auto: {original.name} {output.value}", file=sys.stderr, flush=True)
             times: dict[bool, list[float]] = {False: [], True: []}
+            cpus: dict[bool, list[float]] = {False: [], True: []}
             outputs: dict[bool, tuple[bytes, int | None]] = {}
             for index in range(rounds):
                 for is_auto in (False, True) if index % 2 == 0 else (True, False):
-                    data, quality, seconds = _render(
+                    data, quality, seconds, cpu = _render(
                         original.path, output, width, auto if is_auto else fixed
                     )
                     times[is_auto].append(seconds)
+                    cpus[is_auto].append(cpu)
                     outputs[is_auto] = data, quality
             score = {
                 is_auto: reference.score(
@@ -148,10 +153,12 @@ def measure(originals: list[images.Original], rounds: int, target: float) -> lis
                     len(outputs[False][0]),
                     score[False],
                     statistics.median(times[False]) * 1000,
+                    statistics.median(cpus[False]) * 1000,
                     outputs[True][1] or 0,
                     len(outputs[True][0]),
                     score[True],
                     statistics.median(times[True]) * 1000,
+                    statistics.median(cpus[True]) * 1000,
                     _encodes_of(original.path, output, width, target),
                 )
             )
@@ -180,6 +187,9 @@ def summary(rows: list[Row], target: float) -> list[dict[str, Any]]:
                     r.auto_bytes / r.fixed_bytes for r in chosen
                 ),
                 "time_ratio_median": statistics.median(r.auto_ms / r.fixed_ms for r in chosen),
+                "cpu_ratio_median": statistics.median(
+                    r.auto_cpu_ms / r.fixed_cpu_ms for r in chosen
+                ),
                 "fixed_ms_median": statistics.median(r.fixed_ms for r in chosen),
                 "auto_ms_median": statistics.median(r.auto_ms for r in chosen),
                 "fixed_score_mean": statistics.mean(r.fixed_score for r in chosen),
@@ -197,20 +207,22 @@ def markdown(results: dict[str, Any]) -> str:
         f"# q=auto against the fixed defaults, {results['started']}",
         "",
         f"Target SSIMULACRA2 {target:g}; {results['rounds']} rounds, alternating; "
-        f"medians of the render times (in process: decode, resize, encode, search). "
+        f"medians of the render times and CPU times (in process: decode, resize, encode, "
+        f"search; CPU: the process', libvips' threads included). "
         f"Machine: {results['machine']}.",
         "",
         "| format | kind | images | reached | within 0.5 | bytes (sums) | bytes (mean ratio) "
-        "| bytes (median ratio) | time (median ratio) | fixed ms | auto ms "
-        "| score fixed / auto (mean) | auto q (median) | encodes (max) |",
-        "|" + "---|" * 14,
+        "| bytes (median ratio) | time (median ratio) | CPU (median ratio) | fixed ms "
+        "| auto ms | score fixed / auto (mean) | auto q (median) | encodes (max) |",
+        "|" + "---|" * 15,
     ]
     for s in results["summary"]:
         lines.append(
             f"| {s['format']} | {s['kind']} | {s['images']} | {s['reached']:.0%} "
             f"| {s['reached_within_half_a_point']:.0%} | {s['bytes_ratio_of_sums']:.2f}x "
             f"| {s['bytes_ratio_mean']:.2f}x | {s['bytes_ratio_median']:.2f}x "
-            f"| {s['time_ratio_median']:.2f}x | {s['fixed_ms_median']:.0f} "
+            f"| {s['time_ratio_median']:.2f}x | {s['cpu_ratio_median']:.2f}x "
+            f"| {s['fixed_ms_median']:.0f} "
             f"| {s['auto_ms_median']:.0f} | {s['fixed_score_mean']:.1f} / "
             f"{s['auto_score_mean']:.1f} | {s['auto_q_median']:g} | {s['encodes_max']} |"
         )
