@@ -216,6 +216,20 @@ def test_the_runtime_score_matches_the_package_pipeline(
     assert abs(ours - theirs) <= 0.05
 
 
+@pytest.mark.parametrize(("width", "height"), [(201, 133), (64, 9), (9, 64), (8, 8)])
+def test_the_runtime_score_matches_it_at_odd_and_small_sizes(width: int, height: int) -> None:
+    """Odd sizes (the halving's last row or column alone), a scale as
+    narrow as the metric allows (8 px), and planes narrower than the blur
+    (9 taps): still within 0.05 of the float64 pipeline."""
+    image = _reference_render(SAMPLES / "rocket.jpg", 400).crop(0, 0, width, height)
+    image = image.copy_memory()
+    decoded = pyvips.Image.new_from_buffer(image.write_to_buffer(".jpg", Q=40), "")
+    ours = ssimulacra2(_pixels(image), _pixels(decoded))
+    theirs = scores.package_ssimulacra2(_pixels(image), _pixels(decoded))
+    assert ours < 100.0
+    assert abs(ours - theirs) <= 0.05
+
+
 def test_the_runtime_score_of_alpha_is_within_half_a_point() -> None:
     """With alpha (blended on dark and light grey) the two differ more, by
     0.24-0.39 on the corpus' gulp.png in WebP: within half a point."""
@@ -257,8 +271,9 @@ def _sleep_latencies(work: Callable[[], object]) -> list[float]:
 
 def test_the_score_releases_the_gil() -> None:
     """A thread scoring leaves the interpreter to others: most 1 ms sleeps
-    of the main thread take about 1 ms (numpy releases the GIL in its
-    loops; the event loop shares the process with two render threads)."""
+    of the main thread take about 1 ms (the compiled loops run without the
+    GIL, numpy releases it in its own; the event loop shares the process
+    with two render threads)."""
     pixels = _pixels(_reference_render(SAMPLES / "retina.jpg", 800))
     reference = Reference(pixels)
     latencies = _sleep_latencies(lambda: [reference.score(pixels) for _ in range(3)])
@@ -406,10 +421,11 @@ def test_reference_refuses_other_sizes() -> None:
         Reference(pixels).score(pixels[:-1])
 
 
-def test_a_service_that_never_scores_never_imports_numpy() -> None:
-    """numpy is 13 MiB of every process's RSS: only q=auto's search loads it."""
+def test_a_service_that_never_scores_never_imports_numpy_or_numba() -> None:
+    """numpy is 13 MiB of a process's RSS, numba and its LLVM 176 MB: only
+    q=auto's search loads them."""
     program = (
         "import sys; import service.cli, service.server.app, service.renders; "
-        "sys.exit(1 if 'numpy' in sys.modules else 0)"
+        "sys.exit(1 if {'numpy', 'numba', 'llvmlite'} & set(sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", program], check=False).returncode == 0
