@@ -67,14 +67,13 @@ ENV GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1048576:
     IMAGE_FACTORY_PORT=8080 \
     IMAGE_FACTORY_CACHE_DIR=/var/cache/image-factory
 
-# q=auto's scorer is compiled by numba on its first use (a few seconds);
-# compiled here once, as the runtime user, into a folder of its own (not the
-# cache volume, whose byte bound covers every file in it), a process loads
-# it in a few tenths of a second. On another CPU model numba compiles again
-# and adds its build to the folder.
-ENV NUMBA_CACHE_DIR=/var/lib/image-factory/numba
-RUN mkdir -p /var/lib/image-factory/numba \
- && chown imagefactory:imagefactory /var/lib/image-factory/numba
+# q=auto's scorer is compiled by numba on its first use (about 6 s); compiled
+# here once, as the runtime user, a process loads it in well under a second.
+# numba reads its cache only from a folder it can write, so the folder is in
+# /tmp: writable in the container's own layer, and where /tmp is a tmpfs
+# (`--read-only --tmpfs /tmp`) the first q=auto render compiles into it again,
+# once per container. Not the cache volume: its byte bound covers every file.
+ENV NUMBA_CACHE_DIR=/tmp/image-factory-numba
 USER imagefactory:imagefactory
 RUN /opt/venv/bin/python3 -c "import numpy as n; from service.render.ssimulacra2 import ssimulacra2 as s; p = n.zeros((16, 16, 3), n.uint8); s(p, p)"
 
