@@ -27,11 +27,11 @@ per-pixel maths are not vectorised).
 
 Images with alpha are scored as libjxl's tool scores them: blended on a
 dark (0.1) and a light (0.9) grey in sRGB values, the lower score kept.
-A reference is prepared once (its half of every scale, 4 planes of 3
-channels: about 64 bytes an output pixel with the scales) for the many
+A reference is prepared once (its half of every scale, 3 planes of 3
+channels: about 48 bytes an output pixel with the scales) for the many
 candidates of a search, with the workspace its scores reuse (the linear
-scales, the candidate's XYB and the loops': 26 planes, 104 bytes
-an output pixel).
+scales, in which a candidate's XYB is made in place, and the loops': 14
+planes, 56 bytes an output pixel).
 """
 
 from __future__ import annotations
@@ -205,13 +205,11 @@ def _to_linear(pixels: Pixels, grey: float | None, out: Planes) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Scale:
-    """One scale of the reference: XYB, its blur, the blur of its square,
-    and 1 + |XYB - blur|."""
+    """One scale of the reference: XYB, its blur, the blur of its square."""
 
     xyb: Planes
     mu: Planes
     squares: Planes
-    edges: Planes
 
 
 class Reference:
@@ -227,10 +225,9 @@ class Reference:
         self._greys: tuple[float | None, ...] = _GREYS if self.alpha else (None,)
         height, width = pixels.shape[:2]
         # Reused by every score (loops.workspace), so not for two threads
-        # at once: the linear scales, the distorted image's XYB and the
-        # loops' workspace.
+        # at once: the linear scales (each score's XYB too, in place) and
+        # the loops' workspace.
         self._linear = np.empty(sum(3 * h * w for h, w in _sizes(height, width)), np.float32)
-        self._xyb = np.empty(3 * height * width, np.float32)
         self._work = loops.workspace(height, width)
         self._scales = [self._prepare(pixels, grey) for grey in self._greys]
 
@@ -239,11 +236,10 @@ class Reference:
         for level in _pyramid(pixels, grey, self._linear):
             xyb = loops.xyb(level, np.empty_like(level))
             blurred = np.empty((2, *xyb.shape), np.float32)  # mu, the squares' blur
-            edges = np.empty_like(xyb)
             loops.reference_maps(
-                xyb, _taps_array(), self._work, blurred.reshape(-1, *xyb.shape[1:]), edges
+                xyb, _taps_array(), self._work, blurred.reshape(-1, *xyb.shape[1:])
             )
-            scales.append(_Scale(xyb, blurred[0], blurred[1], edges))
+            scales.append(_Scale(xyb, blurred[0], blurred[1]))
         return scales
 
     def score(self, distorted: Pixels) -> float:
@@ -263,11 +259,9 @@ class Reference:
     def _score(self, reference: list[_Scale], levels: list[Planes]) -> float:
         averages: list[list[float]] = []
         for ref, level in zip(reference, levels, strict=True):
-            xyb = loops.xyb(level, self._xyb[: level.size].reshape(level.shape))
+            xyb = loops.xyb(level, level)  # in place: the pyramid is complete
             sums = np.zeros(18, np.float64)
-            loops.scale_sums(
-                (ref.xyb, ref.mu, ref.squares, ref.edges), xyb, _taps_array(), self._work, sums
-            )
+            loops.scale_sums((ref.xyb, ref.mu, ref.squares), xyb, _taps_array(), self._work, sums)
             count = level.shape[1] * level.shape[2]
             means = sums[:9] / count
             norms = (sums[9:] / count) ** 0.25

@@ -9,11 +9,12 @@ float32 streamed through the cache): fusing them is the whole gain.
 
 The loops allocate nothing: every array is the caller's, numpy's, so
 tracemalloc counts it (the decode budget's reservation for a search is a
-measured peak). The caller hands each loop its workspace (``workspace``: 19 planes of the
-largest scale, reused by every scale and every score of a search):
-arrays this size allocated per call are fresh pages from the kernel, and
-zeroing them took as long as the blur (a score of 800x533: 19 ms with
-its arrays allocated per call, 8 ms without).
+measured peak). The caller hands each loop its workspace (``workspace``:
+10 planes of the largest scale, reused by every scale and every score of
+a search; the blur works in place): arrays this size allocated per call
+are fresh pages from the kernel, and zeroing them took as long as the
+blur (a score of 800x533: 19 ms with its arrays allocated per call, 8 ms
+without).
 
 ``nogil``: a score runs in a render thread beside the event loop of the
 same process, so none of these holds the GIL while it runs.
@@ -66,10 +67,10 @@ def _compiled(function: _Function) -> _Function:
 
 def workspace(height: int, width: int) -> Line:
     """The workspace of ``scale_sums`` (and ``reference_maps``) for scales
-    up to ``height`` x ``width``: the blur's input (XYB, its square, its
-    product with the reference's: 9 planes) and output (9), then its pass
+    up to ``height`` x ``width``: the planes it blurs in place (XYB, its
+    square, its product with the reference's: 9), then the blur's pass
     over rows (a zero-padded plane) and a padded line."""
-    return np.empty(18 * height * width + (height + 9) * width + 8, np.float32)
+    return np.empty(9 * height * width + (height + 9) * width + 8, np.float32)
 
 
 def _linear_loops(pixels: npt.NDArray[np.uint8], lut: Line, out: Planes) -> None:
@@ -133,9 +134,9 @@ def _from_roots_loops(roots: Planes) -> None:
         planes[2, i] = c2 - half + np.float32(0.55)
 
 
-def _blur_loops(planes: Planes, taps: Line, out: Planes, work: Line) -> None:
+def _blur_loops(planes: Planes, taps: Line, work: Line) -> None:
     """The 9-tap Gaussian of ``taps`` over rows, then columns, zero outside
-    the plane, into ``out``: each row copied into a zero-padded line, the
+    the plane, in place: each row copied into a zero-padded line, the
     columns' pass over a zero-padded plane, so no loop tests a bound."""
     count, height, width = planes.shape
     c0, c1, c2, c3, c4 = taps[4], taps[5], taps[6], taps[7], taps[8]
@@ -157,9 +158,8 @@ def _blur_loops(planes: Planes, taps: Line, out: Planes, work: Line) -> None:
                     + c3 * (line[x + 1] + line[x + 7])
                     + c4 * (line[x] + line[x + 8])
                 )
-        target = out[index]
         for y in range(height):
-            row = target[y]
+            row = plane[y]
             a0, a1, b1 = across[y + 4], across[y + 3], across[y + 5]
             a2, b2, a3, b3 = across[y + 2], across[y + 6], across[y + 1], across[y + 7]
             a4, b4 = across[y], across[y + 8]
@@ -173,53 +173,45 @@ def _blur_loops(planes: Planes, taps: Line, out: Planes, work: Line) -> None:
                 )
 
 
-def _reference_maps_loops(
-    xyb: Planes, taps: Line, work: Line, blurred: Planes, edges: Planes
-) -> None:
-    """A reference scale's blur and blurred square (``blurred``, 2 x its
-    channels) and 1 + |XYB - blur| (``edges``)."""
-    channels, height, width = xyb.shape
+def _reference_maps_loops(xyb: Planes, taps: Line, work: Line, blurred: Planes) -> None:
+    """A reference scale's blur and blurred square, into ``blurred`` (2 x
+    its channels)."""
     count = xyb.size
-    stack = work[: 2 * count].reshape(2 * channels, height, width)
-    flat, blocks = xyb.reshape(count), stack.reshape(2, count)
+    flat, blocks = xyb.reshape(count), blurred.reshape(2, count)
     for i in range(count):
         blocks[0, i] = flat[i]
         blocks[1, i] = flat[i] * flat[i]
-    _blur(stack, taps, blurred, work[2 * count :])
-    means, edges_flat = blurred.reshape(2, count)[0], edges.reshape(count)
-    for i in range(count):
-        edges_flat[i] = np.float32(1.0) + abs(flat[i] - means[i])
+    _blur(blurred, taps, work)
 
 
 def _scale_sums_loops(
-    reference: tuple[Planes, Planes, Planes, Planes],
+    reference: tuple[Planes, Planes, Planes],
     xyb: Planes,
     taps: Line,
     work: Line,
     sums: Sums,
 ) -> None:
-    """One scale of a score against ``reference`` (its XYB, mu, blurred
-    square and edges), into ``sums`` (18, zeros): per channel, the sums of
+    """One scale of a score against ``reference`` (its XYB, mu and blurred
+    square), into ``sums`` (18, zeros): per channel, the sums of
     the SSIM map, the ringing map and the detail-lost map (bands 0-8, kind
     x 3 + channel), then the sums of their 4th powers (9-17), each map
     clamped at 0."""
-    ref_xyb, ref_mu, ref_squares, ref_edges = reference
+    ref_xyb, ref_mu, ref_squares = reference
     channels, height, width = xyb.shape
     count = xyb.size
-    stack = work[: 3 * count].reshape(3 * channels, height, width)
-    blurred = work[3 * count : 6 * count].reshape(3 * channels, height, width)
-    distorted, blocks = xyb.reshape(count), stack.reshape(3, count)
+    blurred = work[: 3 * count].reshape(3 * channels, height, width)
+    distorted, blocks = xyb.reshape(count), blurred.reshape(3, count)
     reference_flat = ref_xyb.reshape(count)
     for i in range(count):
         value = distorted[i]
         blocks[0, i] = value
         blocks[1, i] = value * value
         blocks[2, i] = reference_flat[i] * value
-    _blur(stack, taps, blurred, work[6 * count :])
+    _blur(blurred, taps, work[3 * count :])
     for c in range(channels):
         for y in range(height):
             _row_sums(
-                (ref_mu[c, y], ref_squares[c, y], ref_edges[c, y]),
+                (ref_xyb[c, y], ref_mu[c, y], ref_squares[c, y]),
                 (xyb[c, y], blurred[c, y], blurred[channels + c, y], blurred[2 * channels + c, y]),
                 sums[c::3],
             )
@@ -229,10 +221,10 @@ def _row_sums_loops(
     reference: tuple[Line, Line, Line], distorted: tuple[Line, Line, Line, Line], sums: Sums
 ) -> None:
     """One row's terms added to ``sums`` (SSIM, ringing, detail lost, then
-    their 4th powers): ``reference`` its row of mu, blurred square and
-    edges, ``distorted`` its XYB, mu, blurred square and blurred product
+    their 4th powers): ``reference`` its row of XYB, mu and blurred
+    square, ``distorted`` its XYB, mu, blurred square and blurred product
     with the reference's XYB."""
-    mu1, squares1, edges1 = reference
+    xyb1, mu1, squares1 = reference
     xyb2, mu2, squares2, products = distorted
     ssim = ringing = lost = np.float32(0.0)
     ssim4 = ringing4 = lost4 = np.float32(0.0)
@@ -254,7 +246,10 @@ def _row_sums_loops(
         ssim += d
         ssim4 += (d * d) * (d * d)
         # (1 + |xyb2 - mu2|) / (1 + |xyb1 - mu1|) - 1, split by its sign
-        ratio = (np.float32(1.0) + abs(xyb2[x] - mean2)) / edges1[x] - np.float32(1.0)
+        # (the reference's half computed here, not kept: 3 planes less)
+        ratio = (np.float32(1.0) + abs(xyb2[x] - mean2)) / (
+            np.float32(1.0) + abs(xyb1[x] - mean1)
+        ) - np.float32(1.0)
         up = max(ratio, np.float32(0.0))
         down = max(-ratio, np.float32(0.0))
         ringing += up
