@@ -158,9 +158,12 @@ def _taps_array() -> npt.NDArray[np.float32]:
 
 
 @cache
-def _linear_lut() -> npt.NDArray[np.float32]:
-    """sRGB's 8-bit values to linear light (0..1), IEC 61966-2-1."""
-    values = np.arange(256, dtype=np.float64) / 255.0
+def _linear_lut(grey: float) -> loops.Table:
+    """8-bit sRGB values to linear light (0..1, IEC 61966-2-1), each value
+    first blended on ``grey`` (0..1) by each alpha: [alpha, value].
+    Blended in float64, as the values between the 8-bit levels matter."""
+    alpha = np.arange(256, dtype=np.float64)[:, None] / 255.0
+    values = np.arange(256, dtype=np.float64)[None, :] / 255.0 * alpha + (1.0 - alpha) * grey
     linear = np.where(values <= 0.04045, values / 12.92, ((values + 0.055) / 1.055) ** 2.4)
     return linear.astype(np.float32)
 
@@ -191,16 +194,7 @@ def _pyramid(pixels: Pixels, grey: float | None, buffer: Planes) -> list[Planes]
 
 def _to_linear(pixels: Pixels, grey: float | None, out: Planes) -> None:
     """8-bit sRGB (alpha blended on ``grey``, 0..1) to linear planes."""
-    if grey is None:
-        loops.linear_from_srgb(pixels, _linear_lut(), out)
-        return
-    # Blended in float64, as the values between the 8-bit levels matter.
-    planar = pixels.transpose(2, 0, 1)
-    alpha = planar[3] / 255.0
-    values = planar[:3] / 255.0 * alpha + (1.0 - alpha) * grey
-    low = values / 12.92
-    high = ((values + 0.055) / 1.055) ** 2.4
-    out[...] = np.where(values <= 0.04045, low, high)
+    loops.linear_from_srgb(pixels, _linear_lut(0.0 if grey is None else grey), out)
 
 
 @dataclass(frozen=True, slots=True)

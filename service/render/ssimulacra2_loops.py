@@ -36,6 +36,7 @@ import numpy.typing as npt
 
 Planes = npt.NDArray[np.float32]  # channels x height x width
 Line = npt.NDArray[np.float32]  # one row, or planes flattened
+Table = npt.NDArray[np.float32]  # alpha x value
 Sums = npt.NDArray[np.float64]
 
 _Function = TypeVar("_Function", bound=Callable[..., object])
@@ -73,16 +74,18 @@ def workspace(height: int, width: int) -> Line:
     return np.empty(9 * height * width + (height + 9) * width + 8, np.float32)
 
 
-def _linear_loops(pixels: npt.NDArray[np.uint8], lut: Line, out: Planes) -> None:
-    """8-bit sRGB (height x width x 3 or more) to linear planes by ``lut``."""
-    height, width = pixels.shape[0], pixels.shape[1]
+def _linear_loops(pixels: npt.NDArray[np.uint8], lut: Table, out: Planes) -> None:
+    """8-bit sRGB (height x width x 3, or 4 with alpha) to linear planes by
+    ``lut[alpha, value]`` (pixels without alpha read its opaque row)."""
+    height, width, channels = pixels.shape
     for y in range(height):
         row = pixels[y]
         red, green, blue = out[0, y], out[1, y], out[2, y]
         for x in range(width):
-            red[x] = lut[row[x, 0]]
-            green[x] = lut[row[x, 1]]
-            blue[x] = lut[row[x, 2]]
+            alpha = row[x, 3] if channels == 4 else 255
+            red[x] = lut[alpha, row[x, 0]]
+            green[x] = lut[alpha, row[x, 1]]
+            blue[x] = lut[alpha, row[x, 2]]
 
 
 def _half_loops(linear: Planes, out: Planes) -> None:
