@@ -115,7 +115,8 @@ def test_a_higher_target_chooses_a_higher_q() -> None:
      ("chelsea.png", OutputFormat.AVIF), ("camera.png", OutputFormat.JPEG)],
 )  # fmt: skip
 def test_the_search_makes_at_most_four_encodes(name: str, output: OutputFormat) -> None:
-    """Every encode goes through the one callback: never more than four."""
+    """Every encode goes through the one callback: never more than four
+    (one when a render that is its own probe is good enough at once)."""
     image = _reference_render(SAMPLES / name, 600)
     calls: list[int] = []
 
@@ -127,9 +128,70 @@ def test_the_search_makes_at_most_four_encodes(name: str, output: OutputFormat) 
         return data
 
     search = aq.search_quality(image, output, TARGET, encode)
-    assert 2 <= len(calls) <= aq.MAX_ENCODES
+    assert 1 <= len(calls) <= aq.MAX_ENCODES
     assert len(search.encodes) == len(calls)
     assert search.quality in calls
+
+
+def _score_at(image: pyvips.Image, quality: int) -> float:
+    data = image.write_to_buffer(".jpg", **aq.encode_options(OutputFormat.JPEG, _policy(), quality))
+    return Reference(_pixels(image)).score(_pixels(pyvips.Image.new_from_buffer(data, "")))
+
+
+def test_a_small_render_good_enough_at_the_default_is_encoded_once() -> None:
+    """A render under 300,000 pixels is its own probe, scored at full size
+    from the first encode: within a point above the target, that is it."""
+    image = _reference_render(SAMPLES / "camera.png", 400)
+    target = _score_at(image, aq.FIXED[OutputFormat.JPEG]) - 0.5
+    calls: list[int] = []
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
+        calls.append(quality)
+        data: bytes = picture.write_to_buffer(
+            ".jpg", **aq.encode_options(OutputFormat.JPEG, _policy(), quality)
+        )
+        return data
+
+    search = aq.search_quality(image, OutputFormat.JPEG, target, encode)
+    assert calls == [aq.FIXED[OutputFormat.JPEG]]
+    assert search.quality == aq.FIXED[OutputFormat.JPEG]
+
+
+# camera.png at 400 px, targets below its default's score; and chelsea.png
+# at 300 px, two searches that ended a step above a miss and above a q
+# that had reached the target, before the rule (q93 after q92 scored 87.9
+# for a target of 82, q98 after q96 scored 90.3 for 84).
+@pytest.mark.parametrize(
+    ("name", "width", "below", "target"),
+    [("camera.png", 400, 1.5, None), ("camera.png", 400, 3.0, None),
+     ("camera.png", 400, 6.0, None), ("chelsea.png", 300, None, 82.0),
+     ("chelsea.png", 300, None, 84.0)],
+)  # fmt: skip
+def test_a_small_render_ends_at_the_lowest_q_seen_to_reach_the_target(
+    name: str, width: int, below: float | None, target: float | None
+) -> None:
+    """Every encode of a render that is its own probe is scored at full
+    size: the answer is never above the lowest q among them that reached
+    the target, and a scored answer reached it (an unscored one is the
+    step above a miss, below that q)."""
+    image = _reference_render(SAMPLES / name, width)
+    if target is None:
+        assert below is not None
+        target = _score_at(image, aq.FIXED[OutputFormat.JPEG]) - below
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
+        data: bytes = picture.write_to_buffer(
+            ".jpg", **aq.encode_options(OutputFormat.JPEG, _policy(), quality)
+        )
+        return data
+
+    search = aq.search_quality(image, OutputFormat.JPEG, target, encode)
+    reached = [q for q, _, score in search.encodes if score is not None and score >= target]
+    chosen = {q: score for q, _, score in search.encodes}[search.quality]
+    assert reached
+    assert search.quality <= min(reached)
+    assert chosen is None or chosen >= target
+    assert all(full for _, full, _ in search.encodes)
 
 
 def test_the_probe_is_half_the_size_and_the_full_size_is_scored_once_at_least() -> None:

@@ -20,6 +20,12 @@ the save step would encode), with the service's own scorer
    only if it still reaches the target; or higher, when step 2 missed,
    kept unscored (no encode is left to check it), a step above the line.
 
+A render that is its own probe is scored at full size from its first
+encode, so it ends as soon as a score lands within ``_OVERSHOOT`` above
+the target (one encode, when the default q does), and its answer is never
+above a q whose score reached the target (it went a step above a miss,
+past a q already seen to reach it, before this rule).
+
 The chosen encode's bytes are what the save step writes: nothing is
 encoded twice. What it costs is counted like any render's: every encode
 and score runs under the render's deadline (checked between them; libvips
@@ -131,6 +137,58 @@ def encode_options(
     return options
 
 
+class _Encodes:
+    """A search's encodes of the render (``at_full``) or its probe, each
+    decoded and scored once, and the bytes of each kept for the answer."""
+
+    def __init__(self, image: pyvips.Image, encode: Callable[[pyvips.Image, int], bytes]) -> None:
+        # Imported here, not at start: numpy, numba and LLVM add 190 MB
+        # to a process's RSS, and only a q=auto render needs them.
+        from .ssimulacra2 import Reference  # noqa: PLC0415
+
+        self.image, self._encode = image, encode
+        self.small = image.width * image.height < _PROBE_MIN_PIXELS
+        self.probe = image if self.small else image.resize(0.5).copy_memory()
+        self._references = {True: Reference(pixels_of(image))}
+        self._references[False] = (
+            self._references[True] if self.small else Reference(pixels_of(self.probe))
+        )
+        self.search = Search()
+        self._done: dict[tuple[bool, int], tuple[bytes, float]] = {}
+
+    def score(self, at_full: bool, quality: int) -> float:
+        """The score of the render (or its probe) encoded at ``quality``;
+        a render that is its own probe is scored at full size."""
+        at_full = at_full or self.small
+        if (at_full, quality) not in self._done:
+            picture = self.image if at_full else self.probe
+            data = self._encode(picture, quality)
+            decoded = pyvips.Image.new_from_buffer(data, "")
+            if decoded.hasalpha() and not picture.hasalpha():
+                decoded = decoded.flatten(background=[255.0, 255.0, 255.0])
+            score = self._references[at_full].score(pixels_of(decoded))
+            self.search.encodes.append((quality, at_full, score))
+            self._done[at_full, quality] = data, score
+        return self._done[at_full, quality][1]
+
+    def settle(self, quality: int) -> Search:
+        """The answer: the full-size encode at ``quality``, scored or not."""
+        if (True, quality) in self._done:
+            self.search.data = self._done[True, quality][0]
+        else:  # unscored: no encode is left to check it
+            self.search.data = self._encode(self.image, quality)
+            self.search.encodes.append((quality, True, None))
+        self.search.quality = quality
+        return self.search
+
+    def lowest_reaching(self, target: float) -> int | None:
+        """The lowest q whose full-size score reached ``target``."""
+        return min(
+            (q for (at_full, q), (_, score) in self._done.items() if at_full and score >= target),
+            default=None,
+        )
+
+
 def search_quality(
     image: pyvips.Image,
     output: OutputFormat,
@@ -139,65 +197,54 @@ def search_quality(
 ) -> Search:
     """The lowest q (at most ``MAX_ENCODES`` encodes through ``encode``)
     whose encode of ``image`` scores ``target`` or more."""
-    # Imported here, not at start: numpy adds 13 MiB to every process's
-    # RSS, and only a q=auto render needs it.
-    from .ssimulacra2 import Reference  # noqa: PLC0415
-
     low, high = _RANGE[output]
-    search = Search()
-    full = Reference(pixels_of(image))
-    small = image.width * image.height < _PROBE_MIN_PIXELS
-    probe = image if small else image.resize(0.5).copy_memory()
-    reference = full if small else Reference(pixels_of(probe))
-    bias = 0.0 if small else _PROBE_BIAS.get(output, 0.0)
+    encodes = _Encodes(image, encode)
+    bias = 0.0 if encodes.small else _PROBE_BIAS.get(output, 0.0)
 
-    done: dict[tuple[bool, int], tuple[bytes, float]] = {}
-
-    def scored(picture: pyvips.Image, against: Reference, quality: int) -> tuple[bytes, float]:
-        at_full = picture is image
-        if (at_full, quality) not in done:
-            data = encode(picture, quality)
-            decoded = pyvips.Image.new_from_buffer(data, "")
-            if decoded.hasalpha() and not picture.hasalpha():
-                decoded = decoded.flatten(background=[255.0, 255.0, 255.0])
-            score = against.score(pixels_of(decoded))
-            search.encodes.append((quality, at_full, score))
-            done[at_full, quality] = data, score
-        return done[at_full, quality]
+    def good_enough(score: float) -> bool:
+        return target <= score < target + _OVERSHOOT
 
     # 1. Two probes: the line through them, at the target (plus the bias).
+    # A render that is its own probe is scored at full size from its first
+    # encode, so a score near enough the target ends the search there.
     first = FIXED[output]
-    _, s1 = scored(probe, reference, first)
+    s1 = encodes.score(False, first)
+    if encodes.small and good_enough(s1):
+        return encodes.settle(first)
     step = _steps(target + bias - s1, _SLOPE)
     direction = 1 if step > 0 or (step == 0 and s1 < target + bias) else -1
     step = direction * max(abs(step), _SPREAD)
     second = _clamp(first + step, low, high)
     if second == first:  # at an end of the range
         second = _clamp(first - step, low, high)
-    _, s2 = scored(probe, reference, second)
+    s2 = encodes.score(False, second)
+    if encodes.small and good_enough(s2):
+        return encodes.settle(second)
     slope = _slope(first, s1, second, s2)
-
-    def line(quality: float) -> float:
-        return s1 + slope * (quality - first)
 
     # 2. The full size at the q the line gives.
     guess = _clamp(first + _steps(target + bias - s1, slope), low, high)
-    data, score = scored(image, full, guess)
-    # 3. The line moved by this image's own probe error; one more encode.
-    offset = score - line(guess)
+    score = encodes.score(True, guess)
+    # 3. The line moved by this image's own probe error; one more encode:
+    # lower when this one passed the target by a margin, scored; or, when
+    # it missed, a step above the moved line, unscored (before this step,
+    # 7 of 108 lab runs ended 0.02-1.1 short), unless a full-size score
+    # at that q or lower has already reached the target.
+    offset = score - (s1 + slope * (guess - first))
     better = _clamp(first + _steps(target - offset - s1, slope), low, high)
-    search.quality, search.data = guess, data
+    answer = guess
     if score >= target + _OVERSHOOT and better < guess:
-        lower, lower_score = scored(image, full, better)
-        if lower_score >= target:
-            search.quality, search.data = better, lower
+        if encodes.score(True, better) >= target:
+            answer = better
     elif score < target and guess < high:
-        # Unscored: a step above the line's answer, since a miss cannot be
-        # seen (before this step, 7 of 108 lab runs ended 0.02-1.1 short).
-        higher = _clamp(max(better, guess) + 1, low, high)
-        search.quality, search.data = higher, encode(image, higher)
-        search.encodes.append((higher, True, None))
-    return search
+        answer = _clamp(max(better, guess) + 1, low, high)
+    # Never above a q whose full-size score reached the target, nor a miss
+    # when one did (a render that is its own probe may have four of them).
+    seen = encodes.lowest_reaching(target)
+    missed = answer == guess and score < target
+    if seen is not None and (seen < answer or missed):
+        answer = seen
+    return encodes.settle(answer)
 
 
 def _steps(points: float, slope: float) -> int:
