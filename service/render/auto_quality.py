@@ -79,10 +79,12 @@ _OVERSHOOT = 1.0
 # it; docs/quality.md: the worst pair was a 512-px photo's 256-px probe),
 # and its full-size scores are cheap.
 _PROBE_MIN_PIXELS = 300_000
-# Memory a search holds per output pixel: the render in memory, the
-# reference's scales (XYB, blur, variance, edges in float32 over all
-# scales) and one score's temporaries (measured: tests/test_auto_quality.py).
-BYTES_PER_PIXEL = 280
+# Memory a search holds per output pixel: the render in memory (libvips',
+# 3-4 bytes), the references' scales (XYB, blur, blurred square in float32
+# over all scales; twice over with alpha, scored on two greys), their
+# workspace and a candidate's decoded pixels. tracemalloc's peak of the
+# rest (tests/test_auto_quality.py): 130 bytes opaque, 190 with alpha.
+BYTES_PER_PIXEL = 220
 
 
 @dataclass(slots=True)
