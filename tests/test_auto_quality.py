@@ -194,6 +194,49 @@ def test_a_small_render_ends_at_the_lowest_q_seen_to_reach_the_target(
     assert all(full for _, full, _ in search.encodes)
 
 
+@pytest.mark.parametrize(
+    ("output", "target", "scores_by_q"),
+    [(OutputFormat.WEBP, 74.13, {80: 73.08, 85: 73.24, 83: 73.64}),
+     (OutputFormat.AVIF, 72.14, {60: 71.2, 65: 71.4, 62: 71.6})],
+)  # fmt: skip
+def test_a_small_render_never_ends_at_or_under_a_q_seen_to_miss(
+    output: OutputFormat, target: float, scores_by_q: dict[int, float]
+) -> None:
+    """Scores that rise less than 0.15 a step between the two first encodes
+    (the search then assumes 0.5) put the line's answer under the second
+    encode; the step above a miss must clear every q seen to miss, not land
+    on or under one (found by a simulation in review; before the rule,
+    these ended at q85 and q65, both scored misses)."""
+    image = _reference_render(SAMPLES / "camera.png", 400)
+    encoded: list[int] = []
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
+        encoded.append(quality)
+        data: bytes = picture.write_to_buffer(".png")
+        return data
+
+    def fake(self: Reference, distorted: scores.Pixels) -> float:
+        return scores_by_q.get(encoded[-1], target + 0.5)
+
+    real = Reference.score
+    Reference.score = fake  # type: ignore[method-assign]
+    try:
+        search = aq.search_quality(image, output, target, encode)
+    finally:
+        Reference.score = real  # type: ignore[method-assign]
+    chosen = {q: score for q, _, score in search.encodes}[search.quality]
+    assert len(encoded) <= aq.MAX_ENCODES
+    assert chosen is None or chosen >= target
+    assert chosen is not None or search.quality > max(scores_by_q)
+
+
+def test_a_render_too_small_to_score_keeps_the_fixed_default() -> None:
+    """Under 8 pixels a side SSIMULACRA2 has no scale and scores 100 at any
+    q: such a render is encoded at the format's default, not the lowest q."""
+    quality, _ = _render(SAMPLES / "rocket.jpg", OutputFormat.JPEG, 6, _policy())
+    assert quality == aq.FIXED[OutputFormat.JPEG]
+
+
 def test_the_probe_is_half_the_size_and_the_full_size_is_scored_once_at_least() -> None:
     """Two encodes of the quarter-area probe, then full-size ones, one scored."""
     image = _reference_render(SAMPLES / "retina.jpg", 800)

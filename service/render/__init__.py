@@ -52,7 +52,7 @@ from .request import RenderPolicy, RenderRequest
 # Bump whenever a change to the render changes output bytes (save options,
 # colour handling, geometry): it is part of every cache key, so old renders
 # are never served for new ones.
-PIPELINE_VERSION = 12  # 12: q=auto of a render that is its own probe
+PIPELINE_VERSION = 13  # 13: q=auto above every miss, not under 8 px
 
 __all__ = [
     "INFO_VERSION",

@@ -34,7 +34,8 @@ the reference's scales) is reserved in the decode budget with the
 original's decode (``memory_bytes``, through ``limits``).
 
 Animations are encoded at the format's fixed default q (``FIXED``): a
-search over every frame would cost frames times as much.
+search over every frame would cost frames times as much. So are renders
+under 8 pixels a side, which the metric cannot score (100 at any q).
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ _OVERSHOOT = 1.0
 # it; docs/quality.md: the worst pair was a 512-px photo's 256-px probe),
 # and its full-size scores are cheap.
 _PROBE_MIN_PIXELS = 300_000
+# SSIMULACRA2 has no scale under 8 pixels a side (ssimulacra2._SMALLEST):
+# a narrower render scores 100 at any q, so it keeps the fixed default.
+_SCORED_MIN_SIDE = 8
 # Memory a search holds per output pixel: the render in memory (libvips',
 # 3-4 bytes), the references' scales (XYB, blur, blurred square in float32
 # over all scales; twice over with alpha, scored on two greys), their
@@ -104,7 +108,7 @@ def choose_quality(context: RenderContext) -> None:
         return
     if quality_for(output, context.policy, context.request) != AUTO_QUALITY:
         return
-    if context.frames > 1:
+    if context.frames > 1 or min(context.image.width, context.image.height) < _SCORED_MIN_SIDE:
         context.quality = FIXED[output]
         return
     context.deadline.watch(context.image)
@@ -183,6 +187,18 @@ class _Encodes:
         self.search.quality = quality
         return self.search
 
+    def full_score(self, quality: int) -> float | None:
+        """The full-size score at ``quality``, if it was scored."""
+        done = self._done.get((True, quality))
+        return None if done is None else done[1]
+
+    def highest_missing(self, target: float) -> int:
+        """The highest q whose full-size score missed ``target`` (0: none)."""
+        return max(
+            (q for (at_full, q), (_, score) in self._done.items() if at_full and score < target),
+            default=0,
+        )
+
     def lowest_reaching(self, target: float) -> int | None:
         """The lowest q whose full-size score reached ``target``."""
         return min(
@@ -239,12 +255,14 @@ def search_quality(
         if encodes.score(True, better) >= target:
             answer = better
     elif score < target and guess < high:
-        answer = _clamp(max(better, guess) + 1, low, high)
+        # Above every q seen to miss at full size, too: a render that is
+        # its own probe may have missed above the guess.
+        answer = _clamp(max(better, guess, encodes.highest_missing(target)) + 1, low, high)
     # Never above a q whose full-size score reached the target, nor a miss
     # when one did (a render that is its own probe may have four of them).
     seen = encodes.lowest_reaching(target)
-    missed = answer == guess and score < target
-    if seen is not None and (seen < answer or missed):
+    known = encodes.full_score(answer)
+    if seen is not None and (seen < answer or (known is not None and known < target)):
         answer = seen
     return encodes.settle(answer)
 

@@ -20,7 +20,7 @@ Where it runs: in the render threads, beside the event loop of the same
 process, so it must not hold the GIL for long. The per-pixel work is in
 ``ssimulacra2_loops`` (numba, without the GIL); this module keeps the
 metric's structure and its constants. One 800x533 score takes about 9
-ms and a reference 5.5 ms (4.9x and 4.2x the same maths as numpy array
+ms and a reference 5.5-11 ms (4.9x and 4.2x the same maths as numpy array
 operations, float32 planes, which were at numpy's floor; the operations
 done with libvips took 10x numpy's time, as its float convolutions and
 per-pixel maths are not vectorised).
