@@ -133,8 +133,22 @@ def test_the_search_makes_at_most_four_encodes(name: str, output: OutputFormat) 
     assert search.quality in calls
 
 
+def _jpeg_encoder(calls: list[int] | None = None) -> Callable[[pyvips.Image, int], bytes]:
+    """The save step's JPEG encode, recording each q in ``calls``."""
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
+        if calls is not None:
+            calls.append(quality)
+        data: bytes = picture.write_to_buffer(
+            ".jpg", **aq.encode_options(OutputFormat.JPEG, _policy(), quality)
+        )
+        return data
+
+    return encode
+
+
 def _score_at(image: pyvips.Image, quality: int) -> float:
-    data = image.write_to_buffer(".jpg", **aq.encode_options(OutputFormat.JPEG, _policy(), quality))
+    data = _jpeg_encoder()(image, quality)
     return Reference(_pixels(image)).score(_pixels(pyvips.Image.new_from_buffer(data, "")))
 
 
@@ -144,15 +158,7 @@ def test_a_small_render_good_enough_at_the_default_is_encoded_once() -> None:
     image = _reference_render(SAMPLES / "camera.png", 400)
     target = _score_at(image, aq.FIXED[OutputFormat.JPEG]) - 0.5
     calls: list[int] = []
-
-    def encode(picture: pyvips.Image, quality: int) -> bytes:
-        calls.append(quality)
-        data: bytes = picture.write_to_buffer(
-            ".jpg", **aq.encode_options(OutputFormat.JPEG, _policy(), quality)
-        )
-        return data
-
-    search = aq.search_quality(image, OutputFormat.JPEG, target, encode)
+    search = aq.search_quality(image, OutputFormat.JPEG, target, _jpeg_encoder(calls))
     assert calls == [aq.FIXED[OutputFormat.JPEG]]
     assert search.quality == aq.FIXED[OutputFormat.JPEG]
 
@@ -178,14 +184,7 @@ def test_a_small_render_ends_at_the_lowest_q_seen_to_reach_the_target(
     if target is None:
         assert below is not None
         target = _score_at(image, aq.FIXED[OutputFormat.JPEG]) - below
-
-    def encode(picture: pyvips.Image, quality: int) -> bytes:
-        data: bytes = picture.write_to_buffer(
-            ".jpg", **aq.encode_options(OutputFormat.JPEG, _policy(), quality)
-        )
-        return data
-
-    search = aq.search_quality(image, OutputFormat.JPEG, target, encode)
+    search = aq.search_quality(image, OutputFormat.JPEG, target, _jpeg_encoder())
     reached = [q for q, _, score in search.encodes if score is not None and score >= target]
     chosen = {q: score for q, _, score in search.encodes}[search.quality]
     assert reached
@@ -228,6 +227,14 @@ def test_a_small_render_never_ends_at_or_under_a_q_seen_to_miss(
     assert len(encoded) <= aq.MAX_ENCODES
     assert chosen is None or chosen >= target
     assert chosen is not None or search.quality > max(scores_by_q)
+
+
+def test_the_search_knows_the_metrics_smallest_scale() -> None:
+    """auto_quality mirrors ssimulacra2.SMALLEST (importing it would load
+    numba into every process): the two must agree."""
+    from service.render import ssimulacra2 as metric  # noqa: PLC0415
+
+    assert aq._SCORED_MIN_SIDE == metric.SMALLEST
 
 
 def test_a_render_too_small_to_score_keeps_the_fixed_default() -> None:

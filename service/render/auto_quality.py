@@ -80,8 +80,9 @@ _OVERSHOOT = 1.0
 # it; docs/quality.md: the worst pair was a 512-px photo's 256-px probe),
 # and its full-size scores are cheap.
 _PROBE_MIN_PIXELS = 300_000
-# SSIMULACRA2 has no scale under 8 pixels a side (ssimulacra2._SMALLEST):
-# a narrower render scores 100 at any q, so it keeps the fixed default.
+# SSIMULACRA2 has no scale under 8 pixels a side: a narrower render scores
+# 100 at any q, so it keeps the fixed default. ssimulacra2.SMALLEST, copied
+# (importing it loads numba; a test holds the two equal).
 _SCORED_MIN_SIDE = 8
 # Memory a search holds per output pixel: the render in memory (libvips',
 # 3-4 bytes), the references' scales (XYB, blur, blurred square in float32

@@ -50,7 +50,7 @@ Planes = npt.NDArray[np.float32]  # channels x height x width
 
 SIGMA = 1.5
 SCALES = 6
-_SMALLEST = 8  # no scale narrower or lower than this
+SMALLEST = 8  # no scale narrower or lower than this
 # libjxl's 108 weights: per channel (X, Y, B), per scale, per norm (1, 4),
 # three of them: the SSIM map, ringing added, detail lost.
 _WEIGHTS = (
@@ -171,30 +171,26 @@ def _linear_lut(grey: float) -> loops.Table:
 def _sizes(height: int, width: int) -> list[tuple[int, int]]:
     """Each scale's height and width (halves rounded up)."""
     sizes: list[tuple[int, int]] = []
-    while len(sizes) < SCALES and min(height, width) >= _SMALLEST:
+    while len(sizes) < SCALES and min(height, width) >= SMALLEST:
         sizes.append((height, width))
         height, width = (height + 1) // 2, (width + 1) // 2
     return sizes
 
 
 def _pyramid(pixels: Pixels, grey: float | None, buffer: Planes) -> list[Planes]:
-    """Linear RGB at each scale, in ``buffer`` (the sizes' planes in turn)."""
+    """Linear RGB at each scale (alpha blended on ``grey``, 0..1), in
+    ``buffer`` (the sizes' planes in turn)."""
     levels: list[Planes] = []
     start = 0
     for height, width in _sizes(*pixels.shape[:2]):
         level = buffer[start : start + 3 * height * width].reshape(3, height, width)
         start += level.size
         if not levels:
-            _to_linear(pixels, grey, level)
+            loops.linear_from_srgb(pixels, _linear_lut(0.0 if grey is None else grey), level)
         else:
             loops.half(levels[-1], level)
         levels.append(level)
     return levels
-
-
-def _to_linear(pixels: Pixels, grey: float | None, out: Planes) -> None:
-    """8-bit sRGB (alpha blended on ``grey``, 0..1) to linear planes."""
-    loops.linear_from_srgb(pixels, _linear_lut(0.0 if grey is None else grey), out)
 
 
 @dataclass(frozen=True, slots=True)
