@@ -21,6 +21,7 @@ from service.errors import BadRequest
 from service.formats import OutputFormat
 from service.render import RenderPolicy, RenderRequest, decode_reservation, read_facts, render
 from service.render import auto_quality as aq
+from service.render.encoding import encode_options
 from service.render.ssimulacra2 import Reference, ssimulacra2
 from service.settings import Settings, SettingsError
 from service.spec import parse_spec
@@ -123,7 +124,7 @@ def test_the_search_makes_at_most_four_encodes(name: str, output: OutputFormat) 
     def encode(picture: pyvips.Image, quality: int) -> bytes:
         calls.append(quality)
         data: bytes = picture.write_to_buffer(
-            output.suffix, **aq.encode_options(output, _policy(), quality)
+            output.suffix, **encode_options(output, _policy(), quality)
         )
         return data
 
@@ -140,7 +141,7 @@ def _jpeg_encoder(calls: list[int] | None = None) -> Callable[[pyvips.Image, int
         if calls is not None:
             calls.append(quality)
         data: bytes = picture.write_to_buffer(
-            ".jpg", **aq.encode_options(OutputFormat.JPEG, _policy(), quality)
+            ".jpg", **encode_options(OutputFormat.JPEG, _policy(), quality)
         )
         return data
 

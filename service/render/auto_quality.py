@@ -49,6 +49,7 @@ import pyvips
 
 from ..errors import RenderTimeout
 from ..formats import AUTO_QUALITY, FIXED_QUALITY, OutputFormat
+from .encoding import encode_options, on_original_grid
 from .request import RenderPolicy, RenderRequest, quality_for
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ def choose_quality(context: RenderContext) -> None:
         context.quality = FIXED[output]
         return
     context.deadline.watch(context.image)
+    original_grid = on_original_grid(context)
     image = context.image.copy_memory()  # the render, decoded and resized, once
     context.image = image
 
@@ -120,9 +122,10 @@ def choose_quality(context: RenderContext) -> None:
         if context.deadline.passed():
             raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
         context.deadline.watch(picture)
-        data: bytes = picture.write_to_buffer(
-            output.suffix, **encode_options(output, context.policy, quality, context.keep)
-        )
+        # The probe is resized whatever the render is.
+        options = encode_options(output, context.policy, quality, context.keep,
+                                 original_grid=original_grid and picture is image)  # fmt: skip
+        data: bytes = picture.write_to_buffer(output.suffix, **options)
         return data
 
     search = search_quality(image, output, context.policy.auto_quality_target, encode)
@@ -130,18 +133,6 @@ def choose_quality(context: RenderContext) -> None:
         raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
     context.quality = search.quality
     context.encoded = search.data
-
-
-def encode_options(
-    output: OutputFormat, policy: RenderPolicy, quality: int, keep: str = "none"
-) -> dict[str, object]:
-    """The save step's options for a lossy ``output`` at ``quality``."""
-    options: dict[str, object] = {"keep": keep, "Q": quality}
-    if output is OutputFormat.JPEG:
-        options["optimize_coding"] = True
-    elif output is OutputFormat.AVIF:
-        options["effort"] = policy.avif_effort
-    return options
 
 
 class _Encodes:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pyvips
 
 from ..formats import OutputFormat
-from .auto_quality import encode_options
+from .encoding import encode_options, on_original_grid
 from .output import DescriptorWriter, OutputWriteError
 from .request import quality_for
 
@@ -35,7 +35,8 @@ def save(context: RenderContext) -> None:
             if not isinstance(quality, int):
                 raise RuntimeError("q=auto reached the save step unchosen")
             context.quality = quality
-        options = encode_options(output, context.policy, context.quality, context.keep)
+        options = encode_options(output, context.policy, context.quality, context.keep,
+                                 original_grid=on_original_grid(context))  # fmt: skip
     elif output is OutputFormat.PNG:
         # By what the original is, not the output: fit=pad adds an alpha band
         # to an opaque photo, which still compresses as a photo.
