@@ -107,6 +107,13 @@ def running_service(
                 log.close()
 
 
+def reset_peak_rss() -> None:
+    """Start this process's VmHWM again from its RSS now, so that
+    ``peak_rss_mb`` sees what follows, not earlier tests' peaks."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
 def peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
