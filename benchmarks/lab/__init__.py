@@ -15,6 +15,9 @@ side comparison, each run on its own and none part of ``make bench``.
   process over the corpus: threads per render x renders at once and the
   allocator, AVIF and WebP effort, JPEG and PNG save options (``--pngs``
   measures your own PNGs).
+- ``encoder_options``: encoder options that cost no encode time (JPEG's
+  quantisation tables, WebP's presets) against the service's, by
+  SSIMULACRA2 at the same q and bytes at an equal score.
 - ``shrink_quality``: what each competitor's JPEG shrink-on-load costs in
   quality, as PSNR against an exact reduction.
 - ``cache_startup``: how long a restart takes to open a disk cache of N

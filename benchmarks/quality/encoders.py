@@ -22,6 +22,7 @@ import numpy as np
 import pyvips
 from PIL import Image
 
+from service.render.encoding import ANNEX_K_TABLE, jpeg_options
 from service.render.save import png_save_options
 
 from ..competitors import service_defaults
@@ -56,23 +57,27 @@ class Setting:
         )
 
 
-def ours(*, has_alpha: bool, drawn: bool) -> list[Setting]:
-    """The service's defaults, as its save step sets them."""
+def ours(*, has_alpha: bool, drawn: bool, original_grid: bool) -> list[Setting]:
+    """The service's defaults, as its save step sets them (``original_grid``:
+    the render is a JPEG original at its own size, service.render.encoding)."""
     quality, effort = service_defaults()
     png = png_save_options(has_alpha=has_alpha, drawn=drawn)
+    jpeg = jpeg_options(quality["jpeg"], original_grid=original_grid)
     return [
-        Setting("ours", "jpeg", "default", quality["jpeg"], {"optimize_coding": True}),
+        Setting("ours", "jpeg", "default", quality["jpeg"], jpeg),
         Setting("ours", "webp", "default", quality["webp"], {}),
         Setting("ours", "avif", "default", quality["avif"], {"effort": effort}),
         Setting("ours", "png", "default", None, png),
     ]
 
 
-def sweeps(*, has_alpha: bool, drawn: bool) -> list[Setting]:
+def sweeps(*, has_alpha: bool, drawn: bool, original_grid: bool) -> list[Setting]:
     """The libvips option families over q (palette PNGs for drawn images)."""
     effort = service_defaults()[1]
     families: list[tuple[str, str, dict[str, object], tuple[int, ...]]] = [
-        ("jpeg", "default", {"optimize_coding": True}, Q_SWEEP),
+        *(("jpeg", "default", jpeg_options(q, original_grid=original_grid), (q,)) for q in Q_SWEEP),
+        # Pipeline 13's default (and sharp's): the standard's table at every q.
+        ("jpeg", "annex k", {"optimize_coding": True, "quant_table": ANNEX_K_TABLE}, Q_SWEEP),
         ("jpeg", "trellis", {"optimize_coding": True, "trellis_quant": True}, Q_SWEEP),
         ("jpeg", "mozjpeg", {"optimize_coding": True, **MOZJPEG}, Q_SWEEP),
         ("webp", "default", {}, Q_SWEEP),

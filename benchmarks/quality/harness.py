@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pyvips
 
+from service.render.fields import int_field
 from service.render.header import is_drawn
 
 from .. import libcost
@@ -76,7 +77,8 @@ def _score_image(reference: str, outputs: list[str]) -> list[tuple[float, float]
     return found
 
 
-def _renderer() -> libcost.Renderer:
+def renderer() -> libcost.Renderer:
+    """The service's render path in process, at its default quality and effort."""
     quality, effort = service_defaults()
     libcost.QUALITY.update(quality)
     libcost.AVIF_EFFORT = effort
@@ -90,7 +92,7 @@ class Harness:
         self.workdir = workdir
         self.repeat = repeat
         self.probe = probe
-        self.render = _renderer()
+        self.render = renderer()
         self.pending: list[_Pending] = []
         self.sharp_jobs: list[tuple[_Pending, sharp.Job]] = []
         self.identical: dict[str, dict[str, bool]] = {}
@@ -112,6 +114,11 @@ class Harness:
         facts = {"has_alpha": bool(header.hasalpha()),
                  "drawn": bool(is_drawn(header, os.path.getsize(original.path)))}  # fmt: skip
         width = min(WIDTH, header.width)
+        facts["original_grid"] = (  # as service.render.encoding.on_original_grid
+            str(header.get("vips-loader")) == "jpegload"
+            and width == header.width
+            and int_field(header, "orientation", 1) == 1
+        )
         reference, ref_path = self._reference(original, width)
         base = Row(original.name, original.kind, reference.width, reference.height,
                    "", "", "", None, 0, None)  # fmt: skip
@@ -143,7 +150,8 @@ class Harness:
         if self.probe and original.kind == "photo":
             small, small_path = self._reference(original, width // 2)
             probe = replace(base, width=small.width, height=small.height, probe=True)
-            for setting in encoders.sweeps(**facts):
+            resized = {**facts, "original_grid": False}  # a probe is always resized
+            for setting in encoders.sweeps(**resized):
                 if setting.family == "default" and setting.format != "png":
                     data = encoders.encode_vips(small, setting)
                     self._keep(probe, setting, data, None, small_path)
