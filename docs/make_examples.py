@@ -88,7 +88,11 @@ def copy_samples(directory: Path) -> None:
 
 async def main(originals: Path) -> None:
     with tempfile.TemporaryDirectory() as cache:
-        settings = Settings(originals=str(originals), cache_dir=cache, concurrency=2)
+        # No mezzanine: with it, a picture would depend on which of the same
+        # original's were asked before it (each from the original directly).
+        settings = Settings(
+            originals=str(originals), cache_dir=cache, concurrency=2, mezzanine=False
+        )
         async with TestClient(TestServer(create_app(settings))) as client:
             for name, url in DERIVED:
                 (originals / name).write_bytes(await fetch(client, url))
@@ -100,8 +104,9 @@ async def main(originals: Path) -> None:
 
 if __name__ == "__main__":
     HERE.mkdir(exist_ok=True)
-    shutil.rmtree(HERE)
-    HERE.mkdir()
+    # Only this script's pictures: responsive.html is make_responsive_page's.
+    for stale in HERE.glob("*.jpg"):
+        stale.unlink()
     with tempfile.TemporaryDirectory() as served:
         copy_samples(Path(served))
         asyncio.run(main(Path(served)))
