@@ -49,7 +49,7 @@ import pyvips
 
 from ..errors import RenderTimeout
 from ..formats import AUTO_QUALITY, FIXED_QUALITY, OutputFormat
-from .encoding import encode_options, on_original_grid
+from .encoding import encode_options, requantises_original
 from .request import RenderPolicy, RenderRequest, quality_for
 
 if TYPE_CHECKING:
@@ -114,7 +114,6 @@ def choose_quality(context: RenderContext) -> None:
         context.quality = FIXED[output]
         return
     context.deadline.watch(context.image)
-    original_grid = on_original_grid(context)
     image = context.image.copy_memory()  # the render, decoded and resized, once
     context.image = image
 
@@ -122,9 +121,10 @@ def choose_quality(context: RenderContext) -> None:
         if context.deadline.passed():
             raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
         context.deadline.watch(picture)
-        # The probe is resized whatever the render is.
+        # A probe (not the render itself) is always resampled.
+        keeps_annex_k = picture is image and requantises_original(context, quality)
         options = encode_options(output, context.policy, quality, context.keep,
-                                 original_grid=original_grid and picture is image)  # fmt: skip
+                                 keeps_annex_k=keeps_annex_k)  # fmt: skip
         data: bytes = picture.write_to_buffer(output.suffix, **options)
         return data
 

@@ -21,9 +21,10 @@ import pyvips
 from ..errors import UnprocessableImage
 from ..formats import ACCEPTED_LOADERS, OutputFormat, fallback_format
 from . import colour, memory
+from .encoding import annex_k_quality
 from .failures import libvips_message
 from .fields import int_field, str_field
-from .jpeg_markers import jpeg_scans
+from .jpeg_markers import jpeg_scans, luma_quantisation
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -58,6 +59,9 @@ class HeaderFacts:
     decode_bytes: int  # what its decoder holds for the whole image at once
     pixel_bytes: int  # one frame decoded whole (trim keeps every frame so)
     jpeg_scans: int | None  # counted (up to just past the limit) where libjpeg decodes whole
+    # The q of a JPEG made with the standard's Annex K table (libjpeg's
+    # scaling), read from its luma table; None for any other (encoding.py).
+    jpeg_annex_k_quality: int | None = None
     rights: Rights = NO_RIGHTS  # its creator and copyright fields (rights)
 
     @property
@@ -114,6 +118,7 @@ def _facts(header: pyvips.Image, descriptor: int, allow_svg: bool) -> HeaderFact
     if orientation >= 5:
         width, height = height, width
     has_alpha = bool(header.hasalpha())
+    own_format = _own_format(header, loader, has_alpha)
     return HeaderFacts(
         loader=loader,
         width=width,
@@ -121,13 +126,18 @@ def _facts(header: pyvips.Image, descriptor: int, allow_svg: bool) -> HeaderFact
         pages=max(1, int_field(header, "n-pages", 1)),
         has_alpha=has_alpha,
         orientation=orientation,
-        own_format=_own_format(header, loader, has_alpha),
+        own_format=own_format,
         needs_colour_management=colour.needs_colour_management(header),
         drawn=is_drawn(header, os.fstat(descriptor).st_size),
         decode_bytes=memory.whole_image_bytes(header),
         pixel_bytes=memory.decoded_bytes(header),
         jpeg_scans=(
             jpeg_scans(descriptor, stop_after=MAX_JPEG_SCANS) if _counts_scans(header) else None
+        ),
+        jpeg_annex_k_quality=(
+            annex_k_quality(luma_quantisation(descriptor))
+            if own_format is OutputFormat.JPEG
+            else None
         ),
         rights=read_rights(header),
     )

@@ -1,18 +1,24 @@
-"""Counting a JPEG's scans from its markers, without decoding it.
+"""A JPEG's markers, read without decoding it: its scans and its luma
+quantisation table.
 
 The render refuses a JPEG in too many scans (limits.MAX_JPEG_SCANS):
 libjpeg decodes every scan before the first pixel, out of the render
-deadline's reach. This reads the file's bytes only.
+deadline's reach. The save step keeps the JPEG standard's table for an
+original made with it (render/encoding.py). This reads the file's bytes
+only.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 _SCAN_CHUNK_BYTES = 1 << 20
 _FILL_BLOCK_BYTES = 1 << 16
 # Real JPEGs have tens of segments before their first scan.
 _MAX_HEADER_SEGMENTS = 1024
+_DQT = 0xDB  # define quantisation tables
 # Stuffing (0x00), TEM, SOI, EOI and the restart markers carry no length.
 _MARKERS_WITHOUT_LENGTH = frozenset({0x00, 0x01, 0xD8, 0xD9, *range(0xD0, 0xD8)})
 
@@ -36,17 +42,23 @@ def jpeg_scans(descriptor: int, *, stop_after: int | None = None) -> int:
     return count
 
 
-def _scans_start(descriptor: int) -> int:
-    """Where the scans may begin: past the segments before the first scan,
-    walked by their lengths as long as they are well formed. Anything else
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    marker: int | None  # None: where the walk stopped
+    position: int
+    length: int = 0  # of its body, after the marker and the length field
+
+
+def _header_segments(descriptor: int) -> Iterator[_Segment]:
+    """The segments before the first scan, walked by their lengths as long
+    as they are well formed; last, where the walk stopped. Anything else
     (junk, which libjpeg skips with a warning; a marker without a length;
-    the first scan) ends the walk there, and everything from there on is
-    counted."""
+    the first scan) ends the walk there."""
     position = 2  # after SOI
     for _ in range(_MAX_HEADER_SEGMENTS):
         head = os.pread(descriptor, 4, position)
         if len(head) < 4 or head[0] != 0xFF:
-            return position
+            break
         marker = head[1]
         if marker == 0xFF:  # fill bytes: skip the run, up to its last 0xFF
             run = os.pread(descriptor, _FILL_BLOCK_BYTES, position)
@@ -54,6 +66,40 @@ def _scans_start(descriptor: int) -> int:
             position += fill if fill == len(run) else fill - 1
             continue
         if marker in _MARKERS_WITHOUT_LENGTH or marker == 0xDA:
-            return position
-        position += 2 + int.from_bytes(head[2:4], "big")
-    return position
+            break
+        length = int.from_bytes(head[2:4], "big")
+        yield _Segment(marker, position, max(0, length - 2))
+        position += 2 + length
+    yield _Segment(None, position)
+
+
+def _scans_start(descriptor: int) -> int:
+    """Where the scans may begin: past the segments before the first scan
+    (from there on, everything is counted)."""
+    *_, stopped = _header_segments(descriptor)
+    return stopped.position
+
+
+def luma_quantisation(descriptor: int) -> tuple[int, ...] | None:
+    """The JPEG's quantisation table 0 (the luma table, by convention), its
+    64 values in the file's zig-zag order; None where the segments before
+    the first scan define none."""
+    for segment in _header_segments(descriptor):
+        if segment.marker != _DQT:
+            continue
+        body = os.pread(descriptor, segment.length, segment.position + 4)
+        offset = 0
+        while offset < len(body):  # a segment may hold several tables
+            precision, table = body[offset] >> 4, body[offset] & 0x0F
+            size = 64 * (2 if precision else 1)
+            values = body[offset + 1 : offset + 1 + size]
+            if len(values) < size:
+                return None
+            if table == 0:
+                if precision:
+                    return tuple(
+                        int.from_bytes(values[i : i + 2], "big") for i in range(0, size, 2)
+                    )
+                return tuple(values)
+            offset += 1 + size
+    return None

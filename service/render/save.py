@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pyvips
 
 from ..formats import OutputFormat
-from .encoding import encode_options, on_original_grid
+from .encoding import encode_options, requantises_original
 from .output import DescriptorWriter, OutputWriteError
 from .request import quality_for
 
@@ -35,8 +35,9 @@ def save(context: RenderContext) -> None:
             if not isinstance(quality, int):
                 raise RuntimeError("q=auto reached the save step unchosen")
             context.quality = quality
+        keeps_annex_k = requantises_original(context, context.quality)
         options = encode_options(output, context.policy, context.quality, context.keep,
-                                 original_grid=on_original_grid(context))  # fmt: skip
+                                 keeps_annex_k=keeps_annex_k)  # fmt: skip
     elif output is OutputFormat.PNG:
         # By what the original is, not the output: fit=pad adds an alpha band
         # to an opaque photo, which still compresses as a photo.
