@@ -11,11 +11,15 @@ service's SSIMULACRA2 and timed (median of 3).
 
 - JPEG: mozjpeg's quantisation tables (``quant_table``; 0 is the JPEG
   standard's Annex K table), with Huffman optimisation as the service
-  encodes. A JPEG narrower than the width, which the service serves on
-  its own 8x8 grid with table 0 whatever the q
-  (``service.render.encoding``), is left out at that width.
+  encodes. A JPEG narrower than the width, served at its own size, is
+  left out at that width (``--requantise`` measures those).
 - WebP: libwebp's presets, ``smart_deblock`` and ``passes``, at the
   service's effort 4.
+- ``--requantise``: JPEG originals served at their own size. Each photo's
+  render at 800 px made into an Annex K JPEG at q0 (75, 85, 92), decoded,
+  and encoded again at q0 - 15 to q0 + 5 with table 0 and table 5, scored
+  against the decoded original: where the service keeps Annex K
+  (``service.render.encoding.near_own_quality``).
 
 Prints a Markdown table per width: for each family and q, the mean score,
 the summed bytes and the encode time against the first family at the same
@@ -83,9 +87,9 @@ def measure(fmt: str, width: int) -> Found:
     for original in images.photos(corpus.DEFAULT_DIR):
         header = pyvips.Image.new_from_file(original.path)
         size = min(width, header.width)
-        on_grid = size == header.width and header.get("vips-loader") == "jpegload"
-        if fmt == "jpeg" and on_grid:
-            continue  # the service keeps Annex K there (render/encoding.py)
+        own_size = size == header.width and header.get("vips-loader") == "jpegload"
+        if fmt == "jpeg" and own_size:
+            continue  # measured by --requantise: Annex K may stay (render/encoding.py)
         png = pyvips.Image.new_from_buffer(render(original.path, size, "png"), "")
         pixels = images.flatten(png).copy_memory()
         reference = Reference(pixels_of(pixels))
@@ -134,11 +138,49 @@ def report(fmt: str, width: int, found: Found) -> None:
             )
 
 
+REQUANTISED_FROM = (75, 85, 92)
+REQUANTISED_AT = (-15, -10, -5, -2, -1, 0, 1, 2, 5)
+
+
+def requantise() -> None:
+    """Annex K originals encoded again at their own size, table 0 against 5."""
+    render = harness.renderer()
+    found: dict[tuple[int, int], list[tuple[Encode, Encode]]] = {}
+    for original in images.photos(corpus.DEFAULT_DIR):
+        png = pyvips.Image.new_from_buffer(render(original.path, 800, "png"), "")
+        pixels = images.flatten(png).copy_memory()
+        for own in REQUANTISED_FROM:
+            made = pixels.jpegsave_buffer(Q=own, optimize_coding=True, quant_table=0)
+            decoded = pyvips.Image.new_from_buffer(made, "").copy_memory()
+            reference = Reference(pixels_of(decoded))
+            for step in REQUANTISED_AT:
+                annex_k, table_5 = (
+                    _encode(decoded, reference, "jpeg", FAMILIES["jpeg"][f"table {t}"], own + step)
+                    for t in (0, 5)
+                )
+                found.setdefault((own, step), []).append((annex_k, table_5))
+    print("\nAnnex K originals at their own size (800 px), encoded again: table 0 → 5\n")
+    print("| original's q | output q | mean SSIMULACRA2, 0 → 5 | worst image | bytes, 5 / 0 |")
+    print("|---|---|---|---|---|")
+    for (own, step), pairs in sorted(found.items()):
+        print(
+            f"| {own} | {own + step} ({step:+d}) "
+            f"| {statistics.fmean(k.score for k, _ in pairs):.2f} → "
+            f"{statistics.fmean(t.score for _, t in pairs):.2f} "
+            f"| {min(t.score - k.score for k, t in pairs):+.2f} "
+            f"| {sum(t.bytes for _, t in pairs) / sum(k.bytes for k, _ in pairs):.3f}x |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--format", choices=sorted(FAMILIES), default="jpeg")
     parser.add_argument("--widths", default="400,800,1600")
+    parser.add_argument("--requantise", action="store_true", help="JPEGs at their own size")
     args = parser.parse_args()
+    if args.requantise:
+        requantise()
+        return
     for width in (int(w) for w in args.widths.split(",")):
         report(args.format, width, measure(args.format, width))
 

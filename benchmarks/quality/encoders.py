@@ -22,7 +22,7 @@ import numpy as np
 import pyvips
 from PIL import Image
 
-from service.render.encoding import ANNEX_K_TABLE, jpeg_options
+from service.render.encoding import ANNEX_K_TABLE, jpeg_options, near_own_quality
 from service.render.save import png_save_options
 
 from ..competitors import service_defaults
@@ -57,12 +57,18 @@ class Setting:
         )
 
 
-def ours(*, has_alpha: bool, drawn: bool, original_grid: bool) -> list[Setting]:
-    """The service's defaults, as its save step sets them (``original_grid``:
-    the render is a JPEG original at its own size, service.render.encoding)."""
+def _jpeg(quality: int, unchanged_annex_k: int | None) -> dict[str, object]:
+    """The service's JPEG options at ``quality``; ``unchanged_annex_k``: the
+    q of an Annex K original served as it is (service.render.encoding)."""
+    keeps = near_own_quality(unchanged_annex_k, quality)
+    return jpeg_options(quality, keeps_annex_k=keeps)
+
+
+def ours(*, has_alpha: bool, drawn: bool, unchanged_annex_k: int | None) -> list[Setting]:
+    """The service's defaults, as its save step sets them."""
     quality, effort = service_defaults()
     png = png_save_options(has_alpha=has_alpha, drawn=drawn)
-    jpeg = jpeg_options(quality["jpeg"], original_grid=original_grid)
+    jpeg = _jpeg(quality["jpeg"], unchanged_annex_k)
     return [
         Setting("ours", "jpeg", "default", quality["jpeg"], jpeg),
         Setting("ours", "webp", "default", quality["webp"], {}),
@@ -71,11 +77,11 @@ def ours(*, has_alpha: bool, drawn: bool, original_grid: bool) -> list[Setting]:
     ]
 
 
-def sweeps(*, has_alpha: bool, drawn: bool, original_grid: bool) -> list[Setting]:
+def sweeps(*, has_alpha: bool, drawn: bool, unchanged_annex_k: int | None) -> list[Setting]:
     """The libvips option families over q (palette PNGs for drawn images)."""
     effort = service_defaults()[1]
     families: list[tuple[str, str, dict[str, object], tuple[int, ...]]] = [
-        *(("jpeg", "default", jpeg_options(q, original_grid=original_grid), (q,)) for q in Q_SWEEP),
+        *(("jpeg", "default", _jpeg(q, unchanged_annex_k), (q,)) for q in Q_SWEEP),
         # Pipeline 13's default (and sharp's): the standard's table at every q.
         ("jpeg", "annex k", {"optimize_coding": True, "quant_table": ANNEX_K_TABLE}, Q_SWEEP),
         ("jpeg", "trellis", {"optimize_coding": True, "trellis_quant": True}, Q_SWEEP),

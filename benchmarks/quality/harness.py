@@ -18,8 +18,11 @@ from typing import Any
 import numpy as np
 import pyvips
 
+from service.render.colour import needs_colour_management
+from service.render.encoding import annex_k_quality
 from service.render.fields import int_field
 from service.render.header import is_drawn
+from service.render.jpeg_markers import luma_quantisation
 
 from .. import libcost
 from ..competitors import service_defaults
@@ -111,14 +114,19 @@ class Harness:
     def add(self, original: images.Original) -> None:
         """Encode every setting of ``original`` (sharp's are queued for ``run``)."""
         header = pyvips.Image.new_from_file(original.path)
-        facts = {"has_alpha": bool(header.hasalpha()),
+        kinds = {"has_alpha": bool(header.hasalpha()),
                  "drawn": bool(is_drawn(header, os.path.getsize(original.path)))}  # fmt: skip
         width = min(WIDTH, header.width)
-        facts["original_grid"] = (  # as service.render.encoding.on_original_grid
-            str(header.get("vips-loader")) == "jpegload"
-            and width == header.width
+        # As service.render.encoding.requantises_original: at its own size,
+        # upright as stored and needing no colour conversion.
+        unchanged = (
+            width == header.width
             and int_field(header, "orientation", 1) == 1
+            and not needs_colour_management(header)
         )
+        with open(original.path, "rb") as handle:
+            own = annex_k_quality(luma_quantisation(handle.fileno()))
+        facts: dict[str, Any] = {**kinds, "unchanged_annex_k": own if unchanged else None}
         reference, ref_path = self._reference(original, width)
         base = Row(original.name, original.kind, reference.width, reference.height,
                    "", "", "", None, 0, None)  # fmt: skip
@@ -150,7 +158,7 @@ class Harness:
         if self.probe and original.kind == "photo":
             small, small_path = self._reference(original, width // 2)
             probe = replace(base, width=small.width, height=small.height, probe=True)
-            resized = {**facts, "original_grid": False}  # a probe is always resized
+            resized = {**facts, "unchanged_annex_k": None}  # a probe is always resampled
             for setting in encoders.sweeps(**resized):
                 if setting.family == "default" and setting.format != "png":
                     data = encoders.encode_vips(small, setting)
