@@ -49,7 +49,7 @@ import pyvips
 
 from ..errors import RenderTimeout
 from ..formats import AUTO_QUALITY, FIXED_QUALITY, OutputFormat
-from .encoding import encode_options, requantises_original
+from .encoding import encode_options
 from .request import RenderPolicy, RenderRequest, quality_for
 
 if TYPE_CHECKING:
@@ -121,10 +121,12 @@ def choose_quality(context: RenderContext) -> None:
         if context.deadline.passed():
             raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
         context.deadline.watch(picture)
-        # A probe (not the render itself) is always resampled.
-        keeps_annex_k = picture is image and requantises_original(context, quality)
-        options = encode_options(output, context.policy, quality, context.keep,
-                                 keeps_annex_k=keeps_annex_k)  # fmt: skip
+        # Table 5 at every q under 90, even where a fixed q would keep an
+        # original's Annex K (encoding.py): the search's lines take the
+        # score to rise steadily with q, and Annex K's window around the
+        # original's own q scores 1-7 points above table 5's curve, a step
+        # at each of its ends.
+        options = encode_options(output, context.policy, quality, context.keep)
         data: bytes = picture.write_to_buffer(output.suffix, **options)
         return data
 

@@ -15,7 +15,7 @@ resized, cut, turned, flipped, filtered or converted), and the output at
 q0 - 5 to q0 + 2. There Annex K scored 0.5-7 points higher on average,
 the most at q0 itself (a re-encode that loses almost nothing); from q0 + 5
 and at q0 - 10 and below, table 5 scored as high or higher, or the two
-differed image by image.
+differed image by image. q=auto's encodes leave this out (auto_quality.py).
 """
 
 from __future__ import annotations
