@@ -4,8 +4,8 @@ quantisation table.
 The render refuses a JPEG in too many scans (limits.MAX_JPEG_SCANS):
 libjpeg decodes every scan before the first pixel, out of the render
 deadline's reach. The save step keeps the JPEG standard's table for an
-original made with it (render/encoding.py). This reads the file's bytes
-only.
+original made with it, near its own q (render/encoding.py). This reads
+the file's bytes only.
 """
 
 from __future__ import annotations

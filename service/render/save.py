@@ -35,7 +35,9 @@ def save(context: RenderContext) -> None:
             if not isinstance(quality, int):
                 raise RuntimeError("q=auto reached the save step unchosen")
             context.quality = quality
-        keeps_annex_k = requantises_original(context, context.quality)
+        keeps_annex_k = output is OutputFormat.JPEG and requantises_original(
+            context, context.quality
+        )
         options = encode_options(output, context.policy, context.quality, context.keep,
                                  keeps_annex_k=keeps_annex_k)  # fmt: skip
     elif output is OutputFormat.PNG:
