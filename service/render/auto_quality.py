@@ -124,7 +124,7 @@ def choose_quality(context: RenderContext) -> None:
         # Table 5 at every q under 90, even where a fixed q would keep an
         # original's Annex K (encoding.py): the search's lines take the
         # score to rise steadily with q, and Annex K's window around the
-        # original's own q scores 1-7 points above table 5's curve, a step
+        # original's own q scores 0.5-7 points above table 5's curve, a step
         # at each of its ends.
         options = encode_options(output, context.policy, quality, context.keep)
         data: bytes = picture.write_to_buffer(output.suffix, **options)
