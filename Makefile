@@ -87,8 +87,8 @@ bench-quality: $(STAMP)
 	$(BIN)/python -m benchmarks.quality
 
 # q=auto against the fixed defaults over the same images (issue 24, item
-# 3): reached, bytes and render time, 3 rounds alternating. About 4
-# minutes on 2 shared cores; TARGET=75 to try another target.
+# 3): reached, bytes and render time, 3 rounds alternating. About a
+# minute on 2 cores; TARGET=75 to try another target.
 TARGET ?= 80
 bench-quality-auto: $(STAMP)
 	$(BIN)/python -m benchmarks.quality.auto --target $(TARGET)
