@@ -22,11 +22,9 @@ from service.render.encoding import (
     ANNEX_K_TABLE,
     FULL_CHROMA_FROM,
     RESAMPLED_JPEG_TABLE,
-    annex_k_luma,
-    annex_k_quality,
     near_own_quality,
 )
-from service.render.jpeg_markers import luma_quantisation
+from service.render.jpeg_markers import annex_k_luma, annex_k_quality, luma_quantisation
 
 from .conftest import Client
 

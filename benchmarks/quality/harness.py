@@ -19,10 +19,9 @@ import numpy as np
 import pyvips
 
 from service.render.colour import needs_colour_management
-from service.render.encoding import annex_k_quality
 from service.render.fields import int_field
 from service.render.header import is_drawn
-from service.render.jpeg_markers import luma_quantisation
+from service.render.jpeg_markers import annex_k_quality, luma_quantisation
 
 from .. import libcost
 from ..competitors import service_defaults

@@ -20,7 +20,6 @@ differed image by image. q=auto's encodes leave this out (auto_quality.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..formats import OutputFormat
@@ -36,41 +35,6 @@ FULL_CHROMA_FROM = 90  # libvips' jpegsave stops subsampling chroma at this Q
 # The qs around an Annex K original's own where Annex K scored higher.
 KEEPS_ANNEX_K_BELOW = 5
 KEEPS_ANNEX_K_ABOVE = 2
-
-# The JPEG standard's (ITU T.81) Annex K luminance table, in natural order.
-_ANNEX_K_LUMA = (
-    16, 11, 10, 16, 24, 40, 51, 61,
-    12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56,
-    14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77,
-    24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101,
-    72, 92, 95, 98, 112, 100, 103, 99,
-)  # fmt: skip
-# The natural index of each coefficient in the zig-zag order a DQT holds.
-_ZIGZAG = (
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
-    12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
-    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
-    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
-)  # fmt: skip
-
-
-def annex_k_luma(quality: int) -> tuple[int, ...]:
-    """The luma table libjpeg writes for Annex K at ``quality`` (its
-    ``jpeg_set_quality`` scaling, baseline), in a DQT's zig-zag order."""
-    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return tuple(min(255, max(1, (_ANNEX_K_LUMA[i] * scale + 50) // 100)) for i in _ZIGZAG)
-
-
-_ANNEX_K_QUALITY = {annex_k_luma(q): q for q in range(100, 0, -1)}  # equal tables: the lower q
-
-
-def annex_k_quality(luma: Sequence[int] | None) -> int | None:
-    """The q of an original JPEG whose luma table is Annex K's at that q;
-    None for any other table."""
-    return None if luma is None else _ANNEX_K_QUALITY.get(tuple(luma))
 
 
 def jpeg_quant_table(quality: int, *, keeps_annex_k: bool) -> int:

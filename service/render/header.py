@@ -21,10 +21,9 @@ import pyvips
 from ..errors import UnprocessableImage
 from ..formats import ACCEPTED_LOADERS, OutputFormat, fallback_format
 from . import colour, memory
-from .encoding import annex_k_quality
 from .failures import libvips_message
 from .fields import int_field, str_field
-from .jpeg_markers import jpeg_scans, luma_quantisation
+from .jpeg_markers import annex_k_quality, jpeg_scans, luma_quantisation
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -60,7 +59,8 @@ class HeaderFacts:
     pixel_bytes: int  # one frame decoded whole (trim keeps every frame so)
     jpeg_scans: int | None  # counted (up to just past the limit) where libjpeg decodes whole
     # The q of a JPEG made with the standard's Annex K table (libjpeg's
-    # scaling), read from its luma table; None for any other (encoding.py).
+    # scaling), read from its luma table; None for any other (encoding.py
+    # keeps that table for it, near that q).
     jpeg_annex_k_quality: int | None = None
     rights: Rights = NO_RIGHTS  # its creator and copyright fields (rights)
 
