@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..formats import OutputFormat
-from ..spec import Flip
 
 if TYPE_CHECKING:
     from .context import RenderContext
@@ -62,20 +61,14 @@ def near_own_quality(own: int | None, quality: int) -> bool:
 def requantises_original(context: RenderContext, quality: int) -> bool:
     """Whether a JPEG at ``quality`` re-quantises an Annex K original's own
     blocks at nearly its own q: the original's pixels as they are."""
-    facts, request = context.facts, context.request
+    facts = context.facts
     return (
         near_own_quality(facts.jpeg_annex_k_quality, quality)
         and facts.orientation == 1
         and not facts.needs_colour_management
         and not context.from_mezzanine
+        and not context.request.edits_pixels
         and (context.image.width, context.image.height) == (facts.width, facts.height)
-        and request.crop is None
-        and request.trim is None
-        and request.rotate == 0
-        and request.flip is Flip.NONE
-        and request.blur is None
-        and request.sharpen is None
-        and request.overlay is None
     )
 
 

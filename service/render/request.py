@@ -77,6 +77,21 @@ class RenderRequest:
     overlay: str | None = None  # the name of one of the policy's overlays
 
     @property
+    def edits_pixels(self) -> bool:
+        """Any operation above but the focal point (which only places a
+        cover's window): the output is not the original's pixels, resized
+        or not. A new operation belongs here too (render/encoding.py)."""
+        return (
+            self.crop is not None
+            or self.trim is not None
+            or self.rotate != 0
+            or self.flip is not Flip.NONE
+            or self.blur is not None
+            or self.sharpen is not None
+            or self.overlay is not None
+        )
+
+    @property
     def pads(self) -> bool:
         """fit=pad with a whole box: the output is exactly the box."""
         return self.fit is Fit.PAD and self.width is not None and self.height is not None
