@@ -18,10 +18,7 @@ from typing import Any
 import numpy as np
 import pyvips
 
-from service.render.colour import needs_colour_management
-from service.render.fields import int_field
-from service.render.header import is_drawn
-from service.render.jpeg_markers import annex_k_quality, luma_quantisation
+from service.render.header import read_facts
 
 from .. import libcost
 from ..competitors import service_defaults
@@ -112,31 +109,32 @@ class Harness:
 
     def add(self, original: images.Original) -> None:
         """Encode every setting of ``original`` (sharp's are queued for ``run``)."""
-        header = pyvips.Image.new_from_file(original.path)
-        kinds = {"has_alpha": bool(header.hasalpha()),
-                 "drawn": bool(is_drawn(header, os.path.getsize(original.path)))}  # fmt: skip
-        width = min(WIDTH, header.width)
+        with open(original.path, "rb") as handle:
+            facts = read_facts(handle.fileno(), allow_svg=False)  # as the service reads it
+        width = min(WIDTH, facts.stored_width)
         # As service.render.encoding.requantises_original: at its own size,
         # upright as stored and needing no colour conversion.
         unchanged = (
-            width == header.width
-            and int_field(header, "orientation", 1) == 1
-            and not needs_colour_management(header)
+            width == facts.stored_width
+            and facts.orientation == 1
+            and not facts.needs_colour_management
         )
-        with open(original.path, "rb") as handle:
-            own = annex_k_quality(luma_quantisation(handle.fileno()))
-        facts: dict[str, Any] = {**kinds, "unchanged_annex_k": own if unchanged else None}
+        kinds: dict[str, Any] = {
+            "has_alpha": facts.has_alpha,
+            "drawn": facts.drawn,
+            "unchanged_annex_k": facts.jpeg_annex_k_quality if unchanged else None,
+        }
         reference, ref_path = self._reference(original, width)
         base = Row(original.name, original.kind, reference.width, reference.height,
                    "", "", "", None, 0, None)  # fmt: skip
-        ours = encoders.ours(**facts)
-        if not facts["has_alpha"]:  # the service's own output, to check ours against
+        ours = encoders.ours(**kinds)
+        if not facts.has_alpha:  # the service's own output, to check ours against
             self.identical[original.name] = {
                 s.format: self.render(original.path, width, s.format)
                 == encoders.encode_vips(reference, s)
                 for s in ours
             }
-        for setting in ours + encoders.sweeps(**facts):
+        for setting in ours + encoders.sweeps(**kinds):
             data, ms = encoders.timed(
                 partial(encoders.encode_vips, reference, setting), self.repeat
             )
@@ -157,7 +155,7 @@ class Harness:
         if self.probe and original.kind == "photo":
             small, small_path = self._reference(original, width // 2)
             probe = replace(base, width=small.width, height=small.height, probe=True)
-            resized = {**facts, "unchanged_annex_k": None}  # a probe is always resampled
+            resized = {**kinds, "unchanged_annex_k": None}  # a probe is always resampled
             for setting in encoders.sweeps(**resized):
                 if setting.family == "default" and setting.format != "png":
                     data = encoders.encode_vips(small, setting)
