@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web_protocol
 from PIL import Image
 
-from service.render.jpeg_markers import jpeg_scans
+from service.render.jpeg_markers import SCAN_CHUNK_BYTES, jpeg_scans
 from service.server.patches.slow_clients import missing_attributes
 from service.server.state import METRICS, RENDERS
 from service.signing import origin_form, sign_url, signature, split_signature, verify
@@ -104,9 +104,9 @@ def test_scans_are_counted_past_the_header_segments(tmp_path: Path) -> None:
 
 
 def test_a_scan_marker_across_two_reads_is_counted_once(tmp_path: Path) -> None:
-    """The file is read in 1 MiB chunks: a marker whose 0xFF ends one chunk
-    and whose 0xDA begins the next is one scan, as are those within."""
-    chunk = 1 << 20
+    """The file is read in chunks: a marker whose 0xFF ends one chunk and
+    whose 0xDA begins the next is one scan, as are those within."""
+    chunk = SCAN_CHUNK_BYTES
     body = bytearray(b"\x00" * (2 * chunk))
     body[chunk - 1 : chunk + 1] = b"\xff\xda"  # 2 bytes of SOI come first
     body[100:102] = b"\xff\xda"
