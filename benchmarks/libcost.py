@@ -82,7 +82,10 @@ def vips_renderer() -> Renderer:
     return render
 
 
-def service_renderer(*, fast_shrink_on_load: bool = False) -> Renderer:
+def service_renderer(*, jpeg_shrink: str = "service") -> Renderer:
+    """The service's render path in process; ``jpeg_shrink`` names the
+    depth of JPEG shrink-on-load (``service``, ``libvips`` as before
+    pipeline version 15, or ``fast``: geometry.ShrinkDepth)."""
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
     import tempfile  # noqa: PLC0415
 
@@ -96,7 +99,11 @@ def service_renderer(*, fast_shrink_on_load: bool = False) -> Renderer:
         max_source_pixels=10**9,
         avif_effort=AVIF_EFFORT,
         timeout_seconds=600.0,
-        fast_shrink_on_load=fast_shrink_on_load,
+        jpeg_shrink_depth={
+            "service": service_render.SERVICE_DEPTH,
+            "libvips": service_render.LIBVIPS_DEPTH,
+            "fast": service_render.FAST_DEPTH,
+        }[jpeg_shrink],
     )
     # The service reads an original's header once per process (header_memo).
     remembered: dict[str, service_render.HeaderFacts] = {}

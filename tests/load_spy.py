@@ -12,7 +12,14 @@ import pytest
 import pyvips
 
 from service.formats import OutputFormat
-from service.render import RenderPolicy, RenderRequest, read_facts, render
+from service.render import (
+    FAST_DEPTH,
+    SERVICE_DEPTH,
+    RenderPolicy,
+    RenderRequest,
+    read_facts,
+    render,
+)
 
 
 def render_loads(
@@ -37,7 +44,7 @@ def render_loads(
         max_output_size=4096,
         max_source_pixels=10**9,
         avif_effort=0,
-        fast_shrink_on_load=fast_shrink_on_load,
+        jpeg_shrink_depth=FAST_DEPTH if fast_shrink_on_load else SERVICE_DEPTH,
     )
     source = os.open(path, os.O_RDONLY)
     target = os.open(os.devnull, os.O_WRONLY)

@@ -1,15 +1,17 @@
-"""--fast-shrink-on-load: JPEGs shrink on load down to the output size (as
-sharp's fastShrinkOnLoad), not to twice it as libvips' thumbnail does."""
+"""How deep JPEGs shrink on load: by 2 from a 3x reduction by default
+(libvips' thumbnail waits for 4x), and with --fast-shrink-on-load down to
+the output size (as sharp's fastShrinkOnLoad)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import pyvips
 from PIL import Image, ImageChops, ImageStat
 
 from service.formats import OutputFormat
-from service.render import RenderRequest
+from service.render import FAST_DEPTH, SERVICE_DEPTH, RenderRequest
 from service.server.app import output_settings, render_policy
 from service.settings import Settings
 
@@ -62,6 +64,56 @@ def test_a_jpeg_shrinks_on_load_as_deep_as_its_output_allows(
     assert any(f"shrink={shrink}" in options for options in loads), loads
     exact = render_loads(path, request, monkeypatch)
     assert not any(f"shrink={shrink}" in options for options in exact), exact
+
+
+@pytest.mark.parametrize(
+    ("width", "halved"),
+    # 3.1x, 3.8x: halved by the service; 2.9x: not halved; 6.7x, 8.9x:
+    # libvips' thumbnail halves or quarters them itself.
+    [(1300, True), (1050, True), (1400, False), (600, False), (450, False)],
+)
+def test_the_service_halves_a_jpeg_on_load_from_a_3x_reduction(
+    quadrants: Path, monkeypatch: pytest.MonkeyPatch, width: int, halved: bool
+) -> None:
+    """Where libvips' thumbnail would shrink as deep, it renders (its loads
+    are not seen); from 3x to 4x the service loads with shrink=2 itself."""
+    request = RenderRequest(
+        width=width, height=None, format=OutputFormat.JPEG, background=(255, 255, 255, 255)
+    )
+    # The header's load comes first; thumbnail_source's own loads are not seen.
+    header, *pixels = render_loads(quadrants / "quadrants.jpg", request, monkeypatch)
+    assert header == ""
+    if halved:
+        assert pixels == ["fail_on=truncated,shrink=2"]
+    else:
+        assert pixels == []  # thumbnail_source, at libvips' own depth
+
+
+@pytest.mark.parametrize(
+    ("query", "thumbnail"),
+    [
+        ("quadrants.jpg?w=1300", ("quadrants.jpg", 1300, 10**5, "none")),  # 3.1x
+        ("turned.jpg?w=1000&h=800&fit=cover", ("turned.jpg", 1000, 800, "centre")),  # 3x
+    ],
+)
+async def test_a_halved_render_is_libvips_thumbnails_size_and_picture(
+    make_client: MakeClient,
+    quadrants: Path,
+    query: str,
+    thumbnail: tuple[str, int, int, str],
+) -> None:
+    """The halved load gives thumbnail's picture: the same size, upright,
+    within resampling noise of a full decode's."""
+    client = await make_client()
+    response = await client.get(f"/picture/{query}&format=png")
+    assert response.status == 200
+    ours = decode(await response.read()).convert("RGB")
+    name, width, height, crop = thumbnail
+    whole = pyvips.Image.thumbnail(
+        str(quadrants / name), width, height=height, size="down", crop=crop
+    )
+    theirs = decode(whole.write_to_buffer(".png")).convert("RGB")
+    assert difference(ours, theirs) < TOLERANCE
 
 
 @pytest.mark.parametrize(
@@ -123,6 +175,7 @@ def test_fast_shrink_is_off_by_default_and_keys_only_its_own_outputs() -> None:
     exact = Settings.from_sources([], {})
     fast = Settings.from_sources(["--fast-shrink-on-load"], {})
     assert exact.fast_shrink_on_load is False
-    assert render_policy(fast).fast_shrink_on_load is True
+    assert render_policy(exact).jpeg_shrink_depth is SERVICE_DEPTH
+    assert render_policy(fast).jpeg_shrink_depth is FAST_DEPTH
     assert output_settings(fast) != output_settings(exact)
     assert "fast-shrink" not in output_settings(exact)

@@ -11,7 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.render.geometry import (
+    FAST_DEPTH,
+    LIBVIPS_DEPTH,
+    SERVICE_DEPTH,
     Rect,
+    ShrinkDepth,
     centred_offset,
     clamp_rect,
     contain_size,
@@ -305,19 +309,40 @@ def test_window_offset_examples_with_a_focal_point() -> None:
     assert window_offset(Gravity.CENTRE, (1.0, 1.0), (400, 300), (100, 100)) == (300, 200)
 
 
-@given(region=sizes, target=sizes)
-def test_jpeg_shrink_leaves_twice_the_output(
-    region: tuple[int, int], target: tuple[int, int]
+@given(
+    region=sizes,
+    target=sizes,
+    depth=st.sampled_from([LIBVIPS_DEPTH, SERVICE_DEPTH, FAST_DEPTH]),
+)
+def test_jpeg_shrink_leaves_the_depths_gap(
+    region: tuple[int, int], target: tuple[int, int], depth: ShrinkDepth
 ) -> None:
     """The largest of libjpeg's factors after which both sides still have at
-    least twice the target's pixels (1 when none does)."""
-    factor = jpeg_shrink(region, target)
+    least the depth's gap times the target's pixels (1 when none does)."""
+    factor = jpeg_shrink(region, target, depth)
     assert factor in (1, 2, 4, 8)
     reduction = min(Fraction(region[0], target[0]), Fraction(region[1], target[1]))
+
+    def gap(shrink: int) -> Fraction:
+        return Fraction(depth.halving if shrink == 2 else depth.deeper)
+
     if factor > 1:
-        assert reduction >= 2 * factor
+        assert reduction >= gap(factor) * factor
     if factor < 8:
-        assert reduction < 4 * factor
+        deeper = 2 * factor
+        assert reduction < gap(deeper) * deeper
+
+
+def test_jpeg_shrink_depths_by_example() -> None:
+    """libvips' thumbnail halves from 4x, the service from 3x; both quarter
+    from 8x. The fast depth goes down to the output size."""
+    picture = (4000, 3000)
+    cases = {1500: (1, 1, 2), 1300: (1, 2, 2), 1000: (2, 2, 4), 600: (2, 2, 4), 450: (4, 4, 8)}
+    for width, expected in cases.items():
+        target = (width, width * 3 // 4)
+        depths = (LIBVIPS_DEPTH, SERVICE_DEPTH, FAST_DEPTH)
+        assert tuple(jpeg_shrink(picture, target, depth) for depth in depths) == expected, width
+    assert jpeg_shrink(picture, (1500, 1125)) == 1  # libvips' depth unless told
 
 
 def test_turned_swaps_for_a_quarter_turn() -> None:

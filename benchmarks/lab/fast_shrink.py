@@ -1,16 +1,22 @@
-"""What ``--fast-shrink-on-load`` buys and costs, per JPEG of the mix.
+"""What a deeper JPEG shrink-on-load buys and costs, per JPEG of the mix.
 
     .venv/bin/python -m benchmarks.lab.fast_shrink [--widths 800,1050] [--rounds 7]
+        [--pair fast|halving]
 
-For each JPEG of the benchmark mix that the option renders differently
-(where libjpeg's DCT scaling can go deeper than libvips' thumbnail takes
-it), the service's render path with the option off ("exact") and on
-("fast"), in one process:
+For each JPEG of the benchmark mix that the two depths render differently
+(where libjpeg's DCT scaling goes deeper on one side), the service's render
+path at each depth in one process (geometry.ShrinkDepth): ``--pair fast``
+(the default) the service's depth ("exact") against
+``--fast-shrink-on-load`` ("fast"); ``--pair halving`` libvips' thumbnail's
+depth, the service's before pipeline version 15 ("exact"), against the
+service's, which halves from a 3x reduction ("fast"):
 - PSNR against an exact reference (the whole image decoded, then reduced
   by libvips' Lanczos 3 to the exact render's size), rendered to PNG;
 - SSIMULACRA2 of each one's JPEG (the service's q80) against that reference;
 - bytes and CPU time (medians of ``--rounds``, the two alternated) of the
   JPEG renders, fast / exact.
+``--widths`` sets the output widths, ``--reductions`` (e.g. 3.05,3.5,3.95)
+instead asks each JPEG at the widths that reduce it so much.
 Prints a Markdown table per width; ``docs/quality.md`` ("JPEG
 shrink-on-load") quotes it.
 """
@@ -76,24 +82,38 @@ def measure(
     }
 
 
+# The depths each side renders at (libcost.service_renderer's names).
+_PAIRS = {"fast": ("service", "fast"), "halving": ("libvips", "service")}
+
+
+def _reductions(text: str) -> list[float]:
+    return [float(reduction) for reduction in text.split(",")]
+
+
 def main() -> None:
     parser = jpeg_lab_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--pair", choices=_PAIRS, default="fast")
+    parser.add_argument("--reductions", type=_reductions, help="instead of --widths")
     args = parser.parse_args()
-    renders = (service_renderer(), service_renderer(fast_shrink_on_load=True))
+    first, second = _PAIRS[args.pair]
+    renders = (service_renderer(jpeg_shrink=first), service_renderer(jpeg_shrink=second))
     jpegs = corpus.mix_jpegs(args.corpus)
-    for width in args.widths:
-        print(f"\n{width} px wide: exact / fast\n")
-        print("| image | reduction | PSNR | SSIMULACRA2, q80 | bytes | CPU time |")
-        print("|---|---|---|---|---|---|")
+    sizes = {name: pyvips.Image.new_from_file(path).autorot().width for name, path in jpegs}
+    for asking in args.reductions or args.widths:  # a reduction or a width
+        title = f"{asking}x reductions" if args.reductions else f"{asking} px wide"
+        print(f"\n{title}: exact / fast ({args.pair})\n")
+        print("| image | width | reduction | PSNR | SSIMULACRA2, q80 | bytes | CPU time |")
+        print("|---|---|---|---|---|---|---|")
         rows = []
         for name, path in jpegs:
-            row = measure(renders, path, width, args.rounds)
+            asked = round(sizes[name] / asking) if args.reductions else int(asking)
+            row = measure(renders, path, asked, args.rounds)
             if row is None:
                 continue
             rows.append(row)
             print(
-                f"| {name} | {row['reduction']:.1f}x | {row['exact_db']:.1f} / "
+                f"| {name} | {asked} | {row['reduction']:.2f}x | {row['exact_db']:.1f} / "
                 f"{row['fast_db']:.1f} dB | {row['exact_score']:.1f} / {row['fast_score']:.1f} | "
                 f"{row['bytes']:.3f}x | {row['time']:.2f}x ({row['exact_ms']:.0f} ms exact) |"
             )

@@ -38,6 +38,7 @@ os.environ.setdefault("VIPS_CONCURRENCY", "1")
 # corrupt original produces dozens, and failures reach us as exceptions.
 os.environ.setdefault("VIPS_WARNING", "0")
 
+from .geometry import FAST_DEPTH, LIBVIPS_DEPTH, SERVICE_DEPTH, ShrinkDepth
 from .header import HeaderFacts, read_facts
 from .info import INFO_VERSION, InfoRequest, write_info
 from .libvips import configure_libvips, libvips_version
@@ -52,11 +53,14 @@ from .request import RenderPolicy, RenderRequest
 # Bump whenever a change to the render changes output bytes (save options,
 # colour handling, geometry): it is part of every cache key, so old renders
 # are never served for new ones.
-PIPELINE_VERSION = 14  # 14: JPEG under q90 quantised by mozjpeg's table 5
+PIPELINE_VERSION = 15  # 15: JPEGs halved on load from a 3x reduction (geometry)
 
 __all__ = [
+    "FAST_DEPTH",
     "INFO_VERSION",
+    "LIBVIPS_DEPTH",
     "PIPELINE_VERSION",
+    "SERVICE_DEPTH",
     "STEPS",
     "HeaderFacts",
     "InfoRequest",
@@ -66,6 +70,7 @@ __all__ = [
     "RenderPolicy",
     "RenderRequest",
     "RenderResult",
+    "ShrinkDepth",
     "build_mezzanine",
     "check_overlay",
     "configure_libvips",

@@ -79,7 +79,7 @@ def load_region(context: RenderContext, region: Rect, target: tuple[int, int]) -
     options = LOAD_OPTIONS
     scale = 1.0
     if facts.loader in JPEG_SHRINK_LOADERS:
-        shrink = jpeg_shrink(stored.size, stored_target, gap=context.policy.jpeg_shrink_gap)
+        shrink = jpeg_shrink(stored.size, stored_target, context.policy.jpeg_shrink_depth)
         options += f",shrink={shrink}"
         scale = 1 / shrink
     elif facts.loader == _WEBP_SCALE_LOADER:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..formats import DEFAULT_AUTO_QUALITY_TARGET, OutputFormat, Quality
 from ..spec import Crop, Fit, Flip, Gravity
+from .geometry import SERVICE_DEPTH, ShrinkDepth
 
 if TYPE_CHECKING:
     from .overlay import OverlayLibrary
@@ -36,18 +37,11 @@ class RenderPolicy:
     max_decode_bytes: int | None = None
     # The original's creator and copyright fields survive (rights).
     keep_copyright: bool = True
-    # JPEG originals shrink on load down to the output size, not to twice
-    # it (geometry.jpeg_shrink): faster, at some aliasing.
-    fast_shrink_on_load: bool = False
+    # How much of a JPEG's reduction libjpeg's DCT scaling leaves to
+    # Lanczos (geometry.jpeg_shrink); FAST_DEPTH for --fast-shrink-on-load.
+    jpeg_shrink_depth: ShrinkDepth = SERVICE_DEPTH
     # --overlays, loaded (None: none configured).
     overlays: OverlayLibrary | None = None
-
-    @property
-    def jpeg_shrink_gap(self) -> float:
-        """How much of a JPEG's reduction libjpeg's DCT scaling leaves to
-        Lanczos (geometry.jpeg_shrink): libvips' thumbnail leaves 2x,
-        ``--fast-shrink-on-load`` 1x."""
-        return 1.0 if self.fast_shrink_on_load else 2.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,9 +179,9 @@ def _thumbnail(
     from_mezzanine = _thumbnail_from_mezzanine(context, box, size, crop)
     if from_mezzanine is not None:
         return from_mezzanine
-    fast_target = _fast_shrink_target(context, box, size, crop)
-    if fast_target is not None:
-        image = load_region(context, Rect(0, 0, facts.width, facts.height), fast_target)
+    deeper_target = _deeper_shrink_target(context, box, size, crop)
+    if deeper_target is not None:
+        image = load_region(context, Rect(0, 0, facts.width, facts.height), deeper_target)
         if crop is not None:  # the picture covers the box: cut the window
             image = image.thumbnail_image(box[0], height=box[1], crop=crop)
         return image
@@ -204,9 +204,9 @@ def _thumbnail_from_mezzanine(
     if mezzanine is None or context.frames > 1:
         return None
     picture = (facts.width, facts.height)
-    # The size the direct render gives, to the pixel: the fast path's, or
+    # The size the direct render gives, to the pixel: the deeper shrink's, or
     # for contain libvips' thumbnail's own rounding.
-    need = _fast_shrink_target(context, box, size, crop)
+    need = _deeper_shrink_target(context, box, size, crop)
     if need is None:
         contain = crop is None and size != "force"
         need = _direct_size(context, box) if contain else _whole_size(picture, box, size, crop)
@@ -218,23 +218,19 @@ def _thumbnail_from_mezzanine(
     return mezzanine.thumbnail_image(need[0], height=need[1], size="force")
 
 
-def _fast_shrink_target(
+def _deeper_shrink_target(
     context: RenderContext, box: tuple[int, int], size: str, crop: str | None
 ) -> tuple[int, int] | None:
-    """With ``--fast-shrink-on-load``, the size a single-frame JPEG is
-    loaded and resized to for ``box`` (before any crop), when libjpeg can
-    shrink it deeper on load than libvips' thumbnail would; None otherwise,
-    and the default path renders it, byte for byte."""
+    """The size a single-frame JPEG is loaded and resized to for ``box``
+    (before any crop) when the policy's depth lets libjpeg shrink it deeper
+    on load than libvips' thumbnail would (geometry.SERVICE_DEPTH, or
+    ``--fast-shrink-on-load``'s); None otherwise, and thumbnail renders it."""
     facts = context.facts
-    if (
-        not context.policy.fast_shrink_on_load
-        or context.frames > 1
-        or facts.loader not in JPEG_SHRINK_LOADERS
-    ):
+    if context.frames > 1 or facts.loader not in JPEG_SHRINK_LOADERS:
         return None
     picture = (facts.width, facts.height)
     target = _whole_size(picture, box, size, crop)
-    deeper = jpeg_shrink(picture, target, gap=context.policy.jpeg_shrink_gap)
+    deeper = jpeg_shrink(picture, target, context.policy.jpeg_shrink_depth)
     return target if deeper > jpeg_shrink(picture, target) else None
 
 

@@ -20,7 +20,9 @@ from ..process.crashes import CrashLog
 from ..process.render_tokens import TokenClient
 from ..purge_stamp import PurgeStamp
 from ..render import (
+    FAST_DEPTH,
     PIPELINE_VERSION,
+    SERVICE_DEPTH,
     OverlayLibrary,
     RenderPolicy,
     configure_libvips,
@@ -72,7 +74,7 @@ def render_policy(settings: Settings) -> RenderPolicy:
         allow_svg=settings.enable_svg,
         max_decode_bytes=settings.max_decode_bytes,
         keep_copyright=settings.keep_copyright,
-        fast_shrink_on_load=settings.fast_shrink_on_load,
+        jpeg_shrink_depth=FAST_DEPTH if settings.fast_shrink_on_load else SERVICE_DEPTH,
         overlays=OverlayLibrary(settings.overlays) if settings.overlays else None,
     )
 
