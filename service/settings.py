@@ -754,7 +754,7 @@ _OPTIONS = (
         "--fast-shrink-on-load",
         "fast_shrink_on_load",
         _boolean,
-        "let JPEGs shrink on load to the output size, not twice it: faster, some aliasing (off)",
+        "let JPEGs shrink on load to the output size, not 1.5-2x it: faster, some aliasing (off)",
         switch=True,
     ),
     _Option(
