@@ -721,6 +721,7 @@ class RenderService:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._spill.close()
+        self._crash_log.close()
 
 
 def _larger_than_mezzanine(request: RenderRequest, facts: HeaderFacts) -> bool:

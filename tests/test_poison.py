@@ -104,27 +104,67 @@ def test_an_original_that_crashes_twice_is_refused_and_the_service_answers_throu
 
 
 def test_a_clean_exit_blames_nothing_and_old_crashes_expire(tmp_path: Path) -> None:
-    log = CrashLog(str(tmp_path), ttl_seconds=60)
+    """Each worker's records (a crash log of its own, in this process) read
+    as the supervisor reads a crashed worker's."""
+    supervisor = CrashLog(str(tmp_path), ttl_seconds=60)
+    pid = os.getpid()
     digest = original_digest("a.jpg\0" + "1\0" * 3)
-    with log.rendering(digest, "a.jpg", "r-1"):
-        (record,) = (tmp_path / "crashes" / "inflight" / str(os.getpid())).iterdir()
-        assert record.read_text() == "a.jpg\nr-1"  # the path, and the request that asked
-    assert log.record_crash(12345) == []  # nothing was in flight in that process
-    folder = tmp_path / "crashes" / "inflight" / "777"
-    folder.mkdir(parents=True)
-    (folder / digest).write_text("a.jpg")
     now = time.time()
-    assert log.record_crash(777, now=now - 120) == [("a.jpg", "")]
-    assert log.crashes(digest, now=now) == 0  # past the TTL
-    folder.mkdir(parents=True)
-    (folder / digest).write_text("a.jpg")
-    assert log.record_crash(777, now=now) == [("a.jpg", "")]
-    assert log.crashes(digest, now=now) == 1  # the expired one was dropped
-    folder.mkdir(parents=True)
-    (folder / digest).write_text("a.jpg")
-    log.forget_worker(777)
-    assert not folder.exists()
-    assert log.crashes(digest, now=now) == 1
+    inflight = tmp_path / "crashes" / "inflight"
+    with CrashLog(str(tmp_path), ttl_seconds=60).rendering(digest, "a.jpg", "r-1"):
+        (record,) = inflight.iterdir()
+        assert record.name.startswith(f"{pid}-")
+        assert supervisor.record_crash(12345) == []  # nothing was in flight in that process
+        # A crash now, past the TTL by the time of the next: it expires.
+        assert supervisor.record_crash(pid, now=now - 120) == [("a.jpg", "r-1")]
+        assert not any(inflight.iterdir())  # moved into the suspects
+    assert supervisor.crashes(digest, now=now) == 0  # past the TTL
+    with CrashLog(str(tmp_path), ttl_seconds=60).rendering(digest, "a.jpg", "r-2"):
+        assert supervisor.record_crash(pid, now=now) == [("a.jpg", "r-2")]
+    assert supervisor.crashes(digest, now=now) == 1  # the expired one was dropped
+    worker = CrashLog(str(tmp_path), ttl_seconds=60)
+    with worker.rendering(digest, "a.jpg", "r-3"):
+        pass
+    assert supervisor.record_crash(pid, now=now) == []  # nothing in flight any more
+    with worker.rendering(digest, "a.jpg", "r-4"):
+        supervisor.forget_worker(pid)  # a clean exit
+        assert not any(inflight.iterdir())
+    assert supervisor.crashes(digest, now=now) == 1
+
+
+def test_one_original_in_two_renders_stays_recorded_until_both_end(tmp_path: Path) -> None:
+    """Two variants of one original render at once: when the first ends,
+    the second is still in flight, and a crash then blames it."""
+    log = CrashLog(str(tmp_path), ttl_seconds=60)
+    digest = original_digest("b.jpg\0" + "1\0" * 3)
+    with log.rendering(digest, "b.jpg", "first"), log.rendering(digest, "b.jpg", "second"):
+        pass
+    with log.rendering(digest, "b.jpg", "first"):
+        with log.rendering(digest, "b.jpg", "second"):
+            pass
+        assert log.record_crash(os.getpid()) == [("b.jpg", "first")]
+
+
+def test_a_torn_record_blames_nothing_and_a_longer_old_one_is_cut(tmp_path: Path) -> None:
+    """Each write is a length line and the JSON: what follows is an older,
+    longer record's tail, and a file that does not parse is advice lost."""
+    log = CrashLog(str(tmp_path), ttl_seconds=60)
+    with log.rendering("d1", "a-long-name-of-an-original.jpg", "r-1"):
+        pass  # the record was longer than the next one
+    with log.rendering("d2", "b.jpg", "r-2"):
+        (record,) = (tmp_path / "crashes" / "inflight").iterdir()
+        body = json.dumps([["d2", "b.jpg", "r-2"]]).encode()
+        written = record.read_bytes()
+        assert written.startswith(b"%d\n%s" % (len(body), body))
+        assert len(written) > len(body) + 3  # the older record's tail is still there
+        assert log.record_crash(os.getpid()) == [("b.jpg", "r-2")]
+    inflight = tmp_path / "crashes" / "inflight"
+    (inflight / "777-0").write_bytes(b'40\n[["d3", "c.jp')
+    (inflight / "777-1").write_bytes(b"not a record")
+    assert log.record_crash(777) == []
+    assert not any(name.name.startswith("777-") for name in inflight.iterdir())
+    log.close()
+    assert not any(inflight.iterdir())
 
 
 def test_a_suspect_renders_alone() -> None:
