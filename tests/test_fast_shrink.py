@@ -94,6 +94,9 @@ def test_the_service_halves_a_jpeg_on_load_from_a_3x_reduction(
     [
         ("quadrants.jpg?w=1300", ("quadrants.jpg", 1300, 10**5, "none")),  # 3.1x
         ("turned.jpg?w=1000&h=800&fit=cover", ("turned.jpg", 1000, 800, "centre")),  # 3x
+        # 3.98x, and a tie in the height's rounding, which thumbnail takes up
+        ("quadrants.jpg?w=1006", ("quadrants.jpg", 1006, 10**5, "none")),
+        ("turned.jpg?h=1006", ("turned.jpg", 10**5, 1006, "none")),
     ],
 )
 async def test_a_halved_render_is_libvips_thumbnails_size_and_picture(

@@ -8,10 +8,11 @@ the region with ``load_region``, at the size it computed for it:
 
 1. the region in the pixels as stored: the crop is upright, the file is
    stored as its EXIF orientation says (``geometry.stored_rect``);
-2. shrink on load as far as the region's own reduction allows, leaving at
-   least 2x for the final filter as thumbnail does for a whole image:
-   libjpeg's 2, 4 or 8 (JPEG, Ultra HDR), libwebp's scale (WebP); other
-   formats load at full size;
+2. shrink on load as far as the region's own reduction allows, leaving
+   the final filter the policy's depth, as for a whole image
+   (``geometry.SERVICE_DEPTH``: 1.5x after libjpeg's 2, 2x after 4 or 8;
+   JPEG, Ultra HDR), or 2x after libwebp's scale (WebP); other formats
+   load at full size;
 3. the region cut from that load, in whole loaded pixels (its edges move by
    at most half a loaded pixel, under a quarter of an output pixel), then
    ``thumbnail_image`` to exactly the target: thumbnail's own box shrink and

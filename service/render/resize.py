@@ -3,8 +3,10 @@
 Every path goes through libvips' ``thumbnail`` on a ``Source``: shrink-on-
 load where the format has it (JPEG's DCT scaling, WebP's, HEIF's thumbnails),
 sequential access, and never a full-size decode of a large original into
-memory; a crop reads its region the same way (``crop.load_region``). We
-never upscale. Box arithmetic is in ``geometry``.
+memory; a crop reads its region the same way (``crop.load_region``), and so
+does a whole JPEG that the policy's depth shrinks deeper on load than
+thumbnail would (``geometry.SERVICE_DEPTH``). We never upscale. Box
+arithmetic is in ``geometry``.
 """
 
 from __future__ import annotations
@@ -230,8 +232,15 @@ def _deeper_shrink_target(
         return None
     picture = (facts.width, facts.height)
     target = _whole_size(picture, box, size, crop)
-    deeper = jpeg_shrink(picture, target, context.policy.jpeg_shrink_depth)
-    return target if deeper > jpeg_shrink(picture, target) else None
+    own = jpeg_shrink(picture, target)
+    if jpeg_shrink(picture, target, context.policy.jpeg_shrink_depth) <= own:
+        return None
+    if own == 1 and crop is None and size != "force":
+        # thumbnail would decode every pixel: its size is a stand-in's,
+        # whose rounding (ties up) the arithmetic's (ties to even) misses
+        # by a pixel at some widths.
+        return _plain_thumbnail_size(facts, box)
+    return target
 
 
 def _whole_size(
