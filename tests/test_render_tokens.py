@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from service.process.render_tokens import ASK, GIVE_BACK, GRANT, TokenClient, TokenServer
+from service.server.app import create_app
+from service.settings import Settings
 
 WAIT_SECONDS = 10.0
 
@@ -148,3 +153,29 @@ def test_without_a_supervisor_waiting_renders_go_ahead(connected: Connected) -> 
     waiting.join(WAIT_SECONDS)
     with client.held():  # and later renders do not block at all
         pass
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_only_workers_that_share_the_cpus_ask_for_tokens(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+    settings: Settings,
+    workers: int,
+) -> None:
+    """A lone worker is the whole service: its own --concurrency bounds
+    its renders, so a render costs no trip through the supervisor."""
+    supervisor_end, worker_end = socket.socketpair()
+    supervisor_end.settimeout(WAIT_SECONDS)
+    tokens = TokenClient(worker_end, on_lost=lambda: None)
+    try:
+        client = await aiohttp_client(create_app(replace(settings, workers=workers), tokens))
+        answered = asyncio.ensure_future(client.get("/picture/chelsea.png?w=64"))
+        if workers > 1:
+            loop = asyncio.get_running_loop()
+            assert await loop.run_in_executor(None, supervisor_end.recv, 1) == ASK
+            supervisor_end.sendall(GRANT)
+        response = await asyncio.wait_for(answered, WAIT_SECONDS)
+        assert response.status == 200
+        assert pending(supervisor_end) == (GIVE_BACK if workers > 1 else b"")
+    finally:
+        supervisor_end.close()
+        worker_end.close()
