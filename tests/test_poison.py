@@ -145,6 +145,29 @@ def test_one_original_in_two_renders_stays_recorded_until_both_end(tmp_path: Pat
         assert log.record_crash(os.getpid()) == [("b.jpg", "first")]
 
 
+def test_a_render_whose_record_failed_is_still_cleared_when_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own write failed, a later render's listed it: its end rewrites
+    the record, so a crash after it does not blame it."""
+    log = CrashLog(str(tmp_path), ttl_seconds=60)
+    real_pwrite = os.pwrite
+    failures = iter([True])
+
+    def flaky(descriptor: int, data: bytes, offset: int) -> int:
+        if next(failures, False):
+            raise OSError(28, "No space left on device")
+        return real_pwrite(descriptor, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", flaky)
+    with log.rendering("d1", "first.jpg", "r-1"):  # its write fails
+        with log.rendering("d2", "second.jpg", "r-2"):
+            pass
+        with log.rendering("d3", "third.jpg", "r-3"):
+            pass
+    assert log.record_crash(os.getpid()) == []
+
+
 def test_a_torn_record_blames_nothing_and_a_longer_old_one_is_cut(tmp_path: Path) -> None:
     """Each write is a length line and the JSON: what follows is an older,
     longer record's tail, and a file that does not parse is advice lost."""

@@ -90,7 +90,8 @@ class CrashLog:
         finally:
             with self._lock:
                 del self._rendering[ticket]
-                if written:
+                # Also when its own write failed: a later render's may list it.
+                if written or self._record is not None:
                     self._write_rendering()
 
     def _write_rendering(self) -> bool:
