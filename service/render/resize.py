@@ -178,10 +178,11 @@ def _thumbnail(
         options["crop"] = crop
     if context.decoded is not None:  # decoded (and trimmed) by an earlier step
         return context.decoded.thumbnail_image(box[0], height=box[1], size=size, **options)
-    from_mezzanine = _thumbnail_from_mezzanine(context, box, size, crop)
+    # Once: in the halving band it sizes a stand-in pipeline (0.7 ms).
+    deeper_target = _deeper_shrink_target(context, box, size, crop)
+    from_mezzanine = _thumbnail_from_mezzanine(context, box, size, crop, deeper_target)
     if from_mezzanine is not None:
         return from_mezzanine
-    deeper_target = _deeper_shrink_target(context, box, size, crop)
     if deeper_target is not None:
         image = load_region(context, Rect(0, 0, facts.width, facts.height), deeper_target)
         if crop is not None:  # the picture covers the box: cut the window
@@ -195,12 +196,17 @@ def _thumbnail(
 
 
 def _thumbnail_from_mezzanine(
-    context: RenderContext, box: tuple[int, int], size: str, crop: str | None
+    context: RenderContext,
+    box: tuple[int, int],
+    size: str,
+    crop: str | None,
+    deeper_target: tuple[int, int] | None,
 ) -> pyvips.Image | None:
     """What ``_thumbnail`` makes of the whole picture, from the original's
     mezzanine (render/mezzanine.py) when it holds enough pixels for it;
-    None otherwise. The size is the one thumbnail gives the original (its
-    facts), never the mezzanine's own rounding; the mezzanine is sRGB, so
+    None otherwise. The size is the one the direct render gives the
+    original (its facts: ``deeper_target``, the deeper shrink's, when it
+    applies), never the mezzanine's own rounding; the mezzanine is sRGB, so
     no colour options."""
     mezzanine, facts = context.mezzanine, context.facts
     if mezzanine is None or context.frames > 1:
@@ -208,7 +214,7 @@ def _thumbnail_from_mezzanine(
     picture = (facts.width, facts.height)
     # The size the direct render gives, to the pixel: the deeper shrink's, or
     # for contain libvips' thumbnail's own rounding.
-    need = _deeper_shrink_target(context, box, size, crop)
+    need = deeper_target
     if need is None:
         contain = crop is None and size != "force"
         need = _direct_size(context, box) if contain else _whole_size(picture, box, size, crop)
