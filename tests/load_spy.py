@@ -13,10 +13,10 @@ import pyvips
 
 from service.formats import OutputFormat
 from service.render import (
-    FAST_DEPTH,
     SERVICE_DEPTH,
     RenderPolicy,
     RenderRequest,
+    ShrinkDepth,
     read_facts,
     render,
 )
@@ -27,7 +27,7 @@ def render_loads(
     request: RenderRequest,
     monkeypatch: pytest.MonkeyPatch,
     *,
-    fast_shrink_on_load: bool = False,
+    depth: ShrinkDepth = SERVICE_DEPTH,
 ) -> list[str]:
     """The option strings of the loads a JPEG-out render of ``path`` makes;
     the render must give the width asked."""
@@ -44,7 +44,7 @@ def render_loads(
         max_output_size=4096,
         max_source_pixels=10**9,
         avif_effort=0,
-        jpeg_shrink_depth=FAST_DEPTH if fast_shrink_on_load else SERVICE_DEPTH,
+        jpeg_shrink_depth=depth,
     )
     source = os.open(path, os.O_RDONLY)
     target = os.open(os.devnull, os.O_WRONLY)

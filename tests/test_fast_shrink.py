@@ -60,7 +60,7 @@ def test_a_jpeg_shrinks_on_load_as_deep_as_its_output_allows(
         width=width, height=None, format=OutputFormat.JPEG, background=(255, 255, 255, 255)
     )
     path = quadrants / "quadrants.jpg"
-    loads = render_loads(path, request, monkeypatch, fast_shrink_on_load=True)
+    loads = render_loads(path, request, monkeypatch, depth=FAST_DEPTH)
     assert any(f"shrink={shrink}" in options for options in loads), loads
     exact = render_loads(path, request, monkeypatch)
     assert not any(f"shrink={shrink}" in options for options in exact), exact

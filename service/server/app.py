@@ -143,15 +143,14 @@ async def _render_service(
         if settings.mezzanine
         else None
     )
-    # One worker is the whole service: its own bound is the total, and a
-    # token's trip through the supervisor (two wake-ups of the supervisor,
-    # one of the token reader, per render) would be all the tokens add.
+    # One worker is the whole service: the total bounds its own renders,
+    # and a token's trip through the supervisor (two wake-ups of the
+    # supervisor, one of the token reader, per render) would bound nothing.
     shared = tokens if settings.workers > 1 else None
     renders = RenderService(
         cache,
         metrics,
         state.policy(app),
-        # Alone, this process is the whole service: the total bounds it too.
         concurrency=settings.concurrency
         if shared
         else min(settings.concurrency, settings.total_concurrency),
