@@ -147,8 +147,10 @@ class CrashLog:
         paths, each with the id of the request that asked for it."""
         when = time.time() if now is None else now
         paths: list[tuple[str, str]] = []
-        for digest, path, request_id in self._in_flight_of(pid):
+        in_flight = self._in_flight_of(pid)
+        if in_flight:
             os.makedirs(self._suspects, exist_ok=True)
+        for digest, path, request_id in in_flight:
             target = os.path.join(self._suspects, digest)
             earlier = self._read(target)
             kept = [t for t in (earlier.crashes if earlier else ()) if t >= when - self.ttl_seconds]
