@@ -21,6 +21,7 @@ from service.errors import BadRequest
 from service.formats import OutputFormat
 from service.render import RenderPolicy, RenderRequest, decode_reservation, read_facts, render
 from service.render import auto_quality as aq
+from service.render import ssimulacra2_loops as loops
 from service.render.encoding import encode_options
 from service.render.ssimulacra2 import Reference, ssimulacra2
 from service.settings import Settings, SettingsError
@@ -367,6 +368,37 @@ def test_a_reference_scores_itself_100() -> None:
     """An image against itself: SSIMULACRA2 100."""
     pixels = _pixels(_reference_render(SAMPLES / "chelsea.png", 300))
     assert Reference(pixels).score(pixels.copy()) == pytest.approx(100.0)
+
+
+def test_the_cube_root_is_within_three_units_in_the_last_place() -> None:
+    """The XYB step's cube root (a guess from the bits, two of Halley's
+    steps) from 1e-12 to 1e12, far past the metric's 0.0038-1.0038 (a
+    mixed linear value plus the bias): within 3 ulp of the exact root."""
+    values = np.geomspace(1e-12, 1e12, 20001, dtype=np.float32)
+    exact = np.cbrt(values.astype(np.float64))
+    roots = np.array([loops._cube_root(value) for value in values], np.float64)
+    ulps = np.abs(roots - exact) / np.spacing(exact.astype(np.float32))
+    assert ulps.max() <= 3.0
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_xyb_is_libjxls_formula(in_place: bool) -> None:
+    """The fused XYB loop against libjxl's formula in float64, into new
+    planes and in place (a score's), on an odd size."""
+    linear = np.random.default_rng(7).random((3, 37, 53), dtype=np.float32)
+    red, green, blue = linear.astype(np.float64)
+    bias = 0.0037930732552754493
+    c0 = np.cbrt(0.30 * red + 0.622 * green + 0.078 * blue + bias)
+    c1 = np.cbrt(0.23 * red + 0.692 * green + 0.078 * blue + bias)
+    c2 = np.cbrt(
+        0.24342268924547819 * red + 0.20476744424496821 * green + 0.5518098665095616 * blue + bias
+    )
+    expected = np.stack(
+        [7 * (c0 - c1) + 0.42, (c0 + c1) / 2 - np.cbrt(bias) + 0.01, c2 - (c0 + c1) / 2 + 0.55]
+    )
+    out = linear if in_place else np.empty_like(linear)
+    loops.xyb(linear, out, loops.workspace(37, 53))
+    np.testing.assert_allclose(out, expected, rtol=0, atol=4e-6)
 
 
 def _sleep_latencies(work: Callable[[], object]) -> list[float]:

@@ -224,7 +224,7 @@ class Reference:
     def _prepare(self, pixels: Pixels, grey: float | None) -> list[_Scale]:
         scales = []
         for level in _pyramid(pixels, grey, self._linear):
-            xyb = loops.xyb(level, np.empty_like(level))
+            xyb = loops.xyb(level, np.empty_like(level), self._work)
             blurred = np.empty((2, *xyb.shape), np.float32)  # mu, the squares' blur
             loops.reference_maps(
                 xyb, _taps_array(), self._work, blurred.reshape(-1, *xyb.shape[1:])
@@ -249,7 +249,7 @@ class Reference:
     def _score(self, reference: list[_Scale], levels: list[Planes]) -> float:
         averages: list[list[float]] = []
         for ref, level in zip(reference, levels, strict=True):
-            xyb = loops.xyb(level, level)  # in place: the pyramid is complete
+            xyb = loops.xyb(level, level, self._work)  # in place: the pyramid is complete
             sums = np.zeros(18, np.float64)
             loops.scale_sums((ref.xyb, ref.mu, ref.squares), xyb, _taps_array(), self._work, sums)
             count = level.shape[1] * level.shape[2]
