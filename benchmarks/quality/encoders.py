@@ -116,9 +116,12 @@ def pillow() -> list[Setting]:
 
 
 def sharp() -> list[Setting]:
-    """sharp 0.34's defaults (what ipx applies to a URL without q), and ``mozjpeg: true``."""
+    """sharp 0.34's defaults, ipx's (sharp's, but for progressive JPEG:
+    ipx 3 sets ``jpegProgressive`` on every image it makes), and sharp's
+    ``mozjpeg: true``."""
     return [
         Setting("sharp", "jpeg", "default", 80, {}),
+        Setting("sharp", "jpeg", "ipx", 80, {"progressive": True}),
         Setting("sharp", "jpeg", "mozjpeg", 80, {"mozjpeg": True}),
         Setting("sharp", "webp", "default", 80, {}),
         Setting("sharp", "avif", "default", 50, {}),

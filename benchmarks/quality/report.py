@@ -9,7 +9,13 @@ from . import analysis
 from .analysis import Aggregate, Row
 
 FORMATS = ("jpeg", "webp", "avif", "png")
-ENCODERS = (("ours", "default"), ("pillow", "default"), ("sharp", "default"), ("sharp", "mozjpeg"))
+ENCODERS = (
+    ("ours", "default"),
+    ("pillow", "default"),
+    ("sharp", "default"),
+    ("sharp", "ipx"),
+    ("sharp", "mozjpeg"),
+)
 TARGETS = {"jpeg": 0.85, "webp": 0.85}
 
 
@@ -102,7 +108,7 @@ def sharp_table(rows: list[Row]) -> list[str]:
     ]
     for fmt in FORMATS[:3]:
         families = sorted({r["family"] for r in analysis.select(rows, format=fmt, encoder="sweep")})
-        sharps = ["default", "mozjpeg"] if fmt == "jpeg" else ["default"]
+        sharps = ["default", "ipx", "mozjpeg"] if fmt == "jpeg" else ["default"]
         for family in families:
             for theirs in sharps:
                 a = analysis.against(rows, "photo", fmt, family, theirs)
