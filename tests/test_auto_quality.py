@@ -19,7 +19,14 @@ import pyvips
 from benchmarks.quality import scores
 from service.errors import BadRequest
 from service.formats import OutputFormat
-from service.render import RenderPolicy, RenderRequest, decode_reservation, read_facts, render
+from service.render import (
+    RenderPolicy,
+    RenderRequest,
+    decode_reservation,
+    read_facts,
+    render,
+    score_pixels,
+)
 from service.render import auto_quality as aq
 from service.render import ssimulacra2_loops as loops
 from service.render.encoding import encode_options
@@ -61,7 +68,7 @@ def _render(
 
 
 def _pixels(image: pyvips.Image) -> scores.Pixels:
-    return aq.pixels_of(image)
+    return score_pixels.pixels_of(image)
 
 
 def _reference_render(path: Path, width: int) -> pyvips.Image:
@@ -213,7 +220,7 @@ def test_a_small_render_never_ends_at_or_under_a_q_seen_to_miss(
 
     def encode(picture: pyvips.Image, quality: int) -> bytes:
         encoded.append(quality)
-        data: bytes = picture.write_to_buffer(".png")
+        data: bytes = picture.write_to_buffer(output.suffix, Q=quality)
         return data
 
     def fake(self: Reference, distorted: scores.Pixels) -> float:
@@ -433,6 +440,19 @@ def test_the_score_releases_the_gil() -> None:
     assert latencies[len(latencies) * 9 // 10] < 0.02
 
 
+def test_an_avif_candidates_decode_releases_the_gil() -> None:
+    """dav1d's decode (through Pillow) leaves the interpreter to others as
+    the score does: a search decodes three candidates."""
+    render = _reference_render(SAMPLES / "retina.jpg", 800)
+    data = render.write_to_buffer(".avif", Q=60, effort=0)
+    latencies = _sleep_latencies(
+        lambda: [
+            score_pixels.decoded_pixels(data, OutputFormat.AVIF, alpha=False) for _ in range(20)
+        ]
+    )
+    assert latencies[len(latencies) * 9 // 10] < 0.02
+
+
 def test_the_gil_check_has_teeth() -> None:
     """The same measure sees a C call that holds the GIL: sorting a million
     shuffled numbers (no Python runs in it, so the GIL is never offered)."""
@@ -576,9 +596,9 @@ def test_reference_refuses_other_sizes() -> None:
 
 def test_a_service_that_never_scores_never_imports_numpy_or_numba() -> None:
     """numpy is 13 MiB of a process's RSS, numba and its LLVM 176 MB: only
-    q=auto's search loads them."""
+    q=auto's search loads them (and Pillow, for its AVIF candidates)."""
     program = (
         "import sys; import service.cli, service.server.app, service.renders; "
-        "sys.exit(1 if {'numpy', 'numba', 'llvmlite'} & set(sys.modules) else 0)"
+        "sys.exit(1 if {'numpy', 'numba', 'llvmlite', 'PIL'} & set(sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", program], check=False).returncode == 0

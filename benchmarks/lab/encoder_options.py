@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-from service.render.auto_quality import pixels_of
+from service.render.score_pixels import pixels_of
 from service.render.ssimulacra2 import Reference
 
 from .. import corpus

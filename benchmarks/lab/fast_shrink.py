@@ -28,7 +28,7 @@ import time
 
 import pyvips
 
-from service.render.auto_quality import pixels_of
+from service.render.score_pixels import pixels_of
 from service.render.ssimulacra2 import ssimulacra2
 
 from .. import corpus

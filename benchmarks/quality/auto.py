@@ -24,13 +24,21 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyvips
 
 from service.formats import FIXED_QUALITY, OutputFormat
-from service.render import RenderPolicy, RenderRequest, configure_libvips, read_facts, render
+from service.render import (
+    RenderPolicy,
+    RenderRequest,
+    configure_libvips,
+    read_facts,
+    render,
+    score_pixels,
+)
 from service.render import auto_quality as aq
 from service.render.ssimulacra2 import Reference
 
@@ -61,6 +69,7 @@ class Row:
     auto_ms: float
     auto_cpu_ms: float
     encodes: int
+    search_ms: dict[str, float]  # one spied search: in all, and its PARTS
 
 
 def _policy(auto: bool, target: float) -> RenderPolicy:
@@ -96,22 +105,46 @@ def _render(
         os.close(source)
 
 
-def _encodes_of(path: str, output: OutputFormat, width: int, target: float) -> int:
-    """How many encodes the search made (counted through a spy)."""
+PARTS = ("decode", "reference", "score")
+
+
+def _search_parts(
+    path: str, output: OutputFormat, width: int, target: float
+) -> tuple[int, dict[str, float]]:
+    """One more q=auto render, spied: how many encodes its search made, and
+    the ms it spent in all (``search``), decoding candidates, preparing
+    references and scoring (the rest is the encodes and the probe)."""
     counted: list[int] = []
-    real = aq.search_quality
+    spent = dict.fromkeys(("search", *PARTS), 0.0)
+    real_search, real_decode = aq.search_quality, score_pixels.decoded_pixels
+    real_init, real_score = Reference.__init__, Reference.score
 
-    def spy(*args: Any, **kwargs: Any) -> aq.Search:  # noqa: ANN401
-        search = real(*args, **kwargs)
-        counted.append(len(search.encodes))
-        return search
+    def timed(part: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def spy(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+            began = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                spent[part] += (time.perf_counter() - began) * 1000
 
-    aq.search_quality = spy
+        return spy
+
+    def search(*args: Any, **kwargs: Any) -> aq.Search:  # noqa: ANN401
+        found: aq.Search = timed("search", real_search)(*args, **kwargs)
+        counted.append(len(found.encodes))
+        return found
+
+    aq.search_quality = search
+    score_pixels.decoded_pixels = timed("decode", real_decode)
+    Reference.__init__ = timed("reference", real_init)  # type: ignore[method-assign]
+    Reference.score = timed("score", real_score)  # type: ignore[method-assign]
     try:
         _render(path, output, width, _policy(True, target))
     finally:
-        aq.search_quality = real
-    return counted[0] if counted else 0
+        aq.search_quality, score_pixels.decoded_pixels = real_search, real_decode
+        Reference.__init__ = real_init  # type: ignore[method-assign]
+        Reference.score = real_score  # type: ignore[method-assign]
+    return (counted[0] if counted else 0), spent
 
 
 def measure(originals: list[images.Original], rounds: int, target: float) -> list[Row]:
@@ -122,7 +155,7 @@ def measure(originals: list[images.Original], rounds: int, target: float) -> lis
         width = min(WIDTH, header.width)
         png, _, _, _ = _render(original.path, OutputFormat.PNG, width, fixed)
         reference_image = images.flatten(pyvips.Image.new_from_buffer(png, ""))
-        reference = Reference(aq.pixels_of(reference_image))
+        reference = Reference(score_pixels.pixels_of(reference_image))
         for output in FORMATS:
             print(f"auto: {original.name} {output.value}", file=sys.stderr, flush=True)
             times: dict[bool, list[float]] = {False: [], True: []}
@@ -137,9 +170,8 @@ def measure(originals: list[images.Original], rounds: int, target: float) -> lis
                     cpus[is_auto].append(cpu)
                     outputs[is_auto] = data, quality
             score = {
-                is_auto: reference.score(
-                    aq.pixels_of(images.flatten(pyvips.Image.new_from_buffer(data, "")))
-                )
+                # Decoded as the search decodes its candidates.
+                is_auto: reference.score(score_pixels.decoded_pixels(data, output, alpha=False))
                 for is_auto, (data, _) in outputs.items()
             }
             rows.append(
@@ -159,10 +191,16 @@ def measure(originals: list[images.Original], rounds: int, target: float) -> lis
                     score[True],
                     statistics.median(times[True]) * 1000,
                     statistics.median(cpus[True]) * 1000,
-                    _encodes_of(original.path, output, width, target),
+                    *_search_parts(original.path, output, width, target),
                 )
             )
     return rows
+
+
+def _parts(row: Row) -> dict[str, float]:
+    """A row's spied search, with what its PARTS leave: encodes, probe."""
+    rest = row.search_ms["search"] - sum(row.search_ms[part] for part in PARTS)
+    return {**row.search_ms, "rest": rest}
 
 
 def summary(rows: list[Row], target: float) -> list[dict[str, Any]]:
@@ -196,6 +234,10 @@ def summary(rows: list[Row], target: float) -> list[dict[str, Any]]:
                 "auto_score_mean": statistics.mean(r.auto_score for r in chosen),
                 "auto_q_median": statistics.median(r.auto_q for r in chosen),
                 "encodes_max": max(r.encodes for r in chosen),
+                "search_ms_median": {
+                    part: statistics.median(_parts(r)[part] for r in chosen)
+                    for part in ("search", *PARTS, "rest")
+                },
             }
         )
     return found
@@ -225,6 +267,20 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {s['fixed_ms_median']:.0f} "
             f"| {s['auto_ms_median']:.0f} | {s['fixed_score_mean']:.1f} / "
             f"{s['auto_score_mean']:.1f} | {s['auto_q_median']:g} | {s['encodes_max']} |"
+        )
+    lines += [
+        "",
+        "Where a search's time goes (one more q=auto render of each image, spied; "
+        "medians over the images, ms; the rest: the encodes and the probe's resize):",
+        "",
+        "| format | kind | search | candidates' decodes | references | scores | the rest |",
+        "|" + "---|" * 7,
+    ]
+    for s in results["summary"]:
+        parts = s["search_ms_median"]
+        lines.append(
+            f"| {s['format']} | {s['kind']} | {parts['search']:.0f} | {parts['decode']:.0f} "
+            f"| {parts['reference']:.0f} | {parts['score']:.0f} | {parts['rest']:.0f} |"
         )
     lines += [
         "",

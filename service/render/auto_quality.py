@@ -26,8 +26,9 @@ the target (one encode, when the default q does), and its answer is never
 above a q whose score reached the target (it went a step above a miss,
 past a q already seen to reach it, before this rule).
 
-The chosen encode's bytes are what the save step writes: nothing is
-encoded twice. What it costs is counted like any render's: every encode
+Each scored candidate is decoded as a browser decodes it
+(``score_pixels``: AVIF by dav1d). The chosen encode's bytes are what the
+save step writes: nothing is encoded twice. What it costs is counted like any render's: every encode
 and score runs under the render's deadline (checked between them; libvips
 kills an encode past it), and the memory it holds (the render in memory,
 the reference's scales) is reserved in the decode budget with the
@@ -49,13 +50,13 @@ import pyvips
 
 from ..errors import RenderTimeout
 from ..formats import AUTO_QUALITY, FIXED_QUALITY, OutputFormat
+from . import score_pixels
 from .encoding import encode_options
 from .request import RenderPolicy, RenderRequest, quality_for
 
 if TYPE_CHECKING:
     from .context import RenderContext
     from .header import HeaderFacts
-    from .ssimulacra2 import Pixels
 
 MAX_ENCODES = 4
 # Where the search starts, and what an animation is encoded at.
@@ -141,17 +142,22 @@ class _Encodes:
     """A search's encodes of the render (``at_full``) or its probe, each
     decoded and scored once, and the bytes of each kept for the answer."""
 
-    def __init__(self, image: pyvips.Image, encode: Callable[[pyvips.Image, int], bytes]) -> None:
+    def __init__(
+        self,
+        image: pyvips.Image,
+        output: OutputFormat,
+        encode: Callable[[pyvips.Image, int], bytes],
+    ) -> None:
         # Imported here, not at start: numpy, numba and LLVM add 190 MB
         # to a process's RSS, and only a q=auto render needs them.
         from .ssimulacra2 import Reference  # noqa: PLC0415
 
-        self.image, self._encode = image, encode
+        self.image, self._output, self._encode = image, output, encode
         self.small = image.width * image.height < _PROBE_MIN_PIXELS
         self.probe = image if self.small else image.resize(0.5).copy_memory()
-        self._references = {True: Reference(pixels_of(image))}
+        self._references = {True: Reference(score_pixels.pixels_of(image))}
         self._references[False] = (
-            self._references[True] if self.small else Reference(pixels_of(self.probe))
+            self._references[True] if self.small else Reference(score_pixels.pixels_of(self.probe))
         )
         self.search = Search()
         self._done: dict[tuple[bool, int], tuple[bytes, float]] = {}
@@ -163,10 +169,8 @@ class _Encodes:
         if (at_full, quality) not in self._done:
             picture = self.image if at_full else self.probe
             data = self._encode(picture, quality)
-            decoded = pyvips.Image.new_from_buffer(data, "")
-            if decoded.hasalpha() and not picture.hasalpha():
-                decoded = decoded.flatten(background=[255.0, 255.0, 255.0])
-            score = self._references[at_full].score(pixels_of(decoded))
+            decoded = score_pixels.decoded_pixels(data, self._output, alpha=picture.hasalpha())
+            score = self._references[at_full].score(decoded)
             self.search.encodes.append((quality, at_full, score))
             self._done[at_full, quality] = data, score
         return self._done[at_full, quality][1]
@@ -210,7 +214,7 @@ def search_quality(
     """The lowest q (at most ``MAX_ENCODES`` encodes through ``encode``)
     whose encode of ``image`` scores ``target`` or more."""
     low, high = _RANGE[output]
-    encodes = _Encodes(image, encode)
+    encodes = _Encodes(image, output, encode)
     bias = 0.0 if encodes.small else _PROBE_BIAS.get(output, 0.0)
 
     def good_enough(score: float) -> bool:
@@ -277,21 +281,6 @@ def _slope(q1: int, s1: float, q2: int, s2: float) -> float:
 
 def _clamp(quality: int, low: int, high: int) -> int:
     return max(low, min(high, quality))
-
-
-def pixels_of(image: pyvips.Image) -> Pixels:
-    """An 8-bit image as sRGB pixels (grey made colour), alpha kept."""
-    import numpy as np  # noqa: PLC0415 - as search_quality's import
-
-    if image.bands < 3:
-        image = image.colourspace("srgb")
-    if image.format != "uchar":
-        image = image.cast("uchar")
-    return np.ndarray(
-        buffer=image.write_to_memory(),
-        dtype=np.uint8,
-        shape=(image.height, image.width, image.bands),
-    )
 
 
 def memory_bytes(facts: HeaderFacts, request: RenderRequest, policy: RenderPolicy) -> int:
