@@ -116,3 +116,13 @@ def test_bytes_pillow_cannot_read_are_left_to_libvips() -> None:
     data = _render("rocket.jpg", 160).write_to_buffer(".webp", Q=80)
     pixels = score_pixels.decoded_pixels(data, OutputFormat.AVIF, alpha=False)
     np.testing.assert_array_equal(pixels, _libvips_pixels(data))
+
+
+def test_a_large_avif_is_left_to_libvips() -> None:
+    """Pillow holds the GIL for part of its load, in proportion to the
+    pixels: over PILLOW_MAX_PIXELS, libvips decodes."""
+    side = int(score_pixels.PILLOW_MAX_PIXELS**0.5) + 8
+    image = (pyvips.Image.xyz(side, side)[0] % 256).cast("uchar").bandjoin([0, 128])
+    data = image.copy(interpretation="srgb").write_to_buffer(".avif", Q=60, effort=0)
+    pixels = score_pixels.decoded_pixels(data, OutputFormat.AVIF, alpha=False)
+    np.testing.assert_array_equal(pixels, _libvips_pixels(data))

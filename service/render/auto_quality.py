@@ -28,11 +28,12 @@ past a q already seen to reach it, before this rule).
 
 Each scored candidate is decoded as a browser decodes it
 (``score_pixels``: AVIF by dav1d). The chosen encode's bytes are what the
-save step writes: nothing is encoded twice. What it costs is counted like any render's: every encode
-and score runs under the render's deadline (checked between them; libvips
-kills an encode past it), and the memory it holds (the render in memory,
-the reference's scales) is reserved in the decode budget with the
-original's decode (``memory_bytes``, through ``limits``).
+save step writes: nothing is encoded twice. What it costs is counted like
+any render's: every encode and score runs under the render's deadline
+(checked between them; libvips kills an encode past it), and the memory
+it holds (the render in memory, the reference's scales) is reserved in
+the decode budget with the original's decode (``memory_bytes``, through
+``limits``).
 
 Animations are encoded at the format's fixed default q (``FIXED``): a
 search over every frame would cost frames times as much. So are renders

@@ -38,6 +38,13 @@ if TYPE_CHECKING:
     from .ssimulacra2 import Pixels
 
 
+# Pillow holds the GIL for part of its AVIF load, about 1.9 ns a pixel
+# (a thread sleeping beside it woke 17.8 ms late for a 4096x2304 decode,
+# 0.5 ms at 800x500): larger candidates are libvips' (4.7 ms at 4096 px),
+# so the event loop beside a render never waits more than about 4 ms.
+PILLOW_MAX_PIXELS = 2_100_000
+
+
 def pixels_of(image: pyvips.Image) -> Pixels:
     """An 8-bit image as sRGB pixels (grey made colour), alpha kept."""
     # numpy is imported here, not at start: only a q=auto render needs it.
@@ -83,19 +90,19 @@ def _pillow_decodes_avif() -> bool:
 
 def _avif_pixels(data: bytes, *, alpha: bool) -> Pixels | None:
     """The pixels of an AVIF through libavif, or None where libvips
-    decodes it instead: an image larger than Pillow accepts, alpha on an
+    decodes it instead: an image over ``PILLOW_MAX_PIXELS``, alpha on an
     opaque render's encode (libvips blends it, as before), or an error."""
     import numpy as np  # noqa: PLC0415
     from PIL import Image  # noqa: PLC0415
 
     try:
         with Image.open(io.BytesIO(data), formats=["AVIF"]) as image:
-            max_pixels = Image.MAX_IMAGE_PIXELS
-            if max_pixels is not None and image.width * image.height > max_pixels:
+            if image.width * image.height > PILLOW_MAX_PIXELS:
                 return None
             if image.mode in ("RGBA", "LA") and not alpha:
                 return None
-            return np.asarray(image.convert("RGBA" if alpha else "RGB"))
+            mode = "RGBA" if alpha else "RGB"
+            return np.asarray(image if image.mode == mode else image.convert(mode))
     # What Pillow's AVIF plugin raises (libavif's results as SyntaxError,
     # ValueError or RuntimeError). Never seen with the service's encodes;
     # libvips then decodes it, rather than the render failing.
