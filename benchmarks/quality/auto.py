@@ -8,8 +8,11 @@ own width), for JPEG, WebP and AVIF: the service's whole render in process
 included), once at the format's fixed default q and once with q=auto,
 alternated within each round, ``--rounds`` rounds (times: medians). Each
 output is scored against the service's unencoded render at the same size
-(its PNG) with the scorer q=auto uses. Writes
-``benchmarks/results/quality-auto-<stamp>.{json,md}``.
+(its PNG) with the scorer q=auto uses, its candidates decoded as the
+search decodes them. It runs under the service's allocator settings
+(re-executing itself with them, as the service does; an operator's own
+``GLIBC_TUNABLES`` wins) and reports where one more search of each image
+spends its time. Writes ``benchmarks/results/quality-auto-<stamp>.{json,md}``.
 
 The targets: q=auto reaches its target on >= 95 % of the images, with
 mean bytes <= 0.8x the fixed default's, at <= 2.5x a fixed render's time.
@@ -31,6 +34,7 @@ from typing import Any
 import pyvips
 
 from service.formats import FIXED_QUALITY, OutputFormat
+from service.process import allocator
 from service.render import (
     RenderPolicy,
     RenderRequest,
@@ -251,7 +255,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Target SSIMULACRA2 {target:g}; {results['rounds']} rounds, alternating; "
         f"medians of the render times and CPU times (in process: decode, resize, encode, "
         f"search; CPU: the process', libvips' threads included). "
-        f"Machine: {results['machine']}.",
+        f"Machine: {results['machine']}. Allocator: {results.get('allocator', 'not recorded')}.",
         "",
         "| format | kind | images | reached | within 0.5 | bytes (sums) | bytes (mean ratio) "
         "| bytes (median ratio) | time (median ratio) | CPU (median ratio) | fixed ms "
@@ -308,6 +312,12 @@ def main() -> int:
     parser.add_argument("--limit", type=int, help="the first N images of each kind")
     parser.add_argument("--corpus", default=os.path.join(ROOT, corpus.DEFAULT_DIR))
     args = parser.parse_args()
+    # The service's own allocator settings (process/allocator.py), which
+    # decide what a search's fresh buffers cost: re-executed once with them.
+    tuned = allocator.tuned_environment(os.environ, glibc=allocator.is_glibc())
+    if tuned is not None:
+        command = [sys.executable, "-m", "benchmarks.quality.auto", *sys.argv[1:]]
+        os.execve(sys.executable, command, tuned)  # noqa: S606
     configure_libvips()
     originals = images.selected(args.corpus, args.only, args.limit)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -315,6 +325,7 @@ def main() -> int:
     results = {
         "started": started,
         "machine": describe_machine(),
+        "allocator": os.environ.get("GLIBC_TUNABLES", "glibc's defaults"),
         "rounds": args.rounds,
         "target": args.target,
         "summary": summary(rows, args.target),
