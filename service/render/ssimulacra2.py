@@ -214,18 +214,34 @@ class Reference:
         self.alpha = pixels.shape[2] == 4
         self._greys: tuple[float | None, ...] = _GREYS if self.alpha else (None,)
         height, width = pixels.shape[:2]
-        # Reused by every score (loops.workspace), so not for two threads
-        # at once: the linear scales (each score's XYB too, in place) and
-        # the loops' workspace.
-        self._linear = np.empty(sum(3 * h * w for h, w in _sizes(height, width)), np.float32)
-        self._work = loops.workspace(height, width)
-        self._scales = [self._prepare(pixels, grey) for grey in self._greys]
+        pyramid = sum(3 * h * w for h, w in _sizes(height, width))
+        work = loops.workspace_size(height, width)
+        # All of a reference's planes in one allocation: under the
+        # service's allocator each buffer of 1 MiB or more is a fresh
+        # mapping, and one large mapping lies on huge pages where a dozen
+        # smaller ones took a page fault per 4 KiB of their ends.
+        memory = np.empty(pyramid + work + len(self._greys) * 3 * pyramid, np.float32)
+        # Reused by every score, so not for two threads at once: the linear
+        # scales (each score's XYB too, in place) and the loops' workspace.
+        self._linear = memory[:pyramid]
+        self._work = memory[pyramid : pyramid + work]
+        kept = memory[pyramid + work :]
+        self._scales = [
+            self._prepare(pixels, grey, kept[index * 3 * pyramid : (index + 1) * 3 * pyramid])
+            for index, grey in enumerate(self._greys)
+        ]
 
-    def _prepare(self, pixels: Pixels, grey: float | None) -> list[_Scale]:
+    def _prepare(self, pixels: Pixels, grey: float | None, kept: Planes) -> list[_Scale]:
+        """The scales of ``pixels`` on ``grey``, kept in ``kept`` (each
+        scale's XYB, its blur and its square's blur: 9 floats a pixel)."""
         scales = []
+        start = 0
         for level in _pyramid(pixels, grey, self._linear):
-            xyb = loops.xyb(level, np.empty_like(level), self._work)
-            blurred = np.empty((2, *xyb.shape), np.float32)  # mu, the squares' blur
+            channels, height, width = level.shape
+            planes = kept[start : start + 9 * height * width]
+            start += planes.size
+            xyb = loops.xyb(level, planes[: 3 * height * width].reshape(level.shape), self._work)
+            blurred = planes[3 * height * width :].reshape(2, channels, height, width)
             loops.reference_maps(
                 xyb, _taps_array(), self._work, blurred.reshape(-1, *xyb.shape[1:])
             )

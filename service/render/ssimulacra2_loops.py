@@ -70,12 +70,17 @@ def _compiled(function: _Function) -> _Function:
     return cast(_Function, compiled)
 
 
+def workspace_size(height: int, width: int) -> int:
+    """The floats of ``scale_sums``' (and ``reference_maps``') workspace
+    for scales up to ``height`` x ``width``: the planes it blurs in place
+    (XYB, its square, its product with the reference's: 9), then the
+    blur's pass over rows (a zero-padded plane) and a padded line."""
+    return 9 * height * width + (height + 9) * width + 8
+
+
 def workspace(height: int, width: int) -> Line:
-    """The workspace of ``scale_sums`` (and ``reference_maps``) for scales
-    up to ``height`` x ``width``: the planes it blurs in place (XYB, its
-    square, its product with the reference's: 9), then the blur's pass
-    over rows (a zero-padded plane) and a padded line."""
-    return np.empty(9 * height * width + (height + 9) * width + 8, np.float32)
+    """A workspace of ``workspace_size`` floats."""
+    return np.empty(workspace_size(height, width), np.float32)
 
 
 def _linear_loops(pixels: npt.NDArray[np.uint8], lut: Table, out: Planes) -> None:
