@@ -31,6 +31,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# One libvips thread per render, as the service runs it (service/render
+# sets it too, but this module imports pyvips first, and libvips reads it
+# once): without it, the lab rendered with a thread per core (every run
+# before 2026-12-07, 23:15), where the service renders with one.
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+
 import pyvips
 
 from service.formats import FIXED_QUALITY, OutputFormat
@@ -72,6 +78,11 @@ class Row:
     auto_score: float
     auto_ms: float
     auto_cpu_ms: float
+    # The median over rounds of each round's q=auto time over its fixed
+    # time: the two renders of a round are adjacent, so a machine's slow
+    # drift (other work on a shared host) cancels out of each ratio.
+    paired_time_ratio: float
+    paired_cpu_ratio: float
     encodes: int
     search_ms: dict[str, float]  # one spied search: in all, and its PARTS
 
@@ -195,10 +206,18 @@ def measure(originals: list[images.Original], rounds: int, target: float) -> lis
                     score[True],
                     statistics.median(times[True]) * 1000,
                     statistics.median(cpus[True]) * 1000,
+                    _paired(times),
+                    _paired(cpus),
                     *_search_parts(original.path, output, width, target),
                 )
             )
     return rows
+
+
+def _paired(seconds: dict[bool, list[float]]) -> float:
+    """The median of the rounds' q=auto over fixed ratios."""
+    rounds = zip(seconds[False], seconds[True], strict=True)
+    return statistics.median(auto / fixed for fixed, auto in rounds)
 
 
 def _parts(row: Row) -> dict[str, float]:
@@ -232,6 +251,8 @@ def summary(rows: list[Row], target: float) -> list[dict[str, Any]]:
                 "cpu_ratio_median": statistics.median(
                     r.auto_cpu_ms / r.fixed_cpu_ms for r in chosen
                 ),
+                "paired_time_ratio_median": statistics.median(r.paired_time_ratio for r in chosen),
+                "paired_cpu_ratio_median": statistics.median(r.paired_cpu_ratio for r in chosen),
                 "fixed_ms_median": statistics.median(r.fixed_ms for r in chosen),
                 "auto_ms_median": statistics.median(r.auto_ms for r in chosen),
                 "fixed_score_mean": statistics.mean(r.fixed_score for r in chosen),
@@ -258,9 +279,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"Machine: {results['machine']}. Allocator: {results.get('allocator', 'not recorded')}.",
         "",
         "| format | kind | images | reached | within 0.5 | bytes (sums) | bytes (mean ratio) "
-        "| bytes (median ratio) | time (median ratio) | CPU (median ratio) | fixed ms "
+        "| bytes (median ratio) | time (median ratio) | CPU (median ratio) "
+        "| time, paired by round (median) | CPU, paired | fixed ms "
         "| auto ms | score fixed / auto (mean) | auto q (median) | encodes (max) |",
-        "|" + "---|" * 15,
+        "|" + "---|" * 17,
     ]
     for s in results["summary"]:
         lines.append(
@@ -268,6 +290,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {s['reached_within_half_a_point']:.0%} | {s['bytes_ratio_of_sums']:.2f}x "
             f"| {s['bytes_ratio_mean']:.2f}x | {s['bytes_ratio_median']:.2f}x "
             f"| {s['time_ratio_median']:.2f}x | {s['cpu_ratio_median']:.2f}x "
+            f"| {s['paired_time_ratio_median']:.2f}x | {s['paired_cpu_ratio_median']:.2f}x "
             f"| {s['fixed_ms_median']:.0f} "
             f"| {s['auto_ms_median']:.0f} | {s['fixed_score_mean']:.1f} / "
             f"{s['auto_score_mean']:.1f} | {s['auto_q_median']:g} | {s['encodes_max']} |"
