@@ -9,10 +9,11 @@ included), once at the format's fixed default q and once with q=auto,
 alternated within each round, ``--rounds`` rounds (times: medians). Each
 output is scored against the service's unencoded render at the same size
 (its PNG) with the scorer q=auto uses, its candidates decoded as the
-search decodes them. It runs under the service's allocator settings
-(re-executing itself with them, as the service does; an operator's own
-``GLIBC_TUNABLES`` wins) and reports where one more search of each image
-spends its time. Writes ``benchmarks/results/quality-auto-<stamp>.{json,md}``.
+search decodes them. It renders as the service does: one libvips thread
+a render, and the service's allocator settings (re-executing itself with
+them; an operator's own ``GLIBC_TUNABLES`` wins). It also reports where
+one more search of each image spends its time. Writes
+``benchmarks/results/quality-auto-<stamp>.{json,md}``.
 
 The targets: q=auto reaches its target on >= 95 % of the images, with
 mean bytes <= 0.8x the fixed default's, at <= 2.5x a fixed render's time.
@@ -31,10 +32,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-# One libvips thread per render, as the service runs it (service/render
-# sets it too, but this module imports pyvips first, and libvips reads it
-# once): without it, the lab rendered with a thread per core (every run
-# before 2026-12-07, 23:15), where the service renders with one.
+# One libvips thread per render, as the service runs it: service/render
+# sets it too, but this module imports pyvips first and libvips reads it
+# once, so without this line the lab rendered with a thread per core.
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
 
 import pyvips
