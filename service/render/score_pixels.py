@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 
 # Pillow holds the GIL for part of its AVIF load, about 1.9 ns a pixel
 # (a thread sleeping beside it woke 17.8 ms late for a 4096x2304 decode,
-# 0.5 ms at 800x500): larger candidates are libvips' (4.7 ms at 4096 px),
-# so the event loop beside a render never waits more than about 4 ms.
+# 0.5 ms at 800x500): larger candidates are libvips' (4.7 ms at 4096 px).
+# Beside back-to-back decodes at 1411x1411, just under the bound, 1 ms
+# sleeps took 1.2-1.4 ms at the 90th percentile and 8-9 ms at worst.
 PILLOW_MAX_PIXELS = 2_100_000
 
 
