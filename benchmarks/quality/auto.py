@@ -337,10 +337,7 @@ def main() -> int:
     args = parser.parse_args()
     # The service's own allocator settings (process/allocator.py), which
     # decide what a search's fresh buffers cost: re-executed once with them.
-    tuned = allocator.tuned_environment(os.environ, glibc=allocator.is_glibc())
-    if tuned is not None:
-        command = [sys.executable, "-m", "benchmarks.quality.auto", *sys.argv[1:]]
-        os.execve(sys.executable, command, tuned)  # noqa: S606
+    allocator.reexec_with_tuned_malloc(sys.argv[1:], module="benchmarks.quality.auto")
     configure_libvips()
     originals = images.selected(args.corpus, args.only, args.limit)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

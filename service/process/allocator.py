@@ -52,12 +52,13 @@ def tuned_environment(environ: Mapping[str, str], *, glibc: bool) -> dict[str, s
     return {**environ, "GLIBC_TUNABLES": TUNABLES}
 
 
-def reexec_with_tuned_malloc(arguments: Sequence[str]) -> None:
-    """Replace this process (same PID) by ``python -m service ARGUMENTS``
-    with the tuned allocator; return only if no re-execution is needed."""
+def reexec_with_tuned_malloc(arguments: Sequence[str], module: str = "service") -> None:
+    """Replace this process (same PID) by ``python -m MODULE ARGUMENTS``
+    with the tuned allocator; return only if no re-execution is needed.
+    (The benchmarks that measure the service in process use it too.)"""
     environment = tuned_environment(os.environ, glibc=is_glibc())
     if environment is None or not sys.executable:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "service", *arguments], environment)  # noqa: S606
+    os.execve(sys.executable, [sys.executable, "-m", module, *arguments], environment)  # noqa: S606
