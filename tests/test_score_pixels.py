@@ -29,7 +29,7 @@ def test_the_installed_pillow_decodes_avif_with_dav1d() -> None:
     """The project's Pillow has libavif with dav1d: the fast path runs."""
     from PIL import _avif  # noqa: PLC0415
 
-    assert score_pixels._pillow_decodes_avif()
+    assert score_pixels._set_up_pillow_avif()
     assert _avif.decoder_codec_available("dav1d")
 
 

@@ -65,7 +65,7 @@ def pixels_of(image: pyvips.Image) -> Pixels:
 def decoded_pixels(data: bytes, output: OutputFormat, *, alpha: bool) -> Pixels:
     """``data``, an encode of ours as ``output``, decoded: sRGB pixels
     with alpha when ``alpha``, else alpha (if any) blended on white."""
-    if output is OutputFormat.AVIF and _pillow_decodes_avif():
+    if output is OutputFormat.AVIF and _set_up_pillow_avif():
         pixels = _avif_pixels(data, alpha=alpha)
         if pixels is not None:
             return pixels
@@ -76,9 +76,10 @@ def decoded_pixels(data: bytes, output: OutputFormat, *, alpha: bool) -> Pixels:
 
 
 @cache
-def _pillow_decodes_avif() -> bool:
-    """Whether the installed Pillow decodes AVIF (its wheels' libavif
-    decodes with dav1d); when it does, with one thread a decode."""
+def _set_up_pillow_avif() -> bool:
+    """Once per process: set Pillow's AVIF decodes to one thread each, and
+    say whether the installed Pillow decodes AVIF at all (its wheels'
+    libavif decodes with dav1d)."""
     try:
         from PIL import AvifImagePlugin, features  # noqa: PLC0415
     except ImportError:
