@@ -238,14 +238,14 @@ class Reference:
         start = 0
         for level in _pyramid(pixels, grey, self._linear):
             channels, height, width = level.shape
-            planes = kept[start : start + 9 * height * width]
+            # XYB, its blur (mu) and its square's blur, each channels planes.
+            planes = kept[start : start + 3 * level.size].reshape(3, channels, height, width)
             start += planes.size
-            xyb = loops.xyb(level, planes[: 3 * height * width].reshape(level.shape), self._work)
-            blurred = planes[3 * height * width :].reshape(2, channels, height, width)
+            xyb = loops.xyb(level, planes[0], self._work)
             loops.reference_maps(
-                xyb, _taps_array(), self._work, blurred.reshape(-1, *xyb.shape[1:])
+                xyb, _taps_array(), self._work, planes[1:].reshape(-1, height, width)
             )
-            scales.append(_Scale(xyb, blurred[0], blurred[1]))
+            scales.append(_Scale(xyb, planes[1], planes[2]))
         return scales
 
     def score(self, distorted: Pixels) -> float:

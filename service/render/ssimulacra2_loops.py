@@ -78,11 +78,6 @@ def workspace_size(height: int, width: int) -> int:
     return 9 * height * width + (height + 9) * width + 8
 
 
-def workspace(height: int, width: int) -> Line:
-    """A workspace of ``workspace_size`` floats."""
-    return np.empty(workspace_size(height, width), np.float32)
-
-
 def _linear_loops(pixels: npt.NDArray[np.uint8], lut: Table, out: Planes) -> None:
     """8-bit sRGB (height x width x 3, or 4 with alpha) to linear planes by
     ``lut[alpha, value]`` (pixels without alpha read its opaque row)."""
