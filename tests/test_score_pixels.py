@@ -64,10 +64,15 @@ def test_libavif_upsamples_the_chroma_bilinearly_as_browsers_do() -> None:
     assert abs(220 - int(theirs[32, 31, 0])) <= 2
 
 
-def test_an_avif_with_alpha_keeps_it_when_asked() -> None:
+def _avif_with_alpha() -> tuple[pyvips.Image, bytes]:
+    """The opaque render, and its AVIF with a left-to-right alpha ramp."""
     render = _render("chelsea.png", 320)
     ramp = pyvips.Image.xyz(render.width, render.height)[0] * (255 / render.width)
-    data = render.bandjoin(ramp.cast("uchar")).write_to_buffer(".avif", Q=60, effort=0)
+    return render, render.bandjoin(ramp.cast("uchar")).write_to_buffer(".avif", Q=60, effort=0)
+
+
+def test_an_avif_with_alpha_keeps_it_when_asked() -> None:
+    render, data = _avif_with_alpha()
     pixels = score_pixels.decoded_pixels(data, OutputFormat.AVIF, alpha=True)
     theirs = _libvips_pixels(data)
     assert pixels.shape == theirs.shape == (render.height, render.width, 4)
@@ -75,9 +80,7 @@ def test_an_avif_with_alpha_keeps_it_when_asked() -> None:
 
 
 def test_alpha_on_an_opaque_renders_avif_is_blended_on_white_by_libvips() -> None:
-    render = _render("chelsea.png", 320)
-    ramp = pyvips.Image.xyz(render.width, render.height)[0] * (255 / render.width)
-    data = render.bandjoin(ramp.cast("uchar")).write_to_buffer(".avif", Q=60, effort=0)
+    _, data = _avif_with_alpha()
     pixels = score_pixels.decoded_pixels(data, OutputFormat.AVIF, alpha=False)
     blended = pyvips.Image.new_from_buffer(data, "").flatten(background=[255.0, 255.0, 255.0])
     np.testing.assert_array_equal(pixels, score_pixels.pixels_of(blended))
