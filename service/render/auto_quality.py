@@ -89,10 +89,11 @@ _PROBE_MIN_PIXELS = 300_000
 _SCORED_MIN_SIDE = 8
 # Memory a search holds per output pixel: the render in memory (libvips',
 # 3-4 bytes), the references' scales (XYB, blur, blurred square in float32
-# over all scales; twice over with alpha, scored on two greys), their
-# workspace and a candidate's decoded pixels. tracemalloc's peak of the
-# rest (tests/test_auto_quality.py): 130 bytes opaque, 190 with alpha.
-BYTES_PER_PIXEL = 220
+# over all scales; twice over with alpha, scored on two greys), the
+# linear scales a candidate is scored in and its decoded pixels.
+# tracemalloc's peak of the rest (tests/test_auto_quality.py): 85 bytes
+# opaque, 145 with alpha.
+BYTES_PER_PIXEL = 170
 
 
 @dataclass(slots=True)

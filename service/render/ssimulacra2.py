@@ -19,9 +19,9 @@ planes as four symmetric pairs and a centre tap.
 Where it runs: in the render threads, beside the event loop of the same
 process, so it must not hold the GIL for long. The per-pixel work is in
 ``ssimulacra2_loops`` (numba, without the GIL); this module keeps the
-metric's structure and its constants. One 800x533 score takes about 9
-ms and a reference 5.5-11 ms (4.9x and 4.2x the same maths as numpy array
-operations, float32 planes, which were at numpy's floor; the operations
+metric's structure and its constants. One 800x600 score takes about 10
+ms and a reference about 9 (the same maths as numpy array operations on
+float32 planes, at numpy's floor, took over 4x as long; the operations
 done with libvips took 10x numpy's time, as its float convolutions and
 per-pixel maths are not vectorised).
 
@@ -30,8 +30,8 @@ dark (0.1) and a light (0.9) grey in sRGB values, the lower score kept.
 A reference is prepared once (its half of every scale, 3 planes of 3
 channels: about 48 bytes an output pixel with the scales) for the many
 candidates of a search, with the workspace its scores reuse (the linear
-scales, in which a candidate's XYB is made in place, and the loops': 14
-planes, 56 bytes an output pixel).
+scales, in which a candidate's XYB is made in place: 16 bytes an output
+pixel, and the loops' few rows).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ class Reference:
         self._greys: tuple[float | None, ...] = _GREYS if self.alpha else (None,)
         height, width = pixels.shape[:2]
         pyramid = sum(3 * h * w for h, w in _sizes(height, width))
-        work = loops.workspace_size(height, width)
+        work = loops.workspace_size(width)
         # All of a reference's planes in one allocation: under the
         # service's allocator each buffer of 1 MiB or more is a fresh
         # mapping, and one large mapping lies on huge pages where a dozen
