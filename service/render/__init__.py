@@ -53,7 +53,7 @@ from .request import RenderPolicy, RenderRequest
 # Bump whenever a change to the render changes output bytes (save options,
 # colour handling, geometry): it is part of every cache key, so old renders
 # are never served for new ones.
-PIPELINE_VERSION = 17  # 17: q=auto's AVIF candidates decoded by dav1d (6 of 54 lab outputs moved)
+PIPELINE_VERSION = 18  # 18: q=auto keeps its line on one side of q90 (6 of 54 lab outputs moved)
 
 __all__ = [
     "FAST_DEPTH",
