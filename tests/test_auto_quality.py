@@ -206,6 +206,24 @@ def test_a_drawn_image_gets_the_first_q_with_whole_chroma(output: OutputFormat) 
     assert max(tried) == FULL_CHROMA_FROM
 
 
+def test_a_drawing_webp_cannot_reach_at_q98_is_lossless(tmp_path: Path) -> None:
+    """Lossy WebP subsamples chroma at every q, so coloured text misses the
+    target even at q98; the search then answers lossless WebP, which is
+    exact and here smaller than q98."""
+    image = _drawn()
+    path = tmp_path / "drawn.png"
+    image.write_to_file(str(path))
+    top = aq._RANGE[OutputFormat.WEBP][1]
+    lossy = image.write_to_buffer(".webp", **encode_options(OutputFormat.WEBP, _policy(), top))
+    reference = Reference(_pixels(image))
+    assert reference.score(_pixels(pyvips.Image.new_from_buffer(lossy, ""))) < TARGET
+    quality, data = _render(path, OutputFormat.WEBP, image.width, _policy())
+    assert quality == aq.LOSSLESS
+    assert len(data) <= len(lossy)
+    decoded = pyvips.Image.new_from_buffer(data, "")
+    assert (decoded - image).abs().max() == 0
+
+
 def test_a_small_render_good_enough_at_the_default_is_encoded_once() -> None:
     """A render under 300,000 pixels is its own probe, scored at full size
     from the first encode: within a point above the target, that is it."""

@@ -86,6 +86,11 @@ _SPREAD = 5
 # side says nothing about the other, so the search keeps its line on the
 # default's side and, where that line cannot reach the target, tries q90.
 _FULL_CHROMA = {OutputFormat.JPEG: FULL_CHROMA_FROM, OutputFormat.AVIF: FULL_CHROMA_FROM}
+# What a search answers for a lossless WebP: lossy WebP always subsamples
+# chroma, so coloured text and lines miss a target at q98 that lossless
+# reaches exactly, often in fewer bytes (the corpus' two such diagrams:
+# 0.66x and 0.77x q98's bytes).
+LOSSLESS = 100
 # The probe scores WebP 1.8 points high on average (docs/quality.md).
 _PROBE_BIAS = {OutputFormat.WEBP: 1.8}
 # A full-size score this far above the target is worth one more encode
@@ -113,7 +118,8 @@ BYTES_PER_PIXEL = 170
 @dataclass(slots=True)
 class Search:
     """What a search did: every encode (q, full size or probe, its score
-    or None when unscored), and the chosen q with its bytes."""
+    or None when unscored), and the chosen q with its bytes (``LOSSLESS``:
+    a lossless encode)."""
 
     quality: int = 0
     data: bytes = b""
@@ -144,10 +150,13 @@ def choose_quality(context: RenderContext) -> None:
         # original's own q scores 0.5-7 points above table 5's curve, a step
         # at each of its ends.
         options = encode_options(output, context.policy, quality, context.keep)
+        if quality == LOSSLESS:
+            options = {"keep": context.keep, "lossless": True}
         data: bytes = picture.write_to_buffer(output.suffix, **options)
         return data
 
-    search = search_quality(image, output, context.policy.auto_quality_target, encode)
+    target = context.policy.auto_quality_target
+    search = search_quality(image, output, target, encode)
     if context.deadline.passed():  # the last score ran past it
         raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
     context.quality = search.quality
@@ -228,7 +237,8 @@ def search_quality(
     encode: Callable[[pyvips.Image, int], bytes],
 ) -> Search:
     """The lowest q (at most ``MAX_ENCODES`` encodes through ``encode``)
-    whose encode of ``image`` scores ``target`` or more."""
+    whose encode of ``image`` scores ``target`` or more. ``encode`` takes
+    ``LOSSLESS`` for WebP's lossless encode."""
     low, high = _RANGE[output]
     first = FIXED[output]
     # The qs that share the default's chroma, where the line holds.
@@ -290,7 +300,22 @@ def search_quality(
     known = encodes.full_score(answer)
     if seen is not None and (seen < answer or (known is not None and known < target)):
         answer = seen
-    return encodes.settle(answer)
+        known = encodes.full_score(answer)
+    search = encodes.settle(answer)
+    # WebP's top q seen to miss: lossless instead, where an encode is left
+    # and it takes no more bytes (exact, so it needs no score).
+    if (
+        output is OutputFormat.WEBP
+        and answer == high
+        and known is not None
+        and known < target
+        and len(search.encodes) < MAX_ENCODES
+    ):
+        exact = encode(image, LOSSLESS)
+        search.encodes.append((LOSSLESS, True, 100.0))
+        if len(exact) <= len(search.data):
+            search.quality, search.data = LOSSLESS, exact
+    return search
 
 
 def _steps(points: float, slope: float) -> int:
