@@ -41,7 +41,7 @@ async def test_hostile_corpus_gets_its_statuses_fast(
     client = await make_client()
     reset_peak_rss()
     # The test process' own RSS is every earlier test's (numba, libvips'
-    # caches): 1.4 GB by here in a full run, so the bound is on the rise.
+    # caches): about 1.5 GB by here in a full run, so the bound is on the rise.
     start_mb = rss_mb(os.getpid())
     for name, status in sorted(expected.items()):
         started = time.monotonic()
