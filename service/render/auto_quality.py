@@ -25,6 +25,9 @@ and bytes jump. The line is fitted and moved on the default's side of
 that q only (the second probe stays under it); where it cannot reach the
 target there, step 2 tries q90 itself, a step up from a miss under it
 lands on q90, and a lower try from q90 or above stays at or above it.
+Lossy WebP subsamples chroma at every q: where its answer is q98, scored
+short of the target, and an encode is left, the search encodes lossless
+WebP (``LOSSLESS``, exact, so unscored) and keeps it if it is no larger.
 
 A render that is its own probe is scored at full size from its first
 encode, so it ends as soon as a score lands within ``_OVERSHOOT`` above
@@ -155,8 +158,7 @@ def choose_quality(context: RenderContext) -> None:
         data: bytes = picture.write_to_buffer(output.suffix, **options)
         return data
 
-    target = context.policy.auto_quality_target
-    search = search_quality(image, output, target, encode)
+    search = search_quality(image, output, context.policy.auto_quality_target, encode)
     if context.deadline.passed():  # the last score ran past it
         raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
     context.quality = search.quality
