@@ -254,23 +254,44 @@ def _stream_loops(work: Line, quantities: int, width: int) -> tuple[Planes, Plan
     return lines, ring, out
 
 
+def _fill_loops(lines: Planes, values: Line, references: Line) -> None:
+    """One row of the quantities a blur streams, between ``lines``' zero
+    ends: the XYB ``values``, their squares and (a score's third) their
+    products with the reference's."""
+    for x in range(values.size):
+        value = values[x]
+        lines[0, x + 4] = value
+        lines[1, x + 4] = value * value
+        if lines.shape[0] == 3:
+            lines[2, x + 4] = references[x] * value
+
+
+def _advance_loops(stream: tuple[Planes, Planes, Planes], taps: Line, row: int, height: int) -> int:
+    """Row ``row`` of ``stream``'s lines (filled while under ``height``)
+    across into its ring, then down the columns four rows above it into
+    its out: that row's index, or -1 while the ring is still filling."""
+    lines, ring, out = stream
+    if row == 0:  # a new plane: the rows above it
+        ring[:, :4] = 0.0
+    _across(lines, taps, ring, row, height)
+    y = row - 4
+    if y >= 0:
+        _down(ring, y, taps, out)
+    return y
+
+
 def _reference_maps_loops(xyb: Planes, taps: Line, work: Line, blurred: Planes) -> None:
     """A reference scale's blur and blurred square, into ``blurred`` (2 x
     its channels), a row at a time."""
     channels, height, width = xyb.shape
-    lines, ring, out = _stream(work, 2, width)
+    stream = _stream(work, 2, width)
+    lines, _, out = stream
     for c in range(channels):
-        ring[:, :4] = 0.0  # the rows above the plane
         for row in range(height + 4):
             if row < height:
-                values = xyb[c, row]
-                for x in range(width):
-                    lines[0, x + 4] = values[x]
-                    lines[1, x + 4] = values[x] * values[x]
-            _across(lines, taps, ring, row, height)
-            y = row - 4
+                _fill(lines, xyb[c, row], xyb[c, row])
+            y = _advance(stream, taps, row, height)
             if y >= 0:
-                _down(ring, y, taps, out)
                 mu, squares = blurred[c, y], blurred[channels + c, y]
                 for x in range(width):
                     mu[x], squares[x] = out[0, x], out[1, x]
@@ -294,21 +315,14 @@ def _scale_sums_loops(
     6.8 ms where it takes 5.2."""
     ref_xyb, ref_mu, ref_squares = reference
     channels, height, width = xyb.shape
-    lines, ring, out = _stream(work, 3, width)
+    stream = _stream(work, 3, width)
+    lines, _, out = stream
     for c in range(channels):
-        ring[:, :4] = 0.0  # the rows above the plane
         for row in range(height + 4):
             if row < height:
-                values, references = xyb[c, row], ref_xyb[c, row]
-                for x in range(width):
-                    value = values[x]
-                    lines[0, x + 4] = value
-                    lines[1, x + 4] = value * value
-                    lines[2, x + 4] = references[x] * value
-            _across(lines, taps, ring, row, height)
-            y = row - 4
+                _fill(lines, xyb[c, row], ref_xyb[c, row])
+            y = _advance(stream, taps, row, height)
             if y >= 0:
-                _down(ring, y, taps, out)
                 _row_sums(
                     (ref_xyb[c, y], ref_mu[c, y], ref_squares[c, y]),
                     (xyb[c, y], out[0], out[1], out[2]),
@@ -372,6 +386,8 @@ _xyb = _compiled(_xyb_loops)
 _across = _compiled(_across_loops)
 _down = _compiled(_down_loops)
 _stream = _compiled(_stream_loops)
+_fill = _compiled(_fill_loops)
+_advance = _compiled(_advance_loops)
 _row_sums = _compiled(_row_sums_loops)
 reference_maps = _compiled(_reference_maps_loops)
 scale_sums = _compiled(_scale_sums_loops)
