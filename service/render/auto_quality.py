@@ -89,10 +89,10 @@ _SPREAD = 5
 # side says nothing about the other, so the search keeps its line on the
 # default's side and, where that line cannot reach the target, tries q90.
 _FULL_CHROMA = {OutputFormat.JPEG: FULL_CHROMA_FROM, OutputFormat.AVIF: FULL_CHROMA_FROM}
-# What a search answers for a lossless WebP: lossy WebP always subsamples
-# chroma, so coloured text and lines miss a target at q98 that lossless
-# reaches exactly, often in fewer bytes (the corpus' two such diagrams:
-# 0.66x and 0.77x q98's bytes).
+# The q a search reports for a lossless answer. Lossy WebP always
+# subsamples chroma, so coloured text and lines can miss a target at q98
+# that lossless reaches exactly, often in fewer bytes (the corpus' two
+# such diagrams: 0.67x and 0.75x q98's bytes).
 LOSSLESS = 100
 # The probe scores WebP 1.8 points high on average (docs/quality.md).
 _PROBE_BIAS = {OutputFormat.WEBP: 1.8}
@@ -143,22 +143,28 @@ def choose_quality(context: RenderContext) -> None:
     image = context.image.copy_memory()  # the render, decoded and resized, once
     context.image = image
 
-    def encode(picture: pyvips.Image, quality: int) -> bytes:
+    def encoded(picture: pyvips.Image, options: dict[str, object]) -> bytes:
         if context.deadline.passed():
             raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
         context.deadline.watch(picture)
+        data: bytes = picture.write_to_buffer(output.suffix, **options)
+        return data
+
+    def encode(picture: pyvips.Image, quality: int) -> bytes:
         # Table 5 at every q under 90, even where a fixed q would keep an
         # original's Annex K (encoding.py): the search's lines take the
         # score to rise steadily with q, and Annex K's window around the
         # original's own q scores 0.5-7 points above table 5's curve, a step
         # at each of its ends.
-        options = encode_options(output, context.policy, quality, context.keep)
-        if quality == LOSSLESS:
-            options = {"keep": context.keep, "lossless": True}
-        data: bytes = picture.write_to_buffer(output.suffix, **options)
-        return data
+        return encoded(picture, encode_options(output, context.policy, quality, context.keep))
 
-    search = search_quality(image, output, context.policy.auto_quality_target, encode)
+    def encode_lossless(picture: pyvips.Image) -> bytes:
+        return encoded(picture, {"keep": context.keep, "lossless": True})
+
+    # Lossy WebP subsamples chroma at every q; JPEG and AVIF keep it whole
+    # from q90, and browsers show lossless JPEG nowhere.
+    lossless = encode_lossless if output is OutputFormat.WEBP else None
+    search = search_quality(image, output, context.policy.auto_quality_target, encode, lossless)
     if context.deadline.passed():  # the last score ran past it
         raise RenderTimeout(f"the render took longer than {context.policy.timeout_seconds:g} s")
     context.quality = search.quality
@@ -237,10 +243,11 @@ def search_quality(
     output: OutputFormat,
     target: float,
     encode: Callable[[pyvips.Image, int], bytes],
+    lossless: Callable[[pyvips.Image], bytes] | None = None,
 ) -> Search:
     """The lowest q (at most ``MAX_ENCODES`` encodes through ``encode``)
-    whose encode of ``image`` scores ``target`` or more. ``encode`` takes
-    ``LOSSLESS`` for WebP's lossless encode."""
+    whose encode of ``image`` scores ``target`` or more; or ``lossless``'s
+    encode, where the top q misses and it is no larger."""
     low, high = _RANGE[output]
     first = FIXED[output]
     # The qs that share the default's chroma, where the line holds.
@@ -304,16 +311,16 @@ def search_quality(
         answer = seen
         known = encodes.full_score(answer)
     search = encodes.settle(answer)
-    # WebP's top q seen to miss: lossless instead, where an encode is left
-    # and it takes no more bytes (exact, so it needs no score).
+    # The top q seen to miss: lossless instead, where an encode is left and
+    # it takes no more bytes (exact, so it needs no score).
     if (
-        output is OutputFormat.WEBP
+        lossless is not None
         and answer == high
         and known is not None
         and known < target
         and len(search.encodes) < MAX_ENCODES
     ):
-        exact = encode(image, LOSSLESS)
+        exact = lossless(image)
         search.encodes.append((LOSSLESS, True, 100.0))
         if len(exact) <= len(search.data):
             search.quality, search.data = LOSSLESS, exact

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 ANNEX_K_TABLE = 0
 RESAMPLED_JPEG_TABLE = 5
-FULL_CHROMA_FROM = 90  # libvips' jpegsave stops subsampling chroma at this Q
+FULL_CHROMA_FROM = 90  # libvips' jpegsave and heifsave stop subsampling chroma at this Q
 # The qs around an Annex K original's own where Annex K scored higher.
 KEEPS_ANNEX_K_BELOW = 5
 KEEPS_ANNEX_K_ABOVE = 2
